@@ -1,0 +1,86 @@
+"""``emovox predict``: emotions for audio files."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import app
+from .inputs import expand_inputs
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+
+
+@app.command()
+def predict(
+    inputs: list[str] = typer.Argument(..., help="Audio files, directories or glob patterns."),
+    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
+    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
+    batch_size: int = typer.Option(16, help="Clips encoded together."),
+    max_duration: float = typer.Option(600.0, help="Longest clip accepted, in seconds (longer ones are errors; use a timeline)."),
+) -> None:
+    """Predict the emotion of each input file; one result per file."""
+    from ..errors import EmovoxError
+    from ..model import PredictionError, load
+
+    err = Console(stderr=True)
+    paths = expand_inputs(inputs)
+    if not paths:
+        err.print("[red]error:[/] no audio files found in the inputs")
+        raise typer.Exit(2)
+    subset = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    start = time.perf_counter()
+    try:
+        model = load(model_dir, max_duration=max_duration)
+        if subset:
+            from ..decision import restrict
+
+            restrict({l: 1.0 for l in model.labels}, subset)  # validate labels before any work
+    except EmovoxError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    results, failures = [], 0
+    for result in model.predict_files(paths, labels=subset, batch_size=batch_size):
+        if isinstance(result, PredictionError):
+            failures += 1
+            err.print(f"[red]error:[/] {result.path}: {result.error}")
+        if output_format is OutputFormat.jsonl:
+            sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            results.append(result)
+    if output_format is OutputFormat.json:
+        sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False) + "\n")
+    elif output_format is OutputFormat.table:
+        _print_table(results, subset or model.labels)
+    elapsed = time.perf_counter() - start
+    err.print(f"{len(paths) - failures} ok, {failures} failed, {elapsed:.1f} s", style="dim")
+    if failures:
+        raise typer.Exit(1)
+
+
+def _print_table(results, labels) -> None:
+    from ..model import PredictionError
+
+    table = Table(show_lines=False)
+    for column in ["file", "label", "duration", *labels]:
+        table.add_column(column, justify="left" if column in ("file", "label") else "right")
+    for r in results:
+        if isinstance(r, PredictionError):
+            table.add_row(r.path, "[red]error[/]", "", *[""] * len(labels))
+        else:
+            table.add_row(r.path, f"[bold]{r.label}[/]", f"{r.duration:.2f}", *[f"{r.scores[l]:.2f}" for l in labels])
+    Console().print(table)

@@ -1,0 +1,45 @@
+"""TurEV-DB (Canpolat et al. 2020), Turkish: ``Sound Source/<Emotion>/<SPK>_<code>_<word>.wav``.
+
+Emotion folders: Angry, Calm, Happy, Sad. Each file is a single word, kept as transcript.
+
+Examples:
+    >>> parse_name("1157_kz_acik")
+    ('1157', 'kz', 'acik')
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..labels import map_label
+from ..manifest import Utterance
+from ._common import audio_files, check_root, finish, subdir
+
+
+def parse_name(stem: str) -> tuple[str, str, str] | None:
+    """Split ``SPK_code_word`` into (speaker, code, word); ``None`` if it does not fit."""
+    parts = stem.split("_", 2)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
+
+
+def scan(root: str | os.PathLike) -> list[Utterance]:
+    """List TurEV-DB utterances; ``root`` may be the corpus folder or its ``Sound Source``.
+
+    Speaker is SPK, language ``"tr"``, gender unknown.
+
+    Examples:
+        >>> scan("/data/TurEV-DB")  # doctest: +SKIP
+    """
+    root = check_root(root, "turev")
+    base = subdir(root, "Sound Source")
+    out = []
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        label = map_label("turev", folder.name)
+        if not label:
+            continue
+        for p in audio_files(folder):
+            parts = parse_name(p.stem)
+            if parts:
+                out.append(Utterance(str(p), label, folder.name, parts[0], "turev",
+                                     language="tr", transcript=parts[2]))
+    return finish(out, "turev", root, "Sound Source/<Angry|Calm|Happy|Sad>/<SPK>_<code>_<word>.wav")

@@ -1,0 +1,34 @@
+"""Shared test fixtures: the real development corpora and a tiny audio-file writer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+@pytest.fixture(scope="session")
+def corpora_root() -> Path:
+    """The real corpora (``$EMOVOX_CORPORA`` or ``../shared/corpora``); skips when absent."""
+    root = Path(os.environ.get("EMOVOX_CORPORA")
+                or Path(__file__).resolve().parents[2] / "shared" / "corpora")
+    if not root.is_dir():
+        pytest.skip(f"real corpora not available at {root}")
+    return root
+
+
+@pytest.fixture
+def write_audio():
+    """``write_audio(path, seconds=0.2, sr=16000, seed=0)``: write quiet noise (.wav/.flac)."""
+
+    def write(path: Path, seconds: float = 0.2, sr: int = 16000, seed: int = 0) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        signal = 0.01 * np.random.default_rng(seed).standard_normal(int(seconds * sr))
+        sf.write(path, signal.astype(np.float32), sr, subtype="PCM_16")
+        return path
+
+    return write
