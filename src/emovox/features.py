@@ -41,6 +41,7 @@ class FeatureSettings:
     encoder: str = DEFAULT_ENCODER
     encoder_sha256: str = ""
     pooling: str = "mean_std"
+    window: float = 0.0  # 0: encode each clip's own length; 30: pad each window to 30 s like Whisper
     sampling_rate: int = 16000
     version: int = FEATURE_VERSION
 
@@ -65,11 +66,12 @@ class FeatureExtractor:
         encoder: str | os.PathLike = DEFAULT_ENCODER,
         *,
         max_batch_frames: int = 6000,
+        window: float = 0.0,
         module: WhisperEncoder | None = None,
     ):
         self.encoder = module if module is not None else load_encoder(encoder)
         self.settings = FeatureSettings(
-            encoder=str(encoder), encoder_sha256=encoder_weight_hash(encoder)
+            encoder=str(encoder), encoder_sha256=encoder_weight_hash(encoder), window=window
         )
         self.max_batch_frames = max_batch_frames
         self.n_mels = self.encoder.config.n_mels
@@ -84,8 +86,18 @@ class FeatureExtractor:
     ) -> np.ndarray:
         """Pooled features ``(len(signals), n_states, 2 d)``; batches of similar length."""
         windows: list[tuple[int, np.ndarray]] = []  # (signal index, mel window)
+        valid: list[int] = []  # encoder frames of real audio in each window
         for index, signal in enumerate(signals):
-            windows += [(index, w) for w in mel_windows(log_mel(signal, n_mels=self.n_mels))]
+            if self.settings.window:
+                step = int(self.settings.window * 16000)
+                for i in range(0, max(len(signal), 1), step):
+                    chunk = signal[i : i + step]
+                    windows.append((index, log_mel(np.pad(chunk, (0, step - len(chunk))), n_mels=self.n_mels)))
+                    valid.append(max(1, (len(chunk) // 160 + 1) // 2))
+            else:
+                for w in mel_windows(log_mel(signal, n_mels=self.n_mels)):
+                    windows.append((index, w))
+                    valid.append((w.shape[1] + 1) // 2)
         per_signal: list[list[np.ndarray]] = [[] for _ in signals]
         order = sorted(range(len(windows)), key=lambda i: windows[i][1].shape[1])
         start = 0
@@ -97,8 +109,9 @@ class FeatureExtractor:
             ):
                 stop += 1
             batch = [windows[i] for i in order[start:stop]]
-            for (index, _), states in zip(batch, self._encode([w for _, w in batch])):
-                per_signal[index].append(states)
+            encoded = self._encode([w for _, w in batch])
+            for j, (index, _), states in zip(order[start:stop], batch, encoded):
+                per_signal[index].append(states[:, : valid[j]])
             if progress:
                 progress(len({index for index, _ in batch}))
             start = stop

@@ -106,7 +106,7 @@ def fit_head(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         sched.step()
         record = {"epoch": epoch, "train_loss": total / len(perm)}
         if X_val is not None and len(X_val):

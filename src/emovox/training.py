@@ -56,25 +56,29 @@ def load_features(utterances: Sequence[Utterance], extractor: FeatureExtractor, 
     return extract_files([u.path for u in utterances], extractor, cache=cache)
 
 
-def train_model(
-    utterances: Sequence[Utterance],
-    out_dir: str | os.PathLike,
-    *,
-    config: TrainConfig = TrainConfig(),
-    extractor: FeatureExtractor | None = None,
-    features: np.ndarray | None = None,
-    provenance: dict | None = None,
-    cache_root: str | os.PathLike | None = None,
-) -> dict:
-    """Train and save a model; returns the training report (also stored in config.json)."""
-    if not utterances:
-        raise EmovoxError("no training utterances")
-    labels = label_set(utterances)
+@dataclasses.dataclass
+class Ensemble:
+    """Heads trained on one feature set, their calibration temperature and how each was validated."""
+
+    heads: list
+    labels: list[str]
+    temperature: float
+    members: list[dict]
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Mean of the heads' temperature-scaled softmax, ``(n, len(labels))``."""
+        probs = [torch.softmax(torch.from_numpy(predict_logits(h, X)) / self.temperature, -1).numpy() for h in self.heads]
+        return np.mean(probs, axis=0)
+
+
+def train_ensemble(
+    X: np.ndarray, utterances: Sequence[Utterance], *, config: TrainConfig = TrainConfig(), labels: list[str] | None = None
+) -> Ensemble:
+    """Fit ``config.ensemble`` heads, each validated (early stopping) on its own held-out
+    speakers, then one temperature on all their validation predictions."""
+    labels = labels or label_set(utterances)
     if len(labels) < 2:
         raise EmovoxError(f"need at least two emotion labels to train, found {labels}")
-    extractor = extractor or FeatureExtractor(config.encoder)
-    start = time.time()
-    X = features if features is not None else load_features(utterances, extractor, cache_root=cache_root)
     y = np.array([labels.index(u.label) for u in utterances])
     speakers = np.array([u.speaker_key for u in utterances])
     corpora = np.array([u.corpus for u in utterances])
@@ -95,20 +99,42 @@ def train_model(
         })
         log.info("head %d/%d: val UA %.3f (epoch %d)", k + 1, config.ensemble, result.best_val_ua, result.best_epoch)
     temperature = fit_temperature(np.concatenate(val_logits), np.concatenate(val_targets))
+    return Ensemble(heads, labels, temperature, members)
+
+
+def train_model(
+    utterances: Sequence[Utterance],
+    out_dir: str | os.PathLike,
+    *,
+    config: TrainConfig = TrainConfig(),
+    extractor: FeatureExtractor | None = None,
+    features: np.ndarray | None = None,
+    provenance: dict | None = None,
+    cache_root: str | os.PathLike | None = None,
+) -> dict:
+    """Train and save a model; returns the training report (also stored in config.json)."""
+    if not utterances:
+        raise EmovoxError("no training utterances")
+    extractor = extractor or FeatureExtractor(config.encoder)
+    start = time.time()
+    X = features if features is not None else load_features(utterances, extractor, cache_root=cache_root)
+    ensemble = train_ensemble(X, utterances, config=config)
+    members = ensemble.members
     report = {
         **(provenance or {}),
-        "labels": labels,
+        "labels": ensemble.labels,
         "n_utterances": len(utterances),
         "label_counts": dict(Counter(u.label for u in utterances)),
         "corpora": dict(Counter(u.corpus for u in utterances)),
-        "n_speakers": len(set(speakers)),
+        "n_speakers": len({u.speaker_key for u in utterances}),
         "split": "each head validates on its own held-out speakers "
                  f"({config.val_fraction:.0%} of each corpus's speakers); no speaker is in both its train and validation sets",
         "ensemble": members,
         "mean_val_ua": round(float(np.mean([m["val_ua"] for m in members])), 4),
-        "temperature": round(temperature, 4),
+        "temperature": round(ensemble.temperature, 4),
         "config": {**dataclasses.asdict(config)},
         "seconds": round(time.time() - start, 1),
     }
-    save_model(out_dir, heads=heads, labels=labels, features=extractor.settings, temperature=temperature, training=report)
+    save_model(out_dir, heads=ensemble.heads, labels=ensemble.labels, features=extractor.settings,
+               temperature=ensemble.temperature, training=report)
     return report

@@ -76,8 +76,9 @@ def _print_table(results, labels) -> None:
     from ..model import PredictionError
 
     table = Table(show_lines=False)
-    for column in ["file", "label", "duration", *labels]:
-        table.add_column(column, justify="left" if column in ("file", "label") else "right")
+    table.add_column("file", overflow="fold")
+    for column in ["label", "duration", *labels]:
+        table.add_column(column, justify="left" if column == "label" else "right")
     for r in results:
         if isinstance(r, PredictionError):
             table.add_row(r.path, "[red]error[/]", "", *[""] * len(labels))

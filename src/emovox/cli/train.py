@@ -1,0 +1,69 @@
+"""``emovox train``: train a model from one or more corpora."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from . import app
+
+
+def load_corpora(specs: list[str], manifests: list[Path] | None = None):
+    """Utterances from corpus specs (``name:path`` or a path) and JSONL manifests."""
+    from ..corpora import parse_spec, scan_corpus
+    from ..manifest import read_jsonl
+
+    utterances = []
+    for spec in specs:
+        name, root = parse_spec(spec)
+        utterances += scan_corpus(name, root)
+    for manifest in manifests or []:
+        utterances += read_jsonl(manifest)
+    return utterances
+
+
+@app.command()
+def train(
+    corpora: list[str] = typer.Argument(None, help="Corpora as NAME:PATH (e.g. ravdess:/data/RAVDESS) or a path whose layout is detected."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    manifest: list[Path] = typer.Option([], "--manifest", help="Extra JSONL manifests of utterances."),
+    encoder: str = typer.Option("whisper-base", help="Encoder id or weights path."),
+    ensemble: int = typer.Option(5, min=1, help="Heads in the ensemble (each validated on other held-out speakers)."),
+    epochs: int = typer.Option(60, min=1),
+    hidden: int = typer.Option(256, min=4),
+    window: float = typer.Option(0.0, help="0 = encode each clip's own length; 30 = pad to Whisper's 30 s window."),
+    seed: int = typer.Option(0),
+    name: Optional[str] = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
+) -> None:
+    """Train an emotion model; features are cached, so re-training on the same audio is fast."""
+    from ..errors import EmovoxError
+    from ..features import FeatureExtractor
+    from ..fit import FitConfig
+    from ..manifest import summarize
+    from ..training import TrainConfig, train_model
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    err = Console(stderr=True)
+    try:
+        utterances = load_corpora(corpora or [], manifest)
+        if not utterances:
+            raise EmovoxError("give at least one corpus or --manifest")
+        err.print(json.dumps(summarize(utterances), ensure_ascii=False))
+        config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed,
+                             fit=FitConfig(epochs=epochs, hidden=hidden))
+        extractor = FeatureExtractor(encoder, window=window)
+        provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
+                      "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}
+        report = train_model(utterances, out, config=config, extractor=extractor, provenance=provenance)
+    except EmovoxError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    err.print(f"saved {out}: labels {', '.join(report['labels'])}; mean validation UA "
+              f"{report['mean_val_ua']:.3f} (held-out speakers); temperature {report['temperature']:.2f}")

@@ -1,0 +1,112 @@
+"""A tiny train → predict run on synthetic voices with the tiny.en encoder, through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+import emovox
+from emovox.cli import app
+from emovox.testing import speechlike, write_wav
+
+# Two "emotions" that differ in pitch and loudness, as sad vs angry speech roughly do.
+STYLES = {"sad": dict(f0=110.0, amplitude=0.1), "angry": dict(f0=260.0, amplitude=0.6)}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    for label, style in STYLES.items():
+        (root / label).mkdir()
+        for speaker in range(4):
+            for take in range(6):
+                seed = 100 * speaker + take
+                signal = speechlike(duration=0.6 + 0.1 * take, f0=style["f0"] * (1 + 0.05 * speaker), seed=seed,
+                                    amplitude=style["amplitude"])
+                write_wav(root / label / f"spk{speaker}_{take}.wav", signal, 16000)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(out), "--encoder", "whisper-tiny.en",
+                                      "--ensemble", "2", "--epochs", "30", "--hidden", "16"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_model_directory_describes_itself(trained):
+    config = json.loads((trained / "config.json").read_text())
+    assert config["labels"] == ["sad", "angry"]
+    assert config["features"]["encoder"] == "whisper-tiny.en"
+    assert len(config["features"]["encoder_sha256"]) == 64
+    assert config["n_heads"] == 2 and config["versions"]["emovox"] == emovox.__version__
+    assert "held-out speakers" in config["training"]["split"]
+    assert (trained / "heads.safetensors").stat().st_size < 200_000
+
+
+def test_predict_cli_jsonl_on_unseen_48k_stereo(trained, tmp_path):
+    # unseen speakers, 48 kHz stereo files
+    paths = []
+    for label, style in STYLES.items():
+        mono = speechlike(duration=1.0, sampling_rate=48000, f0=style["f0"] * 1.02, seed=999, amplitude=style["amplitude"])
+        path = tmp_path / f"{label}.wav"
+        sf.write(path, np.stack([mono, mono], axis=1), 48000)
+        paths.append(str(path))
+    result = CliRunner().invoke(app, ["predict", *paths, "--model", str(trained), "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(l) for l in result.stdout.splitlines() if l.startswith("{")]
+    assert [l["path"] for l in lines] == paths
+    for line, label in zip(lines, STYLES):
+        assert abs(sum(line["scores"].values()) - 1) < 1e-5
+        assert abs(line["duration"] - 1.0) < 0.01
+        assert line["label"] == label
+
+
+def test_bad_file_gives_error_line_and_nonzero_exit(trained, tmp_path):
+    good = write_wav(tmp_path / "good.wav", speechlike(duration=1.0), 16000)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all")
+    result = CliRunner().invoke(app, ["predict", str(bad), str(good), str(tmp_path / "missing.wav"),
+                                      "--model", str(trained), "--format", "jsonl"])
+    assert result.exit_code == 1
+    lines = [json.loads(l) for l in result.stdout.splitlines() if l.startswith("{")]
+    assert [("error" in l) for l in lines] == [True, False, True]
+    assert lines[1]["label"] in ("sad", "angry")
+
+
+def test_directory_and_glob_inputs_and_label_subset(trained, corpus):
+    result = CliRunner().invoke(app, ["predict", str(corpus / "sad"), str(corpus / "angry" / "spk0_*.wav"),
+                                      "--model", str(trained), "--format", "json", "--labels", "angry"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 24 + 6
+    assert all(r["scores"] == {"angry": 1.0} for r in rows)
+
+
+def test_unknown_label_subset_is_an_error(trained, corpus):
+    result = CliRunner().invoke(app, ["predict", str(corpus / "sad"), "--model", str(trained), "--labels", "joy"])
+    assert result.exit_code == 2
+
+
+def test_python_api_batched_equals_one_by_one(trained):
+    model = emovox.load(trained)
+    signals = [speechlike(duration=d, f0=f, seed=i) for i, (d, f) in enumerate([(0.5, 120), (2.5, 240), (1.1, 180)])]
+    batched = model.predict_signals(signals)
+    for signal, b in zip(signals, batched):
+        single = model.predict(signal, 16000)
+        assert single.label == b.label
+        for label in model.labels:
+            assert abs(single.scores[label] - b.scores[label]) < 1e-4
+    assert model.predict(signals[0].astype(np.float64), 16000).duration == pytest.approx(0.5)
+
+
+def test_table_output(trained, corpus):
+    result = CliRunner().invoke(app, ["predict", str(corpus / "sad" / "spk0_0.wav"), "--model", str(trained)])
+    assert result.exit_code == 0
+    assert "sad" in result.stdout and "spk0_0.wav" in result.stdout
