@@ -11,24 +11,14 @@ from typer.testing import CliRunner
 
 import emovox
 from emovox.cli import app
-from emovox.testing import speechlike, write_wav
+from emovox.testing import SYNTHETIC_STYLES, make_synthetic_corpus, speechlike, write_wav
 
-# Two "emotions" that differ in pitch and loudness, as sad vs angry speech roughly do.
-STYLES = {"sad": dict(f0=110.0, amplitude=0.1), "angry": dict(f0=260.0, amplitude=0.6)}
+STYLES = SYNTHETIC_STYLES
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    for label, style in STYLES.items():
-        (root / label).mkdir()
-        for speaker in range(4):
-            for take in range(6):
-                seed = 100 * speaker + take
-                signal = speechlike(duration=0.6 + 0.1 * take, f0=style["f0"] * (1 + 0.05 * speaker), seed=seed,
-                                    amplitude=style["amplitude"])
-                write_wav(root / label / f"spk{speaker}_{take}.wav", signal, 16000)
-    return root
+    return make_synthetic_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="module")

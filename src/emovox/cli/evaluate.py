@@ -1,0 +1,88 @@
+"""``emovox evaluate``: speaker-independent and cross-corpus evaluation with a report."""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from . import app
+
+
+class Protocol(str, Enum):
+    kfold = "kfold"
+    loso = "loso"
+    cross_corpus = "cross-corpus"
+    fixed = "fixed"
+
+
+@app.command()
+def evaluate(
+    corpora: list[str] = typer.Argument(None, help="Corpora as NAME:PATH or paths (for kfold, loso, cross-corpus)."),
+    protocol: Protocol = typer.Option(Protocol.kfold, help="kfold: folds of whole speakers; loso: leave one speaker out; "
+                                      "cross-corpus: train on all but one corpus, test on it (a matrix over corpora); "
+                                      "fixed: --train/--test manifests."),
+    folds: int = typer.Option(6, help="Speaker folds for kfold."),
+    scheme: str = typer.Option("full", help="full: the data's own labels; 4class: neutral(+calm)/happy/sad/angry."),
+    train_manifest: Optional[Path] = typer.Option(None, "--train", help="JSONL manifest (fixed protocol)."),
+    test_manifest: Optional[Path] = typer.Option(None, "--test", help="JSONL manifest (fixed protocol)."),
+    out: Path = typer.Option(Path("runs/evaluate"), "--out", "-o", help="Report folder (report.md, report.json, PNGs)."),
+    encoder: str = typer.Option("whisper-base"),
+    window: float = typer.Option(0.0),
+    ensemble: int = typer.Option(5, min=1),
+    seed: int = typer.Option(0),
+    plots: bool = typer.Option(True, help="Write PNG plots."),
+) -> None:
+    """Evaluate the training recipe with every test speaker unseen in training; prints UA and writes a report."""
+    import numpy as np
+
+    from ..errors import EmovoxError
+    from ..features import FeatureExtractor
+    from ..manifest import read_jsonl
+    from ..metrics import classification_metrics
+    from ..protocols import cross_corpus, default_trainer, fixed_split, speaker_kfold
+    from ..report import write_report
+    from ..training import TrainConfig, load_features
+    from .train import load_corpora
+
+    logging.basicConfig(level=logging.WARNING)
+    err = Console(stderr=True)
+    try:
+        extractor = FeatureExtractor(encoder, window=window)
+        trainer = default_trainer(TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed))
+        if protocol is Protocol.fixed:
+            if not (train_manifest and test_manifest):
+                raise EmovoxError("the fixed protocol needs --train and --test manifests")
+            tr, te = read_jsonl(train_manifest), read_jsonl(test_manifest)
+            outcomes = [fixed_split(load_features(tr, extractor), tr, load_features(te, extractor), te,
+                                    trainer=trainer, scheme=scheme, name=test_manifest.stem)]
+        else:
+            utts = load_corpora(corpora or [])
+            if not utts:
+                raise EmovoxError("give at least one corpus")
+            X = load_features(utts, extractor)
+            if protocol is Protocol.cross_corpus:
+                if len({u.corpus for u in utts}) < 2:
+                    raise EmovoxError("cross-corpus evaluation needs at least two corpora")
+                outcomes = cross_corpus(X, utts, trainer=trainer, scheme=scheme)
+            else:
+                n = len({u.speaker_key for u in utts}) if protocol is Protocol.loso else folds
+                name = "+".join(sorted({u.corpus for u in utts}))
+                outcomes = [speaker_kfold(X, utts, n, trainer=trainer, scheme=scheme, name=name)]
+    except (EmovoxError, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    results = []
+    for o in outcomes:
+        metrics = classification_metrics(o.truth, o.predicted, labels=o.labels, probs=o.probs)
+        results.append({"name": o.name, "split": o.split, "label_mapping": ", ".join(o.labels), "metrics": metrics})
+        err.print(f"{o.name}: UA {metrics['ua']:.3f}  WA {metrics['wa']:.3f}  macro-F1 {metrics['macro_f1']:.3f}  "
+                  f"ECE {metrics['ece']:.3f}  [{o.split}]")
+    if len(results) > 1:
+        err.print(f"mean UA {np.mean([r['metrics']['ua'] for r in results]):.3f}")
+    path = write_report(results, out, title=f"emovox evaluate: {protocol.value} ({scheme} labels)", plots=plots)
+    err.print(f"report: {path}")

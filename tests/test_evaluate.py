@@ -1,0 +1,106 @@
+"""`emovox evaluate` on synthetic corpora: protocols, metrics, report files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from emovox.cli import app
+from emovox.manifest import Utterance
+from emovox.metrics import classification_metrics, expected_calibration_error
+from emovox.protocols import Outcome, cross_corpus, speaker_kfold
+from emovox.splits import speaker_folds, speaker_holdout
+from emovox.testing import make_synthetic_corpus
+from emovox.training import Ensemble
+
+
+@pytest.fixture(scope="module")
+def two_corpora(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpora")
+    a = make_synthetic_corpus(root / "alpha", speakers=3, takes=4, prefix="a")
+    b = make_synthetic_corpus(root / "beta", speakers=3, takes=4, prefix="b")
+    return a, b
+
+
+def test_kfold_cli_writes_report_with_protocol(two_corpora, tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["evaluate", f"folder:{two_corpora[0]}", "--folds", "3", "--encoder", "whisper-tiny.en",
+                                      "--ensemble", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    (res,) = report["results"]
+    assert "speaker-independent 3-fold" in res["split"]
+    assert res["metrics"]["n"] == 24 and res["metrics"]["ua"] > 0.8
+    md = (out / "report.md").read_text()
+    assert "speaker-independent" in md and "UA" in md
+    for kind in ("confusion", "reliability", "per_class"):
+        assert (out / f"alpha_{kind}.png").stat().st_size > 1000
+
+
+def test_cross_corpus_cli(two_corpora, tmp_path):
+    result = CliRunner().invoke(app, ["evaluate", f"folder:{two_corpora[0]}", f"folder:{two_corpora[1]}", "--protocol",
+                                      "cross-corpus", "--encoder", "whisper-tiny.en", "--ensemble", "1", "--out",
+                                      str(tmp_path), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "report.json").read_text())["results"]
+    assert [r["name"] for r in results] == ["alpha", "beta"]
+    assert "train on beta; test on all of alpha" in results[0]["split"]
+
+
+def test_folds_never_share_speakers():
+    speakers = np.array([f"c/{i % 7}" for i in range(70)])
+    folds = speaker_folds(speakers, 3)
+    assert sum(f.sum() for f in folds) == 70
+    for i, f in enumerate(folds):
+        for g in folds[i + 1:]:
+            assert not set(speakers[f]) & set(speakers[g])
+    val = speaker_holdout(speakers, np.array(["c"] * 70), fraction=0.3, seed=1)
+    assert 0 < val.sum() < 70 and not set(speakers[val]) & set(speakers[~val])
+
+
+def test_metrics_match_hand_computed_values():
+    m = classification_metrics(["a", "a", "a", "b"], ["a", "a", "b", "b"], labels=["a", "b"],
+                               probs=np.array([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6], [0.3, 0.7]]))
+    assert m["wa"] == 0.75
+    assert m["ua"] == pytest.approx((2 / 3 + 1) / 2)
+    assert m["confusion"] == [[2, 1], [0, 1]]
+    # confidences 0.9, 0.8, 0.6, 0.7 with correctness 1, 1, 0, 1
+    assert m["ece"] == pytest.approx(expected_calibration_error(np.array([[0.9], [0.8], [0.6], [0.7]]),
+                                                                np.array([1, 1, 0, 1], dtype=bool)))
+    assert expected_calibration_error(np.array([[1.0], [1.0]]), np.array([True, True])) == 0.0
+
+
+class _Constant:
+    """A stand-in trainer whose ensemble predicts fixed probabilities."""
+
+    def __init__(self, labels, row):
+        self.labels, self.row = labels, np.array(row)
+
+    def __call__(self, X, utts):
+        ens = Ensemble([], self.labels, 1.0, [])
+        ens.probabilities = lambda X: np.tile(self.row, (len(X), 1))
+        return ens
+
+
+def _utts(corpus, labels, speakers):
+    return [Utterance(f"/{corpus}/{i}.wav", l, l, s, corpus) for i, (l, s) in enumerate(zip(labels, speakers))]
+
+
+def test_four_class_scheme_merges_calm_and_drops_others():
+    utts = _utts("x", ["calm", "neutral", "fear", "angry"], ["1", "1", "2", "2"]) + _utts("y", ["sad", "happy"], ["3", "3"])
+    trainer = _Constant(["neutral", "calm", "happy", "sad", "angry", "fear"], [0.1, 0.3, 0.1, 0.1, 0.2, 0.2])
+    outcomes = cross_corpus(np.zeros((6, 1, 1)), utts, trainer=trainer, scheme="4class")
+    x = outcomes[0]
+    assert x.truth == ["neutral", "neutral", "angry"]  # calm counted as neutral, fear dropped
+    assert x.labels == ["neutral", "happy", "sad", "angry"]
+    assert x.predicted == ["neutral"] * 3  # 0.1 + 0.3 calm merged beats angry 0.2
+    assert np.allclose(x.probs.sum(1), 1)
+
+
+def test_kfold_outcome_covers_every_utterance_once():
+    utts = _utts("x", ["sad", "angry"] * 6, [str(i // 2) for i in range(12)])
+    o = speaker_kfold(np.zeros((12, 1, 1)), utts, 3, trainer=_Constant(["sad", "angry"], [0.4, 0.6]))
+    assert len(o.truth) == 12 and isinstance(o, Outcome) and set(o.predicted) == {"angry"}
