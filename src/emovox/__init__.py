@@ -16,8 +16,12 @@ __all__ = ["__version__", "load", "EmotionModel", "Prediction"]
 
 def __getattr__(name: str):
     # Lazy: `import emovox` stays cheap (no torch) until a model is asked for.
-    if name in ("load", "EmotionModel", "Prediction"):
+    if name in ("load", "Prediction"):  # torch-free: an exported folder never imports torch
+        from . import prediction
+
+        return getattr(prediction, name)
+    if name == "EmotionModel":
         from . import model
 
-        return getattr(model, name)
+        return model.EmotionModel
     raise AttributeError(name)

@@ -34,7 +34,7 @@ def predict(
 ) -> None:
     """Predict the emotion of each input file; one result per file."""
     from ..errors import EmovoxError
-    from ..model import PredictionError, load
+    from ..prediction import PredictionError, load
 
     err = Console(stderr=True)
     paths = expand_inputs(inputs)
@@ -73,7 +73,7 @@ def predict(
 
 
 def _print_table(results, labels) -> None:
-    from ..model import PredictionError
+    from ..prediction import PredictionError
 
     table = Table(show_lines=False)
     table.add_column("file", overflow="fold")

@@ -1,0 +1,54 @@
+"""``emovox export``: one ONNX graph (and optionally int8, TorchScript) for torch-free serving."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from . import app
+
+
+@app.command()
+def export(
+    model_dir: Path = typer.Argument(..., help="Model directory (config.json + heads.safetensors)."),
+    out_dir: Path = typer.Argument(..., help="Folder to write the exported model to."),
+    int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (dynamic int8 MatMul/Gemm)."),
+    torchscript: bool = typer.Option(False, "--torchscript", help="Also write model.ts (TorchScript)."),
+    eval_corpus: list[str] = typer.Option([], "--eval", help="Corpus NAME:PATH for the int8 accuracy gate."),
+    eval_manifest: list[Path] = typer.Option([], "--eval-manifest", help="JSONL manifest for the int8 accuracy gate."),
+    max_ua_drop: float = typer.Option(1.0, help="Largest UA loss of int8 against fp32 that is accepted, in points."),
+    threads: int = typer.Option(0, help="onnxruntime threads for the gate (0: one per core)."),
+) -> None:
+    """Export a model to ONNX (log-mel frames → probabilities, dynamic batch and time)."""
+    from ..errors import EmovoxError
+    from ..export import export_model
+    from .train import load_corpora
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("emovox").setLevel(logging.INFO)
+    err = Console(stderr=True)
+    try:
+        evaluation = load_corpora(eval_corpus, eval_manifest) if (eval_corpus or eval_manifest) else None
+        if evaluation is not None and not int8:
+            raise EmovoxError("--eval/--eval-manifest only make sense with --int8")
+        config = export_model(model_dir, out_dir, int8=int8, torchscript=torchscript, evaluation=evaluation,
+                              max_ua_drop=max_ua_drop / 100, threads=threads or None)
+    except EmovoxError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    files = ", ".join(f"{v['path']} ({v['bytes'] / 1e6:.1f} MB)" for v in config["files"].values())
+    err.print(f"saved {out_dir}: {files}; max |probs onnx - torch| "
+              f"{config['check']['fp32_vs_torch_max_abs_prob_diff']:.1e}")
+    gate = config.get("int8_gate")
+    if gate and gate.get("verified"):
+        verdict = "kept (default)" if gate["kept"] else "REFUSED and removed"
+        err.print(f"int8 gate on {gate['n']} clips: UA fp32 {gate['ua_fp32']:.4f}, int8 {gate['ua_int8']:.4f}, "
+                  f"drop {gate['ua_drop_points']:.2f} points (limit {gate['max_drop_points']:.2f}): {verdict}")
+    elif gate:
+        err.print(f"int8: {gate['note']}")
+    typer.echo(json.dumps({"out": str(out_dir), "default_variant": config["default_variant"],
+                           "int8_gate": gate}, ensure_ascii=False))

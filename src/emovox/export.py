@@ -1,0 +1,330 @@
+"""Export a model directory to one ONNX graph (and TorchScript) for torch-free serving.
+
+The exported graph runs the whole model after the log-mel front end: Whisper encoder with
+padding masks, per-layer mean/std pooling over each clip's valid frames, every head of the
+ensemble, and the temperature-scaled mean of their softmaxes::
+
+    mel          float32 (batch, n_mels, frames)   log-mel frames (emovox.runtime.mel)
+    mel_lengths  int64   (batch,)                  valid frames of each row
+      → probs    float32 (batch, n_labels)         calibrated class probabilities
+      → features float32 (batch, n_states, 2 d)    pooled [mean, std] of every hidden state
+
+Batch and frames are dynamic (frames ≤ 3000, one 30 s encoder window). Models trained with
+``window=30`` see Whisper's padded 30 s windows unmasked and pool over the valid frames only,
+as :class:`emovox.features.FeatureExtractor` does; ``window=0`` models mask the padding.
+Clips over 30 s are handled by the runtime, which merges the windows' pooled statistics and
+runs ``head.onnx`` (features → probs). The folder's ``config.json`` (format ``emovox-onnx``)
+describes it all; the graphs carry the same facts as ONNX metadata.
+
+Examples:
+    >>> export_model("models/ravdess", "exported/", int8=True)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .checkpoint import ModelBundle, load_model_files
+from .encoder_weights import encoder_weight_hash, load_encoder, sha256_file
+from .errors import ModelError
+from .prediction import EXPORT_FORMAT
+from .runtime.mel import HOP_LENGTH, MAX_MEL_FRAMES
+from .runtime.model import EXPORT_FORMAT_VERSION
+from .whisper_encoder import WhisperEncoder
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+FP32, INT8, HEAD, TORCHSCRIPT = "model.onnx", "model.int8.onnx", "head.onnx", "model.ts"
+
+
+def pool_valid(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``(b, n_states, t, d)`` → ``(b, n_states, 2 d)``: mean and std over each row's first
+    ``lengths`` frames, computed like :func:`emovox.pooling.mean_std_pool` (E[x²] − mean²)."""
+    valid = (torch.arange(states.shape[2], device=states.device)[None, :] < lengths[:, None]).to(states.dtype)
+    weights = (valid / lengths.to(states.dtype)[:, None])[:, None, :, None]  # (b, 1, t, 1)
+    mean = (states * weights).sum(2)
+    second = (states * states * weights).sum(2)
+    std = torch.sqrt(torch.clamp(second - mean * mean, min=0.0))
+    return torch.cat([mean, std], dim=-1)
+
+
+class HeadGraph(nn.Module):
+    """Pooled features → the ensemble's mean temperature-scaled softmax."""
+
+    def __init__(self, heads: Sequence[nn.Module], temperature: float):
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+        self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        probs = [torch.softmax(head(features) * self.inv_temperature, dim=-1) for head in self.heads]
+        return torch.stack(probs).mean(0)
+
+
+class ExportGraph(nn.Module):
+    """Log-mel frames → (probs, features): encoder, pooling over valid frames, heads."""
+
+    def __init__(self, encoder: WhisperEncoder, heads: Sequence[nn.Module], temperature: float, *,
+                 mask_padding: bool = True):
+        super().__init__()
+        self.encoder = encoder
+        self.head = HeadGraph(heads, temperature)
+        self.mask_padding = mask_padding
+
+    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        states = self.encoder(mel, mel_lengths if self.mask_padding else None)
+        pooled_frames = torch.clamp((mel_lengths + 1) // 2, min=1)  # stride-2 convolution
+        features = pool_valid(torch.stack(states, dim=1), pooled_frames)
+        return self.head(features), features
+
+
+@dataclasses.dataclass
+class Exported:
+    """What :func:`build_graph` assembled from a model directory."""
+
+    graph: ExportGraph
+    bundle: ModelBundle
+    n_mels: int
+    n_states: int
+    dim: int
+
+
+def build_graph(model_dir: str | os.PathLike) -> Exported:
+    """Load a model directory and its encoder (checking the weight hash) into an :class:`ExportGraph`."""
+    bundle = load_model_files(model_dir)
+    settings = bundle.features
+    if settings.pooling != "mean_std":
+        raise ModelError(f"cannot export pooling {settings.pooling!r} (only mean_std)")
+    if settings.window not in (0, 30):
+        raise ModelError(f"cannot export window={settings.window} (0 or 30 s)")
+    actual = encoder_weight_hash(settings.encoder)
+    if settings.encoder_sha256 and actual != settings.encoder_sha256:
+        raise ModelError(f"encoder {settings.encoder} weights ({actual[:12]}) differ from the model's "
+                         f"({settings.encoder_sha256[:12]})")
+    encoder = load_encoder(settings.encoder)
+    graph = ExportGraph(encoder, bundle.heads, bundle.temperature, mask_padding=not settings.window).eval()
+    cfg = encoder.config
+    return Exported(graph, bundle, cfg.n_mels, encoder.n_hidden_states, 2 * cfg.d_model)
+
+
+def _example_inputs(n_mels: int, frames: int = 240) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    mel = torch.randn(2, n_mels, frames, generator=generator) * 0.5
+    return mel, torch.tensor([frames, frames * 2 // 3])
+
+
+def metadata(exported: Exported) -> dict[str, str]:
+    """The facts written into every graph's ONNX metadata (all values are strings)."""
+    b = exported.bundle
+    return {
+        "emovox_format": EXPORT_FORMAT,
+        "emovox_version": __version__,
+        "labels": json.dumps(b.labels),
+        "sampling_rate": str(b.features.sampling_rate),
+        "n_mels": str(exported.n_mels),
+        "hop_length": str(HOP_LENGTH),
+        "max_frames": str(MAX_MEL_FRAMES),
+        "feature_settings": json.dumps(b.features.to_dict(), sort_keys=True),
+        "encoder": b.features.encoder,
+        "encoder_sha256": b.features.encoder_sha256,
+        "temperature": repr(b.temperature),
+        "n_heads": str(len(b.heads)),
+        "front_end": "Whisper log-mel of the clip's own length (faster-whisper numpy extractor); "
+                     "window=30: each 30 s chunk zero-padded before its log-mel",
+    }
+
+
+def add_metadata(path: str | os.PathLike, props: dict[str, str], *, doc: str = "") -> None:
+    """Write ``props`` into an ONNX file's metadata (replacing keys already there)."""
+    import onnx
+
+    model = onnx.load(os.fspath(path))
+    keep = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in keep}, **props})
+    if doc:
+        model.doc_string = doc
+    model.producer_name, model.producer_version = "emovox", __version__
+    onnx.save(model, os.fspath(path))
+
+
+def export_onnx(exported: Exported, path: str | os.PathLike) -> Path:
+    """Write the full graph (mel, mel_lengths → probs, features) with dynamic batch and frames."""
+    path = Path(path)
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer notes about Python-side shape checks
+        torch.onnx.export(
+            exported.graph, _example_inputs(exported.n_mels), os.fspath(path), dynamo=False, opset_version=OPSET,
+            input_names=["mel", "mel_lengths"], output_names=["probs", "features"],
+            dynamic_axes={"mel": {0: "batch", 2: "frames"}, "mel_lengths": {0: "batch"},
+                          "probs": {0: "batch"}, "features": {0: "batch"}},
+        )
+    add_metadata(path, metadata(exported), doc=__doc__.split("\n\n")[1])
+    return path
+
+
+def export_head(exported: Exported, path: str | os.PathLike) -> Path:
+    """Write the head-only graph (features → probs) used to finish clips over 30 s."""
+    path = Path(path)
+    example = torch.randn(2, exported.n_states, exported.dim)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            exported.graph.head, (example,), os.fspath(path), dynamo=False, opset_version=OPSET,
+            input_names=["features"], output_names=["probs"],
+            dynamic_axes={"features": {0: "batch"}, "probs": {0: "batch"}},
+        )
+    add_metadata(path, metadata(exported))
+    return path
+
+
+def export_torchscript(exported: Exported, path: str | os.PathLike) -> Path:
+    """Trace the same graph to TorchScript (dynamic batch and frames, like the ONNX graph)."""
+    path = Path(path)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(exported.graph, _example_inputs(exported.n_mels), check_trace=False)
+        torch.jit.save(traced, os.fspath(path), _extra_files={"config.json": json.dumps(metadata(exported))})
+    return path
+
+
+def check_graph(exported: Exported, path: str | os.PathLike,
+                shapes: Sequence[tuple[int, int]] = ((1, 100), (3, 517), (2, 3000))) -> float:
+    """Largest |probs_onnx − probs_torch| over random inputs of several batch sizes and lengths:
+    proves the dynamic axes work. Rows of a batch get different valid lengths."""
+    from .runtime.session import make_session
+
+    session = make_session(path, device="cpu")
+    generator = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for batch, frames in shapes:
+        mel = torch.randn(batch, exported.n_mels, frames, generator=generator) * 0.5
+        lengths = torch.tensor([max(1, frames - 37 * i) for i in range(batch)])
+        with torch.no_grad():
+            expected = exported.graph(mel, lengths)[0].numpy()
+        got = session.run(["probs"], {"mel": mel.numpy(), "mel_lengths": lengths.numpy()})[0]
+        worst = max(worst, float(np.abs(got - expected).max()))
+    return worst
+
+
+def export_model(
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    int8: bool = False,
+    torchscript: bool = False,
+    evaluation: Sequence | None = None,
+    max_ua_drop: float = 0.01,
+    device: str = "cpu",
+    threads: int | None = None,
+) -> dict:
+    """Export ``model_dir`` into ``out_dir``; returns the folder's config (also its config.json).
+
+    Args:
+        model_dir: a model directory (config.json + heads.safetensors).
+        out_dir: the folder to write (created; files of an earlier export are replaced).
+        int8: also write ``model.int8.onnx`` (dynamic quantization of MatMul/Gemm).
+        torchscript: also write ``model.ts``.
+        evaluation: utterances (:class:`emovox.manifest.Utterance`) for the int8 accuracy
+            gate: int8 is kept only if its UA drops by at most ``max_ua_drop`` against fp32.
+            Without them int8 is written but stays off by default (``default_variant`` fp32).
+        max_ua_drop: largest accepted UA loss of int8 (0.01 = 1 point).
+        device, threads: where the gate's evaluation runs.
+    """
+    started = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (FP32, INT8, HEAD, TORCHSCRIPT):
+        (out / name).unlink(missing_ok=True)
+    exported = build_graph(model_dir)
+    export_onnx(exported, out / FP32)
+    export_head(exported, out / HEAD)
+    graphs = {"fp32": FP32, "head": HEAD}
+    check = {"fp32_vs_torch_max_abs_prob_diff": check_graph(exported, out / FP32)}
+    log.info("exported %s; max |probs onnx - torch| %.2e", out / FP32, check["fp32_vs_torch_max_abs_prob_diff"])
+    if torchscript:
+        export_torchscript(exported, out / TORCHSCRIPT)
+        graphs["torchscript"] = TORCHSCRIPT
+    config = _sidecar(exported, model_dir, graphs, check)
+    _write_config(out, config)
+    if int8:
+        from .export_quantize import gate_int8, quantize_int8
+
+        quantize_int8(out / FP32, out / INT8)
+        add_metadata(out / INT8, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm (onnxruntime)"})
+        config["graphs"]["int8"] = INT8
+        _write_config(out, config)  # the gate loads the folder
+        if evaluation:
+            gate = gate_int8(out, evaluation, max_ua_drop=max_ua_drop, device=device, threads=threads)
+            config["int8_gate"] = gate
+            if gate["kept"]:
+                config["default_variant"] = "int8"
+            else:
+                (out / INT8).unlink()
+                del config["graphs"]["int8"]
+        else:
+            config["int8_gate"] = {"kept": True, "verified": False,
+                                   "note": "no evaluation data given: int8 written but fp32 stays the default"}
+    config["files"] = {key: {"path": name, "bytes": (out / name).stat().st_size, "sha256": sha256_file(out / name)}
+                       for key, name in config["graphs"].items()}
+    config["export_seconds"] = round(time.time() - started, 1)
+    _write_config(out, config)
+    return config
+
+
+def _sidecar(exported: Exported, model_dir, graphs: dict, check: dict) -> dict:
+    b = exported.bundle
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "labels": b.labels,
+        "sampling_rate": b.features.sampling_rate,
+        "features": b.features.to_dict(),
+        "n_mels": exported.n_mels,
+        "hop_length": HOP_LENGTH,
+        "max_frames": MAX_MEL_FRAMES,
+        "n_states": exported.n_states,
+        "dim": exported.dim,
+        "n_heads": len(b.heads),
+        "temperature": b.temperature,
+        "mask_padding": exported.graph.mask_padding,
+        "graphs": graphs,
+        "default_variant": "fp32",
+        "inputs": {"mel": ["batch", exported.n_mels, "frames"], "mel_lengths": ["batch"]},
+        "outputs": {"probs": ["batch", len(b.labels)], "features": ["batch", exported.n_states, exported.dim]},
+        "long_clips": "windows of 3000 frames; pooled stats merged by frame count, then head.onnx",
+        "check": check,
+        "source": {"model_dir": os.fspath(model_dir), "training": b.config.get("training", {}),
+                   "versions": b.config.get("versions", {})},
+        "versions": {"emovox": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version(), **_ort_versions()},
+    }
+
+
+def _ort_versions() -> dict:
+    import onnx
+    import onnxruntime
+
+    return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "opset": OPSET}
+
+
+def _write_config(out: Path, config: dict) -> None:
+    tmp = out / "config.json.tmp"
+    tmp.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, out / "config.json")
+

@@ -1,0 +1,150 @@
+"""What every emotion model shares, torch-free: results, file batching, and :func:`load`.
+
+:class:`Predictor` turns a backend's ``predict_signals`` (16 kHz signals → predictions) into
+the public entry points ``predict``, ``predict_file`` and ``predict_files``; the PyTorch model
+(:class:`emovox.model.EmotionModel`) and the ONNX runtime
+(:class:`emovox.runtime.OnnxEmotionModel`) both build on it. :func:`load` picks the backend
+from the folder: an exported folder (see :mod:`emovox.export`) runs on onnxruntime without
+importing torch, a model directory on PyTorch.
+
+Examples:
+    >>> Prediction("sad", {"sad": 0.75, "angry": 0.25}, 1.5).to_dict()["label"]
+    'sad'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .audio import DEFAULT_MAX_DURATION, SAMPLING_RATE, load_audio
+from .decision import restrict, top_label
+from .errors import EmovoxError
+
+EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
+
+
+@dataclasses.dataclass
+class Prediction:
+    """One clip's result: top label, every label's probability, duration in seconds."""
+
+    label: str
+    scores: dict[str, float]
+    duration: float
+    path: str | None = None
+
+    def to_dict(self) -> dict:
+        out = {"path": self.path} if self.path is not None else {}
+        return {**out, "label": self.label, "scores": self.scores, "duration": round(self.duration, 3)}
+
+
+@dataclasses.dataclass
+class PredictionError:
+    """A clip that could not be processed, with the reason."""
+
+    path: str
+    error: str
+    kind: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "error": self.error, "error_type": self.kind}
+
+
+class Predictor:
+    """Base of the emotion models: subclasses set ``labels``, ``max_duration`` and implement
+    :meth:`probabilities_for_signals`."""
+
+    labels: list[str]
+    max_duration: float | None = DEFAULT_MAX_DURATION
+
+    def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities ``(len(signals), len(labels))`` for 16 kHz mono signals."""
+        raise NotImplementedError
+
+    def _result(self, probs: np.ndarray, duration: float, labels: Sequence[str] | None, path: str | None) -> Prediction:
+        scores = restrict({l: float(p) for l, p in zip(self.labels, probs)}, labels)
+        return Prediction(top_label(scores), scores, duration, path)
+
+    def predict_signals(self, signals: Sequence[np.ndarray], *, labels: Sequence[str] | None = None) -> list[Prediction]:
+        """Predict for 16 kHz mono float32 signals (already loaded)."""
+        if not len(signals):
+            return []
+        probs = self.probabilities_for_signals(signals)
+        return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals)]
+
+    def predict(self, signal: np.ndarray, sampling_rate: int, *, labels: Sequence[str] | None = None) -> Prediction:
+        """Predict for one signal at ``sampling_rate`` (any rate, mono or multichannel)."""
+        audio = load_audio(signal, sampling_rate, max_duration=self.max_duration)
+        return self.predict_signals([audio], labels=labels)[0]
+
+    def predict_file(self, path: str | os.PathLike, *, labels: Sequence[str] | None = None) -> Prediction:
+        """Predict for one audio file."""
+        audio = load_audio(path, max_duration=self.max_duration)
+        result = self.predict_signals([audio], labels=labels)[0]
+        result.path = os.fspath(path)
+        return result
+
+    def predict_files(self, paths: Iterable[str | os.PathLike], *, labels: Sequence[str] | None = None,
+                      batch_size: int = 16) -> Iterator[Prediction | PredictionError]:
+        """Predict for many files in batches, in input order; a bad file yields a PredictionError."""
+        batch: list[tuple[str, np.ndarray | EmovoxError]] = []
+
+        def flush():
+            good = [(p, a) for p, a in batch if isinstance(a, np.ndarray)]
+            results = iter(self.predict_signals([a for _, a in good], labels=labels))
+            for path, audio in batch:
+                if isinstance(audio, np.ndarray):
+                    result = next(results)
+                    result.path = path
+                    yield result
+                else:
+                    yield PredictionError(path, str(audio), type(audio).__name__)
+            batch.clear()
+
+        for path in paths:
+            path = os.fspath(path)
+            try:
+                batch.append((path, load_audio(path, max_duration=self.max_duration)))
+            except EmovoxError as exc:
+                batch.append((path, exc))
+            if len(batch) >= batch_size:
+                yield from flush()
+        yield from flush()
+
+
+def default_model_dir() -> Path:
+    """The model shipped inside the package."""
+    return Path(str(resources.files("emovox") / "models" / "default"))
+
+
+def is_exported_dir(directory: str | os.PathLike) -> bool:
+    """True if ``directory`` holds an exported model (a config.json of format emovox-onnx)."""
+    config = Path(directory) / "config.json"
+    try:
+        return json.loads(config.read_text()).get("format") == EXPORT_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load(model_dir: str | os.PathLike | None = None, **kwargs) -> Predictor:
+    """Load a model (default: the one shipped with emovox).
+
+    An exported folder runs on onnxruntime, without torch (keyword arguments go to
+    :class:`emovox.runtime.OnnxEmotionModel`: ``variant``, ``device``, ``threads``,
+    ``max_duration``); a model directory runs on PyTorch (:class:`emovox.model.EmotionModel`).
+    """
+    directory = Path(model_dir) if model_dir is not None else default_model_dir()
+    if is_exported_dir(directory):
+        from .runtime import OnnxEmotionModel
+
+        return OnnxEmotionModel(directory, **kwargs)
+    from .checkpoint import load_model_files
+    from .model import EmotionModel
+
+    return EmotionModel(load_model_files(directory), **kwargs)

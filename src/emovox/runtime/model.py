@@ -1,0 +1,178 @@
+"""Predict from an exported folder with numpy and onnxruntime only: torch is never imported.
+
+An exported folder (written by ``emovox export``, see :mod:`emovox.export`) holds
+``config.json`` (format ``emovox-onnx``), ``model.onnx`` (log-mel frames → probabilities and
+pooled features, encoder and heads in one graph), maybe ``model.int8.onnx``, and
+``head.onnx`` (pooled features → probabilities).
+
+Clips of up to 30 s are one encoder window: one run of the model graph gives their
+probabilities. A longer clip is several windows; their pooled statistics (mean and std per
+layer over valid frames) are merged with the windows' frame counts into the clip's statistics
+over all its frames, exactly what pooling the concatenated frames gives, and the small head
+graph turns those into probabilities.
+
+Examples:
+    >>> model = OnnxEmotionModel("exported/")                     # doctest: +SKIP
+    >>> model.predict_file("call.wav").label                       # doctest: +SKIP
+    'angry'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import DEFAULT_MAX_DURATION
+from ..errors import ModelError
+from ..prediction import EXPORT_FORMAT, Predictor
+from .mel import mel_windows
+from .session import make_session
+
+EXPORT_FORMAT_VERSION = 1
+VARIANTS = ("auto", "fp32", "int8")
+
+
+def read_export_config(directory: str | os.PathLike) -> dict:
+    """The sidecar ``config.json`` of an exported folder, checked for format and version."""
+    path = Path(directory) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{directory} is not an exported emovox model: {exc}") from None
+    if config.get("format") != EXPORT_FORMAT or config.get("format_version", 0) > EXPORT_FORMAT_VERSION:
+        raise ModelError(f"{path}: unsupported format {config.get('format')!r} version {config.get('format_version')}")
+    return config
+
+
+def merge_pooled(features: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """Merge per-window ``[mean, std]`` features ``(windows, n_states, 2 d)`` pooled over
+    ``counts`` frames into the ``(n_states, 2 d)`` of all the frames together.
+
+    Examples:
+        >>> from emovox.pooling import mean_std_pool
+        >>> x = np.random.default_rng(0).standard_normal((2, 7, 3)).astype(np.float32)
+        >>> parts = np.stack([mean_std_pool(x[:, :4]), mean_std_pool(x[:, 4:])])
+        >>> bool(np.allclose(merge_pooled(parts, [4, 3]), mean_std_pool(x), atol=1e-5))
+        True
+    """
+    f = np.asarray(features, dtype=np.float64)
+    d = f.shape[-1] // 2
+    mean, std = f[..., :d], f[..., d:]
+    w = np.asarray(counts, dtype=np.float64)[:, None, None] / float(np.sum(counts))
+    total_mean = (w * mean).sum(0)
+    second = (w * (std**2 + mean**2)).sum(0)
+    total_std = np.sqrt(np.maximum(second - total_mean**2, 0.0))
+    return np.concatenate([total_mean, total_std], axis=-1).astype(np.float32)
+
+
+class OnnxEmotionModel(Predictor):
+    """An exported model on onnxruntime; same API and results as :class:`emovox.model.EmotionModel`.
+
+    Args:
+        directory: the exported folder.
+        variant: ``fp32``, ``int8``, or ``auto`` (the folder's default: int8 when it passed
+            its accuracy gate at export, else fp32).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        threads: intra-op threads (default ``$EMOVOX_THREADS`` or one per core).
+        max_duration: longest clip accepted, in seconds.
+        max_batch_frames: mel frames encoded together (clips are batched by length).
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, variant: str = "auto", device: str = "auto",
+                 threads: int | None = None, max_duration: float | None = DEFAULT_MAX_DURATION,
+                 max_batch_frames: int = 6000):
+        self.directory = Path(directory)
+        self.config = read_export_config(self.directory)
+        if variant not in VARIANTS:
+            raise ModelError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        self.variant = self.config["default_variant"] if variant == "auto" else variant
+        graphs = self.config["graphs"]
+        if self.variant not in graphs:
+            raise ModelError(f"{self.directory} has no {self.variant} graph (it has {', '.join(graphs)})")
+        self.labels = list(self.config["labels"])
+        self.max_duration = max_duration
+        self.max_batch_frames = max_batch_frames
+        self.n_mels = int(self.config["n_mels"])
+        self.window = float(self.config["features"]["window"])
+        self._session_args = dict(device=device, threads=threads)
+        self.session = make_session(self.directory / graphs[self.variant], **self._session_args)
+        self._head_session = None
+
+    @property
+    def model_id(self) -> str:
+        return self.config.get("source", {}).get("training", {}).get("name", "emovox-model")
+
+    @property
+    def head_session(self):
+        """The head-only graph, loaded on first use (clips over 30 s)."""
+        if self._head_session is None:
+            self._head_session = make_session(self.directory / self.config["graphs"]["head"], **self._session_args)
+        return self._head_session
+
+    def run(self, mel: np.ndarray, mel_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One graph run: ``mel (b, n_mels, frames)`` and valid frame counts → probs, features."""
+        probs, features = self.session.run(
+            ["probs", "features"], {"mel": mel.astype(np.float32, copy=False), "mel_lengths": mel_lengths.astype(np.int64)})
+        return probs, features
+
+    def head_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities from pooled features ``(n, n_states, 2 d)`` (the head graph)."""
+        return self.head_session.run(["probs"], {"features": np.asarray(features, dtype=np.float32)})[0]
+
+    def features_and_probabilities(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Pooled features ``(n, n_states, 2 d)`` and probabilities ``(n, n_labels)``."""
+        windows = []  # (signal index, mel, valid frames)
+        for index, signal in enumerate(signals):
+            windows += [(index, mel, valid) for mel, valid in mel_windows(signal, n_mels=self.n_mels, window=self.window)]
+        per_signal: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in signals]
+        for batch in _length_batches([w[1].shape[1] for w in windows], self.max_batch_frames):
+            frames = max(windows[i][1].shape[1] for i in batch)
+            mel = np.zeros((len(batch), self.n_mels, frames), np.float32)
+            for row, i in enumerate(batch):
+                mel[row, :, : windows[i][1].shape[1]] = windows[i][1]
+            probs, feats = self.run(mel, np.array([windows[i][2] for i in batch], np.int64))
+            for row, i in enumerate(batch):
+                per_signal[windows[i][0]].append((probs[row], feats[row], max(1, (windows[i][2] + 1) // 2)))
+        features, probs, merged = [], [], []
+        for index, parts in enumerate(per_signal):
+            if len(parts) == 1:
+                features.append(parts[0][1])
+                probs.append(parts[0][0])
+            else:
+                features.append(merge_pooled(np.stack([p[1] for p in parts]), [p[2] for p in parts]))
+                probs.append(None)
+                merged.append(index)
+        if merged:
+            for index, p in zip(merged, self.head_probabilities(np.stack([features[i] for i in merged]))):
+                probs[index] = p
+        if not features:
+            return np.zeros((0, self.config["n_states"], 2 * self.config["dim"]), np.float32), np.zeros((0, len(self.labels)), np.float32)
+        return np.stack(features), np.stack(probs)
+
+    def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
+        return self.features_and_probabilities(signals)[1]
+
+
+def _length_batches(lengths: Sequence[int], max_frames: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, at most ``max_frames`` padded frames each
+    (a single longer item gets a batch of its own), shortest first: the rule of
+    :class:`emovox.features.FeatureExtractor`.
+
+    Examples:
+        >>> _length_batches([300, 100, 3000, 120], 400)
+        [[1, 3], [0], [2]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches, start = [], 0
+    while start < len(order):
+        longest = lengths[order[start]]
+        stop = start + 1
+        while stop < len(order) and (stop - start + 1) * lengths[order[stop]] <= max(max_frames, longest):
+            stop += 1
+        batches.append(order[start:stop])
+        start = stop
+    return batches

@@ -1,0 +1,162 @@
+"""Export to ONNX and TorchScript: graph contract, metadata, dynamic axes, parity, int8 gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import emovox
+from emovox.checkpoint import save_model
+from emovox.errors import ModelError
+from emovox.export import build_graph, export_model
+from emovox.features import FeatureExtractor
+from emovox.head import EmotionHead
+from emovox.manifest import Utterance, write_jsonl
+from emovox.testing import speechlike, write_wav
+
+LABELS = ["neutral", "happy", "sad", "angry"]
+
+
+def make_random_model(directory: Path, *, window: float = 0.0, seed: int = 0) -> Path:
+    """A tiny.en model with untrained but decisive heads: feature statistics from a few
+    synthetic voices, random layer weights, large output weights (probabilities far from
+    uniform, so parity tests mean something)."""
+    extractor = FeatureExtractor("whisper-tiny.en", window=window)
+    signals = [speechlike(duration=0.5 + 0.3 * i, f0=100 + 25 * i, seed=i, amplitude=0.05 + 0.1 * i) for i in range(6)]
+    features = torch.from_numpy(extractor(signals))
+    generator = torch.Generator().manual_seed(seed)
+    heads = []
+    for _ in range(3):
+        head = EmotionHead(features.shape[1], features.shape[2], len(LABELS), hidden=32).eval()
+        head.set_normalization(features)
+        with torch.no_grad():
+            head.layer_logits.copy_(torch.randn(features.shape[1], generator=generator))
+            head.mlp[4].weight.mul_(6.0)
+        heads.append(head)
+    save_model(directory, heads=heads, labels=LABELS, features=extractor.settings, temperature=1.5)
+    return directory
+
+
+def dev_utterances(root: Path, n: int = 8) -> list[Utterance]:
+    """Synthetic labelled clips (two 'emotions' by pitch and loudness) for the int8 gate."""
+    root.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        label = "sad" if i % 2 else "angry"
+        signal = speechlike(duration=0.6 + 0.15 * i, f0=110.0 if label == "sad" else 250.0, seed=50 + i,
+                            amplitude=0.1 if label == "sad" else 0.5)
+        out.append(Utterance(str(write_wav(root / f"{i}.wav", signal, 16000)), label, label, f"s{i % 3}", "synthetic"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return make_random_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def exported(model_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("exported")
+    export_model(model_dir, out, int8=True, torchscript=True)
+    return out
+
+
+def test_folder_describes_itself(exported, model_dir):
+    config = json.loads((exported / "config.json").read_text())
+    source = json.loads((model_dir / "config.json").read_text())
+    assert config["format"] == "emovox-onnx" and config["labels"] == LABELS
+    assert config["sampling_rate"] == 16000 and config["features"] == source["features"]
+    assert set(config["graphs"]) == {"fp32", "int8", "head", "torchscript"}
+    assert config["default_variant"] == "fp32"  # int8 was not gated: written, not the default
+    assert config["int8_gate"]["verified"] is False
+    assert config["check"]["fp32_vs_torch_max_abs_prob_diff"] < 1e-4
+    for key, entry in config["files"].items():
+        assert (exported / entry["path"]).stat().st_size == entry["bytes"]
+    assert config["files"]["int8"]["bytes"] < 0.5 * config["files"]["fp32"]["bytes"]
+
+
+def test_onnx_graph_contract_and_metadata(exported):
+    import onnx
+
+    model = onnx.load(str(exported / "model.onnx"), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["labels"]) == LABELS
+    assert meta["sampling_rate"] == "16000" and meta["emovox_version"] == emovox.__version__
+    assert meta["encoder"] == "whisper-tiny.en" and len(meta["encoder_sha256"]) == 64
+    assert json.loads(meta["feature_settings"])["window"] == 0.0
+
+    def dims(value):
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    inputs = {i.name: dims(i) for i in model.graph.input}
+    outputs = {o.name: dims(o) for o in model.graph.output}
+    assert inputs == {"mel": ["batch", 80, "frames"], "mel_lengths": ["batch"]}
+    assert outputs["probs"] == ["batch", 4] and outputs["features"][0] == "batch"
+
+
+def test_dynamic_axes_match_torch(exported, model_dir):
+    """Batch sizes and lengths the export never saw; rows with padding."""
+    from emovox.export import check_graph
+
+    exported_graph = build_graph(model_dir)
+    assert check_graph(exported_graph, exported / "model.onnx", shapes=((1, 10), (4, 333), (5, 1001))) < 1e-4
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_torchscript_parity(exported, model_dir):
+    graph = build_graph(model_dir).graph
+    scripted = torch.jit.load(str(exported / "model.ts"))
+    generator = torch.Generator().manual_seed(3)
+    for batch, frames in ((1, 57), (3, 640)):
+        mel = torch.randn(batch, 80, frames, generator=generator) * 0.5
+        lengths = torch.tensor([frames - 20 * i for i in range(batch)])
+        with torch.no_grad():
+            want, got = graph(mel, lengths), scripted(mel, lengths)
+        assert torch.allclose(want[0], got[0], atol=1e-6) and torch.allclose(want[1], got[1], atol=1e-5)
+
+
+def test_int8_gate_keeps_and_refuses(model_dir, tmp_path):
+    utterances = dev_utterances(tmp_path / "dev")
+    kept = export_model(model_dir, tmp_path / "kept", int8=True, evaluation=utterances, max_ua_drop=1.0)
+    assert kept["int8_gate"]["kept"] and kept["default_variant"] == "int8"
+    assert (tmp_path / "kept" / "model.int8.onnx").is_file()
+    gate = kept["int8_gate"]
+    assert gate["verified"] and gate["n"] == len(utterances) and "ua_drop_points" in gate
+    # An impossible limit (UA must *rise* by 2 points) makes the gate refuse and delete int8.
+    refused = export_model(model_dir, tmp_path / "refused", int8=True, evaluation=utterances, max_ua_drop=-0.02)
+    assert not refused["int8_gate"]["kept"] and refused["default_variant"] == "fp32"
+    assert "int8" not in refused["graphs"] and not (tmp_path / "refused" / "model.int8.onnx").exists()
+    assert refused["int8_gate"]["ua_drop_points"] == gate["ua_drop_points"]  # reported either way
+
+
+def test_export_cli_with_eval_manifest(model_dir, tmp_path):
+    from emovox.cli import app
+
+    manifest = write_jsonl(dev_utterances(tmp_path / "dev", n=4), tmp_path / "dev.jsonl")
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["export", str(model_dir), str(out), "--int8", "--eval-manifest", str(manifest)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["int8_gate"]["verified"] and (out / "model.onnx").is_file()
+
+
+def test_export_rejects_a_folder_without_model(tmp_path):
+    with pytest.raises(ModelError):
+        export_model(tmp_path, tmp_path / "out")
+
+
+def test_window30_model_parity(tmp_path):
+    """A model trained on Whisper's padded 30 s windows: the graph sees the padding unmasked."""
+    model_dir = make_random_model(tmp_path / "w30", window=30.0)
+    out = tmp_path / "w30x"
+    config = export_model(model_dir, out)
+    assert config["mask_padding"] is False
+    signals = [speechlike(duration=1.3, f0=150, seed=4), speechlike(duration=2.2, f0=220, seed=5, amplitude=0.6)]
+    want = emovox.load(model_dir).probabilities_for_signals(signals)
+    got = emovox.load(out).probabilities_for_signals(signals)
+    assert np.abs(want - got).max() < 1e-4
