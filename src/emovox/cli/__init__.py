@@ -16,3 +16,5 @@ from . import predict as _predict  # noqa: E402,F401  (registers commands)
 from . import train as _train  # noqa: E402,F401
 from . import export as _export  # noqa: E402,F401
 from . import evaluate as _evaluate  # noqa: E402,F401
+from . import serve as _serve  # noqa: E402,F401
+from . import timeline as _timeline  # noqa: E402,F401

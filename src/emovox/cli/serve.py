@@ -1,0 +1,54 @@
+"""``emovox serve``: the HTTP/WebSocket API and the web page, on uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+
+
+@app.command()
+def serve(
+    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory or exported folder (default: the shipped model)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes, each with its own copy of the model."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Threads of the model's math per worker (default: the library's)."),
+    max_upload_mb: float = typer.Option(128.0, help="Largest upload accepted, in MiB (413 above)."),
+    max_duration: float = typer.Option(120.0, help="Longest clip /v1/predict accepts, in seconds (422 above)."),
+    max_timeline_duration: float = typer.Option(10800.0, help="Longest recording /v1/timeline accepts, in seconds."),
+    max_batch: int = typer.Option(16, min=1, help="Clips of concurrent requests encoded together."),
+    stream_interval: float = typer.Option(0.5, help="Seconds of audio between two streaming updates."),
+    stream_window: float = typer.Option(3.0, help="Seconds of audio each streaming update looks at."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Serve the model over HTTP: /v1/predict, /v1/timeline, WS /v1/stream, /health, /docs and a web page at /."""
+    import uvicorn
+
+    from ..errors import EmovoxError
+    from ..server.app import configure_logging, create_app
+    from ..server.limits import ENV_VAR, MiB, ServerSettings
+
+    settings = ServerSettings(
+        model_dir=str(model_dir) if model_dir else None, max_upload_bytes=int(max_upload_mb * MiB),
+        max_duration=max_duration, max_timeline_duration=max_timeline_duration, max_batch=max_batch,
+        threads=threads, stream_interval=stream_interval, stream_window=stream_window,
+    )
+    configure_logging(getattr(logging, log_level.upper(), logging.INFO))
+    options = dict(host=host, port=port, log_level=log_level, access_log=False,
+                   ws_max_size=2 * settings.stream_max_message_bytes)
+    if workers == 1:
+        try:
+            application = create_app(settings)
+        except EmovoxError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        uvicorn.run(application, **options)
+    else:
+        os.environ[ENV_VAR] = settings.to_env()
+        uvicorn.run("emovox.server.app:app_from_env", factory=True, workers=workers, **options)

@@ -1,0 +1,77 @@
+"""``emovox timeline``: emotion over time in a long recording (what ``POST /v1/timeline`` does)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import app
+
+
+class TimelineFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+def timeline(
+    file: Path = typer.Argument(..., help="An audio file (any length up to --max-duration)."),
+    out: list[Path] = typer.Option([], "--out", "-o", help="Write the timeline: .csv, .json or .png (a plot); repeatable."),
+    output_format: TimelineFormat = typer.Option(TimelineFormat.table, "--format", "-f", help="What to print."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
+    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
+    window: float = typer.Option(10.0, help="Longest piece of speech classified at once, in seconds."),
+    max_duration: float = typer.Option(10800.0, help="Longest recording accepted, in seconds."),
+) -> None:
+    """Find the speech (Silero VAD) and the emotion of each stretch; summarise the share of time per emotion."""
+    from ..audio import load_audio
+    from ..decision import restrict
+    from ..errors import EmovoxError
+    from .. import load
+    from ..timeline import make_timeline
+
+    err = Console(stderr=True)
+    bad = [p for p in out if p.suffix.lower() not in (".csv", ".json", ".png")]
+    if bad:
+        err.print(f"[red]error:[/] cannot write {bad[0]}: use a .csv, .json or .png file")
+        raise typer.Exit(2)
+    subset = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    try:
+        model = load(model_dir)
+        if subset:
+            restrict({l: 1.0 for l in model.labels}, subset)  # unknown labels fail before any work
+        signal = load_audio(file, max_duration=max_duration)
+        result = make_timeline(model, signal, labels=subset, max_window=window)
+        for path in out:
+            result.write(path)
+    except EmovoxError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if output_format is TimelineFormat.json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    elif output_format is TimelineFormat.csv:
+        sys.stdout.write(result.to_csv())
+    else:
+        _print(result)
+    for path in out:
+        err.print(f"wrote {path}", style="dim")
+
+
+def _print(result) -> None:
+    table = Table(title=f"{result.duration:.1f} s, {result.speech_duration:.1f} s of speech")
+    for column in ["start", "end", "label", *result.labels]:
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for s in result.segments:
+        table.add_row(f"{s.start:.2f}", f"{s.end:.2f}", f"[bold]{s.label}[/]", *[f"{s.scores[l]:.2f}" for l in result.labels])
+    console = Console()
+    console.print(table)
+    shares = result.summary()["shares"]
+    console.print("share of speech time: " + ", ".join(f"{l} {v:.0%}" for l, v in shares.items()))

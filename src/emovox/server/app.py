@@ -1,0 +1,215 @@
+"""The FastAPI application: :func:`create_app` wires the model, the engine, the routes, the
+request ids, the JSON errors, the offline API docs and the web page together.
+
+Examples:
+    >>> app = create_app(ServerSettings(), model=object())   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import re
+import sys
+import time
+import uuid
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+
+from .. import __version__
+from .engine import InferenceEngine
+from .limits import ApiError, ServerSettings
+
+log = logging.getLogger("emovox.server")
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+DESCRIPTION = """Speech emotion recognition over HTTP and WebSocket.
+
+* `POST /v1/predict`: one clip → label and scores.
+* `POST /v1/timeline`: a long recording → speech segments with emotions, and a summary.
+* `WS /v1/stream`: live 16-bit PCM → an emotion update every 0.5 s and a result per speech segment
+  (message schema: `docs/streaming.md`).
+
+Errors are JSON: `{"error": {"status", "code", "message"}, "request_id"}`; every response
+carries an `X-Request-ID` header, which is also in the server log.
+"""
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id`` (the current request's id, or ``-``) to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log lines with the request id: ``time level [request id] message``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+    logger = logging.getLogger("emovox")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+class RequestIdMiddleware:
+    """Pure ASGI middleware: a request id per request or websocket (the client's ``X-Request-ID``
+    when it is sane), in the response headers and the logs; one access line per request; an
+    unexpected exception becomes a logged 500 with the id, never a bare traceback page."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _CLIENT_ID.match(given) else uuid.uuid4().hex[:16]
+        token = request_id_var.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid
+        start, status, started = time.perf_counter(), 0, False
+
+        async def send_with_id(message):
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started, status = True, message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method", "WS"), scope.get("path"))
+            status = 500
+            if scope["type"] == "http" and not started:
+                body = ApiError(500, "internal_error", "internal server error (a bug: please report it "
+                                "with the request id)").body(rid)
+                await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, 1000 * (time.perf_counter() - start))
+            request_id_var.reset(token)
+
+
+def describe_model(model) -> dict:
+    """What ``GET /v1/models`` says about a loaded model (PyTorch or ONNX)."""
+    config = getattr(model, "config", None) or getattr(getattr(model, "bundle", None), "config", None) or {}
+    features = config.get("features") or config.get("source", {}).get("features") or {}
+    versions = config.get("versions") or config.get("source", {}).get("versions") or {}
+    return {"id": getattr(model, "model_id", "emovox-model"), "labels": list(model.labels),
+            "encoder": features.get("encoder"), "version": versions.get("emovox"), "backend": type(model).__name__,
+            "sampling_rate": 16000}
+
+
+class ServerState:
+    """What the routes share: settings, model, engine, counters."""
+
+    def __init__(self, settings: ServerSettings, model):
+        import anyio
+
+        self.settings = settings
+        self.model = model
+        self.info = describe_model(model)
+        self.labels = list(model.labels)
+        self.engine = InferenceEngine(model, max_batch=settings.max_batch, max_queue=settings.max_queue,
+                                      batch_wait=settings.batch_wait)
+        self.engine.model_id = self.info["id"]
+        self.timeline_limiter = anyio.CapacityLimiter(settings.max_timeline_jobs)
+        self.started = time.time()
+        self.streams = 0
+
+
+def _error_response(request, error: ApiError) -> JSONResponse:
+    rid = getattr(request.state, "request_id", None)
+    return JSONResponse(error.body(rid), status_code=error.status)
+
+
+def create_app(settings: ServerSettings | None = None, *, model=None) -> FastAPI:
+    """The emovox API app; loads the model now (``settings.model_dir``) unless one is given."""
+    settings = settings or ServerSettings()
+    if model is None:
+        from .. import load
+
+        model = load(settings.model_dir)
+    if settings.threads and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(settings.threads)
+    state = ServerState(settings, model)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        state.engine.start()
+        log.info("serving model %s (%s, labels %s)", state.info["id"], state.info["backend"], ",".join(state.labels))
+        yield
+        state.engine.stop()
+
+    app = FastAPI(title="emovox", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.emovox = state
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, exc: ApiError):
+        return _error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc: RequestValidationError):
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return _error_response(request, ApiError(400, "bad_request", where or "invalid request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        response = _error_response(request, ApiError(exc.status_code, code, str(exc.detail)))
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    from . import routes, stream
+
+    app.include_router(routes.router)
+    app.include_router(stream.router)
+    _mount_docs(app)
+    _mount_web(app)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn worker processes: settings from ``$EMOVOX_SERVE_SETTINGS``."""
+    configure_logging()
+    return create_app(ServerSettings.from_env())
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the swagger-ui-bundle package: no CDN (the page works offline)."""
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="emovox API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
+
+
+def _mount_web(app: FastAPI) -> None:
+    """The web page: ``/`` is index.html, its scripts and styles are under /static."""
+    web = resources.files("emovox") / "web"
+    app.mount("/static", StaticFiles(directory=str(web)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(str(web / "index.html"), media_type="text/html")

@@ -1,0 +1,333 @@
+"""``WS /v1/stream``: live emotion from 16-bit PCM chunks (schema: ``docs/streaming.md``).
+
+The client opens with a ``start`` message declaring the sampling rate, then sends binary
+messages of little-endian 16-bit mono PCM and ends with ``stop``. The server answers
+``ready``; an ``update`` each ``interval`` seconds of audio (the emotion of the last
+``window`` seconds, or ``label: null`` when that window holds too little speech); a
+``segment`` each time Silero VAD finds the end of a stretch of speech (the emotion of the
+whole stretch); ``end`` after ``stop``; and ``error`` followed by a close on bad input.
+
+Time is audio time: ``time`` is seconds of audio received since ``start``. A client that
+sends faster than real time gets updates coalesced (the latest window wins), never a backlog.
+Audio at other rates is resampled as a stream (soxr's streaming resampler, so that chunk
+edges leave no clicks; files go through :func:`emovox.audio.resample`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+
+import anyio
+import numpy as np
+import soxr
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from ..audio import SAMPLING_RATE
+from ..timeline import FRAME, Segmenter, VADSettings, VADStream
+from .limits import ApiError
+
+router = APIRouter()
+log = logging.getLogger("emovox.server")
+
+MIN_SPEECH_SHARE = 0.2  # an update window with less speech than this has label null
+RATES = (8000, 192000)
+INLINE_VAD_SAMPLES = SAMPLING_RATE // 2  # longer chunks run the VAD on a worker thread
+
+
+class StreamError(Exception):
+    """Ends a stream: an ``error`` message with ``code``, then a close with ``close_code``."""
+
+    def __init__(self, code: str, message: str, close_code: int = 1008):
+        super().__init__(message)
+        self.code, self.message, self.close_code = code, message, close_code
+
+
+@router.get("/v1/stream", include_in_schema=False)
+async def stream_over_http() -> None:
+    raise ApiError(426, "upgrade_required", "/v1/stream is a WebSocket endpoint: connect with ws:// "
+                   "(see docs/streaming.md)")
+
+
+@router.websocket("/v1/stream")
+async def stream(websocket: WebSocket) -> None:
+    state = websocket.app.state.emovox
+    if state.streams >= state.settings.max_streams:
+        await websocket.close(code=1013, reason="too many streams; retry later")
+        return
+    await websocket.accept()
+    state.streams += 1
+    session = StreamSession(websocket, state)
+    try:
+        await session.run()
+    finally:
+        state.streams -= 1
+
+
+class StreamSession:
+    """One websocket: audio buffer, VAD, segmenter, and the two tasks that answer."""
+
+    def __init__(self, websocket: WebSocket, state):
+        self.ws, self.state, self.settings = websocket, state, state.settings
+        self.id = websocket.scope.get("state", {}).get("request_id") or uuid.uuid4().hex[:16]
+        self.lock = asyncio.Lock()
+        self.open = True
+        self.total = 0  # samples received (16 kHz)
+        self.buffer = np.zeros(0, np.float32)
+        self.buffer_start = 0  # absolute sample index of buffer[0]
+        self.probs = np.zeros(0, np.float32)  # VAD probability per frame, recent frames only
+        self.probs_start = 0  # absolute frame index of probs[0]
+        self.segments = 0
+        self._latest: tuple | None = None
+        self._due = asyncio.Event()
+        self._stopping = False
+        self._segment_queue: asyncio.Queue = asyncio.Queue()
+
+    # ---- protocol -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        tasks = []
+        try:
+            self.configure(await self._receive_json())
+            await self.send({"type": "ready", "session": self.id, "sample_rate": self.rate, "format": "pcm_s16le",
+                             "interval": self.interval, "window": self.window, "labels": self.labels or self.state.labels,
+                             "model": self.state.info["id"], "max_message_bytes": self.settings.stream_max_message_bytes})
+            tasks = [asyncio.create_task(self._guard(self._updater())),
+                     asyncio.create_task(self._guard(self._segmenter_task()))]
+            while True:
+                message = await self._receive()
+                if message.get("bytes") is not None:
+                    await self.audio(message["bytes"])
+                    continue
+                request = self._parse(message.get("text"))
+                if request.get("type") != "stop":
+                    raise StreamError("bad_message", f"unexpected message type {request.get('type')!r} "
+                                      "(after start only binary audio and 'stop' are accepted)")
+                await self.finish(tasks)
+                await self.send({"type": "end", "duration": round(self.total / SAMPLING_RATE, 3),
+                                 "segments": self.segments})
+                await self.close(1000)
+                return
+        except WebSocketDisconnect:
+            self.open = False
+        except StreamError as exc:
+            log.info("stream %s refused: %s %s", self.id, exc.code, exc.message)
+            await self.send({"type": "error", "code": exc.code, "message": exc.message})
+            await self.close(exc.close_code)
+        except Exception:
+            log.exception("stream %s failed", self.id)
+            await self.send({"type": "error", "code": "internal_error", "message": "internal server error"})
+            await self.close(1011)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    def configure(self, start: dict) -> None:
+        """Check the ``start`` message and set up resampling, VAD and timing."""
+        if start.get("type") != "start":
+            raise StreamError("bad_start", "the first message must be {\"type\": \"start\", \"sample_rate\": ...}")
+        rate = start.get("sample_rate")
+        if isinstance(rate, bool) or not isinstance(rate, int) or not RATES[0] <= rate <= RATES[1]:
+            raise StreamError("bad_start", f"sample_rate must be an integer number of Hz in {RATES[0]}..{RATES[1]}, "
+                              f"got {rate!r}")
+        if start.get("format", "pcm_s16le") != "pcm_s16le" or start.get("channels", 1) != 1:
+            raise StreamError("bad_start", "only mono 16-bit little-endian PCM is accepted "
+                              "(format 'pcm_s16le', channels 1)")
+        self.interval = _number(start, "interval", self.settings.stream_interval, 0.1, 10.0)
+        self.window = _number(start, "window", self.settings.stream_window, 0.5, 30.0)
+        labels = start.get("labels")
+        if labels is not None:
+            if not isinstance(labels, list) or not all(isinstance(l, str) for l in labels):
+                raise StreamError("bad_start", "labels must be a list of label names")
+            from .routes import parse_labels
+
+            try:
+                labels = parse_labels(",".join(labels), self.state.labels)
+            except ApiError as exc:
+                raise StreamError("bad_start", exc.message) from None
+        self.labels = labels
+        self.rate = rate
+        self.resampler = None if rate == SAMPLING_RATE else soxr.ResampleStream(rate, SAMPLING_RATE, 1, dtype="float32")
+        self.vad_settings = VADSettings()
+        self.vad = VADStream()
+        self.segmenter = Segmenter(self.vad_settings)
+        self.next_update = int(self.interval * SAMPLING_RATE)
+        self.keep = int((max(self.window, self.settings.stream_max_segment) + 2.0) * SAMPLING_RATE)
+
+    async def audio(self, data: bytes) -> None:
+        """Append one PCM chunk; run the VAD; queue the updates and segments it makes due."""
+        if len(data) > self.settings.stream_max_message_bytes:
+            raise StreamError("message_too_large", f"a message of {len(data)} bytes is over the limit of "
+                              f"{self.settings.stream_max_message_bytes}", 1009)
+        if len(data) % 2:
+            raise StreamError("bad_audio", f"a chunk of {len(data)} bytes is not whole 16-bit samples", 1007)
+        samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+        if self.resampler is not None:
+            samples = self.resampler.resample_chunk(samples)
+        await self._append(samples)
+
+    async def finish(self, tasks) -> None:
+        """After ``stop``: flush the resampler, close an open segment, send what is pending."""
+        tail = np.zeros(0, np.float32)
+        if self.resampler is not None:
+            tail = self.resampler.resample_chunk(tail, last=True)
+        await self._append(tail, final=True)
+        if (segment := self.segmenter.flush()) is not None:
+            self._segment_queue.put_nowait(segment)
+        self._stopping = True
+        self._due.set()
+        self._segment_queue.put_nowait(None)
+        await asyncio.gather(*tasks)
+
+    # ---- audio bookkeeping ----------------------------------------------------------------
+
+    async def _append(self, samples: np.ndarray, final: bool = False) -> None:
+        if (self.total + len(samples)) / SAMPLING_RATE > self.settings.stream_max_duration:
+            raise StreamError("stream_too_long", f"the stream is over the limit of "
+                              f"{self.settings.stream_max_duration} s of audio")
+        self.buffer = np.concatenate([self.buffer, samples])
+        self.total += len(samples)
+        if len(self.buffer) > 2 * self.keep:
+            cut = len(self.buffer) - self.keep
+            self.buffer, self.buffer_start = self.buffer[cut:], self.buffer_start + cut
+        if len(samples) > INLINE_VAD_SAMPLES:
+            probs = await anyio.to_thread.run_sync(self.vad.push, samples)
+        else:
+            probs = self.vad.push(samples)
+        self._add_probs(probs)
+        max_frames = int(self.settings.stream_max_segment * SAMPLING_RATE / FRAME)
+        for p in probs:
+            segment = self.segmenter.push(float(p))
+            if segment is None and self.segmenter.speech_start is not None \
+                    and self.segmenter.index - self.segmenter.speech_start >= max_frames:
+                segment = self.segmenter.flush()  # cut very long speech
+            if segment is not None:
+                self._segment_queue.put_nowait(segment)
+        step = int(self.interval * SAMPLING_RATE)
+        if self.total >= self.next_update or (final and self.total > self.next_update - step):
+            self.next_update = (self.total // step + 1) * step
+            window = self.clip(self.total - int(self.window * SAMPLING_RATE), self.total)
+            self._latest = (self.total, window, self.speech_share(), time.perf_counter())
+            self._due.set()
+
+    def _add_probs(self, probs: np.ndarray) -> None:
+        self.probs = np.concatenate([self.probs, probs])
+        keep = int(self.window * SAMPLING_RATE / FRAME) + 2
+        if len(self.probs) > 4 * keep:
+            cut = len(self.probs) - keep
+            self.probs, self.probs_start = self.probs[cut:], self.probs_start + cut
+
+    def speech_share(self) -> float:
+        """Share of the VAD frames of the current window that are speech."""
+        n = max(1, int(self.window * SAMPLING_RATE / FRAME))
+        recent = self.probs[-n:]
+        return float((recent >= self.vad_settings.threshold).mean()) if len(recent) else 0.0
+
+    def clip(self, start: int, end: int) -> np.ndarray:
+        """Samples ``[start, end)`` (absolute, 16 kHz) still in the buffer."""
+        a = max(0, start - self.buffer_start)
+        return self.buffer[a : max(a, end - self.buffer_start)].copy()
+
+    # ---- answers ---------------------------------------------------------------------------
+
+    async def _guard(self, work) -> None:
+        """Run an answering task; an input error (503 busy) ends the stream with an error, a bug with 1011."""
+        try:
+            await work
+        except ApiError as exc:
+            await self.send({"type": "error", "code": exc.code, "message": exc.message})
+            await self.close(1013)
+        except Exception:
+            log.exception("stream %s failed", self.id)
+            await self.send({"type": "error", "code": "internal_error", "message": "internal server error"})
+            await self.close(1011)
+
+    async def _updater(self) -> None:
+        while True:
+            await self._due.wait()
+            self._due.clear()
+            job, self._latest = self._latest, None
+            if job is not None:
+                await self._update(*job)
+            if self._stopping and self._latest is None:
+                return
+
+    async def _update(self, end: int, audio: np.ndarray, speech: float, queued: float) -> None:
+        message = {"type": "update", "time": round(end / SAMPLING_RATE, 3),
+                   "start": round((end - len(audio)) / SAMPLING_RATE, 3), "end": round(end / SAMPLING_RATE, 3),
+                   "speech": round(speech, 3), "label": None, "scores": None}
+        if speech >= MIN_SPEECH_SHARE and len(audio) >= SAMPLING_RATE // 10:
+            result = await self.state.engine.predict(audio)
+            message["label"], message["scores"] = result.decide(self.labels)
+        message["processing_ms"] = round(1000 * (time.perf_counter() - queued), 1)
+        await self.send(message)
+
+    async def _segmenter_task(self) -> None:
+        while (segment := await self._segment_queue.get()) is not None:
+            start, end = segment
+            audio = self.clip(int(start * SAMPLING_RATE), int(end * SAMPLING_RATE))
+            if len(audio) < SAMPLING_RATE // 10:
+                continue
+            result = await self.state.engine.predict(audio)
+            label, scores = result.decide(self.labels)
+            await self.send({"type": "segment", "index": self.segments, "start": round(start, 3),
+                             "end": round(end, 3), "label": label, "scores": scores})
+            self.segments += 1
+
+    # ---- transport -------------------------------------------------------------------------
+
+    async def _receive(self) -> dict:
+        if not self.open:
+            raise WebSocketDisconnect(1000)
+        try:
+            with anyio.fail_after(self.settings.stream_idle_timeout):
+                message = await self.ws.receive()
+        except TimeoutError:
+            raise StreamError("idle_timeout", f"no message for {self.settings.stream_idle_timeout} s") from None
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        return message
+
+    async def _receive_json(self) -> dict:
+        message = await self._receive()
+        if message.get("bytes") is not None:
+            raise StreamError("bad_start", "audio arrived before the start message")
+        return self._parse(message.get("text"))
+
+    @staticmethod
+    def _parse(text: str | None) -> dict:
+        try:
+            value = json.loads(text or "")
+        except ValueError:
+            raise StreamError("bad_message", "a text message must be a JSON object") from None
+        if not isinstance(value, dict):
+            raise StreamError("bad_message", "a text message must be a JSON object")
+        return value
+
+    async def send(self, message: dict) -> None:
+        if not self.open:
+            return
+        async with self.lock:
+            try:
+                await self.ws.send_text(json.dumps(message))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self.open = False
+
+    async def close(self, code: int) -> None:
+        if self.open and self.ws.application_state != WebSocketState.DISCONNECTED:
+            self.open = False
+            try:
+                await self.ws.close(code)
+            except (RuntimeError, OSError):
+                pass
+
+
+def _number(message: dict, key: str, default: float, low: float, high: float) -> float:
+    value = message.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise StreamError("bad_start", f"{key} must be a number of seconds in {low}..{high}, got {value!r}")
+    return float(value)

@@ -1,0 +1,307 @@
+"""Emotion over time for long recordings: speech segments from a VAD, a label for each.
+
+:func:`make_timeline` finds the speech in a 16 kHz signal with Silero VAD, cuts segments longer
+than ``max_window`` seconds into equal windows, classifies every window in batches, and sums
+up the share of speech time per emotion. The command line (``emovox timeline``) and the
+server (``POST /v1/timeline``) both call it; the streaming endpoint reuses :class:`VADStream`
+and :class:`Segmenter` to find the ends of speech as audio arrives.
+
+The VAD runs the ``silero_vad_16k_sequence.onnx`` graph shipped inside the ``silero-vad``
+package on onnxruntime. The package's Python module is never imported (it imports torch and
+sets torch's thread count as a side effect); the file is located through the package
+metadata and nothing is fetched from a hub.
+
+Examples:
+    >>> from emovox.testing import voice
+    >>> signal = np.concatenate([np.zeros(16000, np.float32), voice(2.0, seed=1), np.zeros(16000, np.float32)])
+    >>> [(round(a), round(b)) for a, b in speech_segments(signal)]
+    [(1, 3)]
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import importlib.metadata
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .audio import SAMPLING_RATE
+from .decision import restrict, top_label
+from .errors import ModelError
+
+FRAME = 512  # samples per VAD frame at 16 kHz (32 ms)
+CONTEXT = 64  # samples of the previous frame the model sees before each frame
+VAD_FILE = "silero_vad/data/silero_vad_16k_sequence.onnx"
+
+
+@dataclasses.dataclass(frozen=True)
+class VADSettings:
+    """How frame probabilities become speech segments (seconds; Silero's hysteresis)."""
+
+    threshold: float = 0.5  # a frame at or above this starts speech
+    neg_threshold: float = 0.35  # inside speech, frames below this count as silence
+    min_speech: float = 0.25  # shorter segments are dropped
+    min_silence: float = 0.3  # silence that ends a segment
+    pad: float = 0.05  # added on each side of a segment
+
+
+@functools.lru_cache(maxsize=1)
+def _vad_session():
+    import onnxruntime as ort
+
+    try:
+        path = Path(str(importlib.metadata.distribution("silero-vad").locate_file(VAD_FILE)))
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError("the silero-vad package is not installed: pip install silero-vad") from None
+    if not path.is_file():
+        raise ModelError(f"silero-vad is installed but {VAD_FILE} is missing from it")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+class VADStream:
+    """Silero VAD over audio that arrives in pieces: :meth:`push` returns one speech
+    probability per complete 32 ms frame; leftover samples wait for the next push.
+
+    Examples:
+        >>> vad = VADStream()
+        >>> vad.push(np.zeros(1000, np.float32)).shape, vad.push(np.zeros(24, np.float32)).shape
+        ((1,), (1,))
+    """
+
+    def __init__(self, *, max_frames: int = 512):
+        self.session = _vad_session()
+        self.max_frames = max_frames
+        self.h = np.zeros((1, 1, 128), np.float32)
+        self.c = np.zeros((1, 1, 128), np.float32)
+        self.context = np.zeros(CONTEXT, np.float32)
+        self.pending = np.zeros(0, np.float32)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Speech probabilities of the frames completed by ``samples`` (16 kHz float32)."""
+        audio = np.concatenate([self.pending, np.asarray(samples, np.float32)])
+        n = len(audio) // FRAME
+        self.pending = audio[n * FRAME :]
+        out = []
+        for first in range(0, n, self.max_frames):
+            frames = audio[first * FRAME : min(n, first + self.max_frames) * FRAME].reshape(-1, FRAME)
+            contexts = np.concatenate([self.context[None], frames[:-1, -CONTEXT:]])
+            self.context = frames[-1, -CONTEXT:].copy()
+            probs, self.h, self.c = self.session.run(
+                ["speech_probs", "hn", "cn"], {"input": np.hstack([contexts, frames]), "h": self.h, "c": self.c}
+            )
+            out.append(probs)
+        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+
+class Segmenter:
+    """Online hysteresis over frame probabilities: :meth:`push` returns ``(start, end)`` in
+    seconds (padded) when a segment ends, :meth:`flush` closes one still open at the end.
+
+    ``start`` of the open segment is :attr:`speech_start` (``None`` in silence).
+    """
+
+    def __init__(self, settings: VADSettings = VADSettings()):
+        self.settings = settings
+        self.frame = FRAME / SAMPLING_RATE
+        self.index = 0  # frames seen
+        self.speech_start: int | None = None
+        self.silence_start: int | None = None
+        self.last_end = 0.0
+
+    def push(self, prob: float) -> tuple[float, float] | None:
+        i, s = self.index, self.settings
+        self.index += 1
+        if self.speech_start is None:
+            if prob >= s.threshold:
+                self.speech_start = i
+            return None
+        if prob >= s.threshold:
+            self.silence_start = None
+        elif prob < s.neg_threshold:
+            if self.silence_start is None:
+                self.silence_start = i
+            if (i + 1 - self.silence_start) * self.frame >= s.min_silence:
+                return self._close(self.silence_start)
+        return None
+
+    def flush(self) -> tuple[float, float] | None:
+        """Close the open segment at the last frame seen, if there is one."""
+        if self.speech_start is None:
+            return None
+        return self._close(self.silence_start if self.silence_start is not None else self.index)
+
+    def _close(self, end_frame: int) -> tuple[float, float] | None:
+        start_frame, self.speech_start, self.silence_start = self.speech_start, None, None
+        if (end_frame - start_frame) * self.frame < self.settings.min_speech:
+            return None
+        start = max(self.last_end, start_frame * self.frame - self.settings.pad, 0.0)
+        end = end_frame * self.frame + self.settings.pad
+        self.last_end = end
+        return start, end
+
+
+def speech_segments(signal: np.ndarray, settings: VADSettings = VADSettings()) -> list[tuple[float, float]]:
+    """``(start, end)`` seconds of the speech in a 16 kHz mono signal."""
+    duration = len(signal) / SAMPLING_RATE
+    vad, segmenter = VADStream(), Segmenter(settings)
+    tail = (-len(signal)) % FRAME  # pad the last frame
+    probs = vad.push(np.concatenate([np.asarray(signal, np.float32), np.zeros(tail, np.float32)]))
+    found = [seg for p in probs if (seg := segmenter.push(float(p)))]
+    if last := segmenter.flush():
+        found.append(last)
+    return [(round(a, 3), round(min(b, duration), 3)) for a, b in found if min(b, duration) > a]
+
+
+def split_windows(start: float, end: float, max_window: float) -> list[tuple[float, float]]:
+    """Cut ``[start, end]`` into the fewest equal windows of at most ``max_window`` seconds.
+
+    Examples:
+        >>> split_windows(0.0, 25.0, 10.0)
+        [(0.0, 8.333), (8.333, 16.667), (16.667, 25.0)]
+    """
+    n = max(1, math.ceil((end - start) / max_window - 1e-9))
+    edges = [round(start + (end - start) * k / n, 3) for k in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+@dataclasses.dataclass
+class Segment:
+    """A stretch of speech (or a window of a long one) with its emotion."""
+
+    start: float
+    end: float
+    label: str
+    scores: dict[str, float]
+    speech_segment: int  # index of the VAD segment this window belongs to
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "label": self.label, "speech_segment": self.speech_segment,
+                "scores": {k: round(v, 5) for k, v in self.scores.items()}}
+
+
+@dataclasses.dataclass
+class Timeline:
+    """Every speech window of a recording with its emotion, and the share of time per emotion."""
+
+    duration: float
+    labels: list[str]
+    segments: list[Segment]
+    model_id: str = ""
+
+    @property
+    def speech_duration(self) -> float:
+        return round(sum(s.end - s.start for s in self.segments), 3)
+
+    def summary(self) -> dict:
+        """Seconds of speech, share of speech time per label (0 to 1), and the dominant label."""
+        speech = self.speech_duration
+        time = {label: 0.0 for label in self.labels}
+        for s in self.segments:
+            time[s.label] += s.end - s.start
+        shares = {label: round(t / speech, 4) if speech else 0.0 for label, t in time.items()}
+        return {"speech": speech, "speech_share": round(speech / self.duration, 4) if self.duration else 0.0,
+                "shares": shares, "dominant": top_label(shares) if speech else None}
+
+    def to_dict(self) -> dict:
+        return {"model": self.model_id, "duration": round(self.duration, 3), "labels": self.labels,
+                "segments": [s.to_dict() for s in self.segments], "summary": self.summary()}
+
+    def to_csv(self) -> str:
+        """One row per window: start, end, label, speech_segment, then a column per label."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["start", "end", "label", "speech_segment", *self.labels])
+        for s in self.segments:
+            writer.writerow([s.start, s.end, s.label, s.speech_segment, *(f"{s.scores[l]:.5f}" for l in self.labels)])
+        return out.getvalue()
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write ``.csv``, ``.json`` or ``.png`` (a plot), chosen by the suffix."""
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            path.write_text(self.to_csv())
+        elif suffix == ".json":
+            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        elif suffix == ".png":
+            plot(self, path)
+        else:
+            raise ValueError(f"cannot write a timeline as {suffix or 'a file without suffix'}: use .csv, .json or .png")
+        return path
+
+
+def make_timeline(
+    model,
+    signal: np.ndarray,
+    *,
+    labels: Sequence[str] | None = None,
+    max_window: float = 10.0,
+    batch_size: int = 8,
+    vad: VADSettings = VADSettings(),
+) -> Timeline:
+    """The emotion timeline of a 16 kHz mono signal.
+
+    Args:
+        model: anything with ``labels``, ``model_id`` and ``predict_signals`` (an emovox model).
+        signal: the recording, 16 kHz mono float32 (see :func:`emovox.audio.load_audio`).
+        labels: decide among this subset of the model's labels only.
+        max_window: longest window classified at once, in seconds; longer speech is split.
+        batch_size: windows classified together.
+        vad: voice-activity settings.
+
+    Returns:
+        A :class:`Timeline`; silence-only input gives one without segments.
+    """
+    pieces = [(k, a, b) for k, (start, end) in enumerate(speech_segments(signal, vad))
+              for a, b in split_windows(start, end, max_window)]
+    segments = []
+    for first in range(0, len(pieces), batch_size):
+        batch = pieces[first : first + batch_size]
+        clips = [signal[int(a * SAMPLING_RATE) : int(b * SAMPLING_RATE)] for _, a, b in batch]
+        for (k, a, b), result in zip(batch, model.predict_signals(clips)):
+            scores = restrict(result.scores, labels)
+            segments.append(Segment(a, b, top_label(scores), scores, k))
+    names = list(labels) if labels else list(model.labels)
+    return Timeline(len(signal) / SAMPLING_RATE, names, segments, getattr(model, "model_id", ""))
+
+
+def plot(timeline: Timeline, path: str | os.PathLike) -> Path:
+    """Save a PNG: each label's score over time (steps per window), speech windows shaded by label."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ModelError("a timeline plot needs matplotlib: pip install 'emovox[plots]'") from None
+    colors = {label: plt.cm.tab10(i % 10) for i, label in enumerate(timeline.labels)}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True, gridspec_kw={"height_ratios": [1, 3]})
+    for s in timeline.segments:
+        top.axvspan(s.start, s.end, color=colors[s.label], alpha=0.8)
+    top.set_yticks([])
+    top.set_title("emotion over time (" + ", ".join(f"{k} {v:.0%}" for k, v in timeline.summary()["shares"].items()) + ")")
+    for label in timeline.labels:
+        xs, ys = [], []
+        for s in timeline.segments:
+            xs += [s.start, s.end, s.end]
+            ys += [s.scores[label], s.scores[label], np.nan]
+        bottom.plot(xs, ys, color=colors[label], label=label, linewidth=2)
+    bottom.set_xlim(0, max(timeline.duration, 1e-3))
+    bottom.set_ylim(0, 1)
+    bottom.set_xlabel("time (s)")
+    bottom.set_ylabel("score")
+    bottom.legend(loc="upper right", ncol=min(len(timeline.labels), 6), fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
