@@ -53,12 +53,15 @@ FP32, INT8, HEAD, TORCHSCRIPT = "model.onnx", "model.int8.onnx", "head.onnx", "m
 
 def pool_valid(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """``(b, n_states, t, d)`` → ``(b, n_states, 2 d)``: mean and std over each row's first
-    ``lengths`` frames, computed like :func:`emovox.pooling.mean_std_pool` (E[x²] − mean²)."""
+    ``lengths`` frames, as :func:`emovox.pooling.mean_std_pool` gives them.
+
+    The variance is two-pass (mean of squared deviations): exact in float32 even for
+    near-constant dimensions, where E[x²] − mean² would be rounding noise."""
     valid = (torch.arange(states.shape[2], device=states.device)[None, :] < lengths[:, None]).to(states.dtype)
     weights = (valid / lengths.to(states.dtype)[:, None])[:, None, :, None]  # (b, 1, t, 1)
     mean = (states * weights).sum(2)
-    second = (states * states * weights).sum(2)
-    std = torch.sqrt(torch.clamp(second - mean * mean, min=0.0))
+    deviation = states - mean[:, :, None, :]
+    std = torch.sqrt((deviation * deviation * weights).sum(2))
     return torch.cat([mean, std], dim=-1)
 
 

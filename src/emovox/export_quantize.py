@@ -28,7 +28,7 @@ from .errors import EmovoxError
 log = logging.getLogger(__name__)
 
 
-def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, per_channel: bool = False) -> Path:
+def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, per_channel: bool = True) -> Path:
     """Dynamic int8 quantization of the MatMul and Gemm nodes (weights int8, activations
     quantized per call); everything else stays fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic

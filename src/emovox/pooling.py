@@ -18,7 +18,10 @@ import numpy as np
 
 def mean_std_pool(states: np.ndarray) -> np.ndarray:
     """``(n_states, frames, d)`` → ``(n_states, 2 d)`` of per-layer mean and std over frames."""
-    states = np.asarray(states, dtype=np.float32)
+    # float64 sums: in float32, E[x²] − mean² loses the std of near-constant dimensions
+    # (Whisper's slow positional channels) to rounding, noise the heads' standardisation
+    # amplifies; the result is exact to float32 whatever the summation order.
+    states = np.asarray(states, dtype=np.float64)
     mean = states.mean(axis=1)
     std = np.sqrt(np.maximum((states**2).mean(axis=1) - mean**2, 0.0))
-    return np.concatenate([mean, std], axis=-1)
+    return np.concatenate([mean, std], axis=-1).astype(np.float32)
