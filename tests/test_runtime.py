@@ -201,3 +201,32 @@ def test_trained_model_parity_and_int8_agreement(trained_export, real_speech):
     assert np.abs(want - fp32).max() <= 1e-4
     assert np.mean(fp32.argmax(1) == int8.argmax(1)) >= 0.97
     assert np.abs(fp32 - int8).max() < 0.2  # close, not equal
+
+
+def test_shipped_model_is_exported_once_and_served_by_onnxruntime(model_dir, tmp_path, monkeypatch):
+    import emovox.export
+    import emovox.prediction
+
+    monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(emovox.prediction, "default_model_dir", lambda: model_dir)
+    first = emovox.load()
+    assert isinstance(first, OnnxEmotionModel) and first.directory.parent == tmp_path / "cache" / "exported"
+
+    def no_second_export(*args, **kwargs):
+        raise AssertionError("exported twice")
+
+    monkeypatch.setattr(emovox.export, "export_model", no_second_export)
+    assert emovox.load().directory == first.directory
+    monkeypatch.setenv("EMOVOX_DEFAULT_BACKEND", "torch")
+    assert isinstance(emovox.load(), emovox.EmotionModel)
+
+
+def test_failed_export_of_shipped_model_falls_back_to_torch(model_dir, tmp_path, monkeypatch):
+    import emovox.export
+    import emovox.prediction
+
+    monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(emovox.prediction, "default_model_dir", lambda: model_dir)
+    monkeypatch.setattr(emovox.export, "export_model", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert isinstance(emovox.load(), emovox.EmotionModel)
+    assert not list((tmp_path / "cache" / "exported").iterdir())  # no half-written folder left

@@ -15,19 +15,26 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from .audio import DEFAULT_MAX_DURATION, SAMPLING_RATE, load_audio
 from .decision import restrict, top_label
 from .errors import EmovoxError
 
 EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -138,7 +145,15 @@ def load(model_dir: str | os.PathLike | None = None, **kwargs) -> Predictor:
     An exported folder runs on onnxruntime, without torch (keyword arguments go to
     :class:`emovox.runtime.OnnxEmotionModel`: ``variant``, ``device``, ``threads``,
     ``max_duration``); a model directory runs on PyTorch (:class:`emovox.model.EmotionModel`).
+    The shipped model runs on onnxruntime too: it is exported once into the cache on first
+    use (see :func:`default_export`); ``EMOVOX_DEFAULT_BACKEND=torch`` keeps it on PyTorch.
     """
+    if model_dir is None and "extractor" not in kwargs:
+        exported = default_export(default_model_dir())
+        if exported is not None:
+            from .runtime import OnnxEmotionModel
+
+            return OnnxEmotionModel(exported, **kwargs)
     directory = Path(model_dir) if model_dir is not None else default_model_dir()
     if is_exported_dir(directory):
         from .runtime import OnnxEmotionModel
@@ -148,3 +163,39 @@ def load(model_dir: str | os.PathLike | None = None, **kwargs) -> Predictor:
     from .model import EmotionModel
 
     return EmotionModel(load_model_files(directory), **kwargs)
+
+
+def default_export(model_dir: Path) -> Path | None:
+    """The exported copy of the shipped model in the cache, made on first use (fp32: exact to
+    1e-6 and faster than PyTorch); None when there is no shipped model, when
+    ``EMOVOX_DEFAULT_BACKEND=torch``, or when the export fails (PyTorch then serves)."""
+    if os.environ.get("EMOVOX_DEFAULT_BACKEND", "onnx") == "torch":
+        return None
+    try:
+        digest = hashlib.sha256(__version__.encode())
+        for name in ("config.json", "heads.safetensors"):
+            digest.update((model_dir / name).read_bytes())
+    except OSError:
+        return None
+    # the cache root of emovox.encoder_weights.cache_dir, which cannot be imported without torch
+    cache = Path(os.environ.get("EMOVOX_CACHE", Path.home() / ".cache" / "emovox"))
+    target = cache / "exported" / f"{model_dir.name}-{digest.hexdigest()[:16]}"
+    if is_exported_dir(target):
+        return target
+    log.warning("exporting the shipped model to %s for onnxruntime (once; takes a few seconds)", target)
+    scratch = None
+    try:
+        from .export import export_model
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".export-"))
+        export_model(model_dir, scratch)
+        os.replace(scratch, target)  # atomic; fails if another process got there first
+    except Exception as exc:  # any failure: PyTorch serves instead
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if is_exported_dir(target):
+            return target
+        log.warning("could not export the shipped model (%s); using PyTorch", exc)
+        return None
+    return target
