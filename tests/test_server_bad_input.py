@@ -289,7 +289,7 @@ def _read_until_closed(sock: socket.socket) -> bytes:
     b"\x81\x05hello",  # an unmasked client frame (clients must mask)
     b"\x8f\x80\x00\x00\x00\x00",  # a reserved opcode
     b"\xf1\x80\x00\x00\x00\x00",  # reserved bits set
-    b"\x09\xfe\xff\xff" + b"\x00" * 4,  # a fragmented control frame with a 16-bit length
+    b"\x09\x85" + b"\x00" * 4 + b"hello",  # a fragmented control frame (a ping without FIN)
     bytes(RNG.integers(0, 256, 512, dtype=np.uint8)),  # noise
 ], ids=["unmasked", "reserved-opcode", "reserved-bits", "fragmented-control", "noise"])
 def test_broken_websocket_frames(server, frame):

@@ -18,7 +18,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes, each with its own copy of the model."),
-    threads: Optional[int] = typer.Option(None, min=1, help="Threads of the model's math per worker (default: the library's)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Threads of the model's math per worker "
+                                          "(default: CPU cores / workers)."),
     max_upload_mb: float = typer.Option(128.0, help="Largest upload accepted, in MiB (413 above)."),
     max_duration: float = typer.Option(120.0, help="Longest clip /v1/predict accepts, in seconds (422 above)."),
     max_timeline_duration: float = typer.Option(10800.0, help="Longest recording /v1/timeline accepts, in seconds."),
@@ -34,6 +35,7 @@ def serve(
     from ..server.app import configure_logging, create_app
     from ..server.limits import ENV_VAR, MiB, ServerSettings
 
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     settings = ServerSettings(
         model_dir=str(model_dir) if model_dir else None, max_upload_bytes=int(max_upload_mb * MiB),
         max_duration=max_duration, max_timeline_duration=max_timeline_duration, max_batch=max_batch,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
 import re
 import sys
 import time
@@ -137,6 +138,7 @@ def _error_response(request, error: ApiError) -> JSONResponse:
 def create_app(settings: ServerSettings | None = None, *, model=None) -> FastAPI:
     """The emovox API app; loads the model now (``settings.model_dir``) unless one is given."""
     settings = settings or ServerSettings()
+    _limit_threads(settings.threads)
     if model is None:
         from .. import load
 
@@ -181,6 +183,20 @@ def create_app(settings: ServerSettings | None = None, *, model=None) -> FastAPI
     _mount_docs(app)
     _mount_web(app)
     return app
+
+
+def _limit_threads(threads: int | None) -> None:
+    """One BLAS thread: numpy's only BLAS work here (the mel filter bank) is tiny, and OpenBLAS
+    threads spinning against busy cores made it 15x slower on a shared 2-core machine.
+    ``threads`` also reaches an ONNX model through ``$EMOVOX_THREADS`` (read when it loads)."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
+    except ImportError:  # threadpoolctl comes with scikit-learn; without it nothing is limited
+        pass
+    if threads:
+        os.environ["EMOVOX_THREADS"] = str(threads)
 
 
 def app_from_env() -> FastAPI:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -53,13 +52,21 @@ class Result:
 
 
 class InferenceEngine:
-    """A batching worker thread around a model; ``submit`` from any thread, ``predict`` from asyncio."""
+    """A batching worker thread around a model; ``submit`` from any thread, ``predict`` from asyncio.
 
-    def __init__(self, model, *, max_batch: int = 16, max_queue: int = 256, batch_wait: float = 0.002):
+    Scheduling: the shortest waiting clip goes first, with the clips of similar length (at most
+    twice as long) batched along with it, so a long clip never holds up short ones; a clip
+    that has waited ``max_age`` seconds goes first whatever its length, so none starves.
+    """
+
+    def __init__(self, model, *, max_batch: int = 16, max_queue: int = 256, batch_wait: float = 0.002,
+                 max_age: float = 0.5):
         self.model = model
         self.labels = list(model.labels)
-        self.max_batch, self.max_queue, self.batch_wait = max_batch, max_queue, batch_wait
-        self._queue: queue.Queue = queue.Queue()
+        self.max_batch, self.max_queue, self.batch_wait, self.max_age = max_batch, max_queue, batch_wait, max_age
+        self._pending: list[tuple[float, np.ndarray, concurrent.futures.Future]] = []  # (arrival, signal, future)
+        self._ready = threading.Condition()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="emovox-inference", daemon=True)
         self.batches = self.clips = 0
         self.busy_seconds = 0.0
@@ -70,25 +77,29 @@ class InferenceEngine:
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        return len(self._pending)
 
     def start(self) -> InferenceEngine:
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        with self._ready:
+            self._stopping = True
+            self._ready.notify()
         if self._thread.is_alive():
-            self._queue.put(None)
             self._thread.join(timeout)
 
     def submit(self, signal: np.ndarray) -> concurrent.futures.Future:
         """Queue one 16 kHz signal; the future gives its :class:`Result`. 503 when overloaded."""
-        if self._queue.qsize() >= self.max_queue:
+        if len(self._pending) >= self.max_queue:
             raise ApiError(503, "busy", f"{self.max_queue} clips are already waiting; retry later")
         if not self._thread.is_alive():
             raise RuntimeError("the inference thread is not running")
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self._queue.put((signal, future))
+        with self._ready:
+            self._pending.append((time.perf_counter(), signal, future))
+            self._ready.notify()
         return future
 
     async def predict(self, signal: np.ndarray) -> Result:
@@ -106,24 +117,31 @@ class InferenceEngine:
             out.append(Prediction(label, scores, len(s) / SAMPLING_RATE))
         return out
 
-    def _take_batch(self, first) -> list:
-        batch = [first]
-        deadline = time.perf_counter() + self.batch_wait
-        while len(batch) < self.max_batch:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.perf_counter())) \
-                    if self.batch_wait else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                self._queue.put(None)  # stop after this batch
-                break
-            batch.append(item)
-        return [(s, f) for s, f in batch if f.set_running_or_notify_cancel()]
+    def _take_batch(self) -> list[tuple[np.ndarray, concurrent.futures.Future]] | None:
+        """Wait for work; pick the next batch (see the class docstring). None when stopping."""
+        with self._ready:
+            while not self._pending and not self._stopping:
+                self._ready.wait()
+            if self._stopping:
+                for _, _, future in self._pending:  # shutting down: nobody will answer these
+                    if future.set_running_or_notify_cancel():
+                        future.set_exception(RuntimeError("the server is shutting down"))
+                self._pending.clear()
+                return None
+        if self.batch_wait:
+            time.sleep(self.batch_wait)  # let the clips of concurrent requests arrive
+        with self._ready:
+            now = time.perf_counter()
+            overdue = [item for item in self._pending if now - item[0] >= self.max_age]
+            first = min(overdue, key=lambda i: i[0]) if overdue else min(self._pending, key=lambda i: len(i[1]))
+            limit = max(2 * len(first[1]), SAMPLING_RATE)
+            batch = [first] + [i for i in self._pending if i is not first and len(i[1]) <= limit][: self.max_batch - 1]
+            chosen = {id(i) for i in batch}
+            self._pending = [i for i in self._pending if id(i) not in chosen]
+        return [(signal, future) for _, signal, future in batch if future.set_running_or_notify_cancel()]
 
     def _run(self) -> None:
-        while (first := self._queue.get()) is not None:
-            batch = self._take_batch(first)
+        while (batch := self._take_batch()) is not None:
             if not batch:
                 continue
             start = time.perf_counter()

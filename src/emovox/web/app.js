@@ -61,6 +61,7 @@ function drawBars(scores) {
 function showPrediction(result) {
   $("result").hidden = false;
   $("result-label").textContent = result.label;
+  $("result-label").dataset.label = result.label;
   $("result-duration").textContent = `${result.duration.toFixed(1)} s`;
   drawBars(result.scores);
 }
@@ -76,11 +77,18 @@ function drawTimeline(result) {
     chart.append(svg("rect", { x: x(seg.start), y: top, width: Math.max(1, x(seg.end) - x(seg.start)), height: bandHeight,
                                fill: colorOf(seg.label), class: "segment", "data-label": seg.label },));
   }
+  // one line per label and run of adjacent windows: silence between segments stays a gap
+  const runs = [];
+  for (const seg of result.segments) {
+    const last = runs[runs.length - 1];
+    if (last && Math.abs(last[last.length - 1].end - seg.start) < 0.05) last.push(seg); else runs.push([seg]);
+  }
   for (const label of result.labels) {
-    const points = result.segments.flatMap((s) => [[x(s.start), s.scores[label]], [x(s.end), s.scores[label]]]);
-    if (!points.length) continue;
-    chart.append(svg("polyline", { points: points.map(([px, s]) => `${px},${plotTop + (1 - s) * plotHeight}`).join(" "),
-                                   fill: "none", stroke: colorOf(label), "stroke-width": 2 }));
+    for (const run of runs) {
+      const points = run.flatMap((s) => [[x(s.start), s.scores[label]], [x(s.end), s.scores[label]]]);
+      chart.append(svg("polyline", { points: points.map(([px, s]) => `${px},${plotTop + (1 - s) * plotHeight}`).join(" "),
+                                     fill: "none", stroke: colorOf(label), "stroke-width": 2 }));
+    }
   }
   for (let t = 0; t <= result.duration; t += Math.max(1, Math.ceil(result.duration / 10))) {
     chart.append(svg("text", { x: Math.min(x(t), width - 20), y: height - 4 }, `${t}s`));
@@ -124,6 +132,7 @@ async function analyse(blob, name) {
       if (tooLong) {
         $("result").hidden = false;
         $("result-label").textContent = tl.body.summary.dominant || "no speech";
+        $("result-label").dataset.label = tl.body.summary.dominant || "";
         $("result-duration").textContent = `${tl.body.duration.toFixed(1)} s (most of the speech)`;
         drawBars(tl.body.summary.shares);
       }
