@@ -4,6 +4,7 @@ synthetic voices: predict, timeline, stream, health, models, docs, request ids, 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import threading
 import time
@@ -212,3 +213,64 @@ def test_serve_with_a_missing_model_exits_2(tmp_path):
 
     result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "nope"), "--port", "1"])
     assert result.exit_code == 2, result.output
+
+
+@pytest.fixture(scope="module")
+def limited_server(model_dir):
+    """Uvicorn in a thread of this process, with tiny limits: one stream, 0.5 s idle timeout,
+    2 s of streamed audio, and a model queue of 0 (every clip is refused as busy)."""
+    import uvicorn
+
+    import emovox
+    from emovox.server import ServerSettings, create_app
+    from server_support import Server, free_port
+
+    settings = ServerSettings(max_streams=1, stream_idle_timeout=0.5, stream_max_duration=2.0, max_queue=0)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, model=emovox.load(model_dir)), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield Server(port, None, None)
+    server.should_exit = True
+    thread.join(10)
+
+
+def _first_error(ws) -> dict:
+    while (message := json.loads(ws.recv(timeout=10)))["type"] != "error":
+        pass
+    return message
+
+
+def test_overload_is_429_with_retry_after(limited_server):
+    status, body, headers = limited_server.post_file("/v1/predict", wav_bytes(styled("sad", 1.0, seed=50)))
+    assert status == 429 and body["error"]["code"] == "busy" and headers["retry-after"] == "1"
+
+
+def test_stream_limits_idle_duration_and_count(limited_server):
+    url = limited_server.ws_url + "/v1/stream"
+    with connect(url, open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "start", "sample_rate": 16000}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        with connect(url, open_timeout=10) as second:  # only one stream allowed
+            assert _first_error(second)["code"] == "too_many_streams"
+            with pytest.raises(Exception):
+                second.recv(timeout=5)
+            assert second.protocol.close_code == 1013
+        assert _first_error(ws)["code"] == "idle_timeout"  # nothing sent for 0.5 s
+        with pytest.raises(Exception):
+            ws.recv(timeout=5)
+        assert ws.protocol.close_code == 1008
+    with connect(url, open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "start", "sample_rate": 16000}))
+        ws.recv(timeout=10)
+        with contextlib.suppress(Exception):  # the server may close before the last chunks
+            for _ in range(6):  # 3 s of silence, over the 2 s limit
+                ws.send(np.zeros(8000, "<i2").tobytes())
+        assert _first_error(ws)["code"] == "stream_too_long"
+        with pytest.raises(Exception):
+            ws.recv(timeout=5)
+        assert ws.protocol.close_code == 1008

@@ -52,9 +52,21 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be swapped)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Log lines with the request id: ``time level [request id] message``."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
     logger = logging.getLogger("emovox")
@@ -132,7 +144,8 @@ class ServerState:
 
 def _error_response(request, error: ApiError) -> JSONResponse:
     rid = getattr(request.state, "request_id", None)
-    return JSONResponse(error.body(rid), status_code=error.status)
+    headers = {"Retry-After": "1"} if error.status == 429 else None
+    return JSONResponse(error.body(rid), status_code=error.status, headers=headers)
 
 
 def create_app(settings: ServerSettings | None = None, *, model=None) -> FastAPI:

@@ -91,9 +91,9 @@ class InferenceEngine:
             self._thread.join(timeout)
 
     def submit(self, signal: np.ndarray) -> concurrent.futures.Future:
-        """Queue one 16 kHz signal; the future gives its :class:`Result`. 503 when overloaded."""
+        """Queue one 16 kHz signal; the future gives its :class:`Result`. 429 when overloaded."""
         if len(self._pending) >= self.max_queue:
-            raise ApiError(503, "busy", f"{self.max_queue} clips are already waiting; retry later")
+            raise ApiError(429, "busy", f"{self.max_queue} clips are already waiting; retry later")
         if not self._thread.is_alive():
             raise RuntimeError("the inference thread is not running")
         future: concurrent.futures.Future = concurrent.futures.Future()

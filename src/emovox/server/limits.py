@@ -12,7 +12,8 @@ rendered as ``{"error": {"status", "code", "message"}, "request_id"}``. Status c
   ``unknown_label``: decodable audio that cannot be used. A clip longer than the cap is 422,
   not 413: 413 is reserved for the byte size of the upload. The duration a header declares is
   checked before anything is decoded (a 10-hour FLAC or WAV header is refused at once);
-* 503 ``busy``: more clips waiting than ``max_queue``.
+* 429 ``busy``: more clips waiting than ``max_queue`` (with ``Retry-After``; load shedding is
+  a 4xx on purpose: every 5xx is a bug).
 
 Examples:
     >>> from emovox.errors import AudioTooLongError
@@ -53,7 +54,7 @@ class ServerSettings:
     max_duration: float = 120.0  # seconds, /v1/predict
     max_timeline_duration: float = 3 * 3600.0  # seconds, /v1/timeline
     max_batch: int = 16  # clips encoded together
-    max_queue: int = 256  # clips waiting for the model before new ones get 503
+    max_queue: int = 256  # clips waiting for the model before new ones get 429
     batch_wait: float = 0.002  # seconds the batcher waits for more clips once one arrived
     threads: int | None = None  # torch/onnx threads (None: leave the library default)
     timeline_window: float = 10.0  # longest piece of speech classified at once

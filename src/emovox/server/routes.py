@@ -115,7 +115,7 @@ ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in 
     413: "upload over the byte limit",
     415: "not an audio content type, or bytes that do not decode as audio",
     422: "audio that cannot be used: too long or too short, no samples, NaN/inf, unknown label",
-    503: "too many clips waiting",
+    429: "too many clips waiting: retry later",
 }.items()}
 
 

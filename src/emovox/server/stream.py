@@ -56,10 +56,12 @@ async def stream_over_http() -> None:
 @router.websocket("/v1/stream")
 async def stream(websocket: WebSocket) -> None:
     state = websocket.app.state.emovox
-    if state.streams >= state.settings.max_streams:
-        await websocket.close(code=1013, reason="too many streams; retry later")
-        return
     await websocket.accept()
+    if state.streams >= state.settings.max_streams:
+        await websocket.send_text(json.dumps({"type": "error", "code": "too_many_streams",
+                                              "message": f"{state.settings.max_streams} streams are open; retry later"}))
+        await websocket.close(code=1013)
+        return
     state.streams += 1
     session = StreamSession(websocket, state)
     try:
@@ -235,7 +237,7 @@ class StreamSession:
     # ---- answers ---------------------------------------------------------------------------
 
     async def _guard(self, work) -> None:
-        """Run an answering task; an input error (503 busy) ends the stream with an error, a bug with 1011."""
+        """Run an answering task; an input error (429 busy) ends the stream with an error, a bug with 1011."""
         try:
             await work
         except ApiError as exc:
