@@ -31,6 +31,8 @@ def predict(
     model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
     batch_size: int = typer.Option(16, help="Clips encoded together."),
     max_duration: float = typer.Option(600.0, help="Longest clip accepted, in seconds (longer ones are errors; use a timeline)."),
+    transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each file (faster-whisper): adds transcript and language."),
+    asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base (multilingual) or whisper-tiny.en."),
 ) -> None:
     """Predict the emotion of each input file; one result per file."""
     from ..errors import EmovoxError
@@ -52,18 +54,30 @@ def predict(
     except EmovoxError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
+    transcriber = None
+    if transcribe:
+        from ..transcribe import Transcriber
+
+        try:
+            transcriber = Transcriber(asr_model)
+        except EmovoxError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
     results, failures = [], 0
     for result in model.predict_files(paths, labels=subset, batch_size=batch_size):
         if isinstance(result, PredictionError):
             failures += 1
             err.print(f"[red]error:[/] {result.path}: {result.error}")
+        elif transcriber is not None:
+            spoken = transcriber.transcribe_file(result.path)
+            result.transcript, result.language = spoken.text, spoken.language
         if output_format is OutputFormat.jsonl:
-            sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(_as_dict(result), ensure_ascii=False) + "\n")
             sys.stdout.flush()
         else:
             results.append(result)
     if output_format is OutputFormat.json:
-        sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps([_as_dict(r) for r in results], indent=2, ensure_ascii=False) + "\n")
     elif output_format is OutputFormat.table:
         _print_table(results, subset or model.labels)
     elapsed = time.perf_counter() - start
@@ -72,16 +86,28 @@ def predict(
         raise typer.Exit(1)
 
 
+def _as_dict(result) -> dict:
+    """A result's dict, with ``transcript`` and ``language`` when --transcribe added them."""
+    extra = {"transcript": result.transcript, "language": result.language} if hasattr(result, "transcript") else {}
+    return {**result.to_dict(), **extra}
+
+
 def _print_table(results, labels) -> None:
+    from rich.markup import escape
+
     from ..prediction import PredictionError
 
     table = Table(show_lines=False)
     table.add_column("file", overflow="fold")
+    transcripts = any(hasattr(r, "transcript") for r in results)
     for column in ["label", "duration", *labels]:
         table.add_column(column, justify="left" if column == "label" else "right")
+    if transcripts:
+        table.add_column("transcript", overflow="fold")
     for r in results:
         if isinstance(r, PredictionError):
-            table.add_row(r.path, "[red]error[/]", "", *[""] * len(labels))
+            table.add_row(r.path, "[red]error[/]", "", *[""] * len(labels), *[""] * transcripts)
         else:
-            table.add_row(r.path, f"[bold]{r.label}[/]", f"{r.duration:.2f}", *[f"{r.scores[l]:.2f}" for l in labels])
+            extra = [escape(f"[{r.language}] {r.transcript}") if hasattr(r, "transcript") else ""] * transcripts
+            table.add_row(r.path, f"[bold]{r.label}[/]", f"{r.duration:.2f}", *[f"{r.scores[l]:.2f}" for l in labels], *extra)
     Console().print(table)
