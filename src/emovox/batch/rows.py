@@ -1,0 +1,126 @@
+"""The worker side: load a model once, annotate a chunk of paths into an Arrow table.
+
+Every engine calls :func:`annotate` on chunks of paths with a model from :func:`load_worker_model`;
+the table has one row per file (or per speech segment with ``timeline=True``) and the columns
+of :func:`result_schema`. A file that cannot be processed becomes a row with ``error`` set.
+
+Examples:
+    >>> result_schema(["sad", "angry"]).names
+    ['path', 'duration', 'label', 'score_sad', 'score_angry', 'model_id', 'error', 'error_type']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..errors import ModelError
+from ..prediction import PredictionError, default_export, default_model_dir, is_exported_dir
+
+TIMELINE_COLUMNS = [("segment", pa.int32()), ("start", pa.float64()), ("end", pa.float64()),
+                    ("speech_segment", pa.int32())]
+
+
+def result_schema(labels: Sequence[str], *, timeline: bool = False) -> pa.Schema:
+    """Columns of the output: path, [segment, start, end, speech_segment,] duration, label,
+    ``score_<label>`` per label, model_id, error, error_type."""
+    fields = [("path", pa.string())]
+    if timeline:
+        fields += TIMELINE_COLUMNS
+    fields += [("duration", pa.float64()), ("label", pa.string())]
+    fields += [(f"score_{label}", pa.float64()) for label in labels]
+    fields += [("model_id", pa.string()), ("error", pa.string()), ("error_type", pa.string())]
+    return pa.schema(fields)
+
+
+def resolve_model(model_dir: str | os.PathLike | None) -> Path:
+    """The folder workers load: an exported (onnxruntime) copy when one can be made, so that
+    workers never import torch; the cached export is made once (see ``default_export``)."""
+    directory = Path(model_dir) if model_dir is not None else default_model_dir()
+    if not (directory / "config.json").is_file():
+        raise ModelError(f"{directory}: not a model directory (no config.json)")
+    if is_exported_dir(directory):
+        return directory.resolve()
+    return (default_export(directory) or directory).resolve()
+
+
+def model_info(directory: str | os.PathLike) -> tuple[list[str], str]:
+    """Labels and model id of a model or exported folder, from its config.json (no loading)."""
+    try:
+        config = json.loads((Path(directory) / "config.json").read_text())
+        training = config.get("source", config).get("training", {})
+        return list(config["labels"]), training.get("name", "emovox-model")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{directory}: unreadable model config: {exc}") from None
+
+
+def load_worker_model(directory: str | os.PathLike, *, threads: int = 1, timeline: bool = False):
+    """Load the model in a worker with ``threads`` compute threads (one per worker by default)."""
+    from ..prediction import load
+
+    max_duration = {"max_duration": None} if timeline else {}
+    if is_exported_dir(directory):
+        return load(directory, threads=threads, **max_duration)
+    import torch
+
+    torch.set_num_threads(threads)
+    return load(directory, **max_duration)
+
+
+def annotate(model, paths: Sequence[str], *, labels: Sequence[str] | None = None, timeline: bool = False,
+             batch_size: int = 16) -> pa.Table:
+    """Annotate ``paths`` with ``model``: an Arrow table of :func:`result_schema` rows, in input order."""
+    labels = list(labels or model.labels)
+    schema = result_schema(labels, timeline=timeline)
+    model_id = getattr(model, "model_id", "")
+    rows = []
+    if timeline:
+        for path in paths:
+            rows += _timeline_rows(model, path, labels, model_id)
+    else:
+        try:
+            results = list(model.predict_files(paths, batch_size=batch_size))
+        except Exception:  # noqa: BLE001  a failure inside a batch: redo one by one to find the culprit
+            results = [_one(model, path) for path in paths]
+        rows = [_row(r, labels, model_id) for r in results]
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _one(model, path: str):
+    try:
+        return next(iter(model.predict_files([path], batch_size=1)))
+    except Exception as exc:  # noqa: BLE001  recorded in the row, the run goes on
+        return PredictionError(path, str(exc) or repr(exc), type(exc).__name__)
+
+
+def _row(result, labels: Sequence[str], model_id: str) -> dict:
+    if isinstance(result, PredictionError):
+        return {"path": result.path, "model_id": model_id, "error": result.error, "error_type": result.kind}
+    row = {"path": result.path, "duration": round(result.duration, 3), "label": result.label, "model_id": model_id}
+    row.update({f"score_{label}": result.scores[label] for label in labels})
+    return row
+
+
+def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str) -> list[dict]:
+    """One row per speech window; a file without speech is one row with no segment."""
+    from ..audio import load_audio
+    from ..timeline import make_timeline
+
+    try:
+        timeline = make_timeline(model, load_audio(path, max_duration=None))
+    except Exception as exc:  # noqa: BLE001  recorded in the row, the run goes on
+        return [{"path": path, "model_id": model_id, "error": str(exc) or repr(exc), "error_type": type(exc).__name__}]
+    duration = round(timeline.duration, 3)
+    if not timeline.segments:
+        return [{"path": path, "duration": duration, "model_id": model_id}]
+    rows = []
+    for n, s in enumerate(timeline.segments):
+        row = {"path": path, "segment": n, "start": s.start, "end": s.end, "speech_segment": s.speech_segment,
+               "duration": duration, "label": s.label, "model_id": model_id}
+        row.update({f"score_{label}": s.scores[label] for label in labels})
+        rows.append(row)
+    return rows

@@ -1,0 +1,59 @@
+"""``emovox batch``: annotate a large archive into a resumable Parquet dataset (local or Ray)."""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import app
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+@app.command()
+def batch(
+    inputs: str = typer.Argument(..., help="A folder, a glob, or a manifest (.csv/.jsonl/.parquet with a 'path' column)."),
+    output: Path = typer.Argument(..., help="Parquet dataset folder; files already in it are skipped (resume)."),
+    engine: Engine = typer.Option(Engine.local, "--engine", help="local: a process pool here; ray: Ray Data."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes or Ray actors, one model each (0: one per core)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model or exported folder (default: the shipped model)."),
+    timeline: bool = typer.Option(False, "--timeline", help="One row per speech segment instead of per file."),
+    chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Files per task and per part file."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Compute threads per worker."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with throughput and ETA."),
+) -> None:
+    """Annotate every audio file of INPUTS into OUTPUT, one row per file; rerun to resume."""
+    import os
+
+    from ..batch import run_batch
+    from ..errors import EmovoxError
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    err = Console(stderr=True)
+    try:
+        summary = run_batch(inputs, output, engine=engine.value, workers=workers or (os.cpu_count() or 1),
+                            model_dir=model_dir, timeline=timeline, chunk_size=chunk_size, threads=threads,
+                            address=address, progress=progress)
+    except EmovoxError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    table = Table(title=f"{output} ({summary.parts} parts)", show_lines=False)
+    table.add_column("label")
+    table.add_column("rows", justify="right")
+    for label, n in summary.counts.items():
+        table.add_row(label, str(n))
+    for kind, n in summary.failures.items():
+        table.add_row(f"[red]error: {kind}[/]", str(n))
+    err.print(table)
+    err.print(f"{summary.inputs} files: {summary.skipped} already done, {summary.processed} annotated "
+              f"({summary.failed} failed) in {summary.elapsed:.1f} s, {summary.files_per_s:.1f} files/s")
