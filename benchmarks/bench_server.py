@@ -5,8 +5,10 @@ one already running); this process is the client: one thread and one keep-alive 
 per simulated client, each posting a 3 s WAV to ``/v1/predict`` as soon as its previous answer
 arrived. Every phase is bounded in time (``--duration`` seconds after a warm-up) and in
 count (``--max-requests``). Reported per phase: requests/s, latency p50/p95/p99, errors, and the
-server's resident memory (RSS, from /proc) sampled every second. ``--soak 300`` adds a
-5-minute run at the highest concurrency with RSS over time and its slope.
+server's resident memory (RSS, from /proc) sampled every second, the server's CPU time per
+request (what the throughput would be on idle cores: cores x 1000 / ms per request) and the
+machine's load average (other work on a shared machine slows every number down). ``--soak 300``
+adds a 5-minute run at the highest concurrency with RSS over time and its slope.
 
 Usage:
     PYTHONPATH=src python benchmarks/bench_server.py --model runs/my-model
@@ -109,6 +111,21 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of ``pid`` and its children (uvicorn workers), from /proc."""
+    if not pid:
+        return 0.0
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
@@ -177,8 +194,12 @@ def run_phase(url: str, clips: list[bytes], concurrency: int, duration: float, w
     threads = [threading.Thread(target=client, args=(k,)) for k in range(concurrency)]
     for t in threads:
         t.start()
+    time.sleep(max(0.0, measure_from - time.monotonic()))
+    cpu_start, load_start = cpu_seconds(pid), os.getloadavg()[0]
+    time.sleep(max(0.0, stop_at - time.monotonic()))
+    cpu_used, load = cpu_seconds(pid) - cpu_start, max(load_start, os.getloadavg()[0])
     for t in threads:
-        t.join(warmup + duration + 60)
+        t.join(60)
     sampler.stop.set()
     sampler.join()
     ms = np.array(latencies) * 1000
@@ -190,6 +211,8 @@ def run_phase(url: str, clips: list[bytes], concurrency: int, duration: float, w
         "p95_ms": round(float(np.percentile(ms, 95)), 1) if len(ms) else None,
         "p99_ms": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
         "errors": sum(errors.values()), "error_kinds": errors,
+        "server_cpu_ms_per_request": round(1000 * cpu_used / len(latencies), 1) if latencies and pid else None,
+        "load_average": round(load, 1),
         "rss_mb": {"start": _mb(rss[0]), "end": _mb(rss[-1]), "max": _mb(max(rss))} if rss else None,
         "rss_timeline": [(t, _mb(r)) for t, r in sampler.samples],
     }
@@ -273,12 +296,13 @@ def main(argv=None) -> int:
 def _row(r: dict) -> str:
     rss = r["rss_mb"] or {}
     return (f"| {r['concurrency']} | {r['requests']} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
-            f"{r['errors']} | {rss.get('start')} → {rss.get('end')} (max {rss.get('max')}) |")
+            f"{r['errors']} | {rss.get('start')} → {rss.get('end')} (max {rss.get('max')}) | "
+            f"{r['server_cpu_ms_per_request']} | {r['load_average']} |")
 
 
 def table(results: list[dict], soak: dict | None) -> str:
-    lines = ["| clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | server RSS MB |",
-             "|---|---|---|---|---|---|---|---|", *[_row(r) for r in results]]
+    lines = ["| clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | server RSS MB | server CPU ms/req "
+             "| load avg |", "|---|---|---|---|---|---|---|---|---|---|", *[_row(r) for r in results]]
     if soak:
         lines += ["", f"soak: {soak['seconds']:.0f} s at {soak['concurrency']} clients", _row(soak),
                   "RSS over time (s, MB): " + ", ".join(f"{t:.0f}:{m}" for t, m in soak["rss_timeline"]),

@@ -126,7 +126,7 @@ def test_health_answers_while_a_slow_request_runs(server):
     worker.join(120)
     assert outcome["result"][0] == 200 and len(outcome["result"][1]["segments"]) >= 30
     assert len(latencies) >= 3, "the slow request was not slow enough to overlap"
-    assert max(latencies) < 0.5, latencies
+    assert max(latencies) < 1.0, latencies  # the timeline takes seconds: health never waited for it
 
 
 def _stream(server, signal, rate, chunk_seconds=0.1, start=None, pace=0.0):

@@ -79,8 +79,9 @@ class StreamSession:
         self.lock = asyncio.Lock()
         self.open = True
         self.total = 0  # samples received (16 kHz)
-        self.buffer = np.zeros(0, np.float32)
+        self.buffer = np.zeros(0, np.float32)  # allocated by configure()
         self.buffer_start = 0  # absolute sample index of buffer[0]
+        self.fill = 0  # samples in the buffer
         self.probs = np.zeros(0, np.float32)  # VAD probability per frame, recent frames only
         self.probs_start = 0  # absolute frame index of probs[0]
         self.segments = 0
@@ -159,6 +160,7 @@ class StreamSession:
         self.segmenter = Segmenter(self.vad_settings)
         self.next_update = int(self.interval * SAMPLING_RATE)
         self.keep = int((max(self.window, self.settings.stream_max_segment) + 2.0) * SAMPLING_RATE)
+        self.buffer = np.zeros(2 * self.keep, np.float32)
 
     async def audio(self, data: bytes) -> None:
         """Append one PCM chunk; run the VAD; queue the updates and segments it makes due."""
@@ -191,11 +193,7 @@ class StreamSession:
         if (self.total + len(samples)) / SAMPLING_RATE > self.settings.stream_max_duration:
             raise StreamError("stream_too_long", f"the stream is over the limit of "
                               f"{self.settings.stream_max_duration} s of audio")
-        self.buffer = np.concatenate([self.buffer, samples])
-        self.total += len(samples)
-        if len(self.buffer) > 2 * self.keep:
-            cut = len(self.buffer) - self.keep
-            self.buffer, self.buffer_start = self.buffer[cut:], self.buffer_start + cut
+        self._store(samples)
         if len(samples) > INLINE_VAD_SAMPLES:
             probs = await anyio.to_thread.run_sync(self.vad.push, samples)
         else:
@@ -216,6 +214,19 @@ class StreamSession:
             self._latest = (self.total, window, self.speech_share(), time.perf_counter())
             self._due.set()
 
+    def _store(self, samples: np.ndarray) -> None:
+        """Append to the audio buffer, which keeps the last ``keep`` samples at least; the
+        buffer is allocated once and shifted only when full (no copy per chunk)."""
+        n = len(samples)
+        if self.fill + n > len(self.buffer):
+            kept = min(self.fill, self.keep)
+            grown = np.zeros(max(2 * self.keep, kept + n), np.float32) if kept + n > len(self.buffer) else self.buffer
+            grown[:kept] = self.buffer[self.fill - kept : self.fill]
+            self.buffer, self.buffer_start, self.fill = grown, self.buffer_start + self.fill - kept, kept
+        self.buffer[self.fill : self.fill + n] = samples
+        self.fill += n
+        self.total += n
+
     def _add_probs(self, probs: np.ndarray) -> None:
         self.probs = np.concatenate([self.probs, probs])
         keep = int(self.window * SAMPLING_RATE / FRAME) + 2
@@ -232,7 +243,7 @@ class StreamSession:
     def clip(self, start: int, end: int) -> np.ndarray:
         """Samples ``[start, end)`` (absolute, 16 kHz) still in the buffer."""
         a = max(0, start - self.buffer_start)
-        return self.buffer[a : max(a, end - self.buffer_start)].copy()
+        return self.buffer[a : max(a, min(end - self.buffer_start, self.fill))].copy()
 
     # ---- answers ---------------------------------------------------------------------------
 
