@@ -109,7 +109,11 @@ def ray_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 2,
         if not chunks:
             return
         # one row per chunk: an actor annotates exactly the batches the local engine does
-        dataset = ray.data.from_items([{"paths": list(chunk)} for chunk in chunks], override_num_blocks=len(chunks))
+        items = [{"paths": list(chunk)} for chunk in chunks]
+        try:
+            dataset = ray.data.from_items(items, override_num_blocks=len(chunks))
+        except TypeError:  # Ray < 2.10
+            dataset = ray.data.from_items(items, parallelism=len(chunks))
         dataset = dataset.map_batches(
             RayPredictor, fn_constructor_kwargs={"model_dir": str(model_dir), "threads": threads, "timeline": timeline},
             batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),

@@ -36,6 +36,14 @@ class BatchSummary:
     counts: dict[str, int]  # rows per label in the whole dataset
     failures: dict[str, int]  # error rows per error type in the whole dataset
     parts: int  # part files in the dataset
+    first_part: tuple[float, int] | None = None  # (seconds, files) when the first part was written
+
+    @property
+    def steady_files_per_s(self) -> float:
+        """Throughput after the first part: without worker start-up and model loading."""
+        if not self.first_part or self.elapsed <= self.first_part[0]:
+            return self.files_per_s
+        return (self.processed - self.first_part[1]) / (self.elapsed - self.first_part[0])
 
     @property
     def files_per_s(self) -> float:
@@ -76,7 +84,7 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
         else:
             tables = ray_engine(chunks, str(model_path), workers=workers, timeline=timeline, threads=threads,
                                 address=address)
-        processed, failed_paths = 0, set()
+        processed, failed_paths, first_part = 0, set(), None
         start = time.perf_counter()
         bar = _progress(len(todo), len(paths) - len(todo), progress)
         try:
@@ -88,6 +96,7 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
                 errors = table.filter(table.column("error").is_valid()).column("path").to_pylist()
                 failed_paths.update(errors)
                 processed += len(files)
+                first_part = first_part or (time.perf_counter() - start, processed)
                 bar.update(len(files))
         finally:
             bar.close()
@@ -95,7 +104,7 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
         elapsed = time.perf_counter() - start
         counts, failures = store.counts()
         return BatchSummary(len(paths), len(paths) - len(todo), processed, len(failed_paths), elapsed,
-                            dict(sorted(counts.items())), dict(sorted(failures.items())), len(store.parts()))
+                            dict(sorted(counts.items())), dict(sorted(failures.items())), len(store.parts()), first_part)
 
 
 def _progress(total: int, skipped: int, enabled: bool):
