@@ -55,7 +55,7 @@ class InferenceEngine:
     """A batching worker thread around a model; ``submit`` from any thread, ``predict`` from asyncio.
 
     Scheduling: the shortest waiting clip goes first, with the clips of similar length (at most
-    twice as long) batched along with it, so a long clip never holds up short ones; a clip
+    1.5 times as long) batched along with it, so a long clip never holds up short ones; a clip
     that has waited ``max_age`` seconds goes first whatever its length, so none starves.
     """
 
@@ -134,7 +134,7 @@ class InferenceEngine:
             now = time.perf_counter()
             overdue = [item for item in self._pending if now - item[0] >= self.max_age]
             first = min(overdue, key=lambda i: i[0]) if overdue else min(self._pending, key=lambda i: len(i[1]))
-            limit = max(2 * len(first[1]), SAMPLING_RATE)
+            limit = max(int(1.5 * len(first[1])), SAMPLING_RATE)
             batch = [first] + [i for i in self._pending if i is not first and len(i[1]) <= limit][: self.max_batch - 1]
             chosen = {id(i) for i in batch}
             self._pending = [i for i in self._pending if id(i) not in chosen]

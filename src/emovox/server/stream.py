@@ -28,7 +28,8 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ..audio import SAMPLING_RATE
-from ..timeline import FRAME, Segmenter, VADSettings, VADStream
+from ..timeline import FRAME, Segmenter, VADSettings, VADStream, split_windows
+from .engine import Result
 from .limits import ApiError
 
 router = APIRouter()
@@ -37,6 +38,7 @@ log = logging.getLogger("emovox.server")
 MIN_SPEECH_SHARE = 0.2  # an update window with less speech than this has label null
 RATES = (8000, 192000)
 INLINE_VAD_SAMPLES = SAMPLING_RATE // 2  # longer chunks run the VAD on a worker thread
+SEGMENT_PIECE = 6.0  # seconds: a segment is classified in pieces of at most this length
 
 
 class StreamError(Exception):
@@ -285,8 +287,16 @@ class StreamSession:
             audio = self.clip(int(start * SAMPLING_RATE), int(end * SAMPLING_RATE))
             if len(audio) < SAMPLING_RATE // 10:
                 continue
-            result = await self.state.engine.predict(audio)
-            label, scores = result.decide(self.labels)
+            # Pieces of <= SEGMENT_PIECE s, one after the other: an update never waits for more
+            # than one piece; the segment's scores are the duration-weighted mean of the pieces'.
+            total, weights = 0.0, {}
+            for a, b in split_windows(0.0, len(audio) / SAMPLING_RATE, SEGMENT_PIECE):
+                piece = audio[int(a * SAMPLING_RATE) : int(b * SAMPLING_RATE)]
+                result = await self.state.engine.predict(piece)
+                for name, p in result.scores.items():
+                    weights[name] = weights.get(name, 0.0) + p * len(piece)
+                total += len(piece)
+            label, scores = Result({k: v / total for k, v in weights.items()}, total / SAMPLING_RATE).decide(self.labels)
             await self.send({"type": "segment", "index": self.segments, "start": round(start, 3),
                              "end": round(end, 3), "label": label, "scores": scores})
             self.segments += 1
