@@ -32,7 +32,11 @@ def batch(
     threads: int = typer.Option(1, "--threads", min=1, help="Compute threads per worker."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with throughput and ETA."),
 ) -> None:
-    """Annotate every audio file of INPUTS into OUTPUT, one row per file; rerun to resume."""
+    """Annotate every audio file of INPUTS into OUTPUT, one row per file; rerun to resume.
+
+    Bad files become rows with an error and the run goes on (exit status 0); the status is 2
+    when the run cannot start (no inputs, bad model, an OUTPUT of other columns or in use).
+    """
     import os
 
     from ..batch import run_batch
