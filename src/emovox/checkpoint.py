@@ -14,8 +14,8 @@ Examples:
     >>> from emovox.head import EmotionHead
     >>> from emovox.features import FeatureSettings
     >>> d = tempfile.mkdtemp()
-    >>> save_model(d, heads=[EmotionHead(2, 4, 3)], labels=["a", "b", "c"],
-    ...            features=FeatureSettings(encoder="whisper-tiny.en"))
+    >>> _ = save_model(d, heads=[EmotionHead(2, 4, 3)], labels=["a", "b", "c"],
+    ...                features=FeatureSettings(encoder="whisper-tiny.en"))
     >>> bundle = load_model_files(d)
     >>> bundle.labels, len(bundle.heads)
     (['a', 'b', 'c'], 1)
@@ -92,6 +92,7 @@ def save_model(
     with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".tmp") as tmp:
         pass
     save_file(tensors, tmp.name, metadata={"format": FORMAT})
+    os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, directory / "heads.safetensors")
     tmp_json = directory / "config.json.tmp"
     tmp_json.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")

@@ -6,8 +6,9 @@ not ``calm``, calm's probability is added to neutral's (the usual 4-class protoc
 as neutral).
 
 Examples:
-    >>> restrict({"neutral": 0.2, "calm": 0.3, "happy": 0.1, "angry": 0.4}, ["neutral", "angry"])
-    {'neutral': 0.5555555555555556, 'angry': 0.4444444444444444}
+    >>> scores = restrict({"neutral": 0.2, "calm": 0.3, "happy": 0.1, "angry": 0.4}, ["neutral", "angry"])
+    >>> {label: round(p, 3) for label, p in scores.items()}
+    {'neutral': 0.556, 'angry': 0.444}
 """
 
 from __future__ import annotations

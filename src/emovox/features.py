@@ -176,22 +176,28 @@ def extract_files(
     chunk: int = 64,
     desc: str = "features",
     loader: Callable[[str], np.ndarray] | None = None,
+    transform: Callable[[np.ndarray, str], np.ndarray] | None = None,
+    cache_key: Callable[[str], str] | None = None,
 ) -> np.ndarray:
     """Features for audio files, reading the cache first and saving new ones as they finish.
 
-    Work is done in chunks of ``chunk`` files and each chunk is cached as soon as it is
-    computed, so an interrupted run loses at most one chunk.
+    ``transform(signal, content_hash)`` changes the audio before encoding (augmentation);
+    ``cache_key(content_hash)`` then names its cache entry. Work is done in chunks of
+    ``chunk`` files and each chunk is cached as soon as it is computed, so an interrupted run
+    loses at most one chunk.
     """
     if loader is None:
         from .audio import load_audio
 
         loader = lambda p: load_audio(p, max_duration=None)  # noqa: E731
-    load = loader
+    if transform is not None and cache_key is None:
+        raise ValueError("a transform needs its own cache_key")
+    key = cache_key or (lambda digest: digest)
     out = np.zeros((len(paths), *extractor.feature_shape), np.float32)
     todo: list[tuple[int, str]] = []
     for i, path in enumerate(paths):
         digest = content_hash(path)
-        hit = cache.get(digest) if cache else None
+        hit = cache.get(key(digest)) if cache else None
         if hit is not None and hit.shape == out.shape[1:]:
             out[i] = hit
         else:
@@ -199,9 +205,12 @@ def extract_files(
     with tqdm(total=len(paths), initial=len(paths) - len(todo), desc=desc, unit="file") as bar:
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
-            feats = extractor([load(os.fspath(paths[i])) for i, _ in part], progress=bar.update)
+            signals = [loader(os.fspath(paths[i])) for i, _ in part]
+            if transform is not None:
+                signals = [transform(x, digest) for x, (_, digest) in zip(signals, part)]
+            feats = extractor(signals, progress=bar.update)
             for (i, digest), f in zip(part, feats):
                 out[i] = f
                 if cache:
-                    cache.put(digest, f)
+                    cache.put(key(digest), f)
     return out

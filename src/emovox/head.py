@@ -28,17 +28,22 @@ class HeadConfig:
     n_classes: int
     hidden: int = 256
     dropout: float = 0.3
+    layers: tuple[int, ...] | None = None  # encoder states the head reads (None: all)
 
 
 class EmotionHead(nn.Module):
     """Layer-weighted pooled features → logits over emotion classes."""
 
-    def __init__(self, n_states: int, dim: int, n_classes: int, *, hidden: int = 256, dropout: float = 0.3):
+    def __init__(self, n_states: int, dim: int, n_classes: int, *, hidden: int = 256, dropout: float = 0.3,
+                 layers: tuple[int, ...] | list[int] | None = None):
         super().__init__()
-        self.config = HeadConfig(n_states, dim, n_classes, hidden, dropout)
-        self.register_buffer("feature_mean", torch.zeros(n_states, dim))
-        self.register_buffer("feature_std", torch.ones(n_states, dim))
-        self.layer_logits = nn.Parameter(torch.zeros(n_states))
+        layers = tuple(int(i) for i in layers) if layers is not None else None
+        self.config = HeadConfig(n_states, dim, n_classes, hidden, dropout, layers)
+        self.register_buffer("layer_index", torch.tensor(layers if layers is not None else range(n_states), dtype=torch.long))
+        n_used = len(self.layer_index)
+        self.register_buffer("feature_mean", torch.zeros(n_used, dim))
+        self.register_buffer("feature_std", torch.ones(n_used, dim))
+        self.layer_logits = nn.Parameter(torch.zeros(n_used))
         self.mlp = nn.Sequential(
             nn.Dropout(dropout),
             nn.Linear(dim, hidden),
@@ -49,10 +54,12 @@ class EmotionHead(nn.Module):
 
     @classmethod
     def from_config(cls, config: HeadConfig) -> EmotionHead:
-        return cls(config.n_states, config.dim, config.n_classes, hidden=config.hidden, dropout=config.dropout)
+        return cls(config.n_states, config.dim, config.n_classes, hidden=config.hidden, dropout=config.dropout,
+                   layers=config.layers)
 
     def set_normalization(self, features: torch.Tensor) -> None:
-        """Store per-layer, per-dimension mean and std of training ``features``."""
+        """Store per-layer, per-dimension mean and std of training ``features`` (all states)."""
+        features = features[:, self.layer_index]
         self.feature_mean.copy_(features.mean(0))
         self.feature_std.copy_(features.std(0).clamp_min(1e-5))
 
@@ -61,6 +68,6 @@ class EmotionHead(nn.Module):
         return torch.softmax(self.layer_logits, dim=0)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = (features - self.feature_mean) / self.feature_std
+        x = (features[:, self.layer_index] - self.feature_mean) / self.feature_std
         x = torch.einsum("bld,l->bd", x, self.layer_weights())
         return self.mlp(x)

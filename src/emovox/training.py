@@ -44,6 +44,25 @@ class TrainConfig:
     fit: FitConfig = FitConfig()
 
 
+def parse_layers(spec: str | None, n_states: int) -> tuple[int, ...] | None:
+    """Which encoder states a head reads: ``"auto"`` = the state two thirds of the way up
+    (state 4 of Whisper-base's 7, which generalised best across corpora), ``"all"`` = every
+    state with learned weights, or a comma-separated list.
+
+    Examples:
+        >>> parse_layers("auto", 7), parse_layers("all", 7), parse_layers("2,3", 7)
+        ((4,), None, (2, 3))
+    """
+    if spec is None or spec == "all":
+        return None
+    if spec == "auto":
+        return (round(2 * (n_states - 1) / 3),)
+    layers = tuple(int(i) for i in spec.split(","))
+    if not layers or min(layers) < 0 or max(layers) >= n_states:
+        raise EmovoxError(f"layers must be between 0 and {n_states - 1}, got {spec!r}")
+    return layers
+
+
 def label_set(utterances: Sequence[Utterance]) -> list[str]:
     """Labels present in the data, in taxonomy order."""
     present = {u.label for u in utterances}

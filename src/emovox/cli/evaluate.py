@@ -34,6 +34,8 @@ def evaluate(
     encoder: str = typer.Option("whisper-base"),
     window: float = typer.Option(0.0),
     ensemble: int = typer.Option(5, min=1),
+    layers: str = typer.Option("auto", help="Encoder hidden states the heads read: auto (two thirds up: 4 of "
+                              "Whisper-base's 0-6), all (every state, learned weights), or a list such as 2,3,4."),
     seed: int = typer.Option(0),
     plots: bool = typer.Option(True, help="Write PNG plots."),
 ) -> None:
@@ -46,14 +48,16 @@ def evaluate(
     from ..metrics import classification_metrics
     from ..protocols import cross_corpus, default_trainer, fixed_split, speaker_kfold
     from ..report import write_report
-    from ..training import TrainConfig, load_features
+    from ..fit import FitConfig
+    from ..training import TrainConfig, load_features, parse_layers
     from .train import load_corpora
 
     logging.basicConfig(level=logging.WARNING)
     err = Console(stderr=True)
     try:
         extractor = FeatureExtractor(encoder, window=window)
-        trainer = default_trainer(TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed))
+        fit = FitConfig(layers=parse_layers(layers, extractor.feature_shape[0]))
+        trainer = default_trainer(TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, fit=fit))
         if protocol is Protocol.fixed:
             if not (train_manifest and test_manifest):
                 raise EmovoxError("the fixed protocol needs --train and --test manifests")

@@ -39,6 +39,8 @@ def train(
     epochs: int = typer.Option(60, min=1),
     hidden: int = typer.Option(256, min=4),
     window: float = typer.Option(0.0, help="0 = encode each clip's own length; 30 = pad to Whisper's 30 s window."),
+    layers: str = typer.Option("auto", help="Encoder hidden states the heads read: auto (two thirds up: 4 of "
+                              "Whisper-base's 0-6), all (every state, learned weights), or a list such as 2,3,4."),
     seed: int = typer.Option(0),
     name: Optional[str] = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -47,7 +49,7 @@ def train(
     from ..features import FeatureExtractor
     from ..fit import FitConfig
     from ..manifest import summarize
-    from ..training import TrainConfig, train_model
+    from ..training import TrainConfig, parse_layers, train_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     err = Console(stderr=True)
@@ -56,9 +58,9 @@ def train(
         if not utterances:
             raise EmovoxError("give at least one corpus or --manifest")
         err.print(json.dumps(summarize(utterances), ensure_ascii=False))
-        config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed,
-                             fit=FitConfig(epochs=epochs, hidden=hidden))
         extractor = FeatureExtractor(encoder, window=window)
+        config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, fit=FitConfig(
+            epochs=epochs, hidden=hidden, layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
                       "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}
         report = train_model(utterances, out, config=config, extractor=extractor, provenance=provenance)
