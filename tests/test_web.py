@@ -125,6 +125,7 @@ def test_an_error_is_shown_not_swallowed(browser, server, tmp_path):
     browser.find_element(By.ID, "file").send_keys(str(bad))
     WebDriverWait(browser, 20).until(lambda d: "cannot decode" in d.find_element(By.ID, "status").text)
     assert "error" in browser.find_element(By.ID, "status").get_attribute("class")
+    assert all("415" in e for e in _errors(browser))  # the refused upload, and nothing else
 
 
 def test_record_from_the_microphone(mic_browser, server):
@@ -151,3 +152,12 @@ def test_live_mode_streams_the_fake_microphone(mic_browser, server):
     mic_browser.find_element(By.ID, "live-toggle").click()
     WebDriverWait(mic_browser, 10).until(lambda d: "Stopped" in d.find_element(By.ID, "live-status").text)
     assert not _errors(mic_browser)
+
+
+def test_api_docs_render_offline(browser, server):
+    browser.get(server.url + "/docs")
+    WebDriverWait(browser, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 4)
+    paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/v1/predict", "/v1/timeline", "/v1/models", "/health"} <= paths
+    _screenshot(browser, "web-docs.png")
+    assert not _errors(browser)
