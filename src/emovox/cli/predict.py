@@ -33,6 +33,7 @@ def predict(
     max_duration: float = typer.Option(600.0, help="Longest clip accepted, in seconds (longer ones are errors; use a timeline)."),
     transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each file (faster-whisper): adds transcript and language."),
     asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base (multilingual) or whisper-tiny.en."),
+    fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into label and scores (pip install 'emovox[text]')."),
 ) -> None:
     """Predict the emotion of each input file; one result per file."""
     from ..errors import EmovoxError
@@ -54,12 +55,19 @@ def predict(
     except EmovoxError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    transcriber = None
+    transcriber = text_model = None
+    if fuse and not transcribe:
+        err.print("[red]error:[/] --fuse needs --transcribe")
+        raise typer.Exit(2)
     if transcribe:
         from ..transcribe import Transcriber
 
         try:
             transcriber = Transcriber(asr_model)
+            if fuse:
+                from ..text import load_text_model
+
+                text_model = load_text_model()
         except EmovoxError as exc:
             err.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2) from None
@@ -71,6 +79,8 @@ def predict(
         elif transcriber is not None:
             spoken = transcriber.transcribe_file(result.path)
             result.transcript, result.language = spoken.text, spoken.language
+            if text_model is not None:
+                _fuse(result, text_model)
         if output_format is OutputFormat.jsonl:
             sys.stdout.write(json.dumps(_as_dict(result), ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -86,9 +96,24 @@ def predict(
         raise typer.Exit(1)
 
 
+def _fuse(result, text_model) -> None:
+    """Replace label and scores by the fused ones; the audio-only label stays as audio_label."""
+    from ..decision import top_label
+    from ..fusion import fuse_transcript
+
+    try:
+        scores = fuse_transcript(result.scores, result.transcript, result.language, text_model=text_model)
+    except ValueError:  # a --labels subset the text branch shares too little of: audio only
+        return
+    result.audio_label, result.scores = result.label, scores
+    result.label = top_label(scores)
+
+
 def _as_dict(result) -> dict:
     """A result's dict, with ``transcript`` and ``language`` when --transcribe added them."""
     extra = {"transcript": result.transcript, "language": result.language} if hasattr(result, "transcript") else {}
+    if hasattr(result, "audio_label"):
+        extra["audio_label"] = result.audio_label
     return {**result.to_dict(), **extra}
 
 
