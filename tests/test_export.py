@@ -120,18 +120,21 @@ def test_torchscript_parity(exported, model_dir):
         assert torch.allclose(want[0], got[0], atol=1e-6) and torch.allclose(want[1], got[1], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_int8_gate_keeps_and_refuses(model_dir, tmp_path):
-    utterances = dev_utterances(tmp_path / "dev")
+    utterances = dev_utterances(tmp_path / "dev", n=4)
     kept = export_model(model_dir, tmp_path / "kept", int8=True, evaluation=utterances, max_ua_drop=1.0)
     assert kept["int8_gate"]["kept"] and kept["default_variant"] == "int8"
     assert (tmp_path / "kept" / "model.int8.onnx").is_file()
     gate = kept["int8_gate"]
     assert gate["verified"] and gate["n"] == len(utterances) and "ua_drop_points" in gate
-    # An impossible limit (UA must *rise* by 2 points) makes the gate refuse and delete int8.
-    refused = export_model(model_dir, tmp_path / "refused", int8=True, evaluation=utterances, max_ua_drop=-0.02)
+    # An impossible limit (UA must *rise* by 100 points) makes the gate refuse and delete int8.
+    refused = export_model(model_dir, tmp_path / "refused", int8=True, evaluation=utterances, max_ua_drop=-1.0)
     assert not refused["int8_gate"]["kept"] and refused["default_variant"] == "fp32"
     assert "int8" not in refused["graphs"] and not (tmp_path / "refused" / "model.int8.onnx").exists()
-    assert refused["int8_gate"]["ua_drop_points"] == gate["ua_drop_points"]  # reported either way
+    attempts = refused["int8_gate"]["attempts"]  # every recipe was tried, each drop reported
+    assert [a["recipe"] for a in attempts][0] == "all" and attempts[-1]["recipe"] == "upper_fc2"
+    assert attempts[0]["ua_drop_points"] == gate["ua_drop_points"]
 
 
 def test_export_cli_with_eval_manifest(model_dir, tmp_path):

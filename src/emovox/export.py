@@ -79,38 +79,67 @@ class HeadGraph(nn.Module):
         return torch.stack(probs).mean(0)
 
 
-def encode_all_states(encoder: WhisperEncoder, mel: torch.Tensor, mel_lengths: torch.Tensor | None) -> list[torch.Tensor]:
-    """:meth:`WhisperEncoder.forward` restated for export: same modules and numbers, but the
-    padding mask becomes one additive bias built once, and attention is plain
-    MatMul-Softmax-MatMul. ``scaled_dot_product_attention`` with a boolean mask exports as
-    IsNaN/Where guards in every layer, about a tenth of the int8 graph's time."""
-    x = F.gelu(encoder.conv1(mel))
-    bias = None
-    if mel_lengths is not None:
-        x = x * (torch.arange(mel.shape[-1], device=mel.device)[None, :] < mel_lengths[:, None])[:, None, :]
-    x = F.gelu(encoder.conv2(x)).transpose(1, 2)
-    if mel_lengths is not None:
-        valid = torch.arange(x.shape[1], device=x.device)[None, :] < WhisperEncoder.output_lengths(mel_lengths)[:, None]
-        bias = torch.zeros(valid.shape, dtype=x.dtype).masked_fill(~valid, -1e9)[:, None, None, :]  # (b, 1, 1, t)
-    x = x + encoder.positional_embedding[: x.shape[1]]
-    states = [x]
-    for block in encoder.blocks:
-        x = x + _attention(block.attn, block.attn_ln(x), bias)
-        x = x + block.mlp(block.mlp_ln(x))
-        states.append(x)
-    states[-1] = encoder.ln_post(x)
-    return states
+class _Attention(nn.Module):
+    """The encoder's attention (same weights) as plain MatMul-Softmax-MatMul with an additive bias."""
+
+    def __init__(self, attn: nn.Module):
+        super().__init__()
+        self.n_heads = attn.n_heads
+        self.query, self.key, self.value, self.out = attn.query, attn.key, attn.value, attn.out
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        b, t, d = x.shape
+        h = self.n_heads
+        q = (self.query(x) * (d // h) ** -0.5).view(b, t, h, d // h).transpose(1, 2)
+        k = self.key(x).view(b, t, h, d // h).permute(0, 2, 3, 1)
+        v = self.value(x).view(b, t, h, d // h).transpose(1, 2)
+        scores = q @ k if bias is None else q @ k + bias
+        y = torch.softmax(scores, dim=-1) @ v
+        return self.out(y.transpose(1, 2).reshape(b, t, d))
 
 
-def _attention(attn: nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    b, t, d = x.shape
-    h = attn.n_heads
-    q = (attn.query(x) * (d // h) ** -0.5).view(b, t, h, d // h).transpose(1, 2)
-    k = attn.key(x).view(b, t, h, d // h).permute(0, 2, 3, 1)
-    v = attn.value(x).view(b, t, h, d // h).transpose(1, 2)
-    scores = q @ k if bias is None else q @ k + bias
-    y = torch.softmax(scores, dim=-1) @ v
-    return attn.out(y.transpose(1, 2).reshape(b, t, d))
+class _Block(nn.Module):
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.attn_ln, self.attn, self.mlp_ln, self.mlp = block.attn_ln, _Attention(block.attn), block.mlp_ln, block.mlp
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.attn(self.attn_ln(x), bias)
+        return x + self.mlp(self.mlp_ln(x))
+
+
+class ExportEncoder(nn.Module):
+    """:class:`WhisperEncoder` restated for export: the same modules, parameter names and
+    numbers, but the padding mask is one additive bias built once. ``scaled_dot_product_attention``
+    with a boolean mask exports as IsNaN/Where guards in every layer (~5 % of the int8 graph)."""
+
+    def __init__(self, encoder: WhisperEncoder):
+        super().__init__()
+        self.config = encoder.config
+        self.conv1, self.conv2, self.ln_post = encoder.conv1, encoder.conv2, encoder.ln_post
+        self.positional_embedding = encoder.positional_embedding
+        self.blocks = nn.ModuleList(_Block(block) for block in encoder.blocks)
+
+    @property
+    def n_hidden_states(self) -> int:
+        return self.config.n_layers + 1
+
+    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor | None) -> list[torch.Tensor]:
+        x = F.gelu(self.conv1(mel))
+        bias = None
+        if mel_lengths is not None:
+            x = x * (torch.arange(mel.shape[-1], device=mel.device)[None, :] < mel_lengths[:, None])[:, None, :]
+        x = F.gelu(self.conv2(x)).transpose(1, 2)
+        if mel_lengths is not None:
+            valid = torch.arange(x.shape[1], device=x.device)[None, :] < WhisperEncoder.output_lengths(mel_lengths)[:, None]
+            bias = torch.zeros(valid.shape, dtype=x.dtype).masked_fill(~valid, -1e9)[:, None, None, :]  # (b, 1, 1, t)
+        x = x + self.positional_embedding[: x.shape[1]]
+        states = [x]
+        for block in self.blocks:
+            x = block(x, bias)
+            states.append(x)
+        states[-1] = self.ln_post(x)
+        return states
 
 
 class ExportGraph(nn.Module):
@@ -119,12 +148,12 @@ class ExportGraph(nn.Module):
     def __init__(self, encoder: WhisperEncoder, heads: Sequence[nn.Module], temperature: float, *,
                  mask_padding: bool = True):
         super().__init__()
-        self.encoder = encoder
+        self.encoder = ExportEncoder(encoder)
         self.head = HeadGraph(heads, temperature)
         self.mask_padding = mask_padding
 
     def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        states = encode_all_states(self.encoder, mel, mel_lengths if self.mask_padding else None)
+        states = self.encoder(mel, mel_lengths if self.mask_padding else None)
         pooled_frames = torch.clamp((mel_lengths + 1) // 2, min=1)  # stride-2 convolution
         features = pool_valid(torch.stack(states, dim=1), pooled_frames)
         return self.head(features), features
@@ -301,28 +330,51 @@ def export_model(
     config = _sidecar(exported, model_dir, graphs, check)
     _write_config(out, config)
     if int8:
-        from .export_quantize import gate_int8, quantize_int8
-
-        quantize_int8(out / FP32, out / INT8)
-        add_metadata(out / INT8, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm (onnxruntime)"})
-        config["graphs"]["int8"] = INT8
-        _write_config(out, config)  # the gate loads the folder
-        if evaluation:
-            gate = gate_int8(out, evaluation, max_ua_drop=max_ua_drop, device=device, threads=threads)
-            config["int8_gate"] = gate
-            if gate["kept"]:
-                config["default_variant"] = "int8"
-            else:
-                (out / INT8).unlink()
-                del config["graphs"]["int8"]
-        else:
-            config["int8_gate"] = {"kept": True, "verified": False,
-                                   "note": "no evaluation data given: int8 written but fp32 stays the default"}
+        _int8(exported, out, config, evaluation, max_ua_drop=max_ua_drop, device=device, threads=threads)
     config["files"] = {key: {"path": name, "bytes": (out / name).stat().st_size, "sha256": sha256_file(out / name)}
                        for key, name in config["graphs"].items()}
     config["export_seconds"] = round(time.time() - started, 1)
     _write_config(out, config)
     return config
+
+
+def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | None, *, max_ua_drop: float,
+          device: str, threads: int | None) -> None:
+    """Write model.int8.onnx; with evaluation data, keep the first recipe that passes the gate
+    (:func:`emovox.export_quantize.int8_recipes`)."""
+    from .export_quantize import calibration_windows, gate_int8, int8_recipes, quantize_int8
+
+    if evaluation:
+        paths = [u.path for u in evaluation][:: max(1, len(evaluation) // 8)][:8]
+        recipes = int8_recipes(exported.graph, lambda: calibration_windows(
+            paths, n_mels=exported.n_mels, window=exported.bundle.features.window, limit=8))
+    else:
+        recipes = iter([("all", [])])
+    attempts, tried, fp32 = [], set(), None
+    for recipe, keep in recipes:
+        if tuple(keep) in tried:  # e.g. nothing sensitive: same graph as "all"
+            continue
+        tried.add(tuple(keep))
+        quantize_int8(out / FP32, out / INT8, keep_fp32=keep)
+        add_metadata(out / INT8, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm, per-channel weights",
+                                  "fp32_layers": json.dumps(keep)})
+        config["graphs"]["int8"] = INT8
+        _write_config(out, config)  # the gate loads the folder
+        if not evaluation:
+            config["int8_gate"] = {"kept": True, "verified": False, "recipe": recipe, "fp32_layers": keep,
+                                   "note": "no evaluation data given: int8 written but fp32 stays the default"}
+            return
+        gate = {"recipe": recipe, "fp32_layers": keep,
+                **gate_int8(out, evaluation, max_ua_drop=max_ua_drop, device=device, threads=threads, fp32=fp32)}
+        fp32 = gate.pop("fp32")
+        attempts.append(gate)
+        if gate["kept"]:
+            config["int8_gate"] = {**gate, "attempts": attempts}
+            config["default_variant"] = "int8"
+            return
+    (out / INT8).unlink()
+    del config["graphs"]["int8"]
+    config["int8_gate"] = {**attempts[-1], "attempts": attempts}
 
 
 def _sidecar(exported: Exported, model_dir, graphs: dict, check: dict) -> dict:

@@ -45,9 +45,13 @@ def export(
               f"{config['check']['fp32_vs_torch_max_abs_prob_diff']:.1e}")
     gate = config.get("int8_gate")
     if gate and gate.get("verified"):
-        verdict = "kept (default)" if gate["kept"] else "REFUSED and removed"
-        err.print(f"int8 gate on {gate['n']} clips: UA fp32 {gate['ua_fp32']:.4f}, int8 {gate['ua_int8']:.4f}, "
-                  f"drop {gate['ua_drop_points']:.2f} points (limit {gate['max_drop_points']:.2f}): {verdict}")
+        for attempt in gate["attempts"]:
+            verdict = "kept (default)" if attempt["kept"] else "refused"
+            err.print(f"int8 gate, recipe {attempt['recipe']}, {attempt['n']} clips: UA fp32 {attempt['ua_fp32']:.4f}, "
+                      f"int8 {attempt['ua_int8']:.4f}, drop {attempt['ua_drop_points']:.2f} points "
+                      f"(limit {attempt['max_drop_points']:.2f}), labels agree {attempt['label_agreement']:.1%}: {verdict}")
+        if not gate["kept"]:
+            err.print("int8 REFUSED by the gate: removed; fp32 stays the default")
     elif gate:
         err.print(f"int8: {gate['note']}")
     typer.echo(json.dumps({"out": str(out_dir), "default_variant": config["default_variant"],
