@@ -100,3 +100,13 @@ def test_table_output(trained, corpus):
     result = CliRunner().invoke(app, ["predict", str(corpus / "sad" / "spk0_0.wav"), "--model", str(trained)])
     assert result.exit_code == 0
     assert "sad" in result.stdout and "spk0_0.wav" in result.stdout
+
+
+def test_abstain_threshold_gives_unknown(trained, corpus):
+    path = str(corpus / "sad" / "spk0_0.wav")
+    result = CliRunner().invoke(app, ["predict", path, "--model", str(trained), "--format", "jsonl", "--abstain", "0.999999"])
+    assert result.exit_code == 0, result.output
+    line = json.loads(result.stdout.splitlines()[0])
+    assert line["label"] == "unknown" and abs(sum(line["scores"].values()) - 1) < 1e-5
+    result = CliRunner().invoke(app, ["predict", path, "--model", str(trained), "--format", "jsonl", "--abstain", "0.0"])
+    assert json.loads(result.stdout.splitlines()[0])["label"] == "sad"

@@ -32,6 +32,7 @@ from .audio import DEFAULT_MAX_DURATION, SAMPLING_RATE, load_audio
 from .decision import restrict, top_label
 from .errors import EmovoxError
 
+UNKNOWN = "unknown"  # the label of an abstention (see Predictor.abstain)
 EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Predictor:
 
     labels: list[str]
     max_duration: float | None = DEFAULT_MAX_DURATION
+    abstain: float | None = None  # top probability below this gives the label "unknown"
 
     def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(len(signals), len(labels))`` for 16 kHz mono signals."""
@@ -76,7 +78,10 @@ class Predictor:
 
     def _result(self, probs: np.ndarray, duration: float, labels: Sequence[str] | None, path: str | None) -> Prediction:
         scores = restrict({l: float(p) for l, p in zip(self.labels, probs)}, labels)
-        return Prediction(top_label(scores), scores, duration, path)
+        label = top_label(scores)
+        if self.abstain is not None and scores[label] < self.abstain:
+            label = UNKNOWN
+        return Prediction(label, scores, duration, path)
 
     def predict_signals(self, signals: Sequence[np.ndarray], *, labels: Sequence[str] | None = None) -> list[Prediction]:
         """Predict for 16 kHz mono float32 signals (already loaded)."""

@@ -30,6 +30,7 @@ def predict(
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
     model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
     batch_size: int = typer.Option(16, help="Clips encoded together."),
+    abstain: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Answer 'unknown' when the top probability is below this."),
     max_duration: float = typer.Option(600.0, help="Longest clip accepted, in seconds (longer ones are errors; use a timeline)."),
     transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each file (faster-whisper): adds transcript and language."),
     asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base (multilingual) or whisper-tiny.en."),
@@ -48,6 +49,7 @@ def predict(
     start = time.perf_counter()
     try:
         model = load(model_dir, max_duration=max_duration)
+        model.abstain = abstain
         if subset:
             from ..decision import restrict
 
