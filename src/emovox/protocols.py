@@ -41,6 +41,7 @@ class Outcome:
     probs: np.ndarray  # (n, len(labels)), rows sum to 1
     labels: list[str]
     split: str
+    uncalibrated: np.ndarray | None = None  # the same at temperature 1
 
     @property
     def predicted(self) -> list[str]:
@@ -51,10 +52,10 @@ def default_trainer(config: TrainConfig = TrainConfig()) -> Trainer:
     return lambda X, utts: train_ensemble(X, utts, config=config)
 
 
-def _decide(ensemble: Ensemble, X: np.ndarray, truth: list[str], labels: list[str]) -> np.ndarray:
-    probs = ensemble.probabilities(X)
+def _decide(ensemble: Ensemble, X: np.ndarray, truth: list[str], labels: list[str], *, calibrated: bool = True) -> np.ndarray:
+    probs = ensemble.probabilities(X, calibrated=calibrated)
     rows = [restrict(dict(zip(ensemble.labels, map(float, p))), labels) for p in probs]
-    return np.array([[r[l] for l in labels] for r in rows])
+    return np.array([[r[l] for l in labels] for r in rows]).reshape(len(rows), len(labels))
 
 
 def _test_labels(utts: Sequence[Utterance], train_labels: Sequence[str], scheme: str) -> tuple[np.ndarray, list[str], list[str]]:
@@ -75,7 +76,7 @@ def speaker_kfold(X: np.ndarray, utts: Sequence[Utterance], n_folds: int, *, tra
     trainer = trainer or default_trainer()
     speakers = np.array([u.speaker_key for u in utts])
     folds = speaker_folds(speakers, n_folds)
-    truth_all, probs_all, labels = [], [], None
+    truth_all, probs_all, raw_all, labels = [], [], [], None
     order = []
     for test in folds:
         train_utts = [u for u, t in zip(utts, test) if not t]
@@ -89,10 +90,11 @@ def speaker_kfold(X: np.ndarray, utts: Sequence[Utterance], n_folds: int, *, tra
         order += list(idx)
         truth_all += truth
         probs_all.append(_decide(ensemble, X[idx], truth, labels))
+        raw_all.append(_decide(ensemble, X[idx], truth, labels, calibrated=False))
     split = (f"speaker-independent {n_folds}-fold: each fold holds out "
              f"{'one speaker' if n_folds == len(set(speakers)) else 'whole speakers'} "
              f"({len(set(speakers))} speakers); heads validate on other held-out speakers of the training part")
-    return Outcome(name, truth_all, np.concatenate(probs_all), labels, split)
+    return Outcome(name, truth_all, np.concatenate(probs_all), labels, split, np.concatenate(raw_all))
 
 
 def cross_corpus(X: np.ndarray, utts: Sequence[Utterance], *, trainer: Trainer | None = None,
@@ -109,7 +111,8 @@ def cross_corpus(X: np.ndarray, utts: Sequence[Utterance], *, trainer: Trainer |
         idx = np.flatnonzero(test)[keep]
         others = ", ".join(sorted(set(corpora[~test])))
         outcomes.append(Outcome(held, truth, _decide(ensemble, X[idx], truth, allowed), allowed,
-                                f"cross-corpus: train on {others}; test on all of {held} ({scheme} labels {', '.join(allowed)})"))
+                                f"cross-corpus: train on {others}; test on all of {held} ({scheme} labels {', '.join(allowed)})",
+                                _decide(ensemble, X[idx], truth, allowed, calibrated=False)))
     return outcomes
 
 
@@ -121,4 +124,5 @@ def fixed_split(X_train: np.ndarray, train_utts: Sequence[Utterance], X_test: np
     keep, truth, allowed = _test_labels(test_utts, ensemble.labels, scheme)
     shared = {u.speaker_key for u in train_utts} & {u.speaker_key for u in test_utts}
     split = "fixed train/test manifests" + (f"; WARNING: {len(shared)} speakers are in both" if shared else "; no shared speakers")
-    return Outcome(name, truth, _decide(ensemble, X_test[keep], truth, allowed), allowed, split)
+    return Outcome(name, truth, _decide(ensemble, X_test[keep], truth, allowed), allowed, split,
+                   _decide(ensemble, X_test[keep], truth, allowed, calibrated=False))

@@ -84,9 +84,11 @@ class Ensemble:
     temperature: float
     members: list[dict]
 
-    def probabilities(self, X: np.ndarray) -> np.ndarray:
-        """Mean of the heads' temperature-scaled softmax, ``(n, len(labels))``."""
-        probs = [torch.softmax(torch.from_numpy(predict_logits(h, X)) / self.temperature, -1).numpy() for h in self.heads]
+    def probabilities(self, X: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+        """Mean of the heads' temperature-scaled softmax, ``(n, len(labels))``
+        (``calibrated=False``: temperature 1, to show what calibration changed)."""
+        t = self.temperature if calibrated else 1.0
+        probs = [torch.softmax(torch.from_numpy(predict_logits(h, X)) / t, -1).numpy() for h in self.heads]
         return np.mean(probs, axis=0)
 
 

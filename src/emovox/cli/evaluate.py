@@ -45,7 +45,7 @@ def evaluate(
     from ..errors import EmovoxError
     from ..features import FeatureExtractor
     from ..manifest import read_jsonl
-    from ..metrics import classification_metrics
+    from ..metrics import classification_metrics, expected_calibration_error
     from ..protocols import cross_corpus, default_trainer, fixed_split, speaker_kfold
     from ..report import write_report
     from ..fit import FitConfig
@@ -83,9 +83,12 @@ def evaluate(
     results = []
     for o in outcomes:
         metrics = classification_metrics(o.truth, o.predicted, labels=o.labels, probs=o.probs)
+        if o.uncalibrated is not None:  # temperature scaling keeps the argmax, so only ECE changes
+            correct = np.array([o.labels[i] for i in o.uncalibrated.argmax(1)]) == np.array(o.truth)
+            metrics["ece_uncalibrated"] = expected_calibration_error(o.uncalibrated, correct)
         results.append({"name": o.name, "split": o.split, "label_mapping": ", ".join(o.labels), "metrics": metrics})
         err.print(f"{o.name}: UA {metrics['ua']:.3f}  WA {metrics['wa']:.3f}  macro-F1 {metrics['macro_f1']:.3f}  "
-                  f"ECE {metrics['ece']:.3f}  [{o.split}]")
+                  f"ECE {metrics['ece']:.3f} (uncalibrated {metrics.get('ece_uncalibrated', float('nan')):.3f})  [{o.split}]")
     if len(results) > 1:
         err.print(f"mean UA {np.mean([r['metrics']['ua'] for r in results]):.3f}")
     path = write_report(results, out, title=f"emovox evaluate: {protocol.value} ({scheme} labels)", plots=plots)
