@@ -101,6 +101,8 @@ class StreamSession:
             await self.send({"type": "ready", "session": self.id, "sample_rate": self.rate, "format": "pcm_s16le",
                              "interval": self.interval, "window": self.window, "labels": self.labels or self.state.labels,
                              "model": self.state.info["id"], "max_message_bytes": self.settings.stream_max_message_bytes})
+            log.info("stream %s started: %d Hz, update every %.2f s over %.1f s", self.id, self.rate, self.interval,
+                     self.window)
             tasks = [asyncio.create_task(self._guard(self._updater())),
                      asyncio.create_task(self._guard(self._segmenter_task()))]
             while True:
@@ -116,9 +118,12 @@ class StreamSession:
                 await self.send({"type": "end", "duration": round(self.total / SAMPLING_RATE, 3),
                                  "segments": self.segments})
                 await self.close(1000)
+                log.info("stream %s ended: %.1f s of audio, %d segments", self.id, self.total / SAMPLING_RATE,
+                         self.segments)
                 return
         except WebSocketDisconnect:
             self.open = False
+            log.info("stream %s: the client left after %.1f s of audio", self.id, self.total / SAMPLING_RATE)
         except StreamError as exc:
             log.info("stream %s refused: %s %s", self.id, exc.code, exc.message)
             await self.send({"type": "error", "code": exc.code, "message": exc.message})
