@@ -22,7 +22,7 @@ from emovox.testing import speechlike, write_wav
 LABELS = ["neutral", "happy", "sad", "angry"]
 
 
-def make_random_model(directory: Path, *, window: float = 0.0, seed: int = 0) -> Path:
+def make_random_model(directory: Path, *, window: float = 0.0, seed: int = 0, layers: tuple[int, ...] | None = None) -> Path:
     """A tiny.en model with untrained but decisive heads: feature statistics from a few
     synthetic voices, random layer weights, large output weights (probabilities far from
     uniform, so parity tests mean something)."""
@@ -32,10 +32,10 @@ def make_random_model(directory: Path, *, window: float = 0.0, seed: int = 0) ->
     generator = torch.Generator().manual_seed(seed)
     heads = []
     for _ in range(3):
-        head = EmotionHead(features.shape[1], features.shape[2], len(LABELS), hidden=32).eval()
+        head = EmotionHead(features.shape[1], features.shape[2], len(LABELS), hidden=32, layers=layers).eval()
         head.set_normalization(features)
         with torch.no_grad():
-            head.layer_logits.copy_(torch.randn(features.shape[1], generator=generator))
+            head.layer_logits.copy_(torch.randn(len(head.layer_index), generator=generator))
             head.mlp[4].weight.mul_(6.0)
         heads.append(head)
     save_model(directory, heads=heads, labels=LABELS, features=extractor.settings, temperature=1.5)
@@ -163,3 +163,16 @@ def test_window30_model_parity(tmp_path):
     want = emovox.load(model_dir).probabilities_for_signals(signals)
     got = emovox.load(out).probabilities_for_signals(signals)
     assert np.abs(want - got).max() < 1e-4
+
+
+def test_blocks_no_head_reads_are_pruned(tmp_path):
+    """Heads reading state 2 of tiny.en's 5: the graph runs 2 of 4 blocks, same probabilities."""
+    model_dir = make_random_model(tmp_path / "l2", layers=(1, 2))
+    config = export_model(model_dir, tmp_path / "l2x")
+    assert config["n_states"] == 3 and config["encoder_blocks"] == "2 of 4"
+    signals = [speechlike(duration=1.1, f0=130, seed=7), speechlike(duration=2.9, f0=210, seed=8, amplitude=0.5)]
+    want = emovox.load(model_dir).probabilities_for_signals(signals)
+    got = emovox.load(tmp_path / "l2x").probabilities_for_signals(signals + [np.concatenate(signals * 9)])
+    assert np.abs(want - got[:2]).max() < 1e-4
+    long_want = emovox.load(model_dir).probabilities_for_signals([np.concatenate(signals * 9)])  # 36 s: head.onnx path
+    assert np.abs(long_want - got[2:]).max() < 1e-4
