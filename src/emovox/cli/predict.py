@@ -82,7 +82,7 @@ def predict(
             spoken = transcriber.transcribe_file(result.path)
             result.transcript, result.language = spoken.text, spoken.language
             if text_model is not None:
-                _fuse(result, text_model)
+                _fuse(result, text_model, abstain)
         if output_format is OutputFormat.jsonl:
             sys.stdout.write(json.dumps(_as_dict(result), ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -98,10 +98,11 @@ def predict(
         raise typer.Exit(1)
 
 
-def _fuse(result, text_model) -> None:
+def _fuse(result, text_model, abstain=None) -> None:
     """Replace label and scores by the fused ones; the audio-only label stays as audio_label."""
     from ..decision import top_label
     from ..fusion import fuse_transcript
+    from ..prediction import UNKNOWN
 
     try:
         scores = fuse_transcript(result.scores, result.transcript, result.language, text_model=text_model)
@@ -109,6 +110,8 @@ def _fuse(result, text_model) -> None:
         return
     result.audio_label, result.scores = result.label, scores
     result.label = top_label(scores)
+    if abstain is not None and scores[result.label] < abstain:
+        result.label = UNKNOWN
 
 
 def _as_dict(result) -> dict:
