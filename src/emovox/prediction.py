@@ -34,6 +34,7 @@ from .errors import EmovoxError
 
 UNKNOWN = "unknown"  # the label of an abstention (see Predictor.abstain)
 EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
+EXPORT_REVISION = 2  # bump when emovox.export's graphs change: the shipped model's cached export is redone
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def default_export(model_dir: Path) -> Path | None:
     if os.environ.get("EMOVOX_DEFAULT_BACKEND", "onnx") == "torch":
         return None
     try:
-        digest = hashlib.sha256(__version__.encode())
+        digest = hashlib.sha256(f"{__version__}/{EXPORT_REVISION}".encode())
         for name in ("config.json", "heads.safetensors"):
             digest.update((model_dir / name).read_bytes())
     except OSError:
