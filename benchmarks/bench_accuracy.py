@@ -1,0 +1,109 @@
+"""Reproduce the accuracy tables: speaker-independent k-fold on one corpus, clean and with 10 dB
+white and babble noise added to the test clips, and the cross-corpus 4-class matrix.
+
+Heads always train on clean features of the training speakers; noise is added only to the
+held-out speakers' clips (babble = four other speakers' utterances of the same corpus).
+Prints a table and writes JSON.
+
+    python benchmarks/bench_accuracy.py --corpora ../shared/corpora --out runs/bench_accuracy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score
+
+from emovox.audio import load_audio
+from emovox.augment import babble, mix_at_snr
+from emovox.corpora import scan_corpus
+from emovox.features import FeatureCache, FeatureExtractor, extract_files
+from emovox.fit import FitConfig
+from emovox.metrics import classification_metrics
+from emovox.protocols import cross_corpus, default_trainer
+from emovox.splits import speaker_folds
+from emovox.training import TrainConfig, load_features, parse_layers, train_ensemble
+
+
+def noisy_features(utts, extractor, kind: str, snr: float) -> np.ndarray:
+    """Features of every clip with ``kind`` noise at ``snr`` dB (cached per clip and recipe)."""
+    speakers = np.array([u.speaker_key for u in utts])
+    rng = np.random.default_rng(0)
+
+    def transform(signal, digest):
+        seed = int(hashlib.sha256(f"{digest}:{kind}:{snr}".encode()).hexdigest()[:8], 16)
+        local = np.random.default_rng(seed)
+        if kind == "white":
+            noise = local.standard_normal(len(signal)).astype(np.float32)
+        else:
+            index = index_of[digest]
+            others = np.flatnonzero(speakers != speakers[index])
+            picks = local.choice(others, 4, replace=False)
+            noise = babble([load_audio(utts[i].path, max_duration=None) for i in picks], len(signal), rng)
+        return mix_at_snr(signal, noise, snr)
+
+    from emovox.features import content_hash
+
+    index_of = {content_hash(u.path): i for i, u in enumerate(utts)}
+    cache = FeatureCache(extractor.settings)
+    return extract_files([u.path for u in utts], extractor, cache=cache, desc=f"{kind} {snr:g} dB",
+                         transform=transform,
+                         cache_key=lambda d: hashlib.sha256(f"{d}:test-noise:{kind}:{snr}".encode()).hexdigest())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
+    parser.add_argument("--kfold-corpus", default="ravdess")
+    parser.add_argument("--folds", type=int, default=6)
+    parser.add_argument("--ensemble", type=int, default=5)
+    parser.add_argument("--snr", type=float, default=10.0)
+    parser.add_argument("--skip-cross", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_accuracy.json"))
+    args = parser.parse_args()
+    start = time.time()
+    extractor = FeatureExtractor("whisper-base")
+    config = TrainConfig(ensemble=args.ensemble, fit=FitConfig(layers=parse_layers("auto", extractor.feature_shape[0])))
+    result: dict = {"recipe": {"encoder": "whisper-base", "layers": config.fit.layers, "ensemble": args.ensemble}}
+
+    utts = scan_corpus(args.kfold_corpus, args.corpora / args.kfold_corpus)
+    tests = {"clean": load_features(utts, extractor)}
+    for kind in ("white", "babble"):
+        tests[f"{kind} {args.snr:g} dB"] = noisy_features(utts, extractor, kind, args.snr)
+    speakers = np.array([u.speaker_key for u in utts])
+    preds = {name: np.empty(len(utts), dtype=object) for name in tests}
+    for test in speaker_folds(speakers, args.folds):
+        ensemble = train_ensemble(tests["clean"][~test], [u for u, t in zip(utts, test) if not t], config=config)
+        for name, X in tests.items():
+            preds[name][test] = [ensemble.labels[i] for i in ensemble.probabilities(X[test]).argmax(1)]
+    truth = [u.label for u in utts]
+    kfold = {name: float(balanced_accuracy_score(truth, list(p))) for name, p in preds.items()}
+    result["kfold"] = {"corpus": args.kfold_corpus, "split": f"speaker-independent {args.folds}-fold "
+                       f"({len(set(speakers))} speakers); noise only on held-out clips", "ua": kfold,
+                       "ua_drop_points": {k: round(100 * (kfold["clean"] - v), 2) for k, v in kfold.items() if k != "clean"}}
+    print(f"| {args.kfold_corpus} {args.folds}-fold | " + " | ".join(f"{k}: UA {v:.3f}" for k, v in kfold.items()) + " |")
+
+    if not args.skip_cross:
+        all_utts = []
+        for name in ("ravdess", "nemo", "turev"):
+            if (args.corpora / name).is_dir():
+                all_utts += scan_corpus(name, args.corpora / name)
+        X = load_features(all_utts, extractor)
+        cross = {}
+        for o in cross_corpus(X, all_utts, trainer=default_trainer(config), scheme="4class"):
+            cross[o.name] = classification_metrics(o.truth, o.predicted, labels=o.labels)["ua"]
+            print(f"| cross-corpus 4-class, held out {o.name} | UA {cross[o.name]:.3f} |")
+        result["cross_corpus_4class_ua"] = cross | {"mean": float(np.mean(list(cross.values())))}
+    result["seconds"] = round(time.time() - start, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
