@@ -73,11 +73,11 @@ def _stages_onnx(model, audio16: np.ndarray) -> dict:
 def _stages_torch(model, audio16: np.ndarray) -> dict:
     import torch
 
-    from emovox.frontend import log_mel, mel_windows
+    from emovox.runtime.mel import mel_windows
 
     extractor = model.extractor
     t0 = time.perf_counter()
-    windows = mel_windows(log_mel(audio16, n_mels=extractor.n_mels))
+    windows = mel_windows(audio16, n_mels=extractor.n_mels, window=extractor.settings.window)
     t1 = time.perf_counter()
     with torch.inference_mode():
         features = extractor([audio16])  # log-mel again inside: subtracted below

@@ -19,7 +19,7 @@ from emovox.encoder_weights import (
     state_dict_from_openai,
 )
 from emovox.errors import ModelError
-from emovox.frontend import log_mel
+from emovox.runtime.mel import log_mel
 from emovox.testing import speechlike
 from emovox.whisper_encoder import WhisperEncoder
 

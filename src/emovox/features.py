@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .encoder_weights import DEFAULT_ENCODER, cache_dir, encoder_weight_hash, load_encoder
-from .frontend import log_mel, mel_windows
+from .runtime.mel import mel_windows
 from .pooling import mean_std_pool
 from .whisper_encoder import WhisperEncoder
 
@@ -86,18 +86,11 @@ class FeatureExtractor:
     ) -> np.ndarray:
         """Pooled features ``(len(signals), n_states, 2 d)``; batches of similar length."""
         windows: list[tuple[int, np.ndarray]] = []  # (signal index, mel window)
-        valid: list[int] = []  # encoder frames of real audio in each window
+        valid: list[int] = []  # encoder frames of real audio in each window (at least one)
         for index, signal in enumerate(signals):
-            if self.settings.window:
-                step = int(self.settings.window * 16000)
-                for i in range(0, max(len(signal), 1), step):
-                    chunk = signal[i : i + step]
-                    windows.append((index, log_mel(np.pad(chunk, (0, step - len(chunk))), n_mels=self.n_mels)))
-                    valid.append(max(1, (len(chunk) // 160 + 1) // 2))
-            else:
-                for w in mel_windows(log_mel(signal, n_mels=self.n_mels)):
-                    windows.append((index, w))
-                    valid.append((w.shape[1] + 1) // 2)
+            for mel, valid_mel in mel_windows(signal, n_mels=self.n_mels, window=self.settings.window):
+                windows.append((index, mel))
+                valid.append(max(1, (valid_mel + 1) // 2))
         per_signal: list[list[np.ndarray]] = [[] for _ in signals]
         order = sorted(range(len(windows)), key=lambda i: windows[i][1].shape[1])
         start = 0

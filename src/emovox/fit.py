@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
 
-from .head import EmotionHead
+from .head import EmotionHead, predict_logits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,14 +65,6 @@ def compute_forward(head: EmotionHead, features: torch.Tensor) -> torch.Tensor:
 
 def compute_objective(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, smoothing: float) -> torch.Tensor:
     return F.cross_entropy(logits, targets, weight=weights, label_smoothing=smoothing)
-
-
-@torch.no_grad()
-def predict_logits(head: EmotionHead, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    head.eval()
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    out = [head(torch.from_numpy(X[i : i + batch_size])) for i in range(0, len(X), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, head.config.n_classes), np.float32)
 
 
 def fit_head(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -71,3 +72,35 @@ class EmotionHead(nn.Module):
         x = (features[:, self.layer_index] - self.feature_mean) / self.feature_std
         x = torch.einsum("bld,l->bd", x, self.layer_weights())
         return self.mlp(x)
+
+
+@torch.no_grad()
+def predict_logits(head: EmotionHead, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Logits ``(n, n_classes)`` of ``head`` (in eval mode) for features ``X``, in batches."""
+    head.eval()
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    out = [head(torch.from_numpy(X[i : i + batch_size])) for i in range(0, len(X), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, head.config.n_classes), np.float32)
+
+
+@dataclasses.dataclass
+class Ensemble:
+    """Heads over one feature set, their calibration temperature, and how each was validated.
+
+    Examples:
+        >>> heads = [EmotionHead(2, 4, 3, hidden=8), EmotionHead(2, 4, 3, hidden=8)]
+        >>> Ensemble(heads, ["a", "b", "c"], 1.5).probabilities(np.zeros((5, 2, 4))).sum(1).round(5).tolist()
+        [1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+
+    heads: list[EmotionHead]
+    labels: list[str]
+    temperature: float = 1.0
+    members: list[dict] = dataclasses.field(default_factory=list)
+
+    def probabilities(self, X: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+        """Mean of the heads' temperature-scaled softmax, ``(n, len(labels))``
+        (``calibrated=False``: temperature 1, to show what calibration changed)."""
+        t = self.temperature if calibrated else 1.0
+        probs = [torch.softmax(torch.from_numpy(predict_logits(h, X)) / t, -1).numpy() for h in self.heads]
+        return np.mean(probs, axis=0)

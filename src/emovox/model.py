@@ -21,6 +21,7 @@ from .audio import DEFAULT_MAX_DURATION
 from .checkpoint import ModelBundle, load_model_files  # noqa: F401  (load_model_files: public via this module)
 from .errors import ModelError
 from .features import FeatureExtractor
+from .head import Ensemble
 from .prediction import Prediction, PredictionError, Predictor, default_model_dir  # noqa: F401  (re-exported)
 
 
@@ -31,6 +32,7 @@ class EmotionModel(Predictor):
                  max_duration: float | None = DEFAULT_MAX_DURATION):
         self.bundle = bundle
         self.labels = list(bundle.labels)
+        self.ensemble = Ensemble(bundle.heads, self.labels, bundle.temperature)
         self.max_duration = max_duration
         self.extractor = extractor or FeatureExtractor(bundle.features.encoder, window=bundle.features.window)
         if self.extractor.settings.encoder_sha256 != bundle.features.encoder_sha256:
@@ -46,9 +48,7 @@ class EmotionModel(Predictor):
     @torch.inference_mode()
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities ``(n, n_labels)`` from pooled features."""
-        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-        probs = sum(torch.softmax(h(x) / self.bundle.temperature, dim=-1) for h in self.bundle.heads)
-        return (probs / len(self.bundle.heads)).numpy()
+        return self.ensemble.probabilities(features)
 
     def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities for 16 kHz mono signals: encoder features, then the heads."""

@@ -15,17 +15,16 @@ import os
 import time
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-import torch
 
 from .calibration import fit_temperature
 from .checkpoint import save_model
 from .encoder_weights import DEFAULT_ENCODER
 from .errors import EmovoxError
 from .features import FeatureCache, FeatureExtractor, extract_files
-from .fit import FitConfig, fit_head, predict_logits
+from .fit import FitConfig, fit_head
+from .head import Ensemble, predict_logits
 from .labels import EMOTIONS
 from .manifest import Utterance
 from .splits import speaker_holdout
@@ -73,23 +72,6 @@ def load_features(utterances: Sequence[Utterance], extractor: FeatureExtractor, 
     """Pooled features for every utterance, from the cache where possible."""
     cache = FeatureCache(extractor.settings, cache_root)
     return extract_files([u.path for u in utterances], extractor, cache=cache)
-
-
-@dataclasses.dataclass
-class Ensemble:
-    """Heads trained on one feature set, their calibration temperature and how each was validated."""
-
-    heads: list
-    labels: list[str]
-    temperature: float
-    members: list[dict]
-
-    def probabilities(self, X: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
-        """Mean of the heads' temperature-scaled softmax, ``(n, len(labels))``
-        (``calibrated=False``: temperature 1, to show what calibration changed)."""
-        t = self.temperature if calibrated else 1.0
-        probs = [torch.softmax(torch.from_numpy(predict_logits(h, X)) / t, -1).numpy() for h in self.heads]
-        return np.mean(probs, axis=0)
 
 
 def train_ensemble(

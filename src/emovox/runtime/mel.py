@@ -1,6 +1,6 @@
-"""Torch-free Whisper log-mel front end, identical to :func:`emovox.frontend.log_mel`.
+"""The Whisper log-mel front end, torch-free, shared by the PyTorch and ONNX paths.
 
-The numbers come from faster-whisper's numpy feature extractor, as in :mod:`emovox.frontend`.
+The numbers come from faster-whisper's numpy feature extractor.
 Importing ``faster_whisper`` runs its package ``__init__``, which loads CTranslate2, PyAV and
 tokenizers (about 0.2 s and 100 MB); this module loads only the extractor's own file (it
 needs numpy alone), so serving stays light. :func:`mel_windows` cuts a clip the way
