@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 from websockets.sync.client import connect
 
 from server_support import SR, STYLES, running_server, scripted_recording, styled, train_tiny_model, wav_bytes

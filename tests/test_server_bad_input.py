@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import socket
@@ -12,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 from websockets.sync.client import connect
 
 from server_support import multipart, running_server, styled, train_tiny_model, wav_bytes

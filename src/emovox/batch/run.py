@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 import time
-from collections import Counter
 
 from .engines import local_engine, ray_engine
 from .inputs import read_inputs
