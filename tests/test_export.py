@@ -137,6 +137,17 @@ def test_int8_gate_keeps_and_refuses(model_dir, tmp_path):
     assert attempts[0]["ua_drop_points"] == gate["ua_drop_points"]
 
 
+def test_int8_default_from_recorded_evidence(model_dir, tmp_path):
+    """Gate results recorded for the recipe (held-out corpora) make int8 the default only when all pass."""
+    good = [{"held_out": "a", "kept": True, "ua_drop_points": 0.1}, {"held_out": "b", "kept": True, "ua_drop_points": -0.4}]
+    kept = export_model(model_dir, tmp_path / "kept", int8=True, int8_evidence=good)
+    assert kept["default_variant"] == "int8" and kept["int8_gate"]["verified"] == "by recipe"
+    assert kept["int8_gate"]["evidence"] == good and (tmp_path / "kept" / "model.int8.onnx").is_file()
+    bad = good + [{"held_out": "c", "kept": True, "ua_drop_points": 2.5}]  # over the 1-point limit
+    refused = export_model(model_dir, tmp_path / "refused", int8=True, int8_evidence=bad)
+    assert refused["default_variant"] == "fp32" and refused["int8_gate"]["verified"] is False
+
+
 def test_export_cli_with_eval_manifest(model_dir, tmp_path):
     from emovox.cli import app
 

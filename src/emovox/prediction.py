@@ -34,7 +34,7 @@ from .errors import EmovoxError
 
 UNKNOWN = "unknown"  # the label of an abstention (see Predictor.abstain)
 EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
-EXPORT_REVISION = 2  # bump when emovox.export's graphs change: the shipped model's cached export is redone
+EXPORT_REVISION = 3  # bump when emovox.export's graphs change: the shipped model's cached export is redone
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +172,9 @@ def load(model_dir: str | os.PathLike | None = None, **kwargs) -> Predictor:
 
 
 def default_export(model_dir: Path) -> Path | None:
-    """The exported copy of the shipped model in the cache, made on first use (fp32: exact to
-    1e-6 and faster than PyTorch); None when there is no shipped model, when
+    """The exported copy of the shipped model in the cache, made on first use (fp32 is exact to
+    1e-6 and faster than PyTorch; int8 is written too and is the default when the model's
+    config.json records passing int8 gate results for its recipe); None when there is no shipped model, when
     ``EMOVOX_DEFAULT_BACKEND=torch``, or when the export fails (PyTorch then serves)."""
     if os.environ.get("EMOVOX_DEFAULT_BACKEND", "onnx") == "torch":
         return None
@@ -195,7 +196,8 @@ def default_export(model_dir: Path) -> Path | None:
 
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".export-"))
-        export_model(model_dir, scratch)
+        evidence = json.loads((model_dir / "config.json").read_text()).get("int8_gate")
+        export_model(model_dir, scratch, int8=bool(evidence), int8_evidence=evidence)
         os.replace(scratch, target)  # atomic; fails if another process got there first
     except Exception as exc:  # any failure: PyTorch serves instead
         if scratch is not None:
