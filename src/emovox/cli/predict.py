@@ -35,6 +35,8 @@ def predict(
     transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each file (faster-whisper): adds transcript and language."),
     asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base (multilingual) or whisper-tiny.en."),
     fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into label and scores (pip install 'emovox[text]')."),
+    explain: bool = typer.Option(False, "--explain", help="Explain each decision: top classes, pitch and energy, and with --transcribe the words that moved the text branch."),
+    neutral_ref: Optional[Path] = typer.Option(None, "--neutral-ref", help="With --explain: a neutral clip of the same speaker; pitch and energy are given relative to it."),
 ) -> None:
     """Predict the emotion of each input file; one result per file."""
     from ..errors import EmovoxError
@@ -46,6 +48,19 @@ def predict(
         err.print("[red]error:[/] no audio files found in the inputs")
         raise typer.Exit(2)
     subset = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    if neutral_ref is not None and not explain:
+        err.print("[red]error:[/] --neutral-ref needs --explain")
+        raise typer.Exit(2)
+    reference = None
+    if neutral_ref is not None:
+        from ..audio import SAMPLING_RATE, load_audio
+        from ..explain import measure_prosody
+
+        try:
+            reference = measure_prosody(load_audio(neutral_ref, max_duration=max_duration), SAMPLING_RATE)
+        except EmovoxError as exc:
+            err.print(f"[red]error:[/] --neutral-ref: {exc}")  # the message names the file
+            raise typer.Exit(2) from None
     start = time.perf_counter()
     try:
         model = load(model_dir, max_duration=max_duration)
@@ -66,7 +81,7 @@ def predict(
 
         try:
             transcriber = Transcriber(asr_model)
-            if fuse:
+            if fuse or explain:  # --explain reads the words through the text branch too
                 from ..text import load_text_model
 
                 text_model = load_text_model()
@@ -78,11 +93,15 @@ def predict(
         if isinstance(result, PredictionError):
             failures += 1
             err.print(f"[red]error:[/] {result.path}: {result.error}")
-        elif transcriber is not None:
-            spoken = transcriber.transcribe_file(result.path)
-            result.transcript, result.language = spoken.text, spoken.language
-            if text_model is not None:
-                _fuse(result, text_model, abstain)
+        else:
+            audio_scores = dict(result.scores)
+            if transcriber is not None:
+                spoken = transcriber.transcribe_file(result.path)
+                result.transcript, result.language = spoken.text, spoken.language
+                if fuse:
+                    _fuse(result, text_model, abstain)
+            if explain:
+                _explain(result, audio_scores, reference, text_model, err)
         if output_format is OutputFormat.jsonl:
             sys.stdout.write(json.dumps(_as_dict(result), ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -114,11 +133,34 @@ def _fuse(result, text_model, abstain=None) -> None:
         result.label = UNKNOWN
 
 
+def _explain(result, audio_scores, reference, text_model, err) -> None:
+    """Attach ``result.explanation`` (see :mod:`emovox.explain`); the clip is decoded once more."""
+    from ..audio import SAMPLING_RATE, load_audio
+    from ..errors import EmovoxError
+    from ..explain import explain
+
+    try:
+        signal = load_audio(result.path, max_duration=None)
+    except EmovoxError as exc:  # the file changed since it was predicted
+        err.print(f"[yellow]warning:[/] {result.path}: no explanation: {exc}")
+        return
+    kwargs = {"label": result.label, "audio_scores": audio_scores, "reference": reference}
+    try:
+        result.explanation = explain(result.scores, signal, SAMPLING_RATE, transcript=getattr(result, "transcript", None),
+                                     language=getattr(result, "language", None), text_model=text_model, **kwargs)
+    except EmovoxError as exc:  # the text encoder is not installed: acoustic evidence only
+        result.explanation = explain(result.scores, signal, SAMPLING_RATE, **kwargs)
+        result.explanation.note = f"the text branch is unavailable ({exc})"
+
+
 def _as_dict(result) -> dict:
-    """A result's dict, with ``transcript`` and ``language`` when --transcribe added them."""
+    """A result's dict, with ``transcript`` and ``language`` when --transcribe added them, and
+    ``explanation`` with --explain."""
     extra = {"transcript": result.transcript, "language": result.language} if hasattr(result, "transcript") else {}
     if hasattr(result, "audio_label"):
         extra["audio_label"] = result.audio_label
+    if hasattr(result, "explanation"):
+        extra["explanation"] = result.explanation.to_dict()
     return {**result.to_dict(), **extra}
 
 
@@ -141,3 +183,6 @@ def _print_table(results, labels) -> None:
             extra = [escape(f"[{r.language}] {r.transcript}") if hasattr(r, "transcript") else ""] * transcripts
             table.add_row(r.path, f"[bold]{r.label}[/]", f"{r.duration:.2f}", *[f"{r.scores[l]:.2f}" for l in labels], *extra)
     Console().print(table)
+    for r in results:  # --explain: a full-width line per file reads better than a squeezed column
+        if hasattr(r, "explanation"):
+            Console().print(f"[bold]{escape(r.path)}[/]: {escape(r.explanation.sentence())}")
