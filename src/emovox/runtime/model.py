@@ -129,7 +129,13 @@ class OnnxEmotionModel(Predictor):
         for index, signal in enumerate(signals):
             windows += [(index, mel, valid) for mel, valid in mel_windows(signal, n_mels=self.n_mels, window=self.window)]
         per_signal: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in signals]
-        for batch in _length_batches([w[1].shape[1] for w in windows], self.max_batch_frames):
+        lengths = [w[1].shape[1] for w in windows]
+        # int8 quantizes activations per tensor, with a range taken over the whole batch: a clip's
+        # answer would depend on the clips beside it. One window per run keeps it batch-invariant
+        # (the CPU cost per clip is about the same; fp32 batches are exact to 1e-6 and do batch).
+        batches = ([[i] for i in sorted(range(len(lengths)), key=lengths.__getitem__)] if self.variant == "int8"
+                   else _length_batches(lengths, self.max_batch_frames))
+        for batch in batches:
             frames = max(windows[i][1].shape[1] for i in batch)
             mel = np.zeros((len(batch), self.n_mels, frames), np.float32)
             for row, i in enumerate(batch):
