@@ -6,6 +6,11 @@ up the share of speech time per emotion. The command line (``emovox timeline``) 
 server (``POST /v1/timeline``) both call it; the streaming endpoint reuses :class:`VADStream`
 and :class:`Segmenter` to find the ends of speech as audio arrives.
 
+Given a :class:`emovox.transcribe.Transcriber`, every window also gets the words said in it
+(``text``, ``language``); given a text model as well, the emotion fuses audio and words
+(:mod:`emovox.fusion`). The words come from transcribing each window's own audio, so a
+speech stretch longer than ``max_window`` may have a word cut at a window edge.
+
 The VAD runs the ``silero_vad_16k_sequence.onnx`` graph shipped inside the ``silero-vad``
 package on onnxruntime. The package's Python module is never imported (it imports torch and
 sets torch's thread count as a side effect); the file is located through the package
@@ -183,10 +188,26 @@ class Segment:
     label: str
     scores: dict[str, float]
     speech_segment: int  # index of the VAD segment this window belongs to
+    text: str | None = None  # what was said (None: not transcribed)
+    language: str | None = None  # its language, ISO 639-1
+    audio_label: str | None = None  # the audio-only label, when the label fuses audio and words
 
     def to_dict(self) -> dict:
-        return {"start": self.start, "end": self.end, "label": self.label, "speech_segment": self.speech_segment,
-                "scores": {k: round(v, 5) for k, v in self.scores.items()}}
+        """The window as JSON; ``text``/``language`` (and ``audio_label``) only when they were asked for.
+
+        Examples:
+            >>> Segment(0.5, 2.0, "sad", {"sad": 1.0}, 0).to_dict()
+            {'start': 0.5, 'end': 2.0, 'label': 'sad', 'speech_segment': 0, 'scores': {'sad': 1.0}}
+            >>> Segment(0.5, 2.0, "sad", {"sad": 1.0}, 0, "so long", "en").to_dict()["text"]
+            'so long'
+        """
+        out = {"start": self.start, "end": self.end, "label": self.label, "speech_segment": self.speech_segment,
+               "scores": {k: round(v, 5) for k, v in self.scores.items()}}
+        if self.text is not None:
+            out.update(text=self.text, language=self.language)
+        if self.audio_label is not None:
+            out["audio_label"] = self.audio_label
+        return out
 
 
 @dataclasses.dataclass
@@ -197,6 +218,7 @@ class Timeline:
     labels: list[str]
     segments: list[Segment]
     model_id: str = ""
+    transcribed: bool = False  # segments carry text and language
 
     @property
     def speech_duration(self) -> float:
@@ -217,12 +239,15 @@ class Timeline:
                 "segments": [s.to_dict() for s in self.segments], "summary": self.summary()}
 
     def to_csv(self) -> str:
-        """One row per window: start, end, label, speech_segment, then a column per label."""
+        """One row per window: start, end, label, speech_segment, a column per label, then
+        language and text if the timeline was transcribed."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["start", "end", "label", "speech_segment", *self.labels])
+        words = ["language", "text"] if self.transcribed else []
+        writer.writerow(["start", "end", "label", "speech_segment", *self.labels, *words])
         for s in self.segments:
-            writer.writerow([s.start, s.end, s.label, s.speech_segment, *(f"{s.scores[l]:.5f}" for l in self.labels)])
+            writer.writerow([s.start, s.end, s.label, s.speech_segment, *(f"{s.scores[l]:.5f}" for l in self.labels),
+                             *([s.language, s.text] if words else [])])
         return out.getvalue()
 
     def write(self, path: str | os.PathLike) -> Path:
@@ -248,8 +273,11 @@ def make_timeline(
     max_window: float = 10.0,
     batch_size: int = 8,
     vad: VADSettings = VADSettings(),
+    transcriber=None,
+    text_model=None,
+    language: str | None = None,
 ) -> Timeline:
-    """The emotion timeline of a 16 kHz mono signal.
+    """The emotion timeline of a 16 kHz mono signal, optionally with the words of each window.
 
     Args:
         model: anything with ``labels``, ``model_id`` and ``predict_signals`` (an emovox model).
@@ -258,21 +286,62 @@ def make_timeline(
         max_window: longest window classified at once, in seconds; longer speech is split.
         batch_size: windows classified together.
         vad: voice-activity settings.
+        transcriber: a :class:`emovox.transcribe.Transcriber`: each window gets ``text`` and
+            ``language``.
+        text_model: a :class:`emovox.text.TextEmotionModel` (needs ``transcriber``): each
+            window's scores fuse audio and words (:mod:`emovox.fusion`); ``audio_label`` keeps
+            the audio-only label.
+        language: force the transcripts' language (ISO 639-1); None detects it once, on the
+            first 30 s of speech.
 
     Returns:
         A :class:`Timeline`; silence-only input gives one without segments.
     """
+    if text_model is not None and transcriber is None:
+        raise ValueError("fusing with a text model needs a transcriber")
     pieces = [(k, a, b) for k, (start, end) in enumerate(speech_segments(signal, vad))
               for a, b in split_windows(start, end, max_window)]
+    windows = [signal[int(a * SAMPLING_RATE) : int(b * SAMPLING_RATE)] for _, a, b in pieces]
+    words = transcriber.transcribe_clips(windows, language=language) if transcriber is not None else None
     segments = []
     for first in range(0, len(pieces), batch_size):
         batch = pieces[first : first + batch_size]
-        clips = [signal[int(a * SAMPLING_RATE) : int(b * SAMPLING_RATE)] for _, a, b in batch]
-        for (k, a, b), result in zip(batch, model.predict_signals(clips)):
-            scores = restrict(result.scores, labels)
-            segments.append(Segment(a, b, top_label(scores), scores, k))
+        clips = windows[first : first + batch_size]
+        results = model.predict_signals(clips)
+        spoken = words[first : first + batch_size] if words is not None else [None] * len(clips)
+        fused = _fused_scores([r.scores for r in results], spoken, text_model) if text_model is not None else None
+        for i, ((k, a, b), result, said) in enumerate(zip(batch, results, spoken)):
+            scores = restrict(fused[i] if fused else result.scores, labels)
+            segment = Segment(a, b, top_label(scores), scores, k)
+            if said is not None:
+                segment.text, segment.language = said.text, said.language
+            if fused:
+                segment.audio_label = top_label(restrict(result.scores, labels))
+            segments.append(segment)
     names = list(labels) if labels else list(model.labels)
-    return Timeline(len(signal) / SAMPLING_RATE, names, segments, getattr(model, "model_id", ""))
+    return Timeline(len(signal) / SAMPLING_RATE, names, segments, getattr(model, "model_id", ""),
+                    transcribed=transcriber is not None)
+
+
+def _fused_scores(audio: list[dict[str, float]], spoken: list, text_model) -> list[dict[str, float]]:
+    """Each window's audio scores fused with what the text model reads in its transcript; the
+    texts of one language are embedded together. Empty transcripts keep the audio scores."""
+    from .fusion import fuse
+
+    out = [dict(scores) for scores in audio]
+    by_language: dict[str | None, list[int]] = {}
+    for i, words in enumerate(spoken):
+        if words.text.strip():
+            by_language.setdefault(words.language, []).append(i)
+    for lang, indices in by_language.items():
+        threshold = text_model.gate_threshold(text_model.encoder_for(lang))
+        probabilities = text_model.probabilities([spoken[i].text for i in indices], lang)
+        for i, p in zip(indices, probabilities):
+            try:
+                out[i] = fuse(audio[i], dict(zip(text_model.labels, map(float, p))), threshold=threshold)
+            except ValueError:  # the branches share fewer than two labels: audio only
+                pass
+    return out
 
 
 def plot(timeline: Timeline, path: str | os.PathLike) -> Path:

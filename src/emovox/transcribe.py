@@ -96,6 +96,46 @@ class Transcriber:
         text = " ".join(s.text for s in segments if s.text).strip()
         return Transcript(text, info.language, float(info.language_probability or 0.0), segments)
 
+    def transcribe_clips(self, clips: Sequence[np.ndarray], *, language: str | None = None) -> list[Transcript]:
+        """Transcribe short 16 kHz mono clips already cut at speech (a timeline's windows), one
+        :class:`Transcript` each.
+
+        Tuned for speed with the same greedy decoding as :meth:`transcribe`: no timestamp
+        tokens (each transcript has one segment spanning its clip), no VAD (the clips are
+        speech), no conditioning on the previous text. The language is detected once, on the
+        first 30 s of the clips together, and used for all: detecting it per clip would cost
+        one more encoder pass per clip, and a short clip is a poor sample of its language.
+        The clips go one by one: faster-whisper's ``BatchedInferencePipeline`` was no faster
+        on 2 CPU cores (``benchmarks/bench_asr.py``), as every clip is padded to Whisper's
+        30 s input either way.
+
+        Args:
+            clips: 16 kHz mono float32 signals, each at most 30 s.
+            language: force a language (ISO 639-1); None detects it (English-only models: "en").
+
+        Examples:
+            >>> Transcriber.__new__(Transcriber).transcribe_clips([])
+            []
+        """
+        if not clips:
+            return []
+        probability = 1.0
+        if self.english_only:
+            language = "en"
+        elif language is None:
+            speech = np.concatenate([np.asarray(c, np.float32) for c in clips])[: 30 * SAMPLING_RATE]
+            language, probability, _ = self.model.detect_language(speech)
+        out = []
+        for clip in clips:
+            duration = round(len(clip) / SAMPLING_RATE, 3)
+            segments, _ = self.model.transcribe(
+                np.asarray(clip, np.float32), language=language, beam_size=self.beam_size, vad_filter=False,
+                condition_on_previous_text=False, without_timestamps=True,
+            )
+            text = " ".join(s.text.strip() for s in segments).strip()
+            out.append(Transcript(text, language, float(probability), [Segment(0.0, duration, text)] if text else []))
+        return out
+
     def transcribe_file(self, path: str | os.PathLike, *, language: str | None = None) -> Transcript:
         """Transcribe one audio file."""
         return self.transcribe(load_audio(path, max_duration=None), SAMPLING_RATE, language=language)

@@ -26,6 +26,8 @@ def serve(
     max_batch: int = typer.Option(16, min=1, help="Clips of concurrent requests encoded together."),
     stream_interval: float = typer.Option(0.5, help="Seconds of audio between two streaming updates."),
     stream_window: float = typer.Option(3.0, help="Seconds of audio each streaming update looks at."),
+    asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for transcribe=true: whisper-base "
+                                  "(multilingual) or whisper-tiny.en; loaded on the first such request."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve the model over HTTP: /v1/predict, /v1/timeline, WS /v1/stream, /health, /docs and a web page at /."""
@@ -39,7 +41,7 @@ def serve(
     settings = ServerSettings(
         model_dir=str(model_dir) if model_dir else None, max_upload_bytes=int(max_upload_mb * MiB),
         max_duration=max_duration, max_timeline_duration=max_timeline_duration, max_batch=max_batch,
-        threads=threads, stream_interval=stream_interval, stream_window=stream_window,
+        threads=threads, stream_interval=stream_interval, stream_window=stream_window, asr_model=asr_model,
     )
     configure_logging(getattr(logging, log_level.upper(), logging.INFO))
     options = dict(host=host, port=port, log_level=log_level, access_log=False,

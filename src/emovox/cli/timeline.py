@@ -30,6 +30,10 @@ def timeline(
     model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
     window: float = typer.Option(10.0, help="Longest piece of speech classified at once, in seconds."),
     max_duration: float = typer.Option(10800.0, help="Longest recording accepted, in seconds."),
+    transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each segment (faster-whisper): adds text and language."),
+    asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base (multilingual) or whisper-tiny.en."),
+    language: Optional[str] = typer.Option(None, "--language", help="With --transcribe: the language (ISO 639-1) instead of detecting it."),
+    fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into each segment's emotion (pip install 'emovox[text]')."),
 ) -> None:
     """Find the speech (Silero VAD) and the emotion of each stretch; summarise the share of time per emotion."""
     from ..audio import load_audio
@@ -43,13 +47,18 @@ def timeline(
     if bad:
         err.print(f"[red]error:[/] cannot write {bad[0]}: use a .csv, .json or .png file")
         raise typer.Exit(2)
+    if (fuse or language) and not transcribe:
+        err.print("[red]error:[/] --fuse and --language need --transcribe")
+        raise typer.Exit(2)
     subset = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
     try:
         model = load(model_dir)
         if subset:
             restrict({l: 1.0 for l in model.labels}, subset)  # unknown labels fail before any work
         signal = load_audio(file, max_duration=max_duration)
-        result = make_timeline(model, signal, labels=subset, max_window=window)
+        transcriber, text_model = _text_branch(asr_model, fuse) if transcribe else (None, None)
+        result = make_timeline(model, signal, labels=subset, max_window=window, transcriber=transcriber,
+                               text_model=text_model, language=language)
         for path in out:
             result.write(path)
     except EmovoxError as exc:
@@ -65,12 +74,34 @@ def timeline(
         err.print(f"wrote {path}", style="dim")
 
 
+def _text_branch(asr_model: str, fuse: bool):
+    """The transcriber (and the text model with --fuse); a missing package is an EmovoxError."""
+    from ..errors import ModelError
+    from ..transcribe import Transcriber
+
+    try:
+        transcriber = Transcriber(asr_model)
+    except ImportError as exc:
+        raise ModelError(f"--transcribe needs faster-whisper ({exc})") from None
+    if not fuse:
+        return transcriber, None
+    from ..text import load_text_model
+
+    return transcriber, load_text_model()
+
+
 def _print(result) -> None:
+    from rich.markup import escape
+
     table = Table(title=f"{result.duration:.1f} s, {result.speech_duration:.1f} s of speech")
     for column in ["start", "end", "label", *result.labels]:
         table.add_column(column, justify="left" if column == "label" else "right")
+    if result.transcribed:
+        table.add_column("text", overflow="fold")
     for s in result.segments:
-        table.add_row(f"{s.start:.2f}", f"{s.end:.2f}", f"[bold]{s.label}[/]", *[f"{s.scores[l]:.2f}" for l in result.labels])
+        words = [escape(f"[{s.language}] {s.text}")] if result.transcribed else []
+        table.add_row(f"{s.start:.2f}", f"{s.end:.2f}", f"[bold]{s.label}[/]", *[f"{s.scores[l]:.2f}" for l in result.labels],
+                      *words)
     console = Console()
     console.print(table)
     shares = result.summary()["shares"]

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from importlib import resources
@@ -138,8 +139,27 @@ class ServerState:
                                       batch_wait=settings.batch_wait)
         self.engine.model_id = self.info["id"]
         self.timeline_limiter = anyio.CapacityLimiter(settings.max_timeline_jobs)
+        self.asr_limiter = anyio.CapacityLimiter(1)  # one transcription at a time: it uses every ASR thread
         self.started = time.time()
         self.streams = 0
+        self._transcriber = None
+        self._transcriber_lock = threading.Lock()
+
+    def transcriber(self):
+        """The process's :class:`emovox.transcribe.Transcriber`, loaded on first use (call it
+        from a worker thread: loading takes seconds). Raises :class:`ApiError` 501 when
+        faster-whisper or the Whisper weights are missing."""
+        with self._transcriber_lock:
+            if self._transcriber is None:
+                from ..errors import EmovoxError
+                from ..transcribe import Transcriber
+
+                try:
+                    self._transcriber = Transcriber(self.settings.asr_model, threads=self.settings.threads)
+                except (ImportError, EmovoxError) as exc:
+                    raise ApiError(501, "asr_unavailable", f"transcription is not available on this server: {exc} "
+                                   "(it needs faster-whisper and the packaged Whisper weights)") from None
+            return self._transcriber
 
 
 def _error_response(request, error: ApiError) -> JSONResponse:

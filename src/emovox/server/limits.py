@@ -59,6 +59,7 @@ class ServerSettings:
     threads: int | None = None  # torch/onnx threads (None: leave the library default)
     timeline_window: float = 10.0  # longest piece of speech classified at once
     max_timeline_jobs: int = 2  # timelines decoded and segmented at the same time
+    asr_model: str = "whisper-base"  # transcribe=true: packaged Whisper model (loaded on first use)
     stream_interval: float = 0.5  # seconds of audio between two updates
     stream_window: float = 3.0  # seconds of audio each update looks at
     stream_max_message_bytes: int = 1 * MiB

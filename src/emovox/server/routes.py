@@ -4,6 +4,11 @@ Audio comes as a multipart upload (field ``file``) or as the raw request body wi
 content type (``audio/wav``, ``audio/flac``, ``audio/*``, ``application/octet-stream``). It is
 read under the byte cap, its header checked for the duration cap, then decoded in a worker
 thread; the model runs on the engine thread (see :mod:`emovox.server.engine`).
+
+``transcribe=true`` adds the words: ``transcript`` and ``language`` for a clip, ``text`` and
+``language`` per timeline segment. The Whisper model loads on the first such request and
+runs in a worker thread, one transcription at a time; a server without faster-whisper
+answers 501 ``asr_unavailable``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ router = APIRouter()
 
 LABELS_QUERY = Query(None, description="Comma-separated subset of the model's labels to decide among, "
                                        "e.g. `neutral,angry`; the scores are renormalised over it.")
+
+TRANSCRIBE_QUERY = Query(False, description="Also transcribe the speech (faster-whisper, the server's "
+                                          "`--asr-model`): adds the words and their language.")
 
 AUDIO_BODY = {
     "requestBody": {
@@ -62,6 +70,8 @@ class PredictResponse(BaseModel):
     duration: float
     model: str
     request_id: str
+    transcript: str | None = None
+    language: str | None = None
 
 
 class SegmentOut(BaseModel):
@@ -70,6 +80,8 @@ class SegmentOut(BaseModel):
     label: str
     speech_segment: int
     scores: dict[str, float]
+    text: str | None = None
+    language: str | None = None
 
 
 class Summary(BaseModel):
@@ -116,6 +128,7 @@ ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in 
     415: "not an audio content type, or bytes that do not decode as audio",
     422: "audio that cannot be used: too long or too short, no samples, NaN/inf, unknown label",
     429: "too many clips waiting: retry later",
+    501: "transcribe=true on a server that cannot transcribe (faster-whisper or the Whisper weights missing)",
 }.items()}
 
 
@@ -139,7 +152,8 @@ async def models(request: Request) -> dict:
 
 @router.post("/v1/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=AUDIO_BODY,
              tags=["emotion"])
-async def predict(request: Request, labels: str | None = LABELS_QUERY) -> JSONResponse:
+async def predict(request: Request, labels: str | None = LABELS_QUERY,
+                  transcribe: bool = TRANSCRIBE_QUERY) -> JSONResponse:
     """The emotion of one clip (at most ``max_duration`` seconds, 120 by default)."""
     state = request.app.state.emovox
     data, form_labels = await read_audio_body(request, state.settings.max_upload_bytes)
@@ -147,23 +161,31 @@ async def predict(request: Request, labels: str | None = LABELS_QUERY) -> JSONRe
     signal = await anyio.to_thread.run_sync(decode, data, state.settings.max_duration)
     result = await state.engine.predict(signal)
     label, scores = result.decide(subset)
-    return JSONResponse({"label": label, "scores": scores, "duration": round(result.duration, 3),
-                         "model": state.info["id"], "request_id": request.state.request_id})
+    body = {"label": label, "scores": scores, "duration": round(result.duration, 3), "model": state.info["id"]}
+    if transcribe:
+        def job():
+            return state.transcriber().transcribe_clips([signal])[0]
+
+        spoken = await anyio.to_thread.run_sync(job, limiter=state.asr_limiter)
+        body.update(transcript=spoken.text, language=spoken.language)
+    return JSONResponse({**body, "request_id": request.state.request_id})
 
 
 @router.post("/v1/timeline", response_model=TimelineResponse, responses=ERRORS, openapi_extra=AUDIO_BODY,
              tags=["emotion"])
 async def timeline(request: Request, labels: str | None = LABELS_QUERY,
                    window: float = Query(None, gt=0.5, le=30.0, description="Longest piece of speech classified "
-                                         "at once, in seconds (default 10).")) -> JSONResponse:
+                                         "at once, in seconds (default 10)."),
+                   transcribe: bool = TRANSCRIBE_QUERY) -> JSONResponse:
     """Speech segments found by Silero VAD, each with its emotion, and the share of time per emotion."""
     state = request.app.state.emovox
     data, form_labels = await read_audio_body(request, state.settings.max_upload_bytes)
     subset = parse_labels(labels if labels is not None else form_labels, state.labels)
 
     def job() -> dict:
+        transcriber = state.transcriber() if transcribe else None  # a 501 before any decoding
         signal = decode(data, state.settings.max_timeline_duration)
-        result = make_timeline(state.engine, signal, labels=subset,
+        result = make_timeline(state.engine, signal, labels=subset, transcriber=transcriber,
                                max_window=window or state.settings.timeline_window)
         return result.to_dict()
 
