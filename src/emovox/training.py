@@ -41,6 +41,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     seed: int = 0
     fit: FitConfig = FitConfig()
+    augment: int = 0  # augmented copies of each training clip (emovox.augment), 0 = none
 
 
 def parse_layers(spec: str | None, n_states: int) -> tuple[int, ...] | None:
@@ -74,11 +75,50 @@ def load_features(utterances: Sequence[Utterance], extractor: FeatureExtractor, 
     return extract_files([u.path for u in utterances], extractor, cache=cache)
 
 
+def load_augmented(utterances: Sequence[Utterance], extractor: FeatureExtractor, copies: int, *,
+                   cache_root=None) -> np.ndarray | None:
+    """Features of ``copies`` augmented copies of every utterance, ``(copies, n, ...)`` (None for 0).
+
+    Babble noise comes from other utterances of the same corpus, so copies of one corpus never
+    contain another corpus's audio (a held-out corpus stays unheard in cross-corpus tests).
+    """
+    if copies <= 0:
+        return None
+    from .augment import augmented_features
+
+    cache = FeatureCache(extractor.settings, cache_root)
+    out = np.zeros((copies, len(utterances), *extractor.feature_shape), np.float32)
+    corpora = np.array([u.corpus for u in utterances])
+    for corpus in sorted(set(corpora)):
+        rows = np.flatnonzero(corpora == corpus)
+        paths = [utterances[i].path for i in rows]
+        out[:, rows] = augmented_features(paths, extractor, copies=copies, babble_pool=paths, cache=cache)
+    return out
+
+
+def augmenting_trainer(config: TrainConfig, utterances: Sequence[Utterance], augmented: np.ndarray | None):
+    """A protocol trainer (``(X, utts) -> Ensemble``) that adds the training utterances'
+    augmented copies, found by path in ``augmented`` (aligned with ``utterances``)."""
+    row = {u.path: i for i, u in enumerate(utterances)}
+
+    def trainer(X: np.ndarray, utts: Sequence[Utterance]) -> Ensemble:
+        extra = None if augmented is None else augmented[:, [row[u.path] for u in utts]]
+        return train_ensemble(X, utts, config=config, augmented=extra)
+
+    return trainer
+
+
 def train_ensemble(
-    X: np.ndarray, utterances: Sequence[Utterance], *, config: TrainConfig = TrainConfig(), labels: list[str] | None = None
+    X: np.ndarray, utterances: Sequence[Utterance], *, config: TrainConfig = TrainConfig(), labels: list[str] | None = None,
+    augmented: np.ndarray | None = None,
 ) -> Ensemble:
     """Fit ``config.ensemble`` heads, each validated (early stopping) on its own held-out
-    speakers, then one temperature on all their validation predictions."""
+    speakers, then one temperature on all their validation predictions.
+
+    ``augmented`` (``(copies, len(X), ...)``, from :func:`emovox.augment.augmented_features`)
+    adds each training speaker's augmented copies to that head's training rows; validation and
+    temperature use the original clips only.
+    """
     labels = labels or label_set(utterances)
     if len(labels) < 2:
         raise EmovoxError(f"need at least two emotion labels to train, found {labels}")
@@ -92,7 +132,11 @@ def train_ensemble(
         if not val.any():
             raise EmovoxError("speaker-disjoint validation needs at least two speakers in some corpus")
         fit_cfg = dataclasses.replace(config.fit, seed=seed)
-        result = fit_head(X[~val], y[~val], X[val], y[val], n_classes=len(labels), config=fit_cfg)
+        X_fit, y_fit = X[~val], y[~val]
+        if augmented is not None and len(augmented):
+            X_fit = np.concatenate([X_fit, *augmented[:, ~val]])
+            y_fit = np.tile(y_fit, 1 + len(augmented))
+        result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg)
         heads.append(result.head)
         val_logits.append(predict_logits(result.head, X[val]))
         val_targets.append(y[val])
@@ -121,7 +165,8 @@ def train_model(
     extractor = extractor or FeatureExtractor(config.encoder)
     start = time.time()
     X = features if features is not None else load_features(utterances, extractor, cache_root=cache_root)
-    ensemble = train_ensemble(X, utterances, config=config)
+    augmented = load_augmented(utterances, extractor, config.augment, cache_root=cache_root)
+    ensemble = train_ensemble(X, utterances, config=config, augmented=augmented)
     members = ensemble.members
     report = {
         **(provenance or {}),
@@ -132,6 +177,8 @@ def train_model(
         "n_speakers": len({u.speaker_key for u in utterances}),
         "split": "each head validates on its own held-out speakers "
                  f"({config.val_fraction:.0%} of each corpus's speakers); no speaker is in both its train and validation sets",
+        "augmentation": ({"copies": config.augment, "recipe": _recipe(), "babble": "other utterances of the same corpus",
+                          "validation": "original clips only"} if config.augment else None),
         "ensemble": members,
         "mean_val_ua": round(float(np.mean([m["val_ua"] for m in members])), 4),
         "temperature": round(ensemble.temperature, 4),
@@ -141,3 +188,9 @@ def train_model(
     save_model(out_dir, heads=ensemble.heads, labels=ensemble.labels, features=extractor.settings,
                temperature=ensemble.temperature, training=report)
     return report
+
+
+def _recipe() -> str:
+    from .augment import RECIPE
+
+    return RECIPE

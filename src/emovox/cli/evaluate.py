@@ -36,6 +36,8 @@ def evaluate(
     ensemble: int = typer.Option(5, min=1),
     layers: str = typer.Option("auto", help="Encoder hidden states the heads read: auto (two thirds up: 4 of "
                               "Whisper-base's 0-6), all (every state, learned weights), or a list such as 2,3,4."),
+    augment: int = typer.Option(0, min=0, help="Augmented copies of each training clip (as emovox train --augment); "
+                                "test clips are never augmented."),
     seed: int = typer.Option(0),
     plots: bool = typer.Option(True, help="Write PNG plots."),
 ) -> None:
@@ -49,7 +51,7 @@ def evaluate(
     from ..protocols import cross_corpus, default_trainer, fixed_split, speaker_kfold
     from ..report import write_report
     from ..fit import FitConfig
-    from ..training import TrainConfig, load_features, parse_layers
+    from ..training import TrainConfig, augmenting_trainer, load_augmented, load_features, parse_layers
     from .train import load_corpora
 
     logging.basicConfig(level=logging.WARNING)
@@ -57,11 +59,13 @@ def evaluate(
     try:
         extractor = FeatureExtractor(encoder, window=window)
         fit = FitConfig(layers=parse_layers(layers, extractor.feature_shape[0]))
-        trainer = default_trainer(TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, fit=fit))
+        config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, fit=fit)
+        trainer = default_trainer(config)
         if protocol is Protocol.fixed:
             if not (train_manifest and test_manifest):
                 raise EmovoxError("the fixed protocol needs --train and --test manifests")
             tr, te = read_jsonl(train_manifest), read_jsonl(test_manifest)
+            trainer = augmenting_trainer(config, tr, load_augmented(tr, extractor, augment))
             outcomes = [fixed_split(load_features(tr, extractor), tr, load_features(te, extractor), te,
                                     trainer=trainer, scheme=scheme, name=test_manifest.stem)]
         else:
@@ -69,6 +73,8 @@ def evaluate(
             if not utts:
                 raise EmovoxError("give at least one corpus")
             X = load_features(utts, extractor)
+            if augment:  # copies of every clip; each fold's trainer takes those of its training clips only
+                trainer = augmenting_trainer(config, utts, load_augmented(utts, extractor, augment))
             if protocol is Protocol.cross_corpus:
                 if len({u.corpus for u in utts}) < 2:
                     raise EmovoxError("cross-corpus evaluation needs at least two corpora")
@@ -80,6 +86,11 @@ def evaluate(
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
+    if augment:
+        for o in outcomes:
+            o.split += (f"; training clips plus {augment} augmented copies each (babble noise made of other utterances "
+                        "of the same corpus, which within one corpus can include held-out speakers' audio as noise; "
+                        "test clips are not augmented)")
     results = []
     for o in outcomes:
         metrics = classification_metrics(o.truth, o.predicted, labels=o.labels, probs=o.probs)

@@ -41,6 +41,8 @@ def train(
     window: float = typer.Option(0.0, help="0 = encode each clip's own length; 30 = pad to Whisper's 30 s window."),
     layers: str = typer.Option("auto", help="Encoder hidden states the heads read: auto (two thirds up: 4 of "
                               "Whisper-base's 0-6), all (every state, learned weights), or a list such as 2,3,4."),
+    augment: int = typer.Option(0, min=0, help="Augmented copies of each clip to train on as well (level, pitch, tempo, "
+                                "white or babble noise at 0-20 dB SNR; features cached). 2 makes the model robust to noise."),
     seed: int = typer.Option(0),
     name: Optional[str] = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -59,7 +61,7 @@ def train(
             raise EmovoxError("give at least one corpus or --manifest")
         err.print(json.dumps(summarize(utterances), ensure_ascii=False))
         extractor = FeatureExtractor(encoder, window=window)
-        config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, fit=FitConfig(
+        config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, fit=FitConfig(
             epochs=epochs, hidden=hidden, layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
                       "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}

@@ -1,0 +1,71 @@
+"""Augmented training copies: deterministic, cached, different from the originals, wired into
+`emovox train --augment` and `emovox evaluate --augment`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from emovox.augment import augment, augmented_features, mix_at_snr
+from emovox.cli import app
+from emovox.features import FeatureCache, FeatureExtractor, extract_files
+from emovox.testing import make_synthetic_corpus, speechlike
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_synthetic_corpus(tmp_path_factory.mktemp("aug_corpus"), speakers=3, takes=3, prefix="g")
+
+
+def test_augment_is_deterministic_per_seed_and_changes_the_signal():
+    x = speechlike(duration=1.0, seed=2)
+    a, b, c = augment(x, seed=7), augment(x, seed=7), augment(x, seed=8)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert a.dtype == np.float32 and np.abs(a).max() <= 1.0
+
+
+def test_mix_at_snr_sets_the_noise_power():
+    rng = np.random.default_rng(0)
+    signal, noise = rng.standard_normal(16000).astype(np.float32), rng.standard_normal(8000).astype(np.float32)
+    for snr in (0.0, 10.0, 20.0):
+        added = mix_at_snr(signal, noise, snr) - signal
+        assert 10 * np.log10(np.mean(signal**2) / np.mean(added**2)) == pytest.approx(snr, abs=1e-3)
+
+
+def test_copies_are_cached_and_differ_from_the_originals(corpus, tmp_path):
+    paths = sorted(str(p) for p in corpus.rglob("*.wav"))[:6]
+    extractor = FeatureExtractor("whisper-tiny.en")
+    cache = FeatureCache(extractor.settings, tmp_path / "cache")
+    original = extract_files(paths, extractor, cache=cache)
+    first = augmented_features(paths, extractor, copies=2, babble_pool=paths, cache=cache)
+    assert first.shape == (2, len(paths), *extractor.feature_shape)
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 3 * len(paths)  # originals + two copies each
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the second call must read every copy from the cache")
+
+    extractor.__call__ = fail  # type: ignore[method-assign]
+    again = augmented_features(paths, extractor, copies=2, babble_pool=paths, cache=cache)
+    np.testing.assert_allclose(first, again, rtol=2e-3, atol=2e-3)  # the cache stores float16
+    assert not np.allclose(first[0], original) and not np.allclose(first[0], first[1])
+
+
+def test_train_cli_records_augmentation(corpus, tmp_path):
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(out), "--encoder", "whisper-tiny.en",
+                                      "--ensemble", "1", "--epochs", "20", "--hidden", "16", "--augment", "1"])
+    assert result.exit_code == 0, result.output
+    augmentation = json.loads((out / "config.json").read_text())["training"]["augmentation"]
+    assert augmentation["copies"] == 1 and augmentation["validation"] == "original clips only"
+
+
+def test_evaluate_cli_states_augmentation_in_the_split(corpus, tmp_path):
+    result = CliRunner().invoke(app, ["evaluate", f"folder:{corpus}", "--folds", "3", "--encoder", "whisper-tiny.en",
+                                      "--ensemble", "1", "--augment", "1", "--out", str(tmp_path), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    (res,) = json.loads((tmp_path / "report.json").read_text())["results"]
+    assert "speaker-independent 3-fold" in res["split"] and "1 augmented copies" in res["split"]
+    assert res["metrics"]["n"] == 18
