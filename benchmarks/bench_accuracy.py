@@ -1,11 +1,16 @@
 """Reproduce the accuracy tables: speaker-independent k-fold on one corpus, clean and with 10 dB
 white and babble noise added to the test clips, and the cross-corpus 4-class matrix.
 
-Heads always train on clean features of the training speakers; noise is added only to the
-held-out speakers' clips (babble = four other speakers' utterances of the same corpus).
-Prints a table and writes JSON.
+Noise is added only to the held-out speakers' clips (babble = four other speakers' utterances
+of the same corpus). Heads train on clean features of the training speakers, and with
+``--augment N`` also on N augmented copies of each training clip (:mod:`emovox.augment`): in the
+k-fold part the copies' babble is made of the *other* shared corpora (the held-out speakers'
+audio is never in training, not even as noise); in the cross-corpus part each corpus's copies
+use its own utterances (:func:`emovox.training.load_augmented`), so the held-out corpus stays
+unheard. Prints a table and writes JSON.
 
     python benchmarks/bench_accuracy.py --corpora ../shared/corpora --out runs/bench_accuracy.json
+    python benchmarks/bench_accuracy.py --augment 2 --out runs/bench_accuracy_aug2.json
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
 from emovox.audio import load_audio
-from emovox.augment import babble, mix_at_snr
+from emovox.augment import augmented_features, babble, mix_at_snr
 from emovox.corpora import scan_corpus
 from emovox.features import FeatureCache, FeatureExtractor, extract_files
 from emovox.fit import FitConfig
-from emovox.metrics import classification_metrics
-from emovox.protocols import cross_corpus, default_trainer
+from emovox.metrics import classification_metrics, expected_calibration_error
+from emovox.protocols import cross_corpus
 from emovox.splits import speaker_folds
-from emovox.training import TrainConfig, load_features, parse_layers, train_ensemble
+from emovox.training import TrainConfig, augmenting_trainer, load_augmented, load_features, parse_layers, train_ensemble
 
 
 def noisy_features(utts, extractor, kind: str, snr: float) -> np.ndarray:
@@ -63,39 +68,52 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=6)
     parser.add_argument("--ensemble", type=int, default=5)
     parser.add_argument("--snr", type=float, default=10.0)
+    parser.add_argument("--augment", type=int, default=0, help="augmented copies of each training clip")
     parser.add_argument("--skip-cross", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_accuracy.json"))
     args = parser.parse_args()
     start = time.time()
     extractor = FeatureExtractor("whisper-base")
     config = TrainConfig(ensemble=args.ensemble, fit=FitConfig(layers=parse_layers("auto", extractor.feature_shape[0])))
-    result: dict = {"recipe": {"encoder": "whisper-base", "layers": config.fit.layers, "ensemble": args.ensemble}}
+    result: dict = {"recipe": {"encoder": "whisper-base", "layers": config.fit.layers, "ensemble": args.ensemble,
+                               "augment": args.augment}}
+    shared = [name for name in ("ravdess", "nemo", "turev") if (args.corpora / name).is_dir()]
 
     utts = scan_corpus(args.kfold_corpus, args.corpora / args.kfold_corpus)
     tests = {"clean": load_features(utts, extractor)}
     for kind in ("white", "babble"):
         tests[f"{kind} {args.snr:g} dB"] = noisy_features(utts, extractor, kind, args.snr)
     speakers = np.array([u.speaker_key for u in utts])
+    copies = None
+    if args.augment:
+        pool = [u.path for name in shared if name != args.kfold_corpus for u in scan_corpus(name, args.corpora / name)]
+        copies = augmented_features([u.path for u in utts], extractor, copies=args.augment, babble_pool=pool,
+                                    cache=FeatureCache(extractor.settings))
     preds = {name: np.empty(len(utts), dtype=object) for name in tests}
+    confidence = np.zeros(len(utts))  # calibrated top probability on clean held-out clips, for ECE
     for test in speaker_folds(speakers, args.folds):
-        ensemble = train_ensemble(tests["clean"][~test], [u for u, t in zip(utts, test) if not t], config=config)
+        ensemble = train_ensemble(tests["clean"][~test], [u for u, t in zip(utts, test) if not t], config=config,
+                                  augmented=None if copies is None else copies[:, ~test])
         for name, X in tests.items():
-            preds[name][test] = [ensemble.labels[i] for i in ensemble.probabilities(X[test]).argmax(1)]
+            probs = ensemble.probabilities(X[test])
+            preds[name][test] = [ensemble.labels[i] for i in probs.argmax(1)]
+            if name == "clean":
+                confidence[test] = probs.max(1)
     truth = [u.label for u in utts]
+    correct = np.array([p == t for p, t in zip(preds["clean"], truth)])
+    ece = expected_calibration_error(confidence[:, None], correct)
     kfold = {name: float(balanced_accuracy_score(truth, list(p))) for name, p in preds.items()}
     result["kfold"] = {"corpus": args.kfold_corpus, "split": f"speaker-independent {args.folds}-fold "
-                       f"({len(set(speakers))} speakers); noise only on held-out clips", "ua": kfold,
+                       f"({len(set(speakers))} speakers); noise only on held-out clips", "ua": kfold, "ece_clean": round(ece, 4),
                        "ua_drop_points": {k: round(100 * (kfold["clean"] - v), 2) for k, v in kfold.items() if k != "clean"}}
-    print(f"| {args.kfold_corpus} {args.folds}-fold | " + " | ".join(f"{k}: UA {v:.3f}" for k, v in kfold.items()) + " |")
+    print(f"| {args.kfold_corpus} {args.folds}-fold | " + " | ".join(f"{k}: UA {v:.3f}" for k, v in kfold.items()) + f" | ECE {ece:.3f} |")
 
     if not args.skip_cross:
-        all_utts = []
-        for name in ("ravdess", "nemo", "turev"):
-            if (args.corpora / name).is_dir():
-                all_utts += scan_corpus(name, args.corpora / name)
+        all_utts = [u for name in shared for u in scan_corpus(name, args.corpora / name)]
         X = load_features(all_utts, extractor)
+        trainer = augmenting_trainer(config, all_utts, load_augmented(all_utts, extractor, args.augment))
         cross = {}
-        for o in cross_corpus(X, all_utts, trainer=default_trainer(config), scheme="4class"):
+        for o in cross_corpus(X, all_utts, trainer=trainer, scheme="4class"):
             cross[o.name] = classification_metrics(o.truth, o.predicted, labels=o.labels)["ua"]
             print(f"| cross-corpus 4-class, held out {o.name} | UA {cross[o.name]:.3f} |")
         result["cross_corpus_4class_ua"] = cross | {"mean": float(np.mean(list(cross.values())))}

@@ -52,6 +52,7 @@ class ModelBundle:
     heads: list[EmotionHead]
     temperature: float
     config: dict
+    average: str = "probs"
 
 
 def _versions() -> dict:
@@ -68,6 +69,7 @@ def save_model(
     labels: list[str],
     features: FeatureSettings,
     temperature: float = 1.0,
+    average: str = "logits",
     training: dict | None = None,
 ) -> Path:
     """Write a model directory (atomically per file)."""
@@ -86,6 +88,7 @@ def save_model(
         "head": dataclasses.asdict(heads[0].config),
         "n_heads": len(heads),
         "temperature": float(temperature),
+        "ensemble_average": average,
         "training": training or {},
         "versions": _versions(),
     }
@@ -124,4 +127,5 @@ def load_model_files(directory: str | os.PathLike) -> ModelBundle:
         heads=heads,
         temperature=float(config.get("temperature", 1.0)),
         config=config,
+        average=config.get("ensemble_average", "probs"),  # absent: a model saved before logit averaging
     )

@@ -2,7 +2,7 @@
 
 The exported graph runs the whole model after the log-mel front end: Whisper encoder with
 padding masks, per-layer mean/std pooling over each clip's valid frames, every head of the
-ensemble, and the temperature-scaled mean of their softmaxes::
+ensemble, and their calibrated average (:meth:`emovox.head.Ensemble.probabilities`)::
 
     mel          float32 (batch, n_mels, frames)   log-mel frames (emovox.runtime.mel)
     mel_lengths  int64   (batch,)                  valid frames of each row
@@ -69,16 +69,20 @@ def pool_valid(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 class HeadGraph(nn.Module):
-    """Pooled features → the ensemble's mean temperature-scaled softmax."""
+    """Pooled features → the ensemble's calibrated probabilities, averaged as the model says
+    (``logits``: softmax of the mean logits over T; ``probs``: mean of the softmaxes)."""
 
-    def __init__(self, heads: Sequence[nn.Module], temperature: float):
+    def __init__(self, heads: Sequence[nn.Module], temperature: float, average: str = "logits"):
         super().__init__()
         self.heads = nn.ModuleList(heads)
+        self.average = average
         self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        probs = [torch.softmax(head(features) * self.inv_temperature, dim=-1) for head in self.heads]
-        return torch.stack(probs).mean(0)
+        logits = torch.stack([head(features) for head in self.heads])
+        if self.average == "logits":
+            return torch.softmax(logits.mean(0) * self.inv_temperature, dim=-1)
+        return torch.softmax(logits * self.inv_temperature, dim=-1).mean(0)
 
 
 class _Attention(nn.Module):
@@ -160,10 +164,10 @@ class ExportGraph(nn.Module):
     """Log-mel frames → (probs, features): encoder, pooling over valid frames, heads."""
 
     def __init__(self, encoder: WhisperEncoder, heads: Sequence[nn.Module], temperature: float, *,
-                 mask_padding: bool = True):
+                 mask_padding: bool = True, average: str = "logits"):
         super().__init__()
         self.encoder = ExportEncoder(encoder, n_blocks=states_read(heads, encoder.n_hidden_states) - 1)
-        self.head = HeadGraph(heads, temperature)
+        self.head = HeadGraph(heads, temperature, average)
         self.mask_padding = mask_padding
 
     def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,7 +201,8 @@ def build_graph(model_dir: str | os.PathLike) -> Exported:
         raise ModelError(f"encoder {settings.encoder} weights ({actual[:12]}) differ from the model's "
                          f"({settings.encoder_sha256[:12]})")
     encoder = load_encoder(settings.encoder)
-    graph = ExportGraph(encoder, bundle.heads, bundle.temperature, mask_padding=not settings.window).eval()
+    graph = ExportGraph(encoder, bundle.heads, bundle.temperature, mask_padding=not settings.window,
+                        average=bundle.average).eval()
     cfg = encoder.config
     return Exported(graph, bundle, cfg.n_mels, graph.encoder.n_hidden_states, 2 * cfg.d_model)
 
@@ -430,6 +435,7 @@ def _sidecar(exported: Exported, model_dir, graphs: dict, check: dict) -> dict:
         "dim": exported.dim,
         "n_heads": len(b.heads),
         "temperature": b.temperature,
+        "ensemble_average": b.average,
         "mask_padding": exported.graph.mask_padding,
         "graphs": graphs,
         "default_variant": "fp32",

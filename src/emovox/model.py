@@ -32,7 +32,7 @@ class EmotionModel(Predictor):
                  max_duration: float | None = DEFAULT_MAX_DURATION):
         self.bundle = bundle
         self.labels = list(bundle.labels)
-        self.ensemble = Ensemble(bundle.heads, self.labels, bundle.temperature)
+        self.ensemble = Ensemble(bundle.heads, self.labels, bundle.temperature, average=bundle.average)
         self.max_duration = max_duration
         self.extractor = extractor or FeatureExtractor(bundle.features.encoder, window=bundle.features.window)
         if self.extractor.settings.encoder_sha256 != bundle.features.encoder_sha256:

@@ -186,7 +186,7 @@ def train_model(
         "seconds": round(time.time() - start, 1),
     }
     save_model(out_dir, heads=ensemble.heads, labels=ensemble.labels, features=extractor.settings,
-               temperature=ensemble.temperature, training=report)
+               temperature=ensemble.temperature, average=ensemble.average, training=report)
     return report
 
 
