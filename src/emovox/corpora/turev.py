@@ -1,6 +1,9 @@
-"""TurEV-DB (Canpolat et al. 2020), Turkish: ``Sound Source/<Emotion>/<SPK>_<code>_<word>.wav``.
+"""TurEV-DB (Canpolat et al. 2020), Turkish: ``Sound Source/<Emotion>/<SPK>_<code>_<word>.flac``
+(or ``.wav``).
 
-Emotion folders: Angry, Calm, Happy, Sad. Each file is a single word, kept as transcript.
+Emotion folders: Angry, Calm, Happy, Sad. Each file is a single spoken word; the transcript is
+the file name's word as the corpus writes it, ASCII-folded (``ordek`` for *ördek*, ``cilek``
+for *çilek*), and the language is ``"tr"``.
 
 Examples:
     >>> parse_name("1157_kz_acik")
