@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
 from emovox.audio import load_audio
+from emovox.adaptation import adapt_groups
 from emovox.augment import augmented_features, babble, mix_at_snr
 from emovox.corpora import scan_corpus
 from emovox.features import FeatureCache, FeatureExtractor, extract_files
@@ -69,6 +70,8 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=5)
     parser.add_argument("--snr", type=float, default=10.0)
     parser.add_argument("--augment", type=int, default=0, help="augmented copies of each training clip")
+    parser.add_argument("--adapt", action="store_true", help="adapt to each test speaker (emovox.adaptation): "
+                        "its features centred on the mean of its own unlabelled test clips, per noise condition")
     parser.add_argument("--skip-cross", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_accuracy.json"))
     args = parser.parse_args()
@@ -76,7 +79,7 @@ def main() -> None:
     extractor = FeatureExtractor("whisper-base")
     config = TrainConfig(ensemble=args.ensemble, fit=FitConfig(layers=parse_layers("auto", extractor.feature_shape[0])))
     result: dict = {"recipe": {"encoder": "whisper-base", "layers": config.fit.layers, "ensemble": args.ensemble,
-                               "augment": args.augment}}
+                               "augment": args.augment, "adapt": args.adapt}}
     shared = [name for name in ("ravdess", "nemo", "turev") if (args.corpora / name).is_dir()]
 
     utts = scan_corpus(args.kfold_corpus, args.corpora / args.kfold_corpus)
@@ -94,8 +97,10 @@ def main() -> None:
     for test in speaker_folds(speakers, args.folds):
         ensemble = train_ensemble(tests["clean"][~test], [u for u, t in zip(utts, test) if not t], config=config,
                                   augmented=None if copies is None else copies[:, ~test])
+        test_speakers = speakers[test]
         for name, X in tests.items():
-            probs = ensemble.probabilities(X[test])
+            X_test = adapt_groups(X[test], test_speakers, ensemble.reference_mean()) if args.adapt else X[test]
+            probs = ensemble.probabilities(X_test)
             preds[name][test] = [ensemble.labels[i] for i in probs.argmax(1)]
             if name == "clean":
                 confidence[test] = probs.max(1)
@@ -104,7 +109,8 @@ def main() -> None:
     ece = expected_calibration_error(confidence[:, None], correct)
     kfold = {name: float(balanced_accuracy_score(truth, list(p))) for name, p in preds.items()}
     result["kfold"] = {"corpus": args.kfold_corpus, "split": f"speaker-independent {args.folds}-fold "
-                       f"({len(set(speakers))} speakers); noise only on held-out clips", "ua": kfold, "ece_clean": round(ece, 4),
+                       f"({len(set(speakers))} speakers); noise only on held-out clips"
+                       + ("; each test speaker adapted on its own clips of the same condition" if args.adapt else ""), "ua": kfold, "ece_clean": round(ece, 4),
                        "ua_drop_points": {k: round(100 * (kfold["clean"] - v), 2) for k, v in kfold.items() if k != "clean"}}
     print(f"| {args.kfold_corpus} {args.folds}-fold | " + " | ".join(f"{k}: UA {v:.3f}" for k, v in kfold.items()) + f" | ECE {ece:.3f} |")
 
@@ -113,7 +119,7 @@ def main() -> None:
         X = load_features(all_utts, extractor)
         trainer = augmenting_trainer(config, all_utts, load_augmented(all_utts, extractor, args.augment))
         cross = {}
-        for o in cross_corpus(X, all_utts, trainer=trainer, scheme="4class"):
+        for o in cross_corpus(X, all_utts, trainer=trainer, scheme="4class", adapt=args.adapt):
             cross[o.name] = classification_metrics(o.truth, o.predicted, labels=o.labels)["ua"]
             print(f"| cross-corpus 4-class, held out {o.name} | UA {cross[o.name]:.3f} |")
         result["cross_corpus_4class_ua"] = cross | {"mean": float(np.mean(list(cross.values())))}

@@ -43,6 +43,7 @@ from . import __version__
 from .checkpoint import ModelBundle, load_model_files
 from .encoder_weights import encoder_weight_hash, load_encoder, sha256_file
 from .errors import ModelError
+from .head import Ensemble
 from .prediction import EXPORT_FORMAT
 from .runtime.mel import HOP_LENGTH, MAX_MEL_FRAMES
 from .runtime.model import EXPORT_FORMAT_VERSION
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 FP32, INT8, HEAD, TORCHSCRIPT = "model.onnx", "model.int8.onnx", "head.onnx", "model.ts"
+REFERENCE = "reference_mean.npy"
 
 
 def pool_valid(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -340,7 +342,7 @@ def export_model(
     started = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name in (FP32, INT8, HEAD, TORCHSCRIPT):
+    for name in (FP32, INT8, HEAD, TORCHSCRIPT, REFERENCE):
         (out / name).unlink(missing_ok=True)
     exported = build_graph(model_dir)
     export_onnx(exported, out / FP32)
@@ -352,6 +354,9 @@ def export_model(
         export_torchscript(exported, out / TORCHSCRIPT)
         graphs["torchscript"] = TORCHSCRIPT
     config = _sidecar(exported, model_dir, graphs, check)
+    reference = Ensemble(exported.bundle.heads, exported.bundle.labels).reference_mean()[: exported.n_states]
+    np.save(out / REFERENCE, reference, allow_pickle=False)  # speaker adaptation (emovox.adaptation)
+    config["reference_mean"] = REFERENCE
     _write_config(out, config)
     if int8:
         _int8(exported, out, config, evaluation, max_ua_drop=max_ua_drop, device=device, threads=threads)

@@ -110,3 +110,16 @@ class Ensemble:
         if self.average == "logits":
             return torch.softmax(torch.from_numpy(logits.mean(0)) / t, -1).numpy()
         return torch.softmax(torch.from_numpy(logits) / t, -1).numpy().mean(0)
+
+    def reference_mean(self) -> np.ndarray:
+        """The training feature mean the heads standardise with, ``(n_states, dim)``; NaN for
+        states no head reads (the reference of :mod:`emovox.adaptation`)."""
+        config = self.heads[0].config
+        total = np.zeros((config.n_states, config.dim))
+        count = np.zeros(config.n_states)
+        for head in self.heads:
+            index = head.layer_index.numpy()
+            total[index] += head.feature_mean.numpy()
+            count[index] += 1
+        with np.errstate(invalid="ignore"):
+            return (total / count[:, None]).astype(np.float32)  # 0/0 = NaN: unread states

@@ -50,6 +50,15 @@ class EmotionModel(Predictor):
         """Calibrated class probabilities ``(n, n_labels)`` from pooled features."""
         return self.ensemble.probabilities(features)
 
+    def features_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
+        return self.extractor(signals)
+
+    def probabilities_for_features(self, features: np.ndarray) -> np.ndarray:
+        return self.probabilities(features)
+
+    def reference_mean(self) -> np.ndarray:
+        return self.ensemble.reference_mean()
+
     def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities for 16 kHz mono signals: encoder features, then the heads."""
         return self.probabilities(self.extractor(signals))

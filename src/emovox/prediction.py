@@ -34,7 +34,7 @@ from .errors import EmovoxError
 
 UNKNOWN = "unknown"  # the label of an abstention (see Predictor.abstain)
 EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
-EXPORT_REVISION = 3  # bump when emovox.export's graphs change: the shipped model's cached export is redone
+EXPORT_REVISION = 4  # bump when emovox.export's graphs change: the shipped model's cached export is redone
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,29 @@ class Predictor:
     def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(len(signals), len(labels))`` for 16 kHz mono signals."""
         raise NotImplementedError
+
+    def features_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
+        """Pooled encoder features ``(len(signals), n_states, 2 d)``."""
+        raise NotImplementedError
+
+    def probabilities_for_features(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities from pooled features (the heads only)."""
+        raise NotImplementedError
+
+    def reference_mean(self) -> np.ndarray:
+        """The training feature mean the heads standardise with (see :mod:`emovox.adaptation`)."""
+        raise NotImplementedError
+
+    def predict_speaker(self, signals: Sequence[np.ndarray], *, labels: Sequence[str] | None = None) -> list[Prediction]:
+        """Predict for several 16 kHz clips of *one* speaker, adapted to that speaker: their
+        features are centred on the training mean before the heads (:mod:`emovox.adaptation`;
+        needs at least ``MIN_CLIPS`` clips that cover the speaker's range, not one emotion)."""
+        from .adaptation import MIN_CLIPS, adapt
+
+        if len(signals) < MIN_CLIPS:
+            raise EmovoxError(f"speaker adaptation needs at least {MIN_CLIPS} clips of the speaker, got {len(signals)}")
+        probs = self.probabilities_for_features(adapt(self.features_for_signals(signals), self.reference_mean()))
+        return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals)]
 
     def _result(self, probs: np.ndarray, duration: float, labels: Sequence[str] | None, path: str | None) -> Prediction:
         scores = restrict({l: float(p) for l, p in zip(self.labels, probs)}, labels)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .adaptation import adapt_groups
 from .decision import restrict
 from .errors import EmovoxError
 from .labels import collapse
@@ -52,6 +53,15 @@ def default_trainer(config: TrainConfig = TrainConfig()) -> Trainer:
     return lambda X, utts: train_ensemble(X, utts, config=config)
 
 
+ADAPTED = ("; test speakers adapted: each held-out speaker's features are centred on the mean of "
+           "that speaker's own unlabelled test clips (transductive, emovox.adaptation)")
+
+
+def _adapted(ensemble: Ensemble, X: np.ndarray, utts: Sequence[Utterance], adapt: bool) -> np.ndarray:
+    """``X`` of the test utterances ``utts``, adapted per speaker when asked."""
+    return adapt_groups(X, [u.speaker_key for u in utts], ensemble.reference_mean()) if adapt else X
+
+
 def _decide(ensemble: Ensemble, X: np.ndarray, truth: list[str], labels: list[str], *, calibrated: bool = True) -> np.ndarray:
     probs = ensemble.probabilities(X, calibrated=calibrated)
     rows = [restrict(dict(zip(ensemble.labels, map(float, p))), labels) for p in probs]
@@ -71,8 +81,9 @@ def _test_labels(utts: Sequence[Utterance], train_labels: Sequence[str], scheme:
 
 
 def speaker_kfold(X: np.ndarray, utts: Sequence[Utterance], n_folds: int, *, trainer: Trainer | None = None,
-                  scheme: str = "full", name: str = "kfold") -> Outcome:
-    """Out-of-fold predictions for every utterance, folds made of whole speakers."""
+                  scheme: str = "full", name: str = "kfold", adapt: bool = False) -> Outcome:
+    """Out-of-fold predictions for every utterance, folds made of whole speakers (``adapt``:
+    each test speaker adapted on its own clips, :mod:`emovox.adaptation`)."""
     trainer = trainer or default_trainer()
     speakers = np.array([u.speaker_key for u in utts])
     folds = speaker_folds(speakers, n_folds)
@@ -89,16 +100,18 @@ def speaker_kfold(X: np.ndarray, utts: Sequence[Utterance], n_folds: int, *, tra
         idx = np.flatnonzero(test)[keep]
         order += list(idx)
         truth_all += truth
-        probs_all.append(_decide(ensemble, X[idx], truth, labels))
-        raw_all.append(_decide(ensemble, X[idx], truth, labels, calibrated=False))
+        X_test = _adapted(ensemble, X[idx], [utts[i] for i in idx], adapt)
+        probs_all.append(_decide(ensemble, X_test, truth, labels))
+        raw_all.append(_decide(ensemble, X_test, truth, labels, calibrated=False))
     split = (f"speaker-independent {n_folds}-fold: each fold holds out "
              f"{'one speaker' if n_folds == len(set(speakers)) else 'whole speakers'} "
-             f"({len(set(speakers))} speakers); heads validate on other held-out speakers of the training part")
+             f"({len(set(speakers))} speakers); heads validate on other held-out speakers of the training part"
+             + (ADAPTED if adapt else ""))
     return Outcome(name, truth_all, np.concatenate(probs_all), labels, split, np.concatenate(raw_all))
 
 
 def cross_corpus(X: np.ndarray, utts: Sequence[Utterance], *, trainer: Trainer | None = None,
-                 scheme: str = "4class") -> list[Outcome]:
+                 scheme: str = "4class", adapt: bool = False) -> list[Outcome]:
     """Train on all corpora but one, test on that one; once per corpus."""
     trainer = trainer or default_trainer()
     corpora = np.array([u.corpus for u in utts])
@@ -110,19 +123,22 @@ def cross_corpus(X: np.ndarray, utts: Sequence[Utterance], *, trainer: Trainer |
         keep, truth, allowed = _test_labels(test_utts, ensemble.labels, scheme)
         idx = np.flatnonzero(test)[keep]
         others = ", ".join(sorted(set(corpora[~test])))
-        outcomes.append(Outcome(held, truth, _decide(ensemble, X[idx], truth, allowed), allowed,
-                                f"cross-corpus: train on {others}; test on all of {held} ({scheme} labels {', '.join(allowed)})",
-                                _decide(ensemble, X[idx], truth, allowed, calibrated=False)))
+        X_test = _adapted(ensemble, X[idx], [utts[i] for i in idx], adapt)
+        outcomes.append(Outcome(held, truth, _decide(ensemble, X_test, truth, allowed), allowed,
+                                f"cross-corpus: train on {others}; test on all of {held} ({scheme} labels {', '.join(allowed)})"
+                                + (ADAPTED if adapt else ""),
+                                _decide(ensemble, X_test, truth, allowed, calibrated=False)))
     return outcomes
 
 
 def fixed_split(X_train: np.ndarray, train_utts: Sequence[Utterance], X_test: np.ndarray, test_utts: Sequence[Utterance],
-                *, trainer: Trainer | None = None, scheme: str = "full", name: str = "test") -> Outcome:
+                *, trainer: Trainer | None = None, scheme: str = "full", name: str = "test", adapt: bool = False) -> Outcome:
     """Train on one manifest, test on another (speakers shared between them are reported)."""
     trainer = trainer or default_trainer()
     ensemble = trainer(X_train, train_utts)
     keep, truth, allowed = _test_labels(test_utts, ensemble.labels, scheme)
     shared = {u.speaker_key for u in train_utts} & {u.speaker_key for u in test_utts}
     split = "fixed train/test manifests" + (f"; WARNING: {len(shared)} speakers are in both" if shared else "; no shared speakers")
-    return Outcome(name, truth, _decide(ensemble, X_test[keep], truth, allowed), allowed, split,
-                   _decide(ensemble, X_test[keep], truth, allowed, calibrated=False))
+    kept = _adapted(ensemble, X_test[keep], [u for u, k in zip(test_utts, keep) if k], adapt)
+    return Outcome(name, truth, _decide(ensemble, kept, truth, allowed), allowed, split + (ADAPTED if adapt else ""),
+                   _decide(ensemble, kept, truth, allowed, calibrated=False))

@@ -36,6 +36,8 @@ def evaluate(
     ensemble: int = typer.Option(5, min=1),
     layers: str = typer.Option("auto", help="Encoder hidden states the heads read: auto (two thirds up: 4 of "
                               "Whisper-base's 0-6), all (every state, learned weights), or a list such as 2,3,4."),
+    adapt: bool = typer.Option(False, "--adapt", help="Adapt to each test speaker: centre its features on the mean of "
+                               "its own unlabelled test clips (emovox.adaptation; transductive, stated in the report)."),
     augment: int = typer.Option(0, min=0, help="Augmented copies of each training clip (as emovox train --augment); "
                                 "test clips are never augmented."),
     seed: int = typer.Option(0),
@@ -67,7 +69,7 @@ def evaluate(
             tr, te = read_jsonl(train_manifest), read_jsonl(test_manifest)
             trainer = augmenting_trainer(config, tr, load_augmented(tr, extractor, augment))
             outcomes = [fixed_split(load_features(tr, extractor), tr, load_features(te, extractor), te,
-                                    trainer=trainer, scheme=scheme, name=test_manifest.stem)]
+                                    trainer=trainer, scheme=scheme, name=test_manifest.stem, adapt=adapt)]
         else:
             utts = load_corpora(corpora or [])
             if not utts:
@@ -78,11 +80,11 @@ def evaluate(
             if protocol is Protocol.cross_corpus:
                 if len({u.corpus for u in utts}) < 2:
                     raise EmovoxError("cross-corpus evaluation needs at least two corpora")
-                outcomes = cross_corpus(X, utts, trainer=trainer, scheme=scheme)
+                outcomes = cross_corpus(X, utts, trainer=trainer, scheme=scheme, adapt=adapt)
             else:
                 n = len({u.speaker_key for u in utts}) if protocol is Protocol.loso else folds
                 name = "+".join(sorted({u.corpus for u in utts}))
-                outcomes = [speaker_kfold(X, utts, n, trainer=trainer, scheme=scheme, name=name)]
+                outcomes = [speaker_kfold(X, utts, n, trainer=trainer, scheme=scheme, name=name, adapt=adapt)]
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

@@ -162,6 +162,19 @@ class OnnxEmotionModel(Predictor):
     def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         return self.features_and_probabilities(signals)[1]
 
+    def features_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
+        return self.features_and_probabilities(signals)[0]
+
+    def probabilities_for_features(self, features: np.ndarray) -> np.ndarray:
+        return self.head_probabilities(features)
+
+    def reference_mean(self) -> np.ndarray:
+        """From ``reference_mean.npy`` (written by exports since emovox's speaker adaptation)."""
+        name = self.config.get("reference_mean")
+        if not name:
+            raise ModelError(f"{self.directory} has no reference_mean.npy: export the model again to adapt to speakers")
+        return np.load(self.directory / name, allow_pickle=False)
+
 
 def _length_batches(lengths: Sequence[int], max_frames: int) -> list[list[int]]:
     """Indices grouped into batches of similar length, at most ``max_frames`` padded frames each
