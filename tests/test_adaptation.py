@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import emovox
 from emovox.adaptation import adapt, adapt_groups
+from emovox.audio import load_audio
 from emovox.cli import app
 from emovox.errors import EmovoxError
 from emovox.export import export_model
@@ -74,7 +75,6 @@ def small_model(tmp_path_factory):
 
 def test_predict_speaker_same_on_torch_and_onnx(small_model, tmp_path):
     corpus, model_dir = small_model
-    from emovox.audio import load_audio
 
     signals = [load_audio(p) for p in sorted(corpus.rglob("*.wav"))[:6]]
     torch_model = emovox.load(model_dir)
@@ -96,3 +96,15 @@ def test_evaluate_cli_adapt_states_it(small_model, tmp_path):
     assert result.exit_code == 0, result.output
     (res,) = json.loads((tmp_path / "report.json").read_text())["results"]
     assert "test speakers adapted" in res["split"]
+
+
+def test_predict_cli_adapt(small_model):
+    corpus, model_dir = small_model
+    files = [str(p) for p in sorted(corpus.rglob("*.wav"))[:5]]
+    result = CliRunner().invoke(app, ["predict", *files, "--model", str(model_dir), "--adapt", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    want = emovox.load(model_dir).predict_speaker([load_audio(f) for f in files])
+    assert [r["label"] for r in rows] == [p.label for p in want]
+    too_few = CliRunner().invoke(app, ["predict", *files[:2], "--model", str(model_dir), "--adapt"])
+    assert too_few.exit_code == 2 and "at least 4 clips" in too_few.output

@@ -127,8 +127,15 @@ class Predictor:
         return result
 
     def predict_files(self, paths: Iterable[str | os.PathLike], *, labels: Sequence[str] | None = None,
-                      batch_size: int = 16) -> Iterator[Prediction | PredictionError]:
-        """Predict for many files in batches, in input order; a bad file yields a PredictionError."""
+                      batch_size: int = 16, adapt: bool = False) -> Iterator[Prediction | PredictionError]:
+        """Predict for many files in batches, in input order; a bad file yields a PredictionError.
+
+        ``adapt=True``: the files are clips of one speaker; all are decoded first and judged
+        together against the speaker's own average (:meth:`predict_speaker`).
+        """
+        if adapt:
+            yield from self._predict_files_of_one_speaker(paths, labels)
+            return
         batch: list[tuple[str, np.ndarray | EmovoxError]] = []
 
         def flush():
@@ -152,6 +159,24 @@ class Predictor:
             if len(batch) >= batch_size:
                 yield from flush()
         yield from flush()
+
+
+    def _predict_files_of_one_speaker(self, paths: Iterable[str | os.PathLike],
+                                      labels: Sequence[str] | None) -> Iterator[Prediction | PredictionError]:
+        loaded: list[tuple[str, np.ndarray | EmovoxError]] = []
+        for path in map(os.fspath, paths):
+            try:
+                loaded.append((path, load_audio(path, max_duration=self.max_duration)))
+            except EmovoxError as exc:
+                loaded.append((path, exc))
+        results = iter(self.predict_speaker([a for _, a in loaded if isinstance(a, np.ndarray)], labels=labels))
+        for path, audio in loaded:
+            if isinstance(audio, np.ndarray):
+                result = next(results)
+                result.path = path
+                yield result
+            else:
+                yield PredictionError(path, str(audio), type(audio).__name__)
 
 
 def default_model_dir() -> Path:

@@ -36,6 +36,8 @@ def predict(
     asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base (multilingual) or whisper-tiny.en."),
     fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into label and scores (pip install 'emovox[text]')."),
     explain: bool = typer.Option(False, "--explain", help="Explain each decision: top classes, pitch and energy, and with --transcribe the words that moved the text branch."),
+    adapt: bool = typer.Option(False, "--adapt", help="The inputs are clips of one speaker (4 or more, not all one "
+                               "emotion): judge each against that speaker's own average (emovox.adaptation)."),
     neutral_ref: Optional[Path] = typer.Option(None, "--neutral-ref", help="With --explain: a neutral clip of the same speaker; pitch and energy are given relative to it."),
 ) -> None:
     """Predict the emotion of each input file; one result per file."""
@@ -89,7 +91,13 @@ def predict(
             err.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2) from None
     results, failures = [], 0
-    for result in model.predict_files(paths, labels=subset, batch_size=batch_size):
+    try:
+        predictions = list(model.predict_files(paths, labels=subset, adapt=True)) if adapt else \
+            model.predict_files(paths, labels=subset, batch_size=batch_size)
+    except EmovoxError as exc:  # e.g. too few clips to adapt to
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    for result in predictions:
         if isinstance(result, PredictionError):
             failures += 1
             err.print(f"[red]error:[/] {result.path}: {result.error}")
