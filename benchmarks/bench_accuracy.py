@@ -100,7 +100,7 @@ def main() -> None:
         test_speakers = speakers[test]
         for name, X in tests.items():
             X_test = adapt_groups(X[test], test_speakers, ensemble.reference_mean()) if args.adapt else X[test]
-            probs = ensemble.probabilities(X_test)
+            probs = ensemble.probabilities(X_test, adapted=args.adapt)
             preds[name][test] = [ensemble.labels[i] for i in probs.argmax(1)]
             if name == "clean":
                 confidence[test] = probs.max(1)

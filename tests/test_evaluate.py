@@ -81,7 +81,7 @@ class _Constant:
 
     def __call__(self, X, utts):
         ens = Ensemble([], self.labels, 1.0, [])
-        ens.probabilities = lambda X, calibrated=True: np.tile(self.row, (len(X), 1))
+        ens.probabilities = lambda X, calibrated=True, adapted=False: np.tile(self.row, (len(X), 1))
         return ens
 
 

@@ -53,6 +53,7 @@ class ModelBundle:
     temperature: float
     config: dict
     average: str = "probs"
+    adapted_temperature: float | None = None
 
 
 def _versions() -> dict:
@@ -70,6 +71,7 @@ def save_model(
     features: FeatureSettings,
     temperature: float = 1.0,
     average: str = "logits",
+    adapted_temperature: float | None = None,
     training: dict | None = None,
 ) -> Path:
     """Write a model directory (atomically per file)."""
@@ -89,6 +91,7 @@ def save_model(
         "n_heads": len(heads),
         "temperature": float(temperature),
         "ensemble_average": average,
+        "adapted_temperature": None if adapted_temperature is None else float(adapted_temperature),
         "training": training or {},
         "versions": _versions(),
     }
@@ -127,5 +130,6 @@ def load_model_files(directory: str | os.PathLike) -> ModelBundle:
         heads=heads,
         temperature=float(config.get("temperature", 1.0)),
         config=config,
-        average=config.get("ensemble_average", "probs"),  # absent: a model saved before logit averaging
+        average=config.get("ensemble_average", "probs"),
+        adapted_temperature=config.get("adapted_temperature"),  # absent: a model saved before logit averaging
     )

@@ -441,6 +441,7 @@ def _sidecar(exported: Exported, model_dir, graphs: dict, check: dict) -> dict:
         "n_heads": len(b.heads),
         "temperature": b.temperature,
         "ensemble_average": b.average,
+        "adapted_temperature": b.adapted_temperature,
         "mask_padding": exported.graph.mask_padding,
         "graphs": graphs,
         "default_variant": "fp32",

@@ -98,18 +98,24 @@ class Ensemble:
     temperature: float = 1.0
     members: list[dict] = dataclasses.field(default_factory=list)
     average: str = "logits"  # "logits": softmax(mean logits / T); "probs": mean of softmax(logits / T) (older models)
+    adapted_temperature: float | None = None  # T for speaker-adapted features (emovox.adaptation)
 
-    def probabilities(self, X: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+    def probabilities(self, X: np.ndarray, *, calibrated: bool = True, adapted: bool = False) -> np.ndarray:
         """The heads' calibrated probabilities, ``(n, len(labels))``: softmax of the mean logits
         over the temperature (``average="logits"``; the average of probabilities made the
         ensemble under-confident: ECE 0.060 against 0.042 on RAVDESS 6-fold), or the mean of
         the temperature-scaled softmaxes (``average="probs"``, models saved before).
-        ``calibrated=False``: temperature 1, to show what calibration changed."""
-        t = self.temperature if calibrated else 1.0
+        ``calibrated=False``: temperature 1, to show what calibration changed; ``adapted=True``:
+        ``X`` was adapted to its speaker, so the temperature fitted on adapted validation
+        speakers applies (adapted features make the heads more often right, not more confident)."""
+        t = self.temperature_for(adapted) if calibrated else 1.0
         logits = np.stack([predict_logits(h, X) for h in self.heads])
         if self.average == "logits":
             return torch.softmax(torch.from_numpy(logits.mean(0)) / t, -1).numpy()
         return torch.softmax(torch.from_numpy(logits) / t, -1).numpy().mean(0)
+
+    def temperature_for(self, adapted: bool) -> float:
+        return self.adapted_temperature if adapted and self.adapted_temperature else self.temperature
 
     def reference_mean(self) -> np.ndarray:
         """The training feature mean the heads standardise with, ``(n_states, dim)``; NaN for

@@ -32,7 +32,8 @@ class EmotionModel(Predictor):
                  max_duration: float | None = DEFAULT_MAX_DURATION):
         self.bundle = bundle
         self.labels = list(bundle.labels)
-        self.ensemble = Ensemble(bundle.heads, self.labels, bundle.temperature, average=bundle.average)
+        self.ensemble = Ensemble(bundle.heads, self.labels, bundle.temperature, average=bundle.average,
+                                 adapted_temperature=bundle.adapted_temperature)
         self.max_duration = max_duration
         self.extractor = extractor or FeatureExtractor(bundle.features.encoder, window=bundle.features.window)
         if self.extractor.settings.encoder_sha256 != bundle.features.encoder_sha256:
@@ -53,8 +54,8 @@ class EmotionModel(Predictor):
     def features_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         return self.extractor(signals)
 
-    def probabilities_for_features(self, features: np.ndarray) -> np.ndarray:
-        return self.probabilities(features)
+    def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False) -> np.ndarray:
+        return self.ensemble.probabilities(features, adapted=adapted)
 
     def reference_mean(self) -> np.ndarray:
         return self.ensemble.reference_mean()

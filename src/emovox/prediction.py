@@ -81,8 +81,9 @@ class Predictor:
         """Pooled encoder features ``(len(signals), n_states, 2 d)``."""
         raise NotImplementedError
 
-    def probabilities_for_features(self, features: np.ndarray) -> np.ndarray:
-        """Class probabilities from pooled features (the heads only)."""
+    def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False) -> np.ndarray:
+        """Class probabilities from pooled features (the heads only); ``adapted``: the features
+        were adapted to their speaker (the model's adapted temperature applies)."""
         raise NotImplementedError
 
     def reference_mean(self) -> np.ndarray:
@@ -97,7 +98,8 @@ class Predictor:
 
         if len(signals) < MIN_CLIPS:
             raise EmovoxError(f"speaker adaptation needs at least {MIN_CLIPS} clips of the speaker, got {len(signals)}")
-        probs = self.probabilities_for_features(adapt(self.features_for_signals(signals), self.reference_mean()))
+        features = adapt(self.features_for_signals(signals), self.reference_mean())
+        probs = self.probabilities_for_features(features, adapted=True)
         return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals)]
 
     def _result(self, probs: np.ndarray, duration: float, labels: Sequence[str] | None, path: str | None) -> Prediction:

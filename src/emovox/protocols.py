@@ -62,8 +62,9 @@ def _adapted(ensemble: Ensemble, X: np.ndarray, utts: Sequence[Utterance], adapt
     return adapt_groups(X, [u.speaker_key for u in utts], ensemble.reference_mean()) if adapt else X
 
 
-def _decide(ensemble: Ensemble, X: np.ndarray, truth: list[str], labels: list[str], *, calibrated: bool = True) -> np.ndarray:
-    probs = ensemble.probabilities(X, calibrated=calibrated)
+def _decide(ensemble: Ensemble, X: np.ndarray, truth: list[str], labels: list[str], *, calibrated: bool = True,
+            adapted: bool = False) -> np.ndarray:
+    probs = ensemble.probabilities(X, calibrated=calibrated, adapted=adapted)
     rows = [restrict(dict(zip(ensemble.labels, map(float, p))), labels) for p in probs]
     return np.array([[r[l] for l in labels] for r in rows]).reshape(len(rows), len(labels))
 
@@ -101,7 +102,7 @@ def speaker_kfold(X: np.ndarray, utts: Sequence[Utterance], n_folds: int, *, tra
         order += list(idx)
         truth_all += truth
         X_test = _adapted(ensemble, X[idx], [utts[i] for i in idx], adapt)
-        probs_all.append(_decide(ensemble, X_test, truth, labels))
+        probs_all.append(_decide(ensemble, X_test, truth, labels, adapted=adapt))
         raw_all.append(_decide(ensemble, X_test, truth, labels, calibrated=False))
     split = (f"speaker-independent {n_folds}-fold: each fold holds out "
              f"{'one speaker' if n_folds == len(set(speakers)) else 'whole speakers'} "
@@ -124,7 +125,7 @@ def cross_corpus(X: np.ndarray, utts: Sequence[Utterance], *, trainer: Trainer |
         idx = np.flatnonzero(test)[keep]
         others = ", ".join(sorted(set(corpora[~test])))
         X_test = _adapted(ensemble, X[idx], [utts[i] for i in idx], adapt)
-        outcomes.append(Outcome(held, truth, _decide(ensemble, X_test, truth, allowed), allowed,
+        outcomes.append(Outcome(held, truth, _decide(ensemble, X_test, truth, allowed, adapted=adapt), allowed,
                                 f"cross-corpus: train on {others}; test on all of {held} ({scheme} labels {', '.join(allowed)})"
                                 + (ADAPTED if adapt else ""),
                                 _decide(ensemble, X_test, truth, allowed, calibrated=False)))
@@ -140,5 +141,5 @@ def fixed_split(X_train: np.ndarray, train_utts: Sequence[Utterance], X_test: np
     shared = {u.speaker_key for u in train_utts} & {u.speaker_key for u in test_utts}
     split = "fixed train/test manifests" + (f"; WARNING: {len(shared)} speakers are in both" if shared else "; no shared speakers")
     kept = _adapted(ensemble, X_test[keep], [u for u, k in zip(test_utts, keep) if k], adapt)
-    return Outcome(name, truth, _decide(ensemble, kept, truth, allowed), allowed, split + (ADAPTED if adapt else ""),
+    return Outcome(name, truth, _decide(ensemble, kept, truth, allowed, adapted=adapt), allowed, split + (ADAPTED if adapt else ""),
                    _decide(ensemble, kept, truth, allowed, calibrated=False))

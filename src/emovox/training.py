@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .adaptation import adapt_groups
 from .calibration import fit_temperature
 from .checkpoint import save_model
 from .encoder_weights import DEFAULT_ENCODER
@@ -125,7 +126,7 @@ def train_ensemble(
     y = np.array([labels.index(u.label) for u in utterances])
     speakers = np.array([u.speaker_key for u in utterances])
     corpora = np.array([u.corpus for u in utterances])
-    heads, members, val_logits, val_targets = [], [], [], []
+    heads, members, val_logits, val_targets, adapted_logits = [], [], [], [], []
     for k in range(config.ensemble):
         seed = config.seed + k
         val = speaker_holdout(speakers, corpora, fraction=config.val_fraction, seed=seed)
@@ -139,14 +140,18 @@ def train_ensemble(
         result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg)
         heads.append(result.head)
         val_logits.append(predict_logits(result.head, X[val]))
+        reference = Ensemble([result.head], labels).reference_mean()
+        adapted_logits.append(predict_logits(result.head, adapt_groups(X[val], speakers[val], reference)))
         val_targets.append(y[val])
         members.append({
             "seed": seed, "val_speakers": sorted(set(speakers[val])), "val_ua": round(result.best_val_ua, 4),
             "best_epoch": result.best_epoch,
         })
         log.info("head %d/%d: val UA %.3f (epoch %d)", k + 1, config.ensemble, result.best_val_ua, result.best_epoch)
-    temperature = fit_temperature(np.concatenate(val_logits), np.concatenate(val_targets))
-    return Ensemble(heads, labels, temperature, members)
+    targets = np.concatenate(val_targets)
+    temperature = fit_temperature(np.concatenate(val_logits), targets)
+    adapted_temperature = fit_temperature(np.concatenate(adapted_logits), targets)
+    return Ensemble(heads, labels, temperature, members, adapted_temperature=adapted_temperature)
 
 
 def train_model(
@@ -182,11 +187,13 @@ def train_model(
         "ensemble": members,
         "mean_val_ua": round(float(np.mean([m["val_ua"] for m in members])), 4),
         "temperature": round(ensemble.temperature, 4),
+        "adapted_temperature": round(ensemble.adapted_temperature, 4),
         "config": {**dataclasses.asdict(config)},
         "seconds": round(time.time() - start, 1),
     }
     save_model(out_dir, heads=ensemble.heads, labels=ensemble.labels, features=extractor.settings,
-               temperature=ensemble.temperature, average=ensemble.average, training=report)
+               temperature=ensemble.temperature, average=ensemble.average,
+               adapted_temperature=ensemble.adapted_temperature, training=report)
     return report
 
 

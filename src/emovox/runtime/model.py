@@ -165,8 +165,15 @@ class OnnxEmotionModel(Predictor):
     def features_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         return self.features_and_probabilities(signals)[0]
 
-    def probabilities_for_features(self, features: np.ndarray) -> np.ndarray:
-        return self.head_probabilities(features)
+    def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False) -> np.ndarray:
+        probs = self.head_probabilities(features)
+        t, t_adapted = self.config["temperature"], self.config.get("adapted_temperature")
+        if adapted and t_adapted and self.config.get("ensemble_average") == "logits":
+            # softmax(z / T) → softmax(z / T'): exact, since log p = z / T - const per row
+            logits = np.log(np.clip(probs, 1e-30, None)) * (t / t_adapted)
+            probs = np.exp(logits - logits.max(1, keepdims=True))
+            probs /= probs.sum(1, keepdims=True)
+        return probs
 
     def reference_mean(self) -> np.ndarray:
         """From ``reference_mean.npy`` (written by exports since emovox's speaker adaptation)."""
