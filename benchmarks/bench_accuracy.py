@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from emovox.audio import load_audio
 from emovox.adaptation import adapt_groups
+from emovox.audio import load_audio
 from emovox.augment import augmented_features, babble, mix_at_snr
 from emovox.corpora import scan_corpus
 from emovox.features import FeatureCache, FeatureExtractor, extract_files
@@ -33,7 +33,14 @@ from emovox.fit import FitConfig
 from emovox.metrics import classification_metrics, expected_calibration_error
 from emovox.protocols import cross_corpus
 from emovox.splits import speaker_folds
-from emovox.training import TrainConfig, augmenting_trainer, load_augmented, load_features, parse_layers, train_ensemble
+from emovox.training import (
+    TrainConfig,
+    augmenting_trainer,
+    load_augmented,
+    load_features,
+    parse_layers,
+    train_ensemble,
+)
 
 
 def noisy_features(utts, extractor, kind: str, snr: float) -> np.ndarray:

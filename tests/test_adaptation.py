@@ -55,10 +55,10 @@ def _speaker_world(n_speakers=12, per_class=6, seed=0):
 def test_adaptation_removes_speaker_offsets_in_kfold():
     X, utts = _speaker_world()
     config = TrainConfig(ensemble=1, fit=FitConfig(epochs=300, patience=300, hidden=32, lr=3e-3))
-    trainer = lambda X, u: train_ensemble(X, u, config=config)  # noqa: E731
+    trainer = lambda X, u: train_ensemble(X, u, config=config)
     raw = speaker_kfold(X, utts, 4, trainer=trainer)
     adapted = speaker_kfold(X, utts, 4, trainer=trainer, adapt=True)
-    ua = lambda o: np.mean([np.mean(np.array(o.predicted)[np.array(o.truth) == l] == l) for l in set(o.truth)])  # noqa: E731
+    ua = lambda o: np.mean([np.mean(np.array(o.predicted)[np.array(o.truth) == l] == l) for l in set(o.truth)])
     assert ua(adapted) > 0.65 and ua(adapted) > ua(raw) + 0.2  # measured 0.75 against 0.41
     assert "test speakers adapted" in adapted.split and "adapted" not in raw.split
 
@@ -108,3 +108,18 @@ def test_predict_cli_adapt(small_model):
     assert [r["label"] for r in rows] == [p.label for p in want]
     too_few = CliRunner().invoke(app, ["predict", *files[:2], "--model", str(model_dir), "--adapt"])
     assert too_few.exit_code == 2 and "at least 4 clips" in too_few.output
+
+
+def test_shipped_adaptive_model_reads_every_state_and_adapts(monkeypatch):
+    from emovox.testing import voice
+
+    monkeypatch.setenv("EMOVOX_DEFAULT_BACKEND", "torch")  # no export needed for this check
+    model = emovox.load(adaptive=True)
+    config = json.loads((emovox.prediction.adaptive_model_dir() / "config.json").read_text())
+    assert config["head"]["layers"] is None and config["ensemble_average"] == "logits"
+    assert config["adapted_temperature"] and np.isfinite(model.reference_mean()).all()
+    signals = [voice(1.5, f0=120 + 40 * i, seed=i, amplitude=0.1 + 0.1 * i) for i in range(4)]
+    predictions = model.predict_speaker(signals)
+    assert len(predictions) == 4 and set(predictions[0].scores) == set(config["labels"])
+    shipped = json.loads((emovox.prediction.default_model_dir() / "config.json").read_text())
+    assert shipped["ensemble_average"] == "logits" and all(e["kept"] for e in shipped["int8_gate"])

@@ -373,7 +373,12 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
           device: str, threads: int | None) -> None:
     """Write model.int8.onnx; with evaluation data, keep the first recipe that passes the gate
     (:func:`emovox.export_quantize.int8_recipes`)."""
-    from .export_quantize import calibration_windows, gate_int8, int8_recipes, quantize_int8
+    from .export_quantize import (
+        calibration_windows,
+        gate_int8,
+        int8_recipes,
+        quantize_int8,
+    )
 
     if evaluation:
         paths = [u.path for u in evaluation][:: max(1, len(evaluation) // 8)][:8]

@@ -186,6 +186,12 @@ def default_model_dir() -> Path:
     return Path(str(resources.files("emovox") / "models" / "default"))
 
 
+def adaptive_model_dir() -> Path:
+    """The shipped companion model for speaker-adapted use (:meth:`Predictor.predict_speaker`):
+    heads over every encoder state, which pay only once the speaker is removed."""
+    return Path(str(resources.files("emovox") / "models" / "default-adaptive"))
+
+
 def is_exported_dir(directory: str | os.PathLike) -> bool:
     """True if ``directory`` holds an exported model (a config.json of format emovox-onnx)."""
     config = Path(directory) / "config.json"
@@ -195,8 +201,9 @@ def is_exported_dir(directory: str | os.PathLike) -> bool:
         return False
 
 
-def load(model_dir: str | os.PathLike | None = None, **kwargs) -> Predictor:
-    """Load a model (default: the one shipped with emovox).
+def load(model_dir: str | os.PathLike | None = None, *, adaptive: bool = False, **kwargs) -> Predictor:
+    """Load a model (default: the one shipped with emovox; ``adaptive=True``: the shipped model
+    for several clips of one speaker, see :func:`adaptive_model_dir`).
 
     An exported folder runs on onnxruntime, without torch (keyword arguments go to
     :class:`emovox.runtime.OnnxEmotionModel`: ``variant``, ``device``, ``threads``,
@@ -204,13 +211,14 @@ def load(model_dir: str | os.PathLike | None = None, **kwargs) -> Predictor:
     The shipped model runs on onnxruntime too: it is exported once into the cache on first
     use (see :func:`default_export`); ``EMOVOX_DEFAULT_BACKEND=torch`` keeps it on PyTorch.
     """
+    shipped = adaptive_model_dir() if adaptive else default_model_dir()
     if model_dir is None and "extractor" not in kwargs:
-        exported = default_export(default_model_dir())
+        exported = default_export(shipped)
         if exported is not None:
             from .runtime import OnnxEmotionModel
 
             return OnnxEmotionModel(exported, **kwargs)
-    directory = Path(model_dir) if model_dir is not None else default_model_dir()
+    directory = Path(model_dir) if model_dir is not None else shipped
     if is_exported_dir(directory):
         from .runtime import OnnxEmotionModel
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -28,12 +27,13 @@ def evaluate(
                                       "fixed: --train/--test manifests."),
     folds: int = typer.Option(6, help="Speaker folds for kfold."),
     scheme: str = typer.Option("full", help="full: the data's own labels; 4class: neutral(+calm)/happy/sad/angry."),
-    train_manifest: Optional[Path] = typer.Option(None, "--train", help="JSONL manifest (fixed protocol)."),
-    test_manifest: Optional[Path] = typer.Option(None, "--test", help="JSONL manifest (fixed protocol)."),
+    train_manifest: Path | None = typer.Option(None, "--train", help="JSONL manifest (fixed protocol)."),
+    test_manifest: Path | None = typer.Option(None, "--test", help="JSONL manifest (fixed protocol)."),
     out: Path = typer.Option(Path("runs/evaluate"), "--out", "-o", help="Report folder (report.md, report.json, PNGs)."),
     encoder: str = typer.Option("whisper-base"),
     window: float = typer.Option(0.0),
     ensemble: int = typer.Option(5, min=1),
+    hidden: int = typer.Option(256, min=4, help="Hidden units of each head's MLP."),
     layers: str = typer.Option("auto", help="Encoder hidden states the heads read: auto (two thirds up: 4 of "
                               "Whisper-base's 0-6), all (every state, learned weights), or a list such as 2,3,4."),
     adapt: bool = typer.Option(False, "--adapt", help="Adapt to each test speaker: centre its features on the mean of "
@@ -48,19 +48,25 @@ def evaluate(
 
     from ..errors import EmovoxError
     from ..features import FeatureExtractor
+    from ..fit import FitConfig
     from ..manifest import read_jsonl
     from ..metrics import classification_metrics, expected_calibration_error
     from ..protocols import cross_corpus, default_trainer, fixed_split, speaker_kfold
     from ..report import write_report
-    from ..fit import FitConfig
-    from ..training import TrainConfig, augmenting_trainer, load_augmented, load_features, parse_layers
+    from ..training import (
+        TrainConfig,
+        augmenting_trainer,
+        load_augmented,
+        load_features,
+        parse_layers,
+    )
     from .train import load_corpora
 
     logging.basicConfig(level=logging.WARNING)
     err = Console(stderr=True)
     try:
         extractor = FeatureExtractor(encoder, window=window)
-        fit = FitConfig(layers=parse_layers(layers, extractor.feature_shape[0]))
+        fit = FitConfig(hidden=hidden, layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, fit=fit)
         trainer = default_trainer(config)
         if protocol is Protocol.fixed:

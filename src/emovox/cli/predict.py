@@ -37,7 +37,8 @@ def predict(
     fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into label and scores (pip install 'emovox[text]')."),
     explain: bool = typer.Option(False, "--explain", help="Explain each decision: top classes, pitch and energy, and with --transcribe the words that moved the text branch."),
     adapt: bool = typer.Option(False, "--adapt", help="The inputs are clips of one speaker (4 or more, not all one "
-                               "emotion): judge each against that speaker's own average (emovox.adaptation)."),
+                               "emotion): judge each against that speaker's own average (emovox.adaptation); without --model, "
+                               "the shipped adaptive model (every encoder state)."),
     neutral_ref: Optional[Path] = typer.Option(None, "--neutral-ref", help="With --explain: a neutral clip of the same speaker; pitch and energy are given relative to it."),
 ) -> None:
     """Predict the emotion of each input file; one result per file."""
@@ -65,7 +66,7 @@ def predict(
             raise typer.Exit(2) from None
     start = time.perf_counter()
     try:
-        model = load(model_dir, max_duration=max_duration)
+        model = load(model_dir, adaptive=adapt and model_dir is None, max_duration=max_duration)
         model.abstain = abstain
         if subset:
             from ..decision import restrict

@@ -7,7 +7,6 @@ import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -44,7 +43,7 @@ def train(
     augment: int = typer.Option(0, min=0, help="Augmented copies of each clip to train on as well (level, pitch, tempo, "
                                 "white or babble noise at 0-20 dB SNR; features cached). 2 makes the model robust to noise."),
     seed: int = typer.Option(0),
-    name: Optional[str] = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
+    name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
     """Train an emotion model; features are cached, so re-training on the same audio is fast."""
     from ..errors import EmovoxError
