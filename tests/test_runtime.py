@@ -216,7 +216,6 @@ def test_trained_model_parity_and_int8_agreement(trained_export, real_speech):
 
 
 def test_shipped_model_is_exported_once_and_served_by_onnxruntime(model_dir, tmp_path, monkeypatch):
-    import emovox.export
     import emovox.prediction
 
     monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
@@ -227,18 +226,34 @@ def test_shipped_model_is_exported_once_and_served_by_onnxruntime(model_dir, tmp
     def no_second_export(*args, **kwargs):
         raise AssertionError("exported twice")
 
-    monkeypatch.setattr(emovox.export, "export_model", no_second_export)
+    monkeypatch.setattr(emovox.prediction, "run_export", no_second_export)
     assert emovox.load().directory == first.directory
     monkeypatch.setenv("EMOVOX_DEFAULT_BACKEND", "torch")
     assert isinstance(emovox.load(), emovox.EmotionModel)
 
 
 def test_failed_export_of_shipped_model_falls_back_to_torch(model_dir, tmp_path, monkeypatch):
-    import emovox.export
     import emovox.prediction
 
     monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(emovox.prediction, "default_model_dir", lambda: model_dir)
-    monkeypatch.setattr(emovox.export, "export_model", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(emovox.prediction, "EXPORT_CHILD", "raise SystemExit('boom')")  # the child fails
     assert isinstance(emovox.load(), emovox.EmotionModel)
     assert not list((tmp_path / "cache" / "exported").iterdir())  # no half-written folder left
+
+
+def test_first_use_export_keeps_torch_out_of_the_caller(model_dir, tmp_path):
+    """The shipped model's one-time export runs in a child process: a server that starts on a
+    cold cache serves without ever importing torch."""
+    result = _run_python(f"""
+        import os, sys
+        from pathlib import Path
+        os.environ["EMOVOX_CACHE"] = {str(tmp_path / "cache")!r}
+        import emovox, emovox.prediction
+        emovox.prediction.default_model_dir = lambda: Path({str(model_dir)!r})
+        model = emovox.load()
+        assert type(model).__name__ == "OnnxEmotionModel", type(model)
+        model.predict(__import__("numpy").zeros(16000, "float32") + 0.01, 16000)
+        assert "torch" not in sys.modules, "torch was imported"
+    """, tmp_path)
+    assert result.returncode == 0, result.stderr

@@ -20,6 +20,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
@@ -229,6 +231,27 @@ def load(model_dir: str | os.PathLike | None = None, *, adaptive: bool = False, 
     return EmotionModel(load_model_files(directory), **kwargs)
 
 
+EXPORT_CHILD = """
+import json, sys
+from pathlib import Path
+from emovox.export import export_model
+model_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+evidence = json.loads((model_dir / "config.json").read_text()).get("int8_gate")
+export_model(model_dir, out, int8=bool(evidence), int8_evidence=evidence)
+"""
+
+
+def run_export(model_dir: Path, out: Path, *, timeout: float = 600.0) -> None:
+    """Export the shipped model in a child process, so that the caller (a server, a CLI) never
+    imports torch and does not keep the export's memory; int8 too when the model's config
+    records passing int8 gate results (:func:`emovox.export.export_model`)."""
+    done = subprocess.run([sys.executable, "-c", EXPORT_CHILD, os.fspath(model_dir), os.fspath(out)],
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"export failed ({done.returncode}): {tail[0]}")
+
+
 def default_export(model_dir: Path) -> Path | None:
     """The exported copy of the shipped model in the cache, made on first use (fp32 is exact to
     1e-6 and faster than PyTorch; int8 is written too and is the default when the model's
@@ -250,12 +273,9 @@ def default_export(model_dir: Path) -> Path | None:
     log.warning("exporting the shipped model to %s for onnxruntime (once; takes a few seconds)", target)
     scratch = None
     try:
-        from .export import export_model
-
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=".export-"))
-        evidence = json.loads((model_dir / "config.json").read_text()).get("int8_gate")
-        export_model(model_dir, scratch, int8=bool(evidence), int8_evidence=evidence)
+        run_export(model_dir, scratch)
         os.replace(scratch, target)  # atomic; fails if another process got there first
     except Exception as exc:  # any failure: PyTorch serves instead
         if scratch is not None:
