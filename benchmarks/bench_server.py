@@ -67,6 +67,8 @@ def start_server(args) -> tuple[subprocess.Popen, str]:
         command += ["--threads", str(args.threads)]
     if args.max_batch:
         command += ["--max-batch", str(args.max_batch)]
+    if args.inference_threads:
+        command += ["--inference-threads", str(args.inference_threads)]
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [src, os.environ.get("PYTHONPATH")] if p)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=open(args.server_log, "wb"))
@@ -238,6 +240,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, help="passed to emovox serve --threads")
     parser.add_argument("--max-batch", type=int, help="passed to emovox serve --max-batch")
+    parser.add_argument("--inference-threads", type=int, help="passed to emovox serve --inference-threads")
     parser.add_argument("--concurrency", default="1,4,16", help="comma-separated client counts")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per phase")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each phase")

@@ -24,6 +24,9 @@ def serve(
     max_duration: float = typer.Option(120.0, help="Longest clip /v1/predict accepts, in seconds (422 above)."),
     max_timeline_duration: float = typer.Option(10800.0, help="Longest recording /v1/timeline accepts, in seconds."),
     max_batch: int = typer.Option(16, min=1, help="Clips of concurrent requests encoded together."),
+    inference_threads: Optional[int] = typer.Option(None, min=1, help="Batches encoded at the same time, each on "
+                                                    "--threads threads (default: one per core with one thread each for "
+                                                    "an int8 model, else one)."),
     stream_interval: float = typer.Option(0.5, help="Seconds of audio between two streaming updates."),
     stream_window: float = typer.Option(3.0, help="Seconds of audio each streaming update looks at."),
     asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for transcribe=true: whisper-base "
@@ -37,11 +40,12 @@ def serve(
     from ..server.app import configure_logging, create_app
     from ..server.limits import ENV_VAR, MiB, ServerSettings
 
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    if workers > 1:  # one worker: threads stay automatic (see emovox.server.app.create_app)
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
     settings = ServerSettings(
         model_dir=str(model_dir) if model_dir else None, max_upload_bytes=int(max_upload_mb * MiB),
         max_duration=max_duration, max_timeline_duration=max_timeline_duration, max_batch=max_batch,
-        threads=threads, stream_interval=stream_interval, stream_window=stream_window, asr_model=asr_model,
+        inference_threads=inference_threads, threads=threads, stream_interval=stream_interval, stream_window=stream_window, asr_model=asr_model,
     )
     configure_logging(getattr(logging, log_level.upper(), logging.INFO))
     options = dict(host=host, port=port, log_level=log_level, access_log=False,

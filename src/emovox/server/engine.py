@@ -60,41 +60,47 @@ class InferenceEngine:
     """
 
     def __init__(self, model, *, max_batch: int = 16, max_queue: int = 256, batch_wait: float = 0.002,
-                 max_age: float = 0.5):
+                 max_age: float = 0.5, workers: int = 1):
         self.model = model
         self.labels = list(model.labels)
         self.max_batch, self.max_queue, self.batch_wait, self.max_age = max_batch, max_queue, batch_wait, max_age
         self._pending: list[tuple[float, np.ndarray, concurrent.futures.Future]] = []  # (arrival, signal, future)
         self._ready = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="emovox-inference", daemon=True)
+        # ``workers`` threads take batches from the one queue: onnxruntime sessions run
+        # concurrently, so with one intra-op thread each, every core encodes its own clip.
+        self._threads = [threading.Thread(target=self._run, name=f"emovox-inference-{k}", daemon=True)
+                         for k in range(max(1, workers))]
+        self._count = threading.Lock()
         self.batches = self.clips = 0
         self.busy_seconds = 0.0
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return any(t.is_alive() for t in self._threads)
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
     def start(self) -> InferenceEngine:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._ready:
             self._stopping = True
-            self._ready.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+            self._ready.notify_all()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
 
     def submit(self, signal: np.ndarray) -> concurrent.futures.Future:
         """Queue one 16 kHz signal; the future gives its :class:`Result`. 429 when overloaded."""
         if len(self._pending) >= self.max_queue:
             raise ApiError(429, "busy", f"{self.max_queue} clips are already waiting; retry later")
-        if not self._thread.is_alive():
+        if not self.alive:
             raise RuntimeError("the inference thread is not running")
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._ready:
@@ -152,8 +158,9 @@ class InferenceEngine:
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
-            self.busy_seconds += time.perf_counter() - start
-            self.batches += 1
-            self.clips += len(batch)
+            with self._count:
+                self.busy_seconds += time.perf_counter() - start
+                self.batches += 1
+                self.clips += len(batch)
             for (signal, future), p in zip(batch, predictions):
                 future.set_result(Result(p.scores, len(signal) / SAMPLING_RATE))

@@ -57,6 +57,7 @@ class ServerSettings:
     max_queue: int = 256  # clips waiting for the model before new ones get 429
     batch_wait: float = 0.002  # seconds the batcher waits for more clips once one arrived
     threads: int | None = None  # torch/onnx threads (None: leave the library default)
+    inference_threads: int | None = None  # engine threads, each running its own batch (None: see create_app)
     timeline_window: float = 10.0  # longest piece of speech classified at once
     max_timeline_jobs: int = 2  # timelines decoded and segmented at the same time
     asr_model: str = "whisper-base"  # transcribe=true: packaged Whisper model (loaded on first use)
