@@ -67,7 +67,7 @@ def start_server(args) -> tuple[subprocess.Popen, str]:
         command += ["--threads", str(args.threads)]
     if args.max_batch:
         command += ["--max-batch", str(args.max_batch)]
-    if args.inference_threads:
+    if getattr(args, "inference_threads", None):
         command += ["--inference-threads", str(args.inference_threads)]
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [src, os.environ.get("PYTHONPATH")] if p)}
