@@ -150,3 +150,16 @@ def test_timeline_imports_neither_torch_nor_the_silero_module():
             "print(sorted(m for m in ('torch', 'silero_vad') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_adapted_timeline_judges_windows_against_the_recording(model, recording):
+    signal, _ = recording
+    plain = make_timeline(model, signal, max_window=3.0)
+    adapted = make_timeline(model, signal, max_window=3.0, adapt=True)
+    windows = [signal[int(s.start * SR) : int(s.end * SR)] for s in plain.segments]
+    want = model.predict_speaker(windows)
+    assert adapted.adapted and adapted.to_dict()["adapted"] is True and "adapted" not in plain.to_dict()
+    assert [s.label for s in adapted.segments] == [p.label for p in want]
+    assert [s.scores for s in adapted.segments] == [p.scores for p in want]
+    few = make_timeline(model, signal, adapt=True)  # 4 windows of 10 s: enough
+    assert few.adapted == (len(few.segments) >= 4)

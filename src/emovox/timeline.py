@@ -219,6 +219,7 @@ class Timeline:
     segments: list[Segment]
     model_id: str = ""
     transcribed: bool = False  # segments carry text and language
+    adapted: bool = False  # windows judged against the recording's own average (emovox.adaptation)
 
     @property
     def speech_duration(self) -> float:
@@ -235,8 +236,9 @@ class Timeline:
                 "shares": shares, "dominant": top_label(shares) if speech else None}
 
     def to_dict(self) -> dict:
-        return {"model": self.model_id, "duration": round(self.duration, 3), "labels": self.labels,
-                "segments": [s.to_dict() for s in self.segments], "summary": self.summary()}
+        out = {"model": self.model_id, "duration": round(self.duration, 3), "labels": self.labels,
+               "segments": [s.to_dict() for s in self.segments], "summary": self.summary()}
+        return {**out, "adapted": True} if self.adapted else out
 
     def to_csv(self) -> str:
         """One row per window: start, end, label, speech_segment, a column per label, then
@@ -276,6 +278,7 @@ def make_timeline(
     transcriber=None,
     text_model=None,
     language: str | None = None,
+    adapt: bool = False,
 ) -> Timeline:
     """The emotion timeline of a 16 kHz mono signal, optionally with the words of each window.
 
@@ -293,6 +296,10 @@ def make_timeline(
             the audio-only label.
         language: force the transcripts' language (ISO 639-1); None detects it once, on the
             first 30 s of speech.
+        adapt: judge every window against the recording's own average (the model's
+            ``predict_speaker``, :mod:`emovox.adaptation`): for one speaker (or one call) with
+            at least ``MIN_CLIPS`` windows; with fewer, the windows are judged as they are and
+            ``adapted`` stays False.
 
     Returns:
         A :class:`Timeline`; silence-only input gives one without segments.
@@ -303,11 +310,14 @@ def make_timeline(
               for a, b in split_windows(start, end, max_window)]
     windows = [signal[int(a * SAMPLING_RATE) : int(b * SAMPLING_RATE)] for _, a, b in pieces]
     words = transcriber.transcribe_clips(windows, language=language) if transcriber is not None else None
+    from .adaptation import MIN_CLIPS
+
+    adapted = model.predict_speaker(windows) if adapt and len(windows) >= MIN_CLIPS else None
     segments = []
     for first in range(0, len(pieces), batch_size):
         batch = pieces[first : first + batch_size]
         clips = windows[first : first + batch_size]
-        results = model.predict_signals(clips)
+        results = adapted[first : first + batch_size] if adapted is not None else model.predict_signals(clips)
         spoken = words[first : first + batch_size] if words is not None else [None] * len(clips)
         fused = _fused_scores([r.scores for r in results], spoken, text_model) if text_model is not None else None
         for i, ((k, a, b), result, said) in enumerate(zip(batch, results, spoken)):
@@ -320,7 +330,7 @@ def make_timeline(
             segments.append(segment)
     names = list(labels) if labels else list(model.labels)
     return Timeline(len(signal) / SAMPLING_RATE, names, segments, getattr(model, "model_id", ""),
-                    transcribed=transcriber is not None)
+                    transcribed=transcriber is not None, adapted=adapted is not None)
 
 
 def _fused_scores(audio: list[dict[str, float]], spoken: list, text_model) -> list[dict[str, float]]:

@@ -33,6 +33,9 @@ def timeline(
     transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each segment (faster-whisper): adds text and language."),
     asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base (multilingual) or whisper-tiny.en."),
     language: Optional[str] = typer.Option(None, "--language", help="With --transcribe: the language (ISO 639-1) instead of detecting it."),
+    adapt: bool = typer.Option(False, "--adapt", help="Judge each segment against the recording's own average "
+                               "(one speaker or one call; needs 4+ windows): the shipped adaptive model "
+                               "unless --model is given."),
     fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into each segment's emotion (pip install 'emovox[text]')."),
 ) -> None:
     """Find the speech (Silero VAD) and the emotion of each stretch; summarise the share of time per emotion."""
@@ -52,13 +55,13 @@ def timeline(
         raise typer.Exit(2)
     subset = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
     try:
-        model = load(model_dir)
+        model = load(model_dir, adaptive=adapt and model_dir is None)
         if subset:
             restrict({l: 1.0 for l in model.labels}, subset)  # unknown labels fail before any work
         signal = load_audio(file, max_duration=max_duration)
         transcriber, text_model = _text_branch(asr_model, fuse) if transcribe else (None, None)
         result = make_timeline(model, signal, labels=subset, max_window=window, transcriber=transcriber,
-                               text_model=text_model, language=language)
+                               text_model=text_model, language=language, adapt=adapt)
         for path in out:
             result.write(path)
     except EmovoxError as exc:
