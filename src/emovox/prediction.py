@@ -137,44 +137,32 @@ class Predictor:
         ``adapt=True``: the files are clips of one speaker; all are decoded first and judged
         together against the speaker's own average (:meth:`predict_speaker`).
         """
-        if adapt:
-            yield from self._predict_files_of_one_speaker(paths, labels)
+        if adapt:  # one group: every file must be decoded before any is judged
+            yield from self._answer([self._decode(path) for path in paths], self.predict_speaker, labels)
             return
         batch: list[tuple[str, np.ndarray | EmovoxError]] = []
-
-        def flush():
-            good = [(p, a) for p, a in batch if isinstance(a, np.ndarray)]
-            results = iter(self.predict_signals([a for _, a in good], labels=labels))
-            for path, audio in batch:
-                if isinstance(audio, np.ndarray):
-                    result = next(results)
-                    result.path = path
-                    yield result
-                else:
-                    yield PredictionError(path, str(audio), type(audio).__name__)
-            batch.clear()
-
         for path in paths:
-            path = os.fspath(path)
-            try:
-                batch.append((path, load_audio(path, max_duration=self.max_duration)))
-            except EmovoxError as exc:
-                batch.append((path, exc))
+            batch.append(self._decode(path))
             if len(batch) >= batch_size:
-                yield from flush()
-        yield from flush()
+                yield from self._answer(batch, self.predict_signals, labels)
+                batch = []
+        yield from self._answer(batch, self.predict_signals, labels)
 
+    def _decode(self, path: str | os.PathLike) -> tuple[str, np.ndarray | EmovoxError]:
+        """A file's path and its audio, or the error that decoding it raised."""
+        path = os.fspath(path)
+        try:
+            return path, load_audio(path, max_duration=self.max_duration)
+        except EmovoxError as exc:
+            return path, exc
 
-    def _predict_files_of_one_speaker(self, paths: Iterable[str | os.PathLike],
-                                      labels: Sequence[str] | None) -> Iterator[Prediction | PredictionError]:
-        loaded: list[tuple[str, np.ndarray | EmovoxError]] = []
-        for path in map(os.fspath, paths):
-            try:
-                loaded.append((path, load_audio(path, max_duration=self.max_duration)))
-            except EmovoxError as exc:
-                loaded.append((path, exc))
-        results = iter(self.predict_speaker([a for _, a in loaded if isinstance(a, np.ndarray)], labels=labels))
-        for path, audio in loaded:
+    def _answer(self, decoded: Sequence[tuple[str, np.ndarray | EmovoxError]], predict,
+                labels: Sequence[str] | None) -> Iterator[Prediction | PredictionError]:
+        """``predict`` (``predict_signals`` or ``predict_speaker``) on the decoded files together,
+        then each file's result in input order; a file that failed to decode yields its error."""
+        good = [audio for _, audio in decoded if isinstance(audio, np.ndarray)]
+        results = iter(predict(good, labels=labels))
+        for path, audio in decoded:
             if isinstance(audio, np.ndarray):
                 result = next(results)
                 result.path = path

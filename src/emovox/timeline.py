@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .adaptation import MIN_CLIPS
 from .audio import SAMPLING_RATE
 from .decision import restrict, top_label
 from .errors import ModelError
@@ -310,8 +311,6 @@ def make_timeline(
               for a, b in split_windows(start, end, max_window)]
     windows = [signal[int(a * SAMPLING_RATE) : int(b * SAMPLING_RATE)] for _, a, b in pieces]
     words = transcriber.transcribe_clips(windows, language=language) if transcriber is not None else None
-    from .adaptation import MIN_CLIPS
-
     adapted = model.predict_speaker(windows) if adapt and len(windows) >= MIN_CLIPS else None
     segments = []
     for first in range(0, len(pieces), batch_size):
