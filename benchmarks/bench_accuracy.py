@@ -3,14 +3,17 @@ white and babble noise added to the test clips, and the cross-corpus 4-class mat
 
 Noise is added only to the held-out speakers' clips (babble = four other speakers' utterances
 of the same corpus). Heads train on clean features of the training speakers, and with
-``--augment N`` also on N augmented copies of each training clip (:mod:`emovox.augment`): in the
-k-fold part the copies' babble is made of the *other* shared corpora (the held-out speakers'
-audio is never in training, not even as noise); in the cross-corpus part each corpus's copies
+``--augment N`` also on N augmented copies of each training clip (:mod:`emovox.augment`). In the
+k-fold part the copies' babble is made of the *other* shared corpora, or with ``--babble-source
+same-fold`` of the other speakers of the clip's own fold (:func:`emovox.training.kfold_groups`: a
+clip of fold k only trains models tested on other folds); either way the held-out speakers'
+audio is never in training, not even as noise. In the cross-corpus part each corpus's copies
 use its own utterances (:func:`emovox.training.load_augmented`), so the held-out corpus stays
 unheard. Prints a table and writes JSON.
 
     python benchmarks/bench_accuracy.py --corpora ../shared/corpora --out runs/bench_accuracy.json
     python benchmarks/bench_accuracy.py --augment 2 --out runs/bench_accuracy_aug2.json
+    python benchmarks/bench_accuracy.py --augment 2 --babble-source same-fold --skip-cross
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from emovox.splits import speaker_folds
 from emovox.training import (
     TrainConfig,
     augmenting_trainer,
+    kfold_groups,
     load_augmented,
     load_features,
     parse_layers,
@@ -75,8 +79,13 @@ def main() -> None:
     parser.add_argument("--kfold-corpus", default="ravdess")
     parser.add_argument("--folds", type=int, default=6)
     parser.add_argument("--ensemble", type=int, default=5)
+    parser.add_argument("--layers", default="auto", help="encoder states the heads read (auto, all, or e.g. 3,4,5)")
+    parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--snr", type=float, default=10.0)
     parser.add_argument("--augment", type=int, default=0, help="augmented copies of each training clip")
+    parser.add_argument("--babble-source", choices=("other-corpora", "same-fold"), default="other-corpora",
+                        help="k-fold copies' babble: the other shared corpora, or the other speakers of the "
+                        "clip's own fold (never a test speaker of any model the copy trains)")
     parser.add_argument("--adapt", action="store_true", help="adapt to each test speaker (emovox.adaptation): "
                         "its features centred on the mean of its own unlabelled test clips, per noise condition")
     parser.add_argument("--skip-cross", action="store_true")
@@ -84,9 +93,11 @@ def main() -> None:
     args = parser.parse_args()
     start = time.time()
     extractor = FeatureExtractor("whisper-base")
-    config = TrainConfig(ensemble=args.ensemble, fit=FitConfig(layers=parse_layers("auto", extractor.feature_shape[0])))
-    result: dict = {"recipe": {"encoder": "whisper-base", "layers": config.fit.layers, "ensemble": args.ensemble,
-                               "augment": args.augment, "adapt": args.adapt}}
+    config = TrainConfig(ensemble=args.ensemble, fit=FitConfig(layers=parse_layers(args.layers, extractor.feature_shape[0]),
+                                                                  hidden=args.hidden))
+    result: dict = {"recipe": {"encoder": "whisper-base", "layers": config.fit.layers, "ensemble": args.ensemble, "hidden": args.hidden,
+                               "augment": args.augment, "adapt": args.adapt,
+                               "babble_source": args.babble_source if args.augment else None}}
     shared = [name for name in ("ravdess", "nemo", "turev") if (args.corpora / name).is_dir()]
 
     utts = scan_corpus(args.kfold_corpus, args.corpora / args.kfold_corpus)
@@ -95,13 +106,16 @@ def main() -> None:
         tests[f"{kind} {args.snr:g} dB"] = noisy_features(utts, extractor, kind, args.snr)
     speakers = np.array([u.speaker_key for u in utts])
     copies = None
-    if args.augment:
+    folds = speaker_folds(speakers, args.folds)
+    if args.augment and args.babble_source == "same-fold":  # never a test speaker of a model the copy trains
+        copies = load_augmented(utts, extractor, args.augment, groups=kfold_groups(utts, args.folds))
+    elif args.augment:
         pool = [u.path for name in shared if name != args.kfold_corpus for u in scan_corpus(name, args.corpora / name)]
         copies = augmented_features([u.path for u in utts], extractor, copies=args.augment, babble_pool=pool,
                                     cache=FeatureCache(extractor.settings))
     preds = {name: np.empty(len(utts), dtype=object) for name in tests}
     confidence = np.zeros(len(utts))  # calibrated top probability on clean held-out clips, for ECE
-    for test in speaker_folds(speakers, args.folds):
+    for test in folds:
         ensemble = train_ensemble(tests["clean"][~test], [u for u, t in zip(utts, test) if not t], config=config,
                                   augmented=None if copies is None else copies[:, ~test])
         test_speakers = speakers[test]

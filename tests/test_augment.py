@@ -69,3 +69,31 @@ def test_evaluate_cli_states_augmentation_in_the_split(corpus, tmp_path):
     (res,) = json.loads((tmp_path / "report.json").read_text())["results"]
     assert "speaker-independent 3-fold" in res["split"] and "1 augmented copies" in res["split"]
     assert res["metrics"]["n"] == 18
+
+
+def test_kfold_babble_never_uses_a_test_speaker_of_the_models_a_copy_trains(monkeypatch):
+    """A copy of a fold-k clip trains only models tested on other folds: its babble must come
+    from fold k's other speakers (and never from the clip's own speaker)."""
+    from emovox import augment as augment_module
+    from emovox.manifest import Utterance
+    from emovox.training import kfold_groups, load_augmented
+
+    utts = [Utterance(f"/x/{s}{i}.wav", "happy", "happy", s, "c") for s in "abcdef" for i in range(2)]
+    calls = []
+
+    def record(paths, extractor, *, copies, babble_pool, cache):
+        calls.append((list(paths), list(babble_pool)))
+        return np.zeros((copies, len(paths), 2, 4), np.float32)
+
+    monkeypatch.setattr(augment_module, "augmented_features", record)
+    extractor = type("E", (), {"settings": None, "feature_shape": (2, 4)})()
+    monkeypatch.setattr("emovox.training.FeatureCache", lambda *a, **k: None)
+    groups = kfold_groups(utts, 3)
+    assert groups == ["c/0"] * 4 + ["c/1"] * 4 + ["c/2"] * 4
+    load_augmented(utts, extractor, 1, groups=groups)
+    speaker = {u.path: u.speaker for u in utts}
+    fold = {u.path: g for u, g in zip(utts, groups)}
+    assert sorted(p for paths, _ in calls for p in paths) == sorted(u.path for u in utts)
+    for paths, pool in calls:
+        assert pool and {fold[p] for p in pool} == {fold[paths[0]]}  # same fold only
+        assert not {speaker[p] for p in pool} & {speaker[p] for p in paths}  # other speakers only

@@ -28,7 +28,7 @@ from .fit import FitConfig, fit_head
 from .head import Ensemble, predict_logits
 from .labels import EMOTIONS
 from .manifest import Utterance
-from .splits import speaker_holdout
+from .splits import speaker_folds, speaker_holdout
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,15 @@ def load_features(utterances: Sequence[Utterance], extractor: FeatureExtractor, 
 
 
 def load_augmented(utterances: Sequence[Utterance], extractor: FeatureExtractor, copies: int, *,
-                   cache_root=None) -> np.ndarray | None:
+                   groups: Sequence[str] | None = None, cache_root=None) -> np.ndarray | None:
     """Features of ``copies`` augmented copies of every utterance, ``(copies, n, ...)`` (None for 0).
 
-    Babble noise comes from other utterances of the same corpus, so copies of one corpus never
-    contain another corpus's audio (a held-out corpus stays unheard in cross-corpus tests).
+    Babble noise comes from utterances of other speakers of the same group (like the test
+    babble of ``benchmarks/bench_accuracy.py``; a group of one speaker uses that speaker's other
+    clips): by default the group is the utterance's corpus, so copies of one corpus never contain another corpus's audio (a held-out corpus
+    stays unheard in cross-corpus tests). For k-fold tests give each utterance its fold
+    (:func:`kfold_groups`): a clip of fold k trains only models tested on other folds, so no
+    test speaker is ever heard, not even as noise.
     """
     if copies <= 0:
         return None
@@ -89,12 +93,34 @@ def load_augmented(utterances: Sequence[Utterance], extractor: FeatureExtractor,
 
     cache = FeatureCache(extractor.settings, cache_root)
     out = np.zeros((copies, len(utterances), *extractor.feature_shape), np.float32)
-    corpora = np.array([u.corpus for u in utterances])
-    for corpus in sorted(set(corpora)):
-        rows = np.flatnonzero(corpora == corpus)
-        paths = [utterances[i].path for i in rows]
-        out[:, rows] = augmented_features(paths, extractor, copies=copies, babble_pool=paths, cache=cache)
+    group_of = np.array([u.corpus for u in utterances]) if groups is None else np.asarray(groups)
+    speakers = np.array([u.speaker_key for u in utterances])
+    for group in sorted(set(group_of)):
+        members = group_of == group
+        for speaker in sorted(set(speakers[members])):
+            rows = np.flatnonzero(members & (speakers == speaker))
+            others = np.flatnonzero(members & (speakers != speaker))
+            pool = [utterances[i].path for i in (others if len(others) else np.flatnonzero(members))]
+            out[:, rows] = augmented_features([utterances[i].path for i in rows], extractor, copies=copies,
+                                              babble_pool=pool, cache=cache)
     return out
+
+
+def kfold_groups(utterances: Sequence[Utterance], n_folds: int) -> list[str]:
+    """Each utterance's babble group for a speaker k-fold test: ``corpus/fold`` (the folds of
+    :func:`emovox.splits.speaker_folds`, as :func:`emovox.protocols.speaker_kfold` makes them).
+
+    Examples:
+        >>> from emovox.manifest import Utterance
+        >>> utts = [Utterance(f"{s}{i}.wav", "happy", "happy", s, "c") for s in "abcd" for i in range(2)]
+        >>> kfold_groups(utts, 2)
+        ['c/0', 'c/0', 'c/0', 'c/0', 'c/1', 'c/1', 'c/1', 'c/1']
+    """
+    speakers = np.array([u.speaker_key for u in utterances])
+    fold = np.zeros(len(utterances), int)
+    for k, test in enumerate(speaker_folds(speakers, n_folds)):
+        fold[test] = k
+    return [f"{u.corpus}/{k}" for u, k in zip(utterances, fold)]
 
 
 def augmenting_trainer(config: TrainConfig, utterances: Sequence[Utterance], augmented: np.ndarray | None):

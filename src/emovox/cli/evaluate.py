@@ -56,6 +56,7 @@ def evaluate(
     from ..training import (
         TrainConfig,
         augmenting_trainer,
+        kfold_groups,
         load_augmented,
         load_features,
         parse_layers,
@@ -81,14 +82,16 @@ def evaluate(
             if not utts:
                 raise EmovoxError("give at least one corpus")
             X = load_features(utts, extractor)
+            kfold = protocol is not Protocol.cross_corpus
+            n = len({u.speaker_key for u in utts}) if protocol is Protocol.loso else folds
             if augment:  # copies of every clip; each fold's trainer takes those of its training clips only
-                trainer = augmenting_trainer(config, utts, load_augmented(utts, extractor, augment))
-            if protocol is Protocol.cross_corpus:
+                groups = kfold_groups(utts, n) if kfold else None  # babble never made of a test speaker
+                trainer = augmenting_trainer(config, utts, load_augmented(utts, extractor, augment, groups=groups))
+            if not kfold:
                 if len({u.corpus for u in utts}) < 2:
                     raise EmovoxError("cross-corpus evaluation needs at least two corpora")
                 outcomes = cross_corpus(X, utts, trainer=trainer, scheme=scheme, adapt=adapt)
             else:
-                n = len({u.speaker_key for u in utts}) if protocol is Protocol.loso else folds
                 name = "+".join(sorted({u.corpus for u in utts}))
                 outcomes = [speaker_kfold(X, utts, n, trainer=trainer, scheme=scheme, name=name, adapt=adapt)]
     except (EmovoxError, ValueError) as exc:
@@ -96,9 +99,10 @@ def evaluate(
         raise typer.Exit(2) from None
     if augment:
         for o in outcomes:
+            source = ("the same fold's speakers, so no test speaker is heard even as noise" if protocol is not Protocol.cross_corpus
+                      else "the same corpus")
             o.split += (f"; training clips plus {augment} augmented copies each (babble noise made of other utterances "
-                        "of the same corpus, which within one corpus can include held-out speakers' audio as noise; "
-                        "test clips are not augmented)")
+                        f"of {source}; test clips are not augmented)")
     results = []
     for o in outcomes:
         metrics = classification_metrics(o.truth, o.predicted, labels=o.labels, probs=o.probs)
