@@ -37,7 +37,9 @@ class FitConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-2
-    label_smoothing: float = 0.1
+    # 0.1 and 0.2 lost on every held-out corpus (cross-corpus 4-class mean UA 0.488 and 0.464
+    # against 0.504 for none; two seed sets agree), for -1 point in-corpus (RAVDESS 6-fold)
+    label_smoothing: float = 0.0
     hidden: int = 256
     dropout: float = 0.3
     layers: tuple[int, ...] | None = None  # encoder states the head reads (None: all, weighted)
@@ -63,8 +65,25 @@ def compute_forward(head: EmotionHead, features: torch.Tensor) -> torch.Tensor:
     return head(features)
 
 
-def compute_objective(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, smoothing: float) -> torch.Tensor:
-    return F.cross_entropy(logits, targets, weight=weights, label_smoothing=smoothing)
+def compute_objective(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, smoothing: float,
+                      sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Class-weighted, label-smoothed cross-entropy; ``sample_weights`` scale each row (as
+    PyTorch's weighted mean: the sum over rows divided by the rows' total weight)."""
+    if sample_weights is None:
+        return F.cross_entropy(logits, targets, weight=weights, label_smoothing=smoothing)
+    losses = F.cross_entropy(logits, targets, weight=weights, label_smoothing=smoothing, reduction="none")
+    return (losses * sample_weights).sum() / (weights[targets] * sample_weights).sum()
+
+
+def group_balance_weights(groups: np.ndarray) -> np.ndarray:
+    """Per-row weights that give every group (e.g. corpus) the same total weight, mean 1.
+
+    Examples:
+        >>> group_balance_weights(np.array(["a", "a", "a", "b"])).tolist()
+        [0.6666666666666666, 0.6666666666666666, 0.6666666666666666, 2.0]
+    """
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    return len(groups) / (len(counts) * counts[inverse])
 
 
 def fit_head(
@@ -75,21 +94,25 @@ def fit_head(
     *,
     n_classes: int,
     config: FitConfig = FitConfig(),
+    sample_weights: np.ndarray | None = None,
     progress=None,
 ) -> FitResult:
     """Train a head; validation UA picks the epoch (or the last epoch without validation).
+    ``sample_weights`` (one per training row, e.g. :func:`group_balance_weights` of the rows'
+    corpora) scale each row's loss on top of the class weights.
 
     Runs on one thread: the head is small, and extra threads only contend with other work.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _fit(X_train, y_train, X_val, y_val, n_classes=n_classes, config=config, progress=progress)
+        return _fit(X_train, y_train, X_val, y_val, n_classes=n_classes, config=config, progress=progress,
+                    sample_weights=sample_weights)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress) -> FitResult:
+def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_weights=None) -> FitResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     X_train = np.ascontiguousarray(X_train, dtype=np.float32)
@@ -100,6 +123,7 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress) -> FitR
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
     weights = class_weights(y_train, n_classes)
     Xt, yt = torch.from_numpy(X_train), torch.from_numpy(np.asarray(y_train, dtype=np.int64))
+    st = None if sample_weights is None else torch.as_tensor(np.asarray(sample_weights), dtype=torch.float32)
     best, best_ua, best_epoch, history, stale = None, -1.0, -1, [], 0
     for epoch in range(config.epochs):
         head.train()
@@ -107,7 +131,8 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress) -> FitR
         total = 0.0
         for i in range(0, len(perm), config.batch_size):
             idx = torch.from_numpy(perm[i : i + config.batch_size])
-            loss = compute_objective(compute_forward(head, Xt[idx]), yt[idx], weights, config.label_smoothing)
+            loss = compute_objective(compute_forward(head, Xt[idx]), yt[idx], weights, config.label_smoothing,
+                                     None if st is None else st[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -24,7 +24,7 @@ from .checkpoint import save_model
 from .encoder_weights import DEFAULT_ENCODER
 from .errors import EmovoxError
 from .features import FeatureCache, FeatureExtractor, extract_files
-from .fit import FitConfig, fit_head
+from .fit import FitConfig, fit_head, group_balance_weights
 from .head import Ensemble, predict_logits
 from .labels import EMOTIONS
 from .manifest import Utterance
@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     fit: FitConfig = FitConfig()
     augment: int = 0  # augmented copies of each training clip (emovox.augment), 0 = none
+    balance_corpora: bool = False  # weight rows so that every training corpus counts the same
 
 
 def parse_layers(spec: str | None, n_states: int) -> tuple[int, ...] | None:
@@ -163,7 +164,10 @@ def train_ensemble(
         if augmented is not None and len(augmented):
             X_fit = np.concatenate([X_fit, *augmented[:, ~val]])
             y_fit = np.tile(y_fit, 1 + len(augmented))
-        result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg)
+        weights = None
+        if config.balance_corpora:
+            weights = group_balance_weights(np.tile(corpora[~val], 1 + (0 if augmented is None else len(augmented))))
+        result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights)
         heads.append(result.head)
         val_logits.append(predict_logits(result.head, X[val]))
         reference = Ensemble([result.head], labels).reference_mean()
