@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--layers", default="auto", help="encoder states the heads read (auto, all, or e.g. 3,4,5)")
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--label-smoothing", type=float, default=FitConfig.label_smoothing)
+    parser.add_argument("--dropout", type=float, default=FitConfig.dropout)
     parser.add_argument("--snr", type=float, default=10.0)
     parser.add_argument("--augment", type=int, default=0, help="augmented copies of each training clip")
     parser.add_argument("--babble-source", choices=("other-corpora", "same-fold"), default="other-corpora",
@@ -95,8 +96,9 @@ def main() -> None:
     start = time.time()
     extractor = FeatureExtractor("whisper-base")
     config = TrainConfig(ensemble=args.ensemble, fit=FitConfig(layers=parse_layers(args.layers, extractor.feature_shape[0]),
-                                                                  hidden=args.hidden, label_smoothing=args.label_smoothing))
-    result: dict = {"recipe": {"encoder": "whisper-base", "layers": config.fit.layers, "ensemble": args.ensemble, "hidden": args.hidden, "label_smoothing": args.label_smoothing,
+                                                                  hidden=args.hidden, label_smoothing=args.label_smoothing,
+                                                                  dropout=args.dropout))
+    result: dict = {"recipe": {"encoder": "whisper-base", "layers": config.fit.layers, "ensemble": args.ensemble, "hidden": args.hidden, "label_smoothing": args.label_smoothing, "dropout": args.dropout,
                                "augment": args.augment, "adapt": args.adapt,
                                "babble_source": args.babble_source if args.augment else None}}
     shared = [name for name in ("ravdess", "nemo", "turev") if (args.corpora / name).is_dir()]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import time
@@ -43,22 +44,28 @@ from emovox.splits import speaker_folds, speaker_holdout
 from emovox.training import label_set
 
 
-def frame_features(paths: list[str], extractor: FeatureExtractor, stride: int) -> list[np.ndarray]:
-    """Every clip's states ``(n_states, frames // stride, d)`` float16, cached per file."""
+def frame_features(paths: list[str], extractor: FeatureExtractor, stride: int, *, transform=None,
+                   tag: str = "") -> list[np.ndarray]:
+    """Every clip's states ``(n_states, frames // stride, d)`` float16, cached per file (and per
+    ``tag`` when ``transform(signal, content_hash)`` changes the audio first)."""
     root = cache_dir() / "frames" / f"{extractor.settings.key()}-s{stride}"
     root.mkdir(parents=True, exist_ok=True)
     out: list[np.ndarray | None] = [None] * len(paths)
     todo = []
     for i, path in enumerate(paths):
-        file = root / f"{content_hash(path)}.npy"
+        digest = content_hash(path)
+        file = root / (f"{hashlib.sha256(f'{digest}:{tag}'.encode()).hexdigest()}.npy" if tag else f"{digest}.npy")
         if file.exists():
             out[i] = np.load(file)
         else:
-            todo.append((i, file))
+            todo.append((i, file, digest))
     with tqdm(total=len(paths), initial=len(paths) - len(todo), desc=f"frames /{stride}", unit="file") as bar:
         for start in range(0, len(todo), 32):
             part = todo[start : start + 32]
-            mels = [mel_windows(load_audio(paths[i], max_duration=None), n_mels=extractor.n_mels)[0][0] for i, _ in part]
+            signals = [load_audio(paths[i], max_duration=None) for i, _, _ in part]
+            if transform is not None:
+                signals = [transform(x, digest) for x, (_, _, digest) in zip(signals, part)]
+            mels = [mel_windows(x, n_mels=extractor.n_mels)[0][0] for x in signals]
             order = sorted(range(len(part)), key=lambda j: mels[j].shape[1])
             for group in np.array_split(order, max(1, len(order) // 8)):
                 with torch.inference_mode():
@@ -176,6 +183,76 @@ def ensemble_predict(frames, y, train_rows, test_rows, speakers, corpora, n_clas
     return logits
 
 
+def noise_study(args, extractor, stride: int) -> dict:
+    """RAVDESS 6-fold with two augmented copies per training clip (babble from the same fold's
+    other speakers, as ``bench_accuracy.py --babble-source same-fold``), tested clean and with
+    10 dB white and babble noise on the held-out clips (babble of four other speakers)."""
+    from emovox.augment import augment, babble, copy_seed, mix_at_snr
+
+    utts = scan_corpus("ravdess", args.corpora / "ravdess")
+    paths = [u.path for u in utts]
+    speakers = np.array([u.speaker_key for u in utts])
+    folds = speaker_folds(speakers, 6)
+    fold_of = np.zeros(len(utts), int)
+    for k, test in enumerate(folds):
+        fold_of[test] = k
+    row_of = {content_hash(p): i for i, p in enumerate(paths)}
+
+    def aug_transform(copy_index):
+        def transform(signal, digest):
+            i = row_of[digest]
+            pool = np.flatnonzero((fold_of == fold_of[i]) & (speakers != speakers[i]))
+            seed = copy_seed(digest, copy_index)
+            picks = np.random.default_rng(seed + 1).choice(pool, size=4, replace=False)
+            return augment(signal, seed=seed, others=[load_audio(paths[j], max_duration=None) for j in picks])
+        return transform
+
+    def noise_transform(kind):
+        def transform(signal, digest):
+            local = np.random.default_rng(int(hashlib.sha256(f"{digest}:{kind}:10".encode()).hexdigest()[:8], 16))
+            if kind == "white":
+                return mix_at_snr(signal, local.standard_normal(len(signal)).astype(np.float32), 10.0)
+            others = np.flatnonzero(speakers != speakers[row_of[digest]])
+            picks = local.choice(others, 4, replace=False)
+            noise = babble([load_audio(paths[j], max_duration=None) for j in picks], len(signal), np.random.default_rng(0))
+            return mix_at_snr(signal, noise, 10.0)
+        return transform
+
+    sets = {"clean": frame_features(paths, extractor, stride)}
+    for c in range(2):
+        sets[f"aug{c}"] = frame_features(paths, extractor, stride, transform=aug_transform(c), tag=f"aug-samefold-{c}")
+    for kind in ("white", "babble"):
+        sets[kind] = frame_features(paths, extractor, stride, transform=noise_transform(kind), tag=f"test-{kind}-10")
+    if args.states != "all":
+        keep = [int(s) for s in args.states.split(",")]
+        sets = {k: [f[keep] for f in v] for k, v in sets.items()}
+    names = list(sets)
+    frames = [f for name in names for f in sets[name]]
+    n = len(utts)
+    offset = {name: k * n for k, name in enumerate(names)}
+    labels = label_set(utts)
+    y = np.tile([labels.index(u.label) for u in utts], len(names))
+    corpora = np.array(["ravdess"] * n)
+    out = {}
+    for variant in args.variants.split(","):
+        pred = {name: np.zeros(n, int) for name in ("clean", "white", "babble")}
+        for test in folds:
+            train_rows = np.flatnonzero(~test)
+            val_mask = speaker_holdout(speakers[train_rows], corpora[train_rows], fraction=0.15, seed=0)
+            fit_rows = train_rows[~val_mask]
+            fit_rows = np.concatenate([fit_rows, fit_rows + offset["aug0"], fit_rows + offset["aug1"]])
+            head = fit(frames, y, list(fit_rows), list(train_rows[val_mask]), len(labels),
+                       attention=variant == "attentive", seed=0)
+            for name in pred:
+                rows = np.flatnonzero(test)
+                pred[name][rows] = logits_of(head, frames, list(rows + offset[name])).argmax(1)
+        ua = {name: round(float(balanced_accuracy_score(y[:n], p)), 4) for name, p in pred.items()}
+        out[variant] = ua | {"white_drop": round(100 * (ua["clean"] - ua["white"]), 2),
+                             "babble_drop": round(100 * (ua["clean"] - ua["babble"]), 2)}
+        print(f"| {variant} + aug2 | {out[variant]} |", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
@@ -183,12 +260,18 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=3)
     parser.add_argument("--variants", default="attentive,stats")
     parser.add_argument("--skip-kfold", action="store_true")
+    parser.add_argument("--noise", action="store_true", help="the noise study on RAVDESS 6-fold instead")
     parser.add_argument("--states", default="all", help="encoder states the head reads: all, or e.g. 4 or 3,4,5")
     parser.add_argument("--out", type=Path, default=Path("runs/exp_attentive_pooling.json"))
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("EXP_THREADS", "2")))
     start = time.time()
     extractor = FeatureExtractor("whisper-base")
+    if args.noise:
+        result = {"stride_ms": 20 * args.stride, "states": args.states, "noise": noise_study(args, extractor, args.stride)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        return
     utts = [u for name in ("ravdess", "nemo", "turev") for u in scan_corpus(name, args.corpora / name)]
     frames = frame_features([u.path for u in utts], extractor, args.stride)
     if args.states != "all":

@@ -34,6 +34,8 @@ RECIPES = {
     "all-3x128-ls0": TrainConfig(ensemble=3, fit=FitConfig(layers=None, hidden=128, label_smoothing=0.0)),
     "ls0-ens10": TrainConfig(ensemble=10, fit=FitConfig(layers=(4,), label_smoothing=0.0)),
     "ls0-drop0.5": TrainConfig(fit=FitConfig(layers=(4,), label_smoothing=0.0, dropout=0.5)),
+    "ls0-drop0.5-seed100": TrainConfig(seed=100, fit=FitConfig(layers=(4,), label_smoothing=0.0, dropout=0.5)),
+    "ls0-drop0.6": TrainConfig(fit=FitConfig(layers=(4,), label_smoothing=0.0, dropout=0.6)),
     "ls0-h512": TrainConfig(fit=FitConfig(layers=(4,), label_smoothing=0.0, hidden=512)),
     "ls0-s34": TrainConfig(fit=FitConfig(layers=(3, 4), label_smoothing=0.0)),
     "ls0-wd0.1": TrainConfig(fit=FitConfig(layers=(4,), label_smoothing=0.0, weight_decay=0.1)),

@@ -40,6 +40,7 @@ def evaluate(
                                "its own unlabelled test clips (emovox.adaptation; transductive, stated in the report)."),
     augment: int = typer.Option(0, min=0, help="Augmented copies of each training clip (as emovox train --augment); "
                                 "test clips are never augmented."),
+    dropout: float = typer.Option(0.3, min=0.0, max=0.9, help="Dropout of each head's MLP (input and hidden)."),
     label_smoothing: float = typer.Option(0.0, min=0.0, max=0.5, help="Label smoothing of the heads' loss (0: none, "
                                           "which generalised best to held-out corpora)."),
     balance_corpora: bool = typer.Option(False, help="Weight clips so that every corpus counts the same "
@@ -71,7 +72,7 @@ def evaluate(
     err = Console(stderr=True)
     try:
         extractor = FeatureExtractor(encoder, window=window)
-        fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, layers=parse_layers(layers, extractor.feature_shape[0]))
+        fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout, layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, balance_corpora=balance_corpora,
                              fit=fit)
         trainer = default_trainer(config)

@@ -42,6 +42,7 @@ def train(
                               "Whisper-base's 0-6), all (every state, learned weights), or a list such as 2,3,4."),
     augment: int = typer.Option(0, min=0, help="Augmented copies of each clip to train on as well (level, pitch, tempo, "
                                 "white or babble noise at 0-20 dB SNR; features cached). 2 makes the model robust to noise."),
+    dropout: float = typer.Option(0.3, min=0.0, max=0.9, help="Dropout of each head's MLP (input and hidden)."),
     label_smoothing: float = typer.Option(0.0, min=0.0, max=0.5, help="Label smoothing of the heads' loss (0: none, "
                                           "which generalised best to held-out corpora)."),
     balance_corpora: bool = typer.Option(False, help="Weight clips so that every corpus counts the same "
@@ -65,7 +66,7 @@ def train(
         err.print(json.dumps(summarize(utterances), ensure_ascii=False))
         extractor = FeatureExtractor(encoder, window=window)
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, balance_corpora=balance_corpora,
-                             fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing,
+                             fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                                            layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
                       "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}
