@@ -16,9 +16,9 @@ If every clip of a speaker is angry, their mean *is* angry, and adaptation pulls
 toward the population average. Use it on recordings with several emotions or mostly calm
 speech (a call, a session, a corpus speaker), and with at least ``MIN_CLIPS`` clips.
 
-Measured (``python benchmarks/bench_accuracy.py --adapt``, shipped recipe, whole test
-speakers unseen in training): RAVDESS 6-fold UA 0.750 → 0.802; cross-corpus 4-class
-nEMO 0.510 → 0.544, TurEV 0.421 → 0.456, RAVDESS 0.548 → 0.529 (3-head ensembles).
+Measured (``python benchmarks/bench_accuracy.py --adapt``, the shipped v3 recipe, 5 heads,
+whole test speakers unseen in training): RAVDESS 6-fold UA 0.740 → 0.801; cross-corpus 4-class
+nEMO 0.529 → 0.610, RAVDESS 0.536 → 0.545, TurEV 0.447 → 0.498.
 
 Examples:
     >>> X = np.array([[[1.0, 4.0]], [[3.0, 8.0]]])           # two clips, one state, dim 2
