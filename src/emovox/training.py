@@ -212,7 +212,7 @@ def train_model(
         "n_speakers": len({u.speaker_key for u in utterances}),
         "split": "each head validates on its own held-out speakers "
                  f"({config.val_fraction:.0%} of each corpus's speakers); no speaker is in both its train and validation sets",
-        "augmentation": ({"copies": config.augment, "recipe": _recipe(), "babble": "other utterances of the same corpus",
+        "augmentation": ({"copies": config.augment, "recipe": _recipe(), "babble": "utterances of other speakers of the same corpus",
                           "validation": "original clips only"} if config.augment else None),
         "ensemble": members,
         "mean_val_ua": round(float(np.mean([m["val_ua"] for m in members])), 4),

@@ -105,10 +105,10 @@ def evaluate(
         raise typer.Exit(2) from None
     if augment:
         for o in outcomes:
-            source = ("the same fold's speakers, so no test speaker is heard even as noise" if protocol is not Protocol.cross_corpus
+            source = ("the same fold, so no test speaker is heard even as noise" if protocol is not Protocol.cross_corpus
                       else "the same corpus")
-            o.split += (f"; training clips plus {augment} augmented copies each (babble noise made of other utterances "
-                        f"of {source}; test clips are not augmented)")
+            o.split += (f"; training clips plus {augment} augmented copies each (babble noise made of utterances of other "
+                        f"speakers of {source}; test clips are not augmented)")
     results = []
     for o in outcomes:
         metrics = classification_metrics(o.truth, o.predicted, labels=o.labels, probs=o.probs)
