@@ -238,18 +238,22 @@ def noise_study(args, extractor, stride: int) -> dict:
         pred = {name: np.zeros(n, int) for name in ("clean", "white", "babble")}
         for test in folds:
             train_rows = np.flatnonzero(~test)
-            val_mask = speaker_holdout(speakers[train_rows], corpora[train_rows], fraction=0.15, seed=0)
-            fit_rows = train_rows[~val_mask]
-            fit_rows = np.concatenate([fit_rows, fit_rows + offset["aug0"], fit_rows + offset["aug1"]])
-            head = fit(frames, y, list(fit_rows), list(train_rows[val_mask]), len(labels),
-                       attention=variant == "attentive", seed=0)
+            rows = np.flatnonzero(test)
+            logits = {name: 0 for name in pred}
+            for k in range(args.heads):
+                val_mask = speaker_holdout(speakers[train_rows], corpora[train_rows], fraction=0.15, seed=k)
+                fit_rows = train_rows[~val_mask]
+                fit_rows = np.concatenate([fit_rows, fit_rows + offset["aug0"], fit_rows + offset["aug1"]])
+                head = fit(frames, y, list(fit_rows), list(train_rows[val_mask]), len(labels),
+                           attention=variant == "attentive", seed=k)
+                for name in pred:
+                    logits[name] = logits[name] + logits_of(head, frames, list(rows + offset[name]))
             for name in pred:
-                rows = np.flatnonzero(test)
-                pred[name][rows] = logits_of(head, frames, list(rows + offset[name])).argmax(1)
+                pred[name][rows] = logits[name].argmax(1)
         ua = {name: round(float(balanced_accuracy_score(y[:n], p)), 4) for name, p in pred.items()}
         out[variant] = ua | {"white_drop": round(100 * (ua["clean"] - ua["white"]), 2),
                              "babble_drop": round(100 * (ua["clean"] - ua["babble"]), 2)}
-        print(f"| {variant} + aug2 | {out[variant]} |", flush=True)
+        print(f"| {variant} + aug2, {args.heads} head(s) | {out[variant]} |", flush=True)
     return out
 
 
@@ -268,7 +272,8 @@ def main() -> None:
     start = time.time()
     extractor = FeatureExtractor("whisper-base")
     if args.noise:
-        result = {"stride_ms": 20 * args.stride, "states": args.states, "noise": noise_study(args, extractor, args.stride)}
+        result = {"stride_ms": 20 * args.stride, "states": args.states, "heads": args.heads,
+                  "noise": noise_study(args, extractor, args.stride)}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         return
