@@ -104,3 +104,19 @@ def test_kfold_outcome_covers_every_utterance_once():
     utts = _utts("x", ["sad", "angry"] * 6, [str(i // 2) for i in range(12)])
     o = speaker_kfold(np.zeros((12, 1, 1)), utts, 3, trainer=_Constant(["sad", "angry"], [0.4, 0.6]))
     assert len(o.truth) == 12 and isinstance(o, Outcome) and set(o.predicted) == {"angry"}
+
+
+def test_train_and_evaluate_take_the_same_recipe_options(two_corpora, tmp_path):
+    recipe = ["--layers", "all", "--dropout", "0.4", "--label-smoothing", "0.05", "--balance-corpora"]
+    corpora = [f"folder:{two_corpora[0]}"]
+    out = tmp_path / "model"
+    trained = CliRunner().invoke(app, ["train", *corpora, "--out", str(out), "--encoder", "whisper-tiny.en",
+                                       "--ensemble", "1", "--epochs", "5", "--hidden", "16", *recipe])
+    assert trained.exit_code == 0, trained.output
+    config = json.loads((out / "config.json").read_text())["training"]["config"]
+    assert config["balance_corpora"] is True and config["fit"]["layers"] is None
+    assert config["fit"]["dropout"] == 0.4 and config["fit"]["label_smoothing"] == 0.05
+    evaluated = CliRunner().invoke(app, ["evaluate", *corpora, "--folds", "3", "--encoder", "whisper-tiny.en",
+                                         "--ensemble", "1", "--hidden", "16", "--out", str(tmp_path / "r"), "--no-plots",
+                                         *recipe])
+    assert evaluated.exit_code == 0, evaluated.output

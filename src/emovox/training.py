@@ -160,13 +160,12 @@ def train_ensemble(
         if not val.any():
             raise EmovoxError("speaker-disjoint validation needs at least two speakers in some corpus")
         fit_cfg = dataclasses.replace(config.fit, seed=seed)
-        X_fit, y_fit = X[~val], y[~val]
+        X_fit, y_fit, corpora_fit = X[~val], y[~val], corpora[~val]
         if augmented is not None and len(augmented):
             X_fit = np.concatenate([X_fit, *augmented[:, ~val]])
             y_fit = np.tile(y_fit, 1 + len(augmented))
-        weights = None
-        if config.balance_corpora:
-            weights = group_balance_weights(np.tile(corpora[~val], 1 + (0 if augmented is None else len(augmented))))
+            corpora_fit = np.tile(corpora_fit, 1 + len(augmented))
+        weights = group_balance_weights(corpora_fit) if config.balance_corpora else None
         result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights)
         heads.append(result.head)
         val_logits.append(predict_logits(result.head, X[val]))

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from . import app
+from . import app, recipe_options
 
 
 class Protocol(str, Enum):
@@ -34,17 +34,14 @@ def evaluate(
     window: float = typer.Option(0.0),
     ensemble: int = typer.Option(5, min=1),
     hidden: int = typer.Option(256, min=4, help="Hidden units of each head's MLP."),
-    layers: str = typer.Option("auto", help="Encoder hidden states the heads read: auto (two thirds up: 4 of "
-                              "Whisper-base's 0-6), all (every state, learned weights), or a list such as 2,3,4."),
+    layers: str = recipe_options.LAYERS,
     adapt: bool = typer.Option(False, "--adapt", help="Adapt to each test speaker: centre its features on the mean of "
                                "its own unlabelled test clips (emovox.adaptation; transductive, stated in the report)."),
     augment: int = typer.Option(0, min=0, help="Augmented copies of each training clip (as emovox train --augment); "
                                 "test clips are never augmented."),
-    dropout: float = typer.Option(0.3, min=0.0, max=0.9, help="Dropout of each head's MLP (input and hidden)."),
-    label_smoothing: float = typer.Option(0.0, min=0.0, max=0.5, help="Label smoothing of the heads' loss (0: none, "
-                                          "which generalised best to held-out corpora)."),
-    balance_corpora: bool = typer.Option(False, help="Weight clips so that every corpus counts the same "
-                                         "(lost slightly on held-out corpora with the shared ones; for very uneven corpora)."),
+    dropout: float = recipe_options.DROPOUT,
+    label_smoothing: float = recipe_options.LABEL_SMOOTHING,
+    balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     seed: int = typer.Option(0),
     plots: bool = typer.Option(True, help="Write PNG plots."),
 ) -> None:

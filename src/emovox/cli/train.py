@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from . import app
+from . import app, recipe_options
 
 
 def load_corpora(specs: list[str], manifests: list[Path] | None = None):
@@ -38,15 +38,12 @@ def train(
     epochs: int = typer.Option(60, min=1),
     hidden: int = typer.Option(256, min=4),
     window: float = typer.Option(0.0, help="0 = encode each clip's own length; 30 = pad to Whisper's 30 s window."),
-    layers: str = typer.Option("auto", help="Encoder hidden states the heads read: auto (two thirds up: 4 of "
-                              "Whisper-base's 0-6), all (every state, learned weights), or a list such as 2,3,4."),
+    layers: str = recipe_options.LAYERS,
     augment: int = typer.Option(0, min=0, help="Augmented copies of each clip to train on as well (level, pitch, tempo, "
                                 "white or babble noise at 0-20 dB SNR; features cached). 2 makes the model robust to noise."),
-    dropout: float = typer.Option(0.3, min=0.0, max=0.9, help="Dropout of each head's MLP (input and hidden)."),
-    label_smoothing: float = typer.Option(0.0, min=0.0, max=0.5, help="Label smoothing of the heads' loss (0: none, "
-                                          "which generalised best to held-out corpora)."),
-    balance_corpora: bool = typer.Option(False, help="Weight clips so that every corpus counts the same "
-                                         "(lost slightly on held-out corpora with the shared ones; for very uneven corpora)."),
+    dropout: float = recipe_options.DROPOUT,
+    label_smoothing: float = recipe_options.LABEL_SMOOTHING,
+    balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
