@@ -34,6 +34,7 @@ from emovox.corpora import scan_corpus
 from emovox.features import FeatureCache, FeatureExtractor, extract_files
 from emovox.fit import FitConfig
 from emovox.metrics import classification_metrics, expected_calibration_error
+from emovox.pooling import POOLINGS
 from emovox.protocols import cross_corpus
 from emovox.splits import speaker_folds
 from emovox.training import (
@@ -83,6 +84,11 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--label-smoothing", type=float, default=FitConfig.label_smoothing)
     parser.add_argument("--dropout", type=float, default=FitConfig.dropout)
+    parser.add_argument("--pooling", choices=POOLINGS, default="mean_std",
+                        help="level_mean_std: frames weighted by speech level (emovox.speech_level)")
+    parser.add_argument("--consistency", type=float, default=0.0,
+                        help="with --augment: weight of the clean-vs-copy consistency loss (emovox.fit)")
+    parser.add_argument("--seed", type=int, default=0, help="first head's seed (head k gets seed + k)")
     parser.add_argument("--snr", type=float, default=10.0)
     parser.add_argument("--augment", type=int, default=0, help="augmented copies of each training clip")
     parser.add_argument("--babble-source", choices=("other-corpora", "same-fold"), default="other-corpora",
@@ -94,11 +100,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench_accuracy.json"))
     args = parser.parse_args()
     start = time.time()
-    extractor = FeatureExtractor("whisper-base")
-    config = TrainConfig(ensemble=args.ensemble, fit=FitConfig(layers=parse_layers(args.layers, extractor.feature_shape[0]),
+    extractor = FeatureExtractor("whisper-base", pooling=args.pooling)
+    config = TrainConfig(ensemble=args.ensemble, seed=args.seed, fit=FitConfig(layers=parse_layers(args.layers, extractor.feature_shape[0]),
                                                                   hidden=args.hidden, label_smoothing=args.label_smoothing,
-                                                                  dropout=args.dropout))
-    result: dict = {"recipe": {"encoder": "whisper-base", "layers": config.fit.layers, "ensemble": args.ensemble, "hidden": args.hidden, "label_smoothing": args.label_smoothing, "dropout": args.dropout,
+                                                                  dropout=args.dropout, consistency=args.consistency))
+    result: dict = {"recipe": {"encoder": "whisper-base", "pooling": args.pooling, "seed": args.seed, "consistency": args.consistency, "layers": config.fit.layers, "ensemble": args.ensemble, "hidden": args.hidden, "label_smoothing": args.label_smoothing, "dropout": args.dropout,
                                "augment": args.augment, "adapt": args.adapt,
                                "babble_source": args.babble_source if args.augment else None}}
     shared = [name for name in ("ravdess", "nemo", "turev") if (args.corpora / name).is_dir()]

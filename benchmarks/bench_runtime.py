@@ -63,7 +63,7 @@ def _stages_onnx(model, audio16: np.ndarray) -> dict:
     windows = mel_windows(audio16, n_mels=model.n_mels, window=model.window)
     t1 = time.perf_counter()
     for mel, valid in windows:
-        _, features = model.run(mel[None], np.array([valid]))
+        _, features, _ = model.run(mel[None], np.array([valid]))
     t2 = time.perf_counter()
     model.head_probabilities(features)
     t3 = time.perf_counter()

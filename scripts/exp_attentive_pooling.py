@@ -183,17 +183,13 @@ def ensemble_predict(frames, y, train_rows, test_rows, speakers, corpora, n_clas
     return logits
 
 
-def noise_study(args, extractor, stride: int) -> dict:
-    """RAVDESS 6-fold with two augmented copies per training clip (babble from the same fold's
-    other speakers, as ``bench_accuracy.py --babble-source same-fold``), tested clean and with
-    10 dB white and babble noise on the held-out clips (babble of four other speakers)."""
+def study_transforms(paths: list[str], speakers: np.ndarray, folds: list[np.ndarray]):
+    """The noise study's audio transforms ``(signal, content_hash) -> signal``, by name:
+    ``aug0``/``aug1`` (augmented training copies, babble of four other speakers of the clip's
+    own fold) and ``white``/``babble`` (10 dB test noise; babble of four other speakers)."""
     from emovox.augment import augment, babble, copy_seed, mix_at_snr
 
-    utts = scan_corpus("ravdess", args.corpora / "ravdess")
-    paths = [u.path for u in utts]
-    speakers = np.array([u.speaker_key for u in utts])
-    folds = speaker_folds(speakers, 6)
-    fold_of = np.zeros(len(utts), int)
+    fold_of = np.zeros(len(paths), int)
     for k, test in enumerate(folds):
         fold_of[test] = k
     row_of = {content_hash(p): i for i, p in enumerate(paths)}
@@ -218,11 +214,25 @@ def noise_study(args, extractor, stride: int) -> dict:
             return mix_at_snr(signal, noise, 10.0)
         return transform
 
-    sets = {"clean": frame_features(paths, extractor, stride)}
-    for c in range(2):
-        sets[f"aug{c}"] = frame_features(paths, extractor, stride, transform=aug_transform(c), tag=f"aug-samefold-{c}")
-    for kind in ("white", "babble"):
-        sets[kind] = frame_features(paths, extractor, stride, transform=noise_transform(kind), tag=f"test-{kind}-10")
+    return {"aug0": aug_transform(0), "aug1": aug_transform(1), "white": noise_transform("white"),
+            "babble": noise_transform("babble")}
+
+
+STUDY_TAGS = {"clean": "", "aug0": "aug-samefold-0", "aug1": "aug-samefold-1", "white": "test-white-10",
+              "babble": "test-babble-10"}  # each set's frame-cache tag
+
+
+def noise_study(args, extractor, stride: int) -> dict:
+    """RAVDESS 6-fold with two augmented copies per training clip (babble from the same fold's
+    other speakers, as ``bench_accuracy.py --babble-source same-fold``), tested clean and with
+    10 dB white and babble noise on the held-out clips (babble of four other speakers)."""
+    utts = scan_corpus("ravdess", args.corpora / "ravdess")
+    paths = [u.path for u in utts]
+    speakers = np.array([u.speaker_key for u in utts])
+    folds = speaker_folds(speakers, 6)
+    transforms = study_transforms(paths, speakers, folds)
+    sets = {name: frame_features(paths, extractor, stride, transform=transforms.get(name), tag=tag)
+            for name, tag in STUDY_TAGS.items()}
     if args.states != "all":
         keep = [int(s) for s in args.states.split(",")]
         sets = {k: [f[keep] for f in v] for k, v in sets.items()}

@@ -19,6 +19,7 @@ from emovox.corpora import scan_corpus
 from emovox.features import FeatureExtractor
 from emovox.fit import FitConfig
 from emovox.metrics import classification_metrics
+from emovox.pooling import POOLINGS
 from emovox.protocols import cross_corpus, default_trainer
 from emovox.training import TrainConfig, load_features, parse_layers
 
@@ -49,9 +50,10 @@ def main() -> None:
     parser.add_argument("recipes", nargs="+", choices=sorted(RECIPES))
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
     parser.add_argument("--adapt", action="store_true")
+    parser.add_argument("--pooling", choices=POOLINGS, default="mean_std", help="features' pooling over time")
     parser.add_argument("--out", type=Path, default=Path("runs/exp_cross_recipes.json"))
     args = parser.parse_args()
-    extractor = FeatureExtractor("whisper-base")
+    extractor = FeatureExtractor("whisper-base", pooling=args.pooling)
     utts = [u for name in ("ravdess", "nemo", "turev") for u in scan_corpus(name, args.corpora / name)]
     X = load_features(utts, extractor)
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -60,7 +62,7 @@ def main() -> None:
         ua = {o.name: round(float(classification_metrics(o.truth, o.predicted, labels=o.labels)["ua"]), 4)
               for o in cross_corpus(X, utts, trainer=default_trainer(RECIPES[name]), scheme="4class", adapt=args.adapt)}
         ua["mean"] = round(float(np.mean(list(ua.values()))), 4)
-        key = name + ("+adapt" if args.adapt else "")
+        key = name + ("+level" if args.pooling == "level_mean_std" else "") + ("+adapt" if args.adapt else "")
         result[key] = ua
         print(f"| {key} | " + " | ".join(f"{k} {v:.3f}" for k, v in ua.items()) + f" | {time.time() - start:.0f} s |", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)

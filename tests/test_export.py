@@ -22,11 +22,12 @@ from emovox.testing import speechlike, write_wav
 LABELS = ["neutral", "happy", "sad", "angry"]
 
 
-def make_random_model(directory: Path, *, window: float = 0.0, seed: int = 0, layers: tuple[int, ...] | None = None) -> Path:
+def make_random_model(directory: Path, *, window: float = 0.0, seed: int = 0, layers: tuple[int, ...] | None = None,
+                      pooling: str = "mean_std") -> Path:
     """A tiny.en model with untrained but decisive heads: feature statistics from a few
     synthetic voices, random layer weights, large output weights (probabilities far from
     uniform, so parity tests mean something)."""
-    extractor = FeatureExtractor("whisper-tiny.en", window=window)
+    extractor = FeatureExtractor("whisper-tiny.en", window=window, pooling=pooling)
     signals = [speechlike(duration=0.5 + 0.3 * i, f0=100 + 25 * i, seed=i, amplitude=0.05 + 0.1 * i) for i in range(6)]
     features = torch.from_numpy(extractor(signals))
     generator = torch.Generator().manual_seed(seed)

@@ -25,3 +25,40 @@ def test_group_balance_gives_every_group_the_same_total_weight():
     w = group_balance_weights(groups)
     totals = [w[groups == g].sum() for g in ("ravdess", "nemo", "turev")]
     assert np.allclose(totals, totals[0]) and w.mean() == pytest.approx(1.0)
+
+
+def _noisy_pairs(seed: int):
+    """Two classes told apart by dimension 0; the copies add a shift along dimension 1 that
+    also correlates with the class in the clean rows, so a head may lean on it."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], 60)
+    X = rng.normal(size=(120, 1, 6)).astype("float32")
+    X[:, 0, 0] += 2.0 * y
+    X[:, 0, 1] += 1.0 * y
+    copies = X[None].repeat(2, 0) + np.stack([rng.normal(size=X.shape), rng.normal(size=X.shape)]).astype("float32")
+    copies[:, :, 0, 1] += rng.normal(scale=3.0, size=(2, 120)).astype("float32")
+    return X, y, copies
+
+
+def test_consistency_makes_predictions_on_copies_agree_with_the_clips():
+    from emovox.fit import FitConfig, fit_head
+    from emovox.head import predict_logits
+
+    X, y, copies = _noisy_pairs(0)
+    X_test, _, copies_test = _noisy_pairs(1)
+    disagreement = {}
+    for weight in (0.0, 10.0):
+        config = FitConfig(epochs=30, hidden=16, lr=1e-2, dropout=0.0, consistency=weight)
+        head = fit_head(X, y, None, None, n_classes=2, config=config, copies=copies).head
+        clean = torch.log_softmax(torch.from_numpy(predict_logits(head, X_test)), -1)
+        noisy = torch.log_softmax(torch.from_numpy(predict_logits(head, copies_test[0])), -1)
+        disagreement[weight] = float(torch.nn.functional.kl_div(noisy, clean, log_target=True, reduction="batchmean"))
+    assert disagreement[10.0] < 0.5 * disagreement[0.0], disagreement
+
+
+def test_copies_must_pair_with_the_training_rows():
+    from emovox.fit import FitConfig, fit_head
+
+    X, y, copies = _noisy_pairs(0)
+    with pytest.raises(ValueError, match="do not pair"):
+        fit_head(X, y, None, None, n_classes=2, config=FitConfig(epochs=1), copies=copies[:, :10])

@@ -8,6 +8,8 @@ ensemble, and their calibrated average (:meth:`emovox.head.Ensemble.probabilitie
     mel_lengths  int64   (batch,)                  valid frames of each row
       → probs    float32 (batch, n_labels)         calibrated class probabilities
       → features float32 (batch, n_states, 2 d)    pooled [mean, std] of hidden states 0..k
+      → weight   float32 (batch,)                  total frame weight pooled (frame count, or
+                                                   level weights: emovox.speech_level)
 
 k is the highest state any head reads: blocks past it are not computed (a head of the shipped
 model reads state 4 of Whisper base's 7, so 4 of its 6 blocks run — exact, a third less work).
@@ -44,9 +46,11 @@ from .checkpoint import ModelBundle, load_model_files
 from .encoder_weights import encoder_weight_hash, load_encoder, sha256_file
 from .errors import ModelError
 from .head import Ensemble
+from .pooling import POOLINGS
 from .prediction import EXPORT_FORMAT
 from .runtime.mel import HOP_LENGTH, MAX_MEL_FRAMES
 from .runtime.model import EXPORT_FORMAT_VERSION
+from .speech_level import level_weights
 from .whisper_encoder import WhisperEncoder
 
 log = logging.getLogger(__name__)
@@ -56,14 +60,19 @@ FP32, INT8, HEAD, TORCHSCRIPT = "model.onnx", "model.int8.onnx", "head.onnx", "m
 REFERENCE = "reference_mean.npy"
 
 
-def pool_valid(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def pool_valid(states: torch.Tensor, lengths: torch.Tensor, frame_weights: torch.Tensor | None = None) -> torch.Tensor:
     """``(b, n_states, t, d)`` → ``(b, n_states, 2 d)``: mean and std over each row's first
-    ``lengths`` frames, as :func:`emovox.pooling.mean_std_pool` gives them.
+    ``lengths`` frames, as :func:`emovox.pooling.mean_std_pool` gives them; each frame counted
+    by ``frame_weights`` ``(b, t)`` when given (level pooling, :mod:`emovox.speech_level`).
 
     The variance is two-pass (mean of squared deviations): exact in float32 even for
     near-constant dimensions, where E[x²] − mean² would be rounding noise."""
     valid = (torch.arange(states.shape[2], device=states.device)[None, :] < lengths[:, None]).to(states.dtype)
-    weights = (valid / lengths.to(states.dtype)[:, None])[:, None, :, None]  # (b, 1, t, 1)
+    if frame_weights is not None:
+        w = frame_weights[:, : states.shape[2]] * valid
+        weights = (w / w.sum(1, keepdim=True).clamp_min(1e-12))[:, None, :, None]
+    else:
+        weights = (valid / lengths.to(states.dtype)[:, None])[:, None, :, None]  # (b, 1, t, 1)
     mean = (states * weights).sum(2)
     deviation = states - mean[:, :, None, :]
     std = torch.sqrt((deviation * deviation * weights).sum(2))
@@ -163,20 +172,29 @@ def states_read(heads: Sequence[nn.Module], n_states: int) -> int:
 
 
 class ExportGraph(nn.Module):
-    """Log-mel frames → (probs, features): encoder, pooling over valid frames, heads."""
+    """Log-mel frames → (probs, features, weight): encoder, pooling over valid frames, heads.
+    ``weight`` is each row's total frame weight (its valid frames, or their level weights),
+    which the runtime needs to merge the windows of a long clip."""
 
     def __init__(self, encoder: WhisperEncoder, heads: Sequence[nn.Module], temperature: float, *,
-                 mask_padding: bool = True, average: str = "logits"):
+                 mask_padding: bool = True, average: str = "logits", pooling: str = "mean_std"):
         super().__init__()
         self.encoder = ExportEncoder(encoder, n_blocks=states_read(heads, encoder.n_hidden_states) - 1)
         self.head = HeadGraph(heads, temperature, average)
         self.mask_padding = mask_padding
+        self.level = pooling == "level_mean_std"
 
-    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         states = self.encoder(mel, mel_lengths if self.mask_padding else None)
         pooled_frames = torch.clamp((mel_lengths + 1) // 2, min=1)  # stride-2 convolution
-        features = pool_valid(torch.stack(states, dim=1), pooled_frames)
-        return self.head(features), features
+        stacked = torch.stack(states, dim=1)
+        if self.level:
+            frame_weights = level_weights(mel, mel_lengths)[:, : stacked.shape[2]]
+            weight = frame_weights.sum(1)
+        else:
+            frame_weights, weight = None, pooled_frames.to(mel.dtype)
+        features = pool_valid(stacked, pooled_frames, frame_weights)
+        return self.head(features), features, weight
 
 
 @dataclasses.dataclass
@@ -194,8 +212,8 @@ def build_graph(model_dir: str | os.PathLike) -> Exported:
     """Load a model directory and its encoder (checking the weight hash) into an :class:`ExportGraph`."""
     bundle = load_model_files(model_dir)
     settings = bundle.features
-    if settings.pooling != "mean_std":
-        raise ModelError(f"cannot export pooling {settings.pooling!r} (only mean_std)")
+    if settings.pooling not in POOLINGS:
+        raise ModelError(f"cannot export pooling {settings.pooling!r} (only {', '.join(POOLINGS)})")
     if settings.window not in (0, 30):
         raise ModelError(f"cannot export window={settings.window} (0 or 30 s)")
     actual = encoder_weight_hash(settings.encoder)
@@ -204,7 +222,7 @@ def build_graph(model_dir: str | os.PathLike) -> Exported:
                          f"({settings.encoder_sha256[:12]})")
     encoder = load_encoder(settings.encoder)
     graph = ExportGraph(encoder, bundle.heads, bundle.temperature, mask_padding=not settings.window,
-                        average=bundle.average).eval()
+                        average=bundle.average, pooling=settings.pooling).eval()
     cfg = encoder.config
     return Exported(graph, bundle, cfg.n_mels, graph.encoder.n_hidden_states, 2 * cfg.d_model)
 
@@ -258,9 +276,9 @@ def export_onnx(exported: Exported, path: str | os.PathLike) -> Path:
         warnings.simplefilter("ignore")  # tracer notes about Python-side shape checks
         torch.onnx.export(
             exported.graph, _example_inputs(exported.n_mels), os.fspath(path), dynamo=False, opset_version=OPSET,
-            input_names=["mel", "mel_lengths"], output_names=["probs", "features"],
+            input_names=["mel", "mel_lengths"], output_names=["probs", "features", "weight"],
             dynamic_axes={"mel": {0: "batch", 2: "frames"}, "mel_lengths": {0: "batch"},
-                          "probs": {0: "batch"}, "features": {0: "batch"}},
+                          "probs": {0: "batch"}, "features": {0: "batch"}, "weight": {0: "batch"}},
         )
     add_metadata(path, metadata(exported), doc=__doc__.split("\n\n")[1])
     return path

@@ -26,9 +26,15 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .encoder_weights import DEFAULT_ENCODER, cache_dir, encoder_weight_hash, load_encoder
+from .encoder_weights import (
+    DEFAULT_ENCODER,
+    cache_dir,
+    encoder_weight_hash,
+    load_encoder,
+)
+from .pooling import POOLINGS, mean_std_pool
 from .runtime.mel import mel_windows
-from .pooling import mean_std_pool
+from .speech_level import level_weights
 from .whisper_encoder import WhisperEncoder
 
 FEATURE_VERSION = 1  # bump when the meaning of cached features changes
@@ -67,11 +73,14 @@ class FeatureExtractor:
         *,
         max_batch_frames: int = 6000,
         window: float = 0.0,
+        pooling: str = "mean_std",
         module: WhisperEncoder | None = None,
     ):
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         self.encoder = module if module is not None else load_encoder(encoder)
         self.settings = FeatureSettings(
-            encoder=str(encoder), encoder_sha256=encoder_weight_hash(encoder), window=window
+            encoder=str(encoder), encoder_sha256=encoder_weight_hash(encoder), pooling=pooling, window=window
         )
         self.max_batch_frames = max_batch_frames
         self.n_mels = self.encoder.config.n_mels
@@ -87,11 +96,16 @@ class FeatureExtractor:
         """Pooled features ``(len(signals), n_states, 2 d)``; batches of similar length."""
         windows: list[tuple[int, np.ndarray]] = []  # (signal index, mel window)
         valid: list[int] = []  # encoder frames of real audio in each window (at least one)
+        weights: list[np.ndarray | None] = []  # each window's frame weights (level pooling)
+        level = self.settings.pooling == "level_mean_std"
         for index, signal in enumerate(signals):
             for mel, valid_mel in mel_windows(signal, n_mels=self.n_mels, window=self.settings.window):
                 windows.append((index, mel))
                 valid.append(max(1, (valid_mel + 1) // 2))
+                weights.append(level_weights(torch.from_numpy(mel)[None], torch.tensor([valid_mel]))[0].numpy()
+                               if level else None)
         per_signal: list[list[np.ndarray]] = [[] for _ in signals]
+        per_signal_weights: list[list[np.ndarray]] = [[] for _ in signals]
         order = sorted(range(len(windows)), key=lambda i: windows[i][1].shape[1])
         start = 0
         while start < len(order):
@@ -105,10 +119,13 @@ class FeatureExtractor:
             encoded = self._encode([w for _, w in batch])
             for j, (index, _), states in zip(order[start:stop], batch, encoded):
                 per_signal[index].append(states[:, : valid[j]])
+                if level:
+                    per_signal_weights[index].append(weights[j][: valid[j]])
             if progress:
                 progress(len({index for index, _ in batch}))
             start = stop
-        pooled = [mean_std_pool(np.concatenate(parts, axis=1)) for parts in per_signal]
+        pooled = [mean_std_pool(np.concatenate(parts, axis=1), np.concatenate(w) if w else None)
+                  for parts, w in zip(per_signal, per_signal_weights)]
         return np.stack(pooled) if pooled else np.zeros((0, *self.feature_shape), np.float32)
 
     def _encode(self, mels: list[np.ndarray]) -> list[np.ndarray]:

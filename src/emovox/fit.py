@@ -44,6 +44,9 @@ class FitConfig:
     dropout: float = 0.3
     layers: tuple[int, ...] | None = None  # encoder states the head reads (None: all, weighted)
     seed: int = 0
+    # weight of KL(clean prediction || prediction on an augmented copy of the same clip), when
+    # fit_head gets the copies paired with their clips (0: copies are just more training rows)
+    consistency: float = 0.0
 
 
 @dataclasses.dataclass
@@ -95,11 +98,17 @@ def fit_head(
     n_classes: int,
     config: FitConfig = FitConfig(),
     sample_weights: np.ndarray | None = None,
+    copies: np.ndarray | None = None,
     progress=None,
 ) -> FitResult:
     """Train a head; validation UA picks the epoch (or the last epoch without validation).
     ``sample_weights`` (one per training row, e.g. :func:`group_balance_weights` of the rows'
     corpora) scale each row's loss on top of the class weights.
+
+    ``copies`` ``(k, len(X_train), ...)``: augmented copies paired with their training rows.
+    Each step then sees a batch of clips and one random copy of each; the loss is both
+    cross-entropies plus ``config.consistency`` times the KL divergence from the clip's
+    (fixed) prediction to the copy's, which teaches the head to answer the same under noise.
 
     Runs on one thread: the head is small, and extra threads only contend with other work.
     """
@@ -107,18 +116,24 @@ def fit_head(
     torch.set_num_threads(1)
     try:
         return _fit(X_train, y_train, X_val, y_val, n_classes=n_classes, config=config, progress=progress,
-                    sample_weights=sample_weights)
+                    sample_weights=sample_weights, copies=copies)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_weights=None) -> FitResult:
+def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_weights=None, copies=None) -> FitResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     X_train = np.ascontiguousarray(X_train, dtype=np.float32)
     head = EmotionHead(X_train.shape[1], X_train.shape[2], n_classes, hidden=config.hidden, dropout=config.dropout,
                        layers=config.layers)
-    head.set_normalization(torch.from_numpy(X_train))
+    if copies is not None:
+        copies = torch.from_numpy(np.ascontiguousarray(copies, dtype=np.float32))
+        if copies.shape[1:] != X_train.shape:
+            raise ValueError(f"copies {tuple(copies.shape)} do not pair with training rows {X_train.shape}")
+        head.set_normalization(torch.cat([torch.from_numpy(X_train), copies.flatten(0, 1)]))
+    else:
+        head.set_normalization(torch.from_numpy(X_train))
     opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
     weights = class_weights(y_train, n_classes)
@@ -131,8 +146,16 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
         total = 0.0
         for i in range(0, len(perm), config.batch_size):
             idx = torch.from_numpy(perm[i : i + config.batch_size])
-            loss = compute_objective(compute_forward(head, Xt[idx]), yt[idx], weights, config.label_smoothing,
-                                     None if st is None else st[idx])
+            logits = compute_forward(head, Xt[idx])
+            loss = compute_objective(logits, yt[idx], weights, config.label_smoothing, None if st is None else st[idx])
+            if copies is not None:
+                pick = torch.from_numpy(rng.integers(0, len(copies), len(idx)))
+                noisy = compute_forward(head, copies[pick, idx])
+                loss = loss + compute_objective(noisy, yt[idx], weights, config.label_smoothing,
+                                                None if st is None else st[idx])
+                if config.consistency:
+                    loss = loss + config.consistency * F.kl_div(F.log_softmax(noisy, -1), F.softmax(logits, -1).detach(),
+                                                                reduction="batchmean")
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -160,13 +160,16 @@ def train_ensemble(
         if not val.any():
             raise EmovoxError("speaker-disjoint validation needs at least two speakers in some corpus")
         fit_cfg = dataclasses.replace(config.fit, seed=seed)
-        X_fit, y_fit, corpora_fit = X[~val], y[~val], corpora[~val]
-        if augmented is not None and len(augmented):
+        X_fit, y_fit, corpora_fit, copies = X[~val], y[~val], corpora[~val], None
+        if augmented is not None and len(augmented) and config.fit.consistency:
+            copies = augmented[:, ~val]  # paired with their clips (emovox.fit: consistency loss)
+        elif augmented is not None and len(augmented):
             X_fit = np.concatenate([X_fit, *augmented[:, ~val]])
             y_fit = np.tile(y_fit, 1 + len(augmented))
             corpora_fit = np.tile(corpora_fit, 1 + len(augmented))
         weights = group_balance_weights(corpora_fit) if config.balance_corpora else None
-        result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights)
+        result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights,
+                          copies=copies)
         heads.append(result.head)
         val_logits.append(predict_logits(result.head, X[val]))
         reference = Ensemble([result.head], labels).reference_mean()

@@ -32,6 +32,7 @@ def evaluate(
     out: Path = typer.Option(Path("runs/evaluate"), "--out", "-o", help="Report folder (report.md, report.json, PNGs)."),
     encoder: str = typer.Option("whisper-base"),
     window: float = typer.Option(0.0),
+    pooling: str = recipe_options.POOLING,
     ensemble: int = typer.Option(5, min=1),
     hidden: int = typer.Option(256, min=4, help="Hidden units of each head's MLP."),
     layers: str = recipe_options.LAYERS,
@@ -68,7 +69,7 @@ def evaluate(
     logging.basicConfig(level=logging.WARNING)
     err = Console(stderr=True)
     try:
-        extractor = FeatureExtractor(encoder, window=window)
+        extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout, layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, balance_corpora=balance_corpora,
                              fit=fit)

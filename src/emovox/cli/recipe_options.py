@@ -10,5 +10,8 @@ LAYERS = typer.Option("auto", help="Encoder hidden states the heads read: auto (
 DROPOUT = typer.Option(0.3, min=0.0, max=0.9, help="Dropout of each head's MLP (input and hidden).")
 LABEL_SMOOTHING = typer.Option(0.0, min=0.0, max=0.5, help="Label smoothing of the heads' loss (0: none, "
                                "which generalised best to held-out corpora).")
+POOLING = typer.Option("mean_std", help="How each encoder state is pooled over time: mean_std (every frame alike) or "
+                       "level_mean_std (frames weighted by speech level, so quieter background talk counts less; "
+                       "emovox.speech_level).")
 BALANCE_CORPORA = typer.Option(False, help="Weight clips so that every corpus counts the same "
                                "(lost slightly on held-out corpora with the shared ones; for very uneven corpora).")

@@ -38,6 +38,7 @@ def train(
     epochs: int = typer.Option(60, min=1),
     hidden: int = typer.Option(256, min=4),
     window: float = typer.Option(0.0, help="0 = encode each clip's own length; 30 = pad to Whisper's 30 s window."),
+    pooling: str = recipe_options.POOLING,
     layers: str = recipe_options.LAYERS,
     augment: int = typer.Option(0, min=0, help="Augmented copies of each clip to train on as well (level, pitch, tempo, "
                                 "white or babble noise at 0-20 dB SNR; features cached). 2 makes the model robust to noise."),
@@ -61,14 +62,14 @@ def train(
         if not utterances:
             raise EmovoxError("give at least one corpus or --manifest")
         err.print(json.dumps(summarize(utterances), ensure_ascii=False))
-        extractor = FeatureExtractor(encoder, window=window)
+        extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, balance_corpora=balance_corpora,
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                                            layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
                       "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}
         report = train_model(utterances, out, config=config, extractor=extractor, provenance=provenance)
-    except EmovoxError as exc:
+    except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     err.print(f"saved {out}: labels {', '.join(report['labels'])}; mean validation UA "

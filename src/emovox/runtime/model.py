@@ -7,9 +7,10 @@ pooled features, encoder and heads in one graph), maybe ``model.int8.onnx``, and
 
 Clips of up to 30 s are one encoder window: one run of the model graph gives their
 probabilities. A longer clip is several windows; their pooled statistics (mean and std per
-layer over valid frames) are merged with the windows' frame counts into the clip's statistics
-over all its frames, exactly what pooling the concatenated frames gives, and the small head
-graph turns those into probabilities.
+layer over valid frames) are merged with the windows' frame weights (their frame counts, or
+with level pooling the sum of their frames' level weights, the graph's ``weight`` output) into
+the clip's statistics over all its frames, exactly what pooling the concatenated frames gives,
+and the small head graph turns those into probabilities.
 
 Examples:
     >>> model = OnnxEmotionModel("exported/")                     # doctest: +SKIP
@@ -32,7 +33,7 @@ from ..prediction import EXPORT_FORMAT, Predictor
 from .mel import mel_windows
 from .session import make_session
 
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2  # 2: the graph also outputs each row's frame weight (level pooling)
 VARIANTS = ("auto", "fp32", "int8")
 
 
@@ -48,9 +49,9 @@ def read_export_config(directory: str | os.PathLike) -> dict:
     return config
 
 
-def merge_pooled(features: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+def merge_pooled(features: np.ndarray, counts: Sequence[float]) -> np.ndarray:
     """Merge per-window ``[mean, std]`` features ``(windows, n_states, 2 d)`` pooled over
-    ``counts`` frames into the ``(n_states, 2 d)`` of all the frames together.
+    ``counts`` frames (or frame weights) into the ``(n_states, 2 d)`` of all the frames together.
 
     Examples:
         >>> from emovox.pooling import mean_std_pool
@@ -100,6 +101,7 @@ class OnnxEmotionModel(Predictor):
         self.window = float(self.config["features"]["window"])
         self._session_args = dict(device=device, threads=threads)
         self.session = make_session(self.directory / graphs[self.variant], **self._session_args)
+        self._outputs = ["probs", "features"] + [o.name for o in self.session.get_outputs() if o.name == "weight"]
         self._head_session = None
 
     @property
@@ -113,11 +115,13 @@ class OnnxEmotionModel(Predictor):
             self._head_session = make_session(self.directory / self.config["graphs"]["head"], **self._session_args)
         return self._head_session
 
-    def run(self, mel: np.ndarray, mel_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One graph run: ``mel (b, n_mels, frames)`` and valid frame counts → probs, features."""
-        probs, features = self.session.run(
-            ["probs", "features"], {"mel": mel.astype(np.float32, copy=False), "mel_lengths": mel_lengths.astype(np.int64)})
-        return probs, features
+    def run(self, mel: np.ndarray, mel_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One graph run: ``mel (b, n_mels, frames)`` and valid frame counts → probs, features,
+        and each row's frame weight (its valid encoder frames for graphs exported before it)."""
+        out = self.session.run(
+            self._outputs, {"mel": mel.astype(np.float32, copy=False), "mel_lengths": mel_lengths.astype(np.int64)})
+        weight = out[2] if len(out) > 2 else np.maximum(1, (mel_lengths + 1) // 2).astype(np.float32)
+        return out[0], out[1], weight
 
     def head_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Probabilities from pooled features ``(n, n_states, 2 d)`` (the head graph)."""
@@ -140,16 +144,16 @@ class OnnxEmotionModel(Predictor):
             mel = np.zeros((len(batch), self.n_mels, frames), np.float32)
             for row, i in enumerate(batch):
                 mel[row, :, : windows[i][1].shape[1]] = windows[i][1]
-            probs, feats = self.run(mel, np.array([windows[i][2] for i in batch], np.int64))
+            probs, feats, weight = self.run(mel, np.array([windows[i][2] for i in batch], np.int64))
             for row, i in enumerate(batch):
-                per_signal[windows[i][0]].append((probs[row], feats[row], max(1, (windows[i][2] + 1) // 2)))
+                per_signal[windows[i][0]].append((probs[row], feats[row], float(weight[row])))
         features, probs, merged = [], [], []
         for index, parts in enumerate(per_signal):
             if len(parts) == 1:
                 features.append(parts[0][1])
                 probs.append(parts[0][0])
             else:
-                features.append(merge_pooled(np.stack([p[1] for p in parts]), [p[2] for p in parts]))
+                features.append(merge_pooled(np.stack([p[1] for p in parts]), [max(p[2], 1e-12) for p in parts]))
                 probs.append(None)
                 merged.append(index)
         if merged:
