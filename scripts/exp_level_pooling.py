@@ -32,6 +32,7 @@ from emovox.corpora import scan_corpus
 from emovox.features import FeatureExtractor, content_hash
 from emovox.fit import FitConfig, fit_head
 from emovox.head import predict_logits
+from emovox.pooling import mean_std_pool
 from emovox.splits import speaker_folds, speaker_holdout
 from emovox.training import label_set
 
@@ -59,14 +60,6 @@ def frame_weights(level: np.ndarray, frames: int, mode: str) -> np.ndarray:
     return 1 / (1 + np.exp(-(level - ref + float(offset)) / float(slope)))
 
 
-def weighted_pool(states: np.ndarray, w: np.ndarray) -> np.ndarray:
-    s = states.astype(np.float64)
-    w = w / w.sum()
-    mean = np.einsum("ltd,t->ld", s, w)
-    std = np.sqrt(np.maximum(np.einsum("ltd,t->ld", s * s, w) - mean**2, 0))
-    return np.concatenate([mean, std], -1).astype(np.float32)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
@@ -92,7 +85,7 @@ def main() -> None:
                 signal = transforms[name](signal, content_hash(path))
             level = block_levels(signal)
             for m in modes:
-                rows[m].append(weighted_pool(states, frame_weights(level, states.shape[1], m)))
+                rows[m].append(mean_std_pool(states, frame_weights(level, states.shape[1], m)))
         for m in modes:
             pooled[m][name] = np.stack(rows[m])
     labels = label_set(utts)
