@@ -89,3 +89,33 @@ def test_exported_graph_pools_as_training_did(level_model):
     probs = torch_model.probabilities_for_signals(signals)
     assert np.abs(probs - onnx_model.probabilities_for_signals(signals)).max() < 1e-4
     assert np.ptp(probs, axis=1).max() > 0.05  # the heads decide something
+
+
+def test_shipped_noise_robust_model_loads_by_name(monkeypatch, tmp_path):
+    """``noise-robust`` names the shipped model (level pooling, every state) unless a folder of
+    that name exists, which then wins."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+    from emovox.errors import ModelError
+    from emovox.prediction import shipped_model_dir
+    from emovox.testing import voice, write_wav
+
+    monkeypatch.setenv("EMOVOX_DEFAULT_BACKEND", "torch")  # no export needed for these checks
+    model = emovox.load("noise-robust")
+    config = json.loads((shipped_model_dir("noise-robust") / "config.json").read_text())
+    assert model.extractor.settings.pooling == "level_mean_std" and config["head"]["layers"] is None
+    assert config["training"]["config"]["augment"] == 2 and all(e["kept"] for e in config["int8_gate"])
+    prediction = model.predict(voice(1.5, f0=180, seed=1, amplitude=0.3), 16000)
+    assert set(prediction.scores) == set(config["labels"])
+    clip = write_wav(tmp_path / "clip.wav", voice(1.2, f0=150, seed=2, amplitude=0.2), 16000)
+    result = CliRunner().invoke(app, ["predict", str(clip), "--model", "noise-robust", "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[0])["label"] in config["labels"]
+    make_random_model(tmp_path / "noise-robust", seed=3)
+    monkeypatch.chdir(tmp_path)
+    assert emovox.load("noise-robust").labels == ["neutral", "happy", "sad", "angry"]  # the folder
+    with pytest.raises(ModelError, match="no shipped model"):
+        shipped_model_dir("quiet-room")

@@ -32,11 +32,12 @@ import numpy as np
 from . import __version__
 from .audio import DEFAULT_MAX_DURATION, SAMPLING_RATE, load_audio
 from .decision import restrict, top_label
-from .errors import EmovoxError
+from .errors import EmovoxError, ModelError
 
 UNKNOWN = "unknown"  # the label of an abstention (see Predictor.abstain)
 EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
-EXPORT_REVISION = 4  # bump when emovox.export's graphs change: the shipped model's cached export is redone
+# bump when emovox.export's graphs change: the shipped model's cached export is redone
+EXPORT_REVISION = 5  # 5: the graph also outputs each row's frame weight (level pooling)
 
 log = logging.getLogger(__name__)
 
@@ -171,15 +172,40 @@ class Predictor:
                 yield PredictionError(path, str(audio), type(audio).__name__)
 
 
+# Models shipped inside the package, by name: "default" (single clips, best on unseen corpora),
+# "default-adaptive" (several clips of one speaker, Predictor.predict_speaker), "noise-robust"
+# (trained with noisy copies and level-weighted pooling, for rooms with background talk)
+SHIPPED_MODELS = ("default", "default-adaptive", "noise-robust")
+
+
+def shipped_model_dir(name: str) -> Path:
+    """The folder of the shipped model ``name`` (one of :data:`SHIPPED_MODELS`).
+
+    Examples:
+        >>> shipped_model_dir("noise-robust").name
+        'noise-robust'
+    """
+    if name not in SHIPPED_MODELS:
+        raise ModelError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
+    return Path(str(resources.files("emovox") / "models" / name))
+
+
+def shipped_name(model_dir: str | os.PathLike | None) -> str | None:
+    """``model_dir`` as a shipped model's name, when it is one and no such path exists."""
+    if model_dir is not None and str(model_dir) in SHIPPED_MODELS and not Path(model_dir).exists():
+        return str(model_dir)
+    return None
+
+
 def default_model_dir() -> Path:
     """The model shipped inside the package."""
-    return Path(str(resources.files("emovox") / "models" / "default"))
+    return shipped_model_dir("default")
 
 
 def adaptive_model_dir() -> Path:
     """The shipped companion model for speaker-adapted use (:meth:`Predictor.predict_speaker`):
     heads over every encoder state, which pay only once the speaker is removed."""
-    return Path(str(resources.files("emovox") / "models" / "default-adaptive"))
+    return shipped_model_dir("default-adaptive")
 
 
 def is_exported_dir(directory: str | os.PathLike) -> bool:
@@ -193,7 +219,9 @@ def is_exported_dir(directory: str | os.PathLike) -> bool:
 
 def load(model_dir: str | os.PathLike | None = None, *, adaptive: bool = False, **kwargs) -> Predictor:
     """Load a model (default: the one shipped with emovox; ``adaptive=True``: the shipped model
-    for several clips of one speaker, see :func:`adaptive_model_dir`).
+    for several clips of one speaker, see :func:`adaptive_model_dir`). ``model_dir`` is a model
+    directory, an exported folder, or the name of a shipped model (:data:`SHIPPED_MODELS`, e.g.
+    ``"noise-robust"``) where no such path exists.
 
     An exported folder runs on onnxruntime, without torch (keyword arguments go to
     :class:`emovox.runtime.OnnxEmotionModel`: ``variant``, ``device``, ``threads``,
@@ -202,6 +230,8 @@ def load(model_dir: str | os.PathLike | None = None, *, adaptive: bool = False, 
     use (see :func:`default_export`); ``EMOVOX_DEFAULT_BACKEND=torch`` keeps it on PyTorch.
     """
     shipped = adaptive_model_dir() if adaptive else default_model_dir()
+    if name := shipped_name(model_dir):
+        shipped, model_dir = shipped_model_dir(name), None
     if model_dir is None and "extractor" not in kwargs:
         exported = default_export(shipped)
         if exported is not None:

@@ -19,7 +19,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..errors import ModelError
-from ..prediction import PredictionError, default_export, default_model_dir, is_exported_dir
+from ..prediction import (
+    PredictionError,
+    default_export,
+    default_model_dir,
+    is_exported_dir,
+    shipped_model_dir,
+    shipped_name,
+)
 
 TIMELINE_COLUMNS = [("segment", pa.int32()), ("start", pa.float64()), ("end", pa.float64()),
                     ("speech_segment", pa.int32())]
@@ -40,7 +47,8 @@ def result_schema(labels: Sequence[str], *, timeline: bool = False) -> pa.Schema
 def resolve_model(model_dir: str | os.PathLike | None) -> Path:
     """The folder workers load: an exported (onnxruntime) copy when one can be made, so that
     workers never import torch; the cached export is made once (see ``default_export``)."""
-    directory = Path(model_dir) if model_dir is not None else default_model_dir()
+    name = shipped_name(model_dir)
+    directory = shipped_model_dir(name) if name else Path(model_dir) if model_dir is not None else default_model_dir()
     if not (directory / "config.json").is_file():
         raise ModelError(f"{directory}: not a model directory (no config.json)")
     if is_exported_dir(directory):

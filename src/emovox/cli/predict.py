@@ -28,7 +28,7 @@ def predict(
     inputs: list[str] = typer.Argument(..., help="Audio files, directories or glob patterns."),
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
-    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory, exported folder, or a shipped model: default, default-adaptive, noise-robust (for background talk). Default: default."),
     batch_size: int = typer.Option(16, help="Clips encoded together."),
     abstain: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Answer 'unknown' when the top probability is below this."),
     max_duration: float = typer.Option(600.0, help="Longest clip accepted, in seconds (longer ones are errors; use a timeline)."),

@@ -27,7 +27,7 @@ def timeline(
     out: list[Path] = typer.Option([], "--out", "-o", help="Write the timeline: .csv, .json or .png (a plot); repeatable."),
     output_format: TimelineFormat = typer.Option(TimelineFormat.table, "--format", "-f", help="What to print."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
-    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory (default: the shipped model)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory, exported folder, or a shipped model: default, default-adaptive, noise-robust (for background talk). Default: default."),
     window: float = typer.Option(10.0, help="Longest piece of speech classified at once, in seconds."),
     max_duration: float = typer.Option(10800.0, help="Longest recording accepted, in seconds."),
     transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each segment (faster-whisper): adds text and language."),
