@@ -11,6 +11,8 @@ log-mel (``log10 power = 4 x - 4``), smoothed over 100 ms.
 
 The same torch function runs in :class:`emovox.features.FeatureExtractor` and inside the
 exported ONNX graph (:mod:`emovox.export`), so training and serving weigh frames identically.
+A clip over 30 s is several encoder windows, and each window takes its own reference level
+(a long call's loud and quiet stretches are each weighed against their neighbourhood).
 
 Measured with ``benchmarks/bench_accuracy.py --augment 2 --babble-source same-fold --layers all
 --ensemble 3 --hidden 128 [--pooling level_mean_std]`` (RAVDESS speaker-independent 6-fold, noise
