@@ -146,13 +146,13 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
         total = 0.0
         for i in range(0, len(perm), config.batch_size):
             idx = torch.from_numpy(perm[i : i + config.batch_size])
+            row_weights = None if st is None else st[idx]
             logits = compute_forward(head, Xt[idx])
-            loss = compute_objective(logits, yt[idx], weights, config.label_smoothing, None if st is None else st[idx])
+            loss = compute_objective(logits, yt[idx], weights, config.label_smoothing, row_weights)
             if copies is not None:
                 pick = torch.from_numpy(rng.integers(0, len(copies), len(idx)))
                 noisy = compute_forward(head, copies[pick, idx])
-                loss = loss + compute_objective(noisy, yt[idx], weights, config.label_smoothing,
-                                                None if st is None else st[idx])
+                loss = loss + compute_objective(noisy, yt[idx], weights, config.label_smoothing, row_weights)
                 if config.consistency:
                     loss = loss + config.consistency * F.kl_div(F.log_softmax(noisy, -1), F.softmax(logits, -1).detach(),
                                                                 reduction="batchmean")

@@ -47,8 +47,11 @@ def result_schema(labels: Sequence[str], *, timeline: bool = False) -> pa.Schema
 def resolve_model(model_dir: str | os.PathLike | None) -> Path:
     """The folder workers load: an exported (onnxruntime) copy when one can be made, so that
     workers never import torch; the cached export is made once (see ``default_export``)."""
-    name = shipped_name(model_dir)
-    directory = shipped_model_dir(name) if name else Path(model_dir) if model_dir is not None else default_model_dir()
+    if model_dir is None:
+        directory = default_model_dir()
+    else:
+        name = shipped_name(model_dir)
+        directory = shipped_model_dir(name) if name else Path(model_dir)
     if not (directory / "config.json").is_file():
         raise ModelError(f"{directory}: not a model directory (no config.json)")
     if is_exported_dir(directory):

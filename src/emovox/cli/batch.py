@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import app
+from . import app, model_option
 
 
 class Engine(str, Enum):
@@ -26,7 +26,7 @@ def batch(
     engine: Engine = typer.Option(Engine.local, "--engine", help="local: a process pool here; ray: Ray Data."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes or Ray actors, one model each (0: one per core)."),
-    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory, exported folder, or a shipped model: default, default-adaptive, noise-robust (for background talk). Default: default."),
+    model_dir: Optional[Path] = model_option.MODEL,
     timeline: bool = typer.Option(False, "--timeline", help="One row per speech segment instead of per file."),
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Files per task and per part file."),
     threads: int = typer.Option(1, "--threads", min=1, help="Compute threads per worker."),

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import app
+from . import app, model_option
 from .inputs import expand_inputs
 
 
@@ -28,7 +28,7 @@ def predict(
     inputs: list[str] = typer.Argument(..., help="Audio files, directories or glob patterns."),
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
-    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory, exported folder, or a shipped model: default, default-adaptive, noise-robust (for background talk). Default: default."),
+    model_dir: Optional[Path] = model_option.MODEL,
     batch_size: int = typer.Option(16, help="Clips encoded together."),
     abstain: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Answer 'unknown' when the top probability is below this."),
     max_duration: float = typer.Option(600.0, help="Longest clip accepted, in seconds (longer ones are errors; use a timeline)."),

@@ -9,12 +9,12 @@ from typing import Optional
 
 import typer
 
-from . import app
+from . import app, model_option
 
 
 @app.command()
 def serve(
-    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory, exported folder, or a shipped model: default, default-adaptive, noise-robust (for background talk). Default: default."),
+    model_dir: Optional[Path] = model_option.MODEL,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes, each with its own copy of the model."),

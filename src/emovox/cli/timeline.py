@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import app
+from . import app, model_option
 
 
 class TimelineFormat(str, Enum):
@@ -27,7 +27,7 @@ def timeline(
     out: list[Path] = typer.Option([], "--out", "-o", help="Write the timeline: .csv, .json or .png (a plot); repeatable."),
     output_format: TimelineFormat = typer.Option(TimelineFormat.table, "--format", "-f", help="What to print."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
-    model_dir: Optional[Path] = typer.Option(None, "--model", help="Model directory, exported folder, or a shipped model: default, default-adaptive, noise-robust (for background talk). Default: default."),
+    model_dir: Optional[Path] = model_option.MODEL,
     window: float = typer.Option(10.0, help="Longest piece of speech classified at once, in seconds."),
     max_duration: float = typer.Option(10800.0, help="Longest recording accepted, in seconds."),
     transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each segment (faster-whisper): adds text and language."),
