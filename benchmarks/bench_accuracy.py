@@ -2,7 +2,8 @@
 white and babble noise added to the test clips, and the cross-corpus 4-class matrix.
 
 Noise is added only to the held-out speakers' clips (babble = four other speakers' utterances
-of the same corpus). Heads train on clean features of the training speakers, and with
+of the same corpus); so is a simulated room (RT60 0.4–0.9 s, microphone 1–3 m away: the
+"room" condition). Heads train on clean features of the training speakers, and with
 ``--augment N`` also on N augmented copies of each training clip (:mod:`emovox.augment`). In the
 k-fold part the copies' babble is made of the *other* shared corpora, or with ``--babble-source
 same-fold`` of the other speakers of the clip's own fold (:func:`emovox.training.kfold_groups`: a
@@ -29,7 +30,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from emovox.adaptation import adapt_groups
 from emovox.audio import load_audio
-from emovox.augment import augmented_features, babble, mix_at_snr
+from emovox.augment import AugmentRecipe, augmented_features, babble, mix_at_snr, reverberate
 from emovox.corpora import scan_corpus
 from emovox.features import FeatureCache, FeatureExtractor, extract_files
 from emovox.fit import FitConfig
@@ -49,13 +50,17 @@ from emovox.training import (
 
 
 def noisy_features(utts, extractor, kind: str, snr: float) -> np.ndarray:
-    """Features of every clip with ``kind`` noise at ``snr`` dB (cached per clip and recipe)."""
+    """Features of every clip with ``kind`` noise at ``snr`` dB, or in a reverberant room
+    (``kind="room"``, ``snr`` unused), cached per clip and recipe."""
     speakers = np.array([u.speaker_key for u in utts])
     rng = np.random.default_rng(0)
 
     def transform(signal, digest):
         seed = int(hashlib.sha256(f"{digest}:{kind}:{snr}".encode()).hexdigest()[:8], 16)
         local = np.random.default_rng(seed)
+        if kind == "room":  # a larger, more distant room than most training copies get
+            wet = reverberate(signal, seed=seed, min_rt60=0.4, max_rt60=0.9, min_distance=1.0, max_distance=3.0)
+            return (wet * np.sqrt(np.mean(signal**2) / (np.mean(wet**2) + 1e-12))).astype(np.float32)
         if kind == "white":
             noise = local.standard_normal(len(signal)).astype(np.float32)
         else:
@@ -71,7 +76,7 @@ def noisy_features(utts, extractor, kind: str, snr: float) -> np.ndarray:
     cache = FeatureCache(extractor.settings)
     return extract_files([u.path for u in utts], extractor, cache=cache, desc=f"{kind} {snr:g} dB",
                          transform=transform,
-                         cache_key=lambda d: hashlib.sha256(f"{d}:test-noise:{kind}:{snr}".encode()).hexdigest())
+                         cache_key=lambda d: hashlib.sha256(f"{d}:test-noise:{kind}:{'' if kind == 'room' else snr}".encode()).hexdigest())
 
 
 def main() -> None:
@@ -91,6 +96,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="first head's seed (head k gets seed + k)")
     parser.add_argument("--snr", type=float, default=10.0)
     parser.add_argument("--augment", type=int, default=0, help="augmented copies of each training clip")
+    parser.add_argument("--reverb", type=float, default=0.0, help="with --augment: probability of a simulated room in a copy")
+    parser.add_argument("--mask", type=float, default=0.0, help="with --augment: probability of time and band masking in a copy")
+    parser.add_argument("--room-test", action="store_true", help="also test on the held-out clips in a reverberant room")
     parser.add_argument("--babble-source", choices=("other-corpora", "same-fold"), default="other-corpora",
                         help="k-fold copies' babble: the other shared corpora, or the other speakers of the "
                         "clip's own fold (never a test speaker of any model the copy trains)")
@@ -105,23 +113,26 @@ def main() -> None:
                                                                   hidden=args.hidden, label_smoothing=args.label_smoothing,
                                                                   dropout=args.dropout, consistency=args.consistency))
     result: dict = {"recipe": {"encoder": "whisper-base", "pooling": args.pooling, "seed": args.seed, "consistency": args.consistency, "layers": config.fit.layers, "ensemble": args.ensemble, "hidden": args.hidden, "label_smoothing": args.label_smoothing, "dropout": args.dropout,
-                               "augment": args.augment, "adapt": args.adapt,
+                               "augment": args.augment, "adapt": args.adapt, "reverb": args.reverb, "mask": args.mask,
                                "babble_source": args.babble_source if args.augment else None}}
     shared = [name for name in ("ravdess", "nemo", "turev") if (args.corpora / name).is_dir()]
 
     utts = scan_corpus(args.kfold_corpus, args.corpora / args.kfold_corpus)
+    recipe = AugmentRecipe(reverb=args.reverb, mask=args.mask)
     tests = {"clean": load_features(utts, extractor)}
     for kind in ("white", "babble"):
         tests[f"{kind} {args.snr:g} dB"] = noisy_features(utts, extractor, kind, args.snr)
+    if args.room_test:
+        tests["room"] = noisy_features(utts, extractor, "room", args.snr)
     speakers = np.array([u.speaker_key for u in utts])
     copies = None
     folds = speaker_folds(speakers, args.folds)
     if args.augment and args.babble_source == "same-fold":  # never a test speaker of a model the copy trains
-        copies = load_augmented(utts, extractor, args.augment, groups=kfold_groups(utts, args.folds))
+        copies = load_augmented(utts, extractor, args.augment, groups=kfold_groups(utts, args.folds), recipe=recipe)
     elif args.augment:
         pool = [u.path for name in shared if name != args.kfold_corpus for u in scan_corpus(name, args.corpora / name)]
         copies = augmented_features([u.path for u in utts], extractor, copies=args.augment, babble_pool=pool,
-                                    cache=FeatureCache(extractor.settings))
+                                    cache=FeatureCache(extractor.settings), recipe=recipe)
     preds = {name: np.empty(len(utts), dtype=object) for name in tests}
     confidence = np.zeros(len(utts))  # calibrated top probability on clean held-out clips, for ECE
     for test in folds:
@@ -147,7 +158,7 @@ def main() -> None:
     if not args.skip_cross:
         all_utts = [u for name in shared for u in scan_corpus(name, args.corpora / name)]
         X = load_features(all_utts, extractor)
-        trainer = augmenting_trainer(config, all_utts, load_augmented(all_utts, extractor, args.augment))
+        trainer = augmenting_trainer(config, all_utts, load_augmented(all_utts, extractor, args.augment, recipe=recipe))
         cross = {}
         for o in cross_corpus(X, all_utts, trainer=trainer, scheme="4class", adapt=args.adapt):
             cross[o.name] = classification_metrics(o.truth, o.predicted, labels=o.labels)["ua"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from emovox.augment import augment, augmented_features, mix_at_snr
+from emovox.augment import RECIPE, AugmentRecipe, augment, augmented_features, copy_key, mask, mix_at_snr, reverberate
 from emovox.cli import app
 from emovox.features import FeatureCache, FeatureExtractor, extract_files
 from emovox.testing import make_synthetic_corpus, speechlike
@@ -60,6 +60,19 @@ def test_train_cli_records_augmentation(corpus, tmp_path):
     assert result.exit_code == 0, result.output
     augmentation = json.loads((out / "config.json").read_text())["training"]["augmentation"]
     assert augmentation["copies"] == 1 and augmentation["validation"] == "original clips only"
+    assert augmentation["recipe"] == RECIPE
+
+
+def test_train_cli_records_room_and_mask_and_needs_copies_for_them(corpus, tmp_path):
+    out = tmp_path / "model"
+    args = ["train", f"folder:{corpus}", "--out", str(out), "--encoder", "whisper-tiny.en", "--ensemble", "1",
+            "--epochs", "5", "--hidden", "16", "--reverb", "1", "--mask", "0.5"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--augment" in refused.output and not out.exists()
+    result = CliRunner().invoke(app, [*args, "--augment", "1"])
+    assert result.exit_code == 0, result.output
+    augmentation = json.loads((out / "config.json").read_text())["training"]["augmentation"]
+    assert augmentation["recipe"] == AugmentRecipe(reverb=1.0, mask=0.5).tag() == RECIPE + "+room1+mask0.5"
 
 
 def test_evaluate_cli_states_augmentation_in_the_split(corpus, tmp_path):
@@ -81,7 +94,7 @@ def test_kfold_babble_never_uses_a_test_speaker_of_the_models_a_copy_trains(monk
     utts = [Utterance(f"/x/{s}{i}.wav", "happy", "happy", s, "c") for s in "abcdef" for i in range(2)]
     calls = []
 
-    def record(paths, extractor, *, copies, babble_pool, cache):
+    def record(paths, extractor, *, copies, babble_pool, cache, recipe):
         calls.append((list(paths), list(babble_pool)))
         return np.zeros((copies, len(paths), 2, 4), np.float32)
 
@@ -97,3 +110,41 @@ def test_kfold_babble_never_uses_a_test_speaker_of_the_models_a_copy_trains(monk
     for paths, pool in calls:
         assert pool and {fold[p] for p in pool} == {fold[paths[0]]}  # same fold only
         assert not {speaker[p] for p in pool} & {speaker[p] for p in paths}  # other speakers only
+
+
+def _envelope_tail(signal: np.ndarray, frame: int = 160) -> float:
+    """Energy after the signal's loudest 100 ms, as a share of the total: a room's decay raises it."""
+    energy = np.convolve(signal.astype(np.float64) ** 2, np.ones(frame), mode="same")
+    peak = int(np.argmax(energy))
+    return float(energy[peak + 1600 :].sum() / energy.sum())
+
+
+def test_reverberate_smears_a_click_into_a_decaying_tail_deterministically():
+    click = np.zeros(16000, np.float32)
+    click[800] = 1.0
+    wet = reverberate(click, seed=4, min_rt60=0.6, max_rt60=0.6)
+    assert len(wet) == len(click) and np.array_equal(wet, reverberate(click, seed=4, min_rt60=0.6, max_rt60=0.6))
+    assert _envelope_tail(wet) > 0.01 > _envelope_tail(click)  # a dry click has no tail at all
+    tail = np.abs(wet[800 + 1600 : 800 + 8000])
+    assert tail[:1600].mean() > tail[-1600:].mean()  # it decays
+
+
+def test_mask_silences_a_stretch_and_keeps_the_length():
+    x = speechlike(duration=1.0, seed=3)
+    y = mask(x, seed=5)
+    assert len(y) == len(x) and np.array_equal(y, mask(x, seed=5))
+    quiet = np.convolve(y**2, np.ones(160) / 160, mode="valid") < 1e-8
+    assert quiet.mean() >= 0.04  # TimeMask zeroes at least 5 % of the clip (less its fades)
+    assert np.array_equal(mask(x, seed=5, p=0.0), x)
+
+
+def test_recipe_keeps_v2_copies_and_names_its_extras():
+    x = speechlike(duration=1.0, seed=2)
+    assert np.array_equal(augment(x, seed=9), augment(x, seed=9, recipe=AugmentRecipe()))  # old caches stay valid
+    assert copy_key("abc", 0) == copy_key("abc", 0, AugmentRecipe())
+    roomy = AugmentRecipe(reverb=1.0, mask=1.0)
+    assert copy_key("abc", 0, roomy) != copy_key("abc", 0) and "room1" in roomy.tag() and "mask1" in roomy.tag()
+    y = augment(x, seed=9, recipe=roomy)
+    assert len(y) == len(augment(x, seed=9)) and not np.allclose(y, augment(x, seed=9))
+    with pytest.raises(ValueError, match="probability"):
+        AugmentRecipe(reverb=1.5)

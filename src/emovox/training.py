@@ -43,6 +43,18 @@ class TrainConfig:
     seed: int = 0
     fit: FitConfig = FitConfig()
     augment: int = 0  # augmented copies of each training clip (emovox.augment), 0 = none
+    reverb: float = 0.0  # probability of a simulated room in each copy (emovox.augment.AugmentRecipe)
+    mask: float = 0.0  # probability of time and band masking in each copy
+
+    def __post_init__(self):
+        if (self.reverb or self.mask) and not self.augment:
+            raise ValueError("reverb and mask shape the augmented copies: ask for copies too (--augment N)")
+
+    def augment_recipe(self):
+        """The :class:`emovox.augment.AugmentRecipe` of this config's copies."""
+        from .augment import AugmentRecipe
+
+        return AugmentRecipe(reverb=self.reverb, mask=self.mask)
     balance_corpora: bool = False  # weight rows so that every training corpus counts the same
 
 
@@ -78,7 +90,7 @@ def load_features(utterances: Sequence[Utterance], extractor: FeatureExtractor, 
 
 
 def load_augmented(utterances: Sequence[Utterance], extractor: FeatureExtractor, copies: int, *,
-                   groups: Sequence[str] | None = None, cache_root=None) -> np.ndarray | None:
+                   groups: Sequence[str] | None = None, cache_root=None, recipe=None) -> np.ndarray | None:
     """Features of ``copies`` augmented copies of every utterance, ``(copies, n, ...)`` (None for 0).
 
     Babble noise comes from utterances of other speakers of the same group (like the test
@@ -86,11 +98,12 @@ def load_augmented(utterances: Sequence[Utterance], extractor: FeatureExtractor,
     clips): by default the group is the utterance's corpus, so copies of one corpus never contain another corpus's audio (a held-out corpus
     stays unheard in cross-corpus tests). For k-fold tests give each utterance its fold
     (:func:`kfold_groups`): a clip of fold k trains only models tested on other folds, so no
-    test speaker is ever heard, not even as noise.
+    test speaker is ever heard, not even as noise. ``recipe``: an
+    :class:`emovox.augment.AugmentRecipe` (default: level, pitch, tempo and noise only).
     """
     if copies <= 0:
         return None
-    from .augment import augmented_features
+    from .augment import AugmentRecipe, augmented_features
 
     cache = FeatureCache(extractor.settings, cache_root)
     out = np.zeros((copies, len(utterances), *extractor.feature_shape), np.float32)
@@ -103,7 +116,7 @@ def load_augmented(utterances: Sequence[Utterance], extractor: FeatureExtractor,
             others = np.flatnonzero(members & (speakers != speaker))
             pool = [utterances[i].path for i in (others if len(others) else np.flatnonzero(members))]
             out[:, rows] = augmented_features([utterances[i].path for i in rows], extractor, copies=copies,
-                                              babble_pool=pool, cache=cache)
+                                              babble_pool=pool, cache=cache, recipe=recipe or AugmentRecipe())
     return out
 
 
@@ -202,7 +215,7 @@ def train_model(
     extractor = extractor or FeatureExtractor(config.encoder)
     start = time.time()
     X = features if features is not None else load_features(utterances, extractor, cache_root=cache_root)
-    augmented = load_augmented(utterances, extractor, config.augment, cache_root=cache_root)
+    augmented = load_augmented(utterances, extractor, config.augment, cache_root=cache_root, recipe=config.augment_recipe())
     ensemble = train_ensemble(X, utterances, config=config, augmented=augmented)
     members = ensemble.members
     report = {
@@ -214,7 +227,7 @@ def train_model(
         "n_speakers": len({u.speaker_key for u in utterances}),
         "split": "each head validates on its own held-out speakers "
                  f"({config.val_fraction:.0%} of each corpus's speakers); no speaker is in both its train and validation sets",
-        "augmentation": ({"copies": config.augment, "recipe": _recipe(), "babble": "utterances of other speakers of the same corpus",
+        "augmentation": ({"copies": config.augment, "recipe": config.augment_recipe().tag(), "babble": "utterances of other speakers of the same corpus",
                           "validation": "original clips only"} if config.augment else None),
         "ensemble": members,
         "mean_val_ua": round(float(np.mean([m["val_ua"] for m in members])), 4),
@@ -228,8 +241,3 @@ def train_model(
                adapted_temperature=ensemble.adapted_temperature, training=report)
     return report
 
-
-def _recipe() -> str:
-    from .augment import RECIPE
-
-    return RECIPE

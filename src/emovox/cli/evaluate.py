@@ -40,6 +40,8 @@ def evaluate(
                                "its own unlabelled test clips (emovox.adaptation; transductive, stated in the report)."),
     augment: int = typer.Option(0, min=0, help="Augmented copies of each training clip (as emovox train --augment); "
                                 "test clips are never augmented."),
+    reverb: float = recipe_options.REVERB,
+    mask: float = recipe_options.MASK,
     dropout: float = recipe_options.DROPOUT,
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
@@ -71,14 +73,15 @@ def evaluate(
     try:
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout, layers=parse_layers(layers, extractor.feature_shape[0]))
-        config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, balance_corpora=balance_corpora,
+        config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
+                             balance_corpora=balance_corpora,
                              fit=fit)
         trainer = default_trainer(config)
         if protocol is Protocol.fixed:
             if not (train_manifest and test_manifest):
                 raise EmovoxError("the fixed protocol needs --train and --test manifests")
             tr, te = read_jsonl(train_manifest), read_jsonl(test_manifest)
-            trainer = augmenting_trainer(config, tr, load_augmented(tr, extractor, augment))
+            trainer = augmenting_trainer(config, tr, load_augmented(tr, extractor, augment, recipe=config.augment_recipe()))
             outcomes = [fixed_split(load_features(tr, extractor), tr, load_features(te, extractor), te,
                                     trainer=trainer, scheme=scheme, name=test_manifest.stem, adapt=adapt)]
         else:
@@ -90,7 +93,8 @@ def evaluate(
             n = len({u.speaker_key for u in utts}) if protocol is Protocol.loso else folds
             if augment:  # copies of every clip; each fold's trainer takes those of its training clips only
                 groups = kfold_groups(utts, n) if kfold else None  # babble never made of a test speaker
-                trainer = augmenting_trainer(config, utts, load_augmented(utts, extractor, augment, groups=groups))
+                copies = load_augmented(utts, extractor, augment, groups=groups, recipe=config.augment_recipe())
+                trainer = augmenting_trainer(config, utts, copies)
             if not kfold:
                 if len({u.corpus for u in utts}) < 2:
                     raise EmovoxError("cross-corpus evaluation needs at least two corpora")

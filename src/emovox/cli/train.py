@@ -42,6 +42,8 @@ def train(
     layers: str = recipe_options.LAYERS,
     augment: int = typer.Option(0, min=0, help="Augmented copies of each clip to train on as well (level, pitch, tempo, "
                                 "white or babble noise at 0-20 dB SNR; features cached). 2 makes the model robust to noise."),
+    reverb: float = recipe_options.REVERB,
+    mask: float = recipe_options.MASK,
     dropout: float = recipe_options.DROPOUT,
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
@@ -63,7 +65,8 @@ def train(
             raise EmovoxError("give at least one corpus or --manifest")
         err.print(json.dumps(summarize(utterances), ensure_ascii=False))
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
-        config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, balance_corpora=balance_corpora,
+        config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
+                             balance_corpora=balance_corpora,
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                                            layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
