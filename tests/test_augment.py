@@ -84,6 +84,15 @@ def test_evaluate_cli_states_augmentation_in_the_split(corpus, tmp_path):
     assert res["metrics"]["n"] == 18
 
 
+def test_evaluate_cli_states_room_copies_in_the_split(corpus, tmp_path):
+    result = CliRunner().invoke(app, ["evaluate", f"folder:{corpus}", "--folds", "3", "--encoder", "whisper-tiny.en",
+                                      "--ensemble", "1", "--augment", "1", "--reverb", "0.5", "--out", str(tmp_path),
+                                      "--no-plots"])
+    assert result.exit_code == 0, result.output
+    (res,) = json.loads((tmp_path / "report.json").read_text())["results"]
+    assert "a simulated room with probability 0.5" in res["split"] and "masking" not in res["split"]
+
+
 def test_kfold_babble_never_uses_a_test_speaker_of_the_models_a_copy_trains(monkeypatch):
     """A copy of a fold-k clip trains only models tested on other folds: its babble must come
     from fold k's other speakers (and never from the clip's own speaker)."""

@@ -109,8 +109,10 @@ def evaluate(
         for o in outcomes:
             source = ("the same fold, so no test speaker is heard even as noise" if protocol is not Protocol.cross_corpus
                       else "the same corpus")
+            extras = "".join([f"; a simulated room with probability {reverb:g}" if reverb else "",
+                              f"; masking with probability {mask:g}" if mask else ""])
             o.split += (f"; training clips plus {augment} augmented copies each (babble noise made of utterances of other "
-                        f"speakers of {source}; test clips are not augmented)")
+                        f"speakers of {source}{extras}; test clips are not augmented)")
     results = []
     for o in outcomes:
         metrics = classification_metrics(o.truth, o.predicted, labels=o.labels, probs=o.probs)
