@@ -2,8 +2,10 @@
 white and babble noise added to the test clips, and the cross-corpus 4-class matrix.
 
 Noise is added only to the held-out speakers' clips (babble = four other speakers' utterances
-of the same corpus); so is a simulated room (RT60 0.4–0.9 s, microphone 1–3 m away: the
-"room" condition). Heads train on clean features of the training speakers, and with
+of the same corpus); so is a reverberant room (``--room-test``: pyroomacoustics' image sources
+and ray tracing in a 4–8 × 3.6–6 × 2.4–3 m room, RT60 0.4–0.9 s, microphone 1–3 m away; a
+geometric simulation, unlike the statistical impulse responses of ``--reverb`` training copies;
+``pip install pyroomacoustics``). Heads train on clean features of the training speakers, and with
 ``--augment N`` also on N augmented copies of each training clip (:mod:`emovox.augment`). In the
 k-fold part the copies' babble is made of the *other* shared corpora, or with ``--babble-source
 same-fold`` of the other speakers of the clip's own fold (:func:`emovox.training.kfold_groups`: a
@@ -30,7 +32,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from emovox.adaptation import adapt_groups
 from emovox.audio import load_audio
-from emovox.augment import AugmentRecipe, augmented_features, babble, mix_at_snr, reverberate
+from emovox.augment import AugmentRecipe, augmented_features, babble, mix_at_snr
 from emovox.corpora import scan_corpus
 from emovox.features import FeatureCache, FeatureExtractor, extract_files
 from emovox.fit import FitConfig
@@ -49,6 +51,22 @@ from emovox.training import (
 )
 
 
+def geometric_room(signal: np.ndarray, seed: int) -> np.ndarray:
+    """``signal`` in a room simulated by pyroomacoustics (image sources + ray tracing, seeded)."""
+    import random
+
+    import pyroomacoustics
+    from audiomentations import RoomSimulator
+
+    pyroomacoustics.random.seed(seed)  # its ray tracer's C++ generator
+    np.random.seed(seed)
+    random.seed(seed)  # audiomentations draws the room from Python's generator
+    room = RoomSimulator(calculation_mode="rt60", min_target_rt60=0.4, max_target_rt60=0.9, min_size_x=4.0,
+                         max_size_x=8.0, min_size_y=3.6, max_size_y=6.0, min_mic_distance=1.0, max_mic_distance=3.0,
+                         leave_length_unchanged=True, p=1.0)
+    return room(samples=signal, sample_rate=16000).astype(np.float32)
+
+
 def noisy_features(utts, extractor, kind: str, snr: float) -> np.ndarray:
     """Features of every clip with ``kind`` noise at ``snr`` dB, or in a reverberant room
     (``kind="room"``, ``snr`` unused), cached per clip and recipe."""
@@ -58,8 +76,8 @@ def noisy_features(utts, extractor, kind: str, snr: float) -> np.ndarray:
     def transform(signal, digest):
         seed = int(hashlib.sha256(f"{digest}:{kind}:{snr}".encode()).hexdigest()[:8], 16)
         local = np.random.default_rng(seed)
-        if kind == "room":  # a larger, more distant room than most training copies get
-            wet = reverberate(signal, seed=seed, min_rt60=0.4, max_rt60=0.9, min_distance=1.0, max_distance=3.0)
+        if kind == "room":
+            wet = geometric_room(signal, seed)
             return (wet * np.sqrt(np.mean(signal**2) / (np.mean(wet**2) + 1e-12))).astype(np.float32)
         if kind == "white":
             noise = local.standard_normal(len(signal)).astype(np.float32)
@@ -74,9 +92,10 @@ def noisy_features(utts, extractor, kind: str, snr: float) -> np.ndarray:
 
     index_of = {content_hash(u.path): i for i, u in enumerate(utts)}
     cache = FeatureCache(extractor.settings)
-    return extract_files([u.path for u in utts], extractor, cache=cache, desc=f"{kind} {snr:g} dB",
+    return extract_files([u.path for u in utts], extractor, cache=cache, desc="room" if kind == "room" else f"{kind} {snr:g} dB",
                          transform=transform,
-                         cache_key=lambda d: hashlib.sha256(f"{d}:test-noise:{kind}:{'' if kind == 'room' else snr}".encode()).hexdigest())
+                         cache_key=lambda d: hashlib.sha256((f"{d}:test-room:pyroomacoustics" if kind == "room"
+                                                          else f"{d}:test-noise:{kind}:{snr}").encode()).hexdigest())
 
 
 def main() -> None:
@@ -150,7 +169,7 @@ def main() -> None:
     ece = expected_calibration_error(confidence[:, None], correct)
     kfold = {name: float(balanced_accuracy_score(truth, list(p))) for name, p in preds.items()}
     result["kfold"] = {"corpus": args.kfold_corpus, "split": f"speaker-independent {args.folds}-fold "
-                       f"({len(set(speakers))} speakers); noise only on held-out clips"
+                       f"({len(set(speakers))} speakers); noise and rooms only on held-out clips"
                        + ("; each test speaker adapted on its own clips of the same condition" if args.adapt else ""), "ua": kfold, "ece_clean": round(ece, 4),
                        "ua_drop_points": {k: round(100 * (kfold["clean"] - v), 2) for k, v in kfold.items() if k != "clean"}}
     print(f"| {args.kfold_corpus} {args.folds}-fold | " + " | ".join(f"{k}: UA {v:.3f}" for k, v in kfold.items()) + f" | ECE {ece:.3f} |")

@@ -97,9 +97,15 @@ def test_python_api_batched_equals_one_by_one(trained):
 
 
 def test_table_output(trained, corpus):
-    result = CliRunner().invoke(app, ["predict", str(corpus / "sad" / "spk0_0.wav"), "--model", str(trained)])
-    assert result.exit_code == 0
-    assert "sad" in result.stdout and "spk0_0.wav" in result.stdout
+    path = corpus / "sad" / "spk0_0.wav"
+    wide = CliRunner().invoke(app, ["predict", str(path), "--model", str(trained)], env={"COLUMNS": "200"})
+    assert wide.exit_code == 0
+    assert "sad" in wide.stdout and str(path) in wide.stdout
+    narrow = CliRunner().invoke(app, ["predict", str(path), "--model", str(trained)], env={"COLUMNS": "60"})
+    row = next(line for line in narrow.stdout.splitlines() if "0." in line)  # the first line of the file's row
+    assert narrow.exit_code == 0 and max(map(len, narrow.stdout.splitlines())) <= 60
+    label = json.loads(CliRunner().invoke(app, ["predict", str(path), "--model", str(trained), "--format", "json"]).stdout)
+    assert label[0]["label"] in row  # a narrow terminal folds the path but never cuts the predicted label
 
 
 def test_abstain_threshold_gives_unknown(trained, corpus):

@@ -181,8 +181,9 @@ def _print_table(results, labels) -> None:
     table = Table(show_lines=False)
     table.add_column("file", overflow="fold")
     transcripts = any(hasattr(r, "transcript") for r in results)
-    for column in ["label", "duration", *labels]:
-        table.add_column(column, justify="left" if column == "label" else "right")
+    table.add_column("label", no_wrap=True, min_width=max(map(len, labels), default=5))  # never cut the answer
+    for column in ["duration", *labels]:
+        table.add_column(column, justify="right")
     if transcripts:
         table.add_column("transcript", overflow="fold")
     for r in results:
