@@ -32,7 +32,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from emovox.adaptation import adapt_groups
 from emovox.audio import load_audio
-from emovox.augment import AugmentRecipe, augmented_features, babble, mix_at_snr
+from emovox.augment import AugmentRecipe, augmented_features, babble, mix_at_snr, same_level
 from emovox.corpora import scan_corpus
 from emovox.features import FeatureCache, FeatureExtractor, extract_files
 from emovox.fit import FitConfig
@@ -77,8 +77,7 @@ def noisy_features(utts, extractor, kind: str, snr: float) -> np.ndarray:
         seed = int(hashlib.sha256(f"{digest}:{kind}:{snr}".encode()).hexdigest()[:8], 16)
         local = np.random.default_rng(seed)
         if kind == "room":
-            wet = geometric_room(signal, seed)
-            return (wet * np.sqrt(np.mean(signal**2) / (np.mean(wet**2) + 1e-12))).astype(np.float32)
+            return same_level(geometric_room(signal, seed), signal)
         if kind == "white":
             noise = local.standard_normal(len(signal)).astype(np.float32)
         else:

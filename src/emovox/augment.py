@@ -6,8 +6,9 @@ cached like the original's, under a key that names the recipe.
 
 The recipe mixes what corpora and rooms differ in: level (gain), noise (white or babble made of
 other utterances, at 0–20 dB SNR), pitch (±2 semitones) and tempo (0.9–1.1×). An
-:class:`AugmentRecipe` can add room reverberation (a statistical room impulse response) and masking (a stretch of time silenced, a band of frequencies stopped: what
-SpecAugment does to features, done to the waveform so the encoder sees it).
+:class:`AugmentRecipe` can add room reverberation (a statistical room impulse response) and
+masking (a stretch of time silenced, a band of frequencies stopped: what SpecAugment does to
+features, done to the waveform so the encoder sees it).
 :func:`augmented_features` computes the encoder features of the copies (cached) for training.
 
 Examples:
@@ -36,8 +37,8 @@ class AugmentRecipe:
     """What an augmented copy may have on top of :data:`RECIPE`'s level, pitch, tempo and noise.
 
     ``reverb``: probability of a simulated room (RT60 0.2–0.8 s, microphone 0.3–2.5 m from the
-    talker); ``mask``: probability of masking (5–20 % of the time silenced, and with the same
-    probability a band of 0.5–2 octaves around 200–4000 Hz stopped). All-zero is :data:`RECIPE`
+    talker); ``mask``: probability of masking (5–20 % of the time silenced, and a band around
+    200–4000 Hz, 0.5–2 times as wide as its centre frequency, stopped). All-zero is :data:`RECIPE`
     itself, so copies made before these options keep their seeds and cache keys.
 
     Examples:
@@ -99,8 +100,9 @@ def reverberate(signal: np.ndarray, *, seed: int, sampling_rate: int = 16000, mi
     from scipy.signal import fftconvolve
 
     rng = np.random.default_rng(seed)
-    ir = room_impulse_response(rng, rt60=rng.uniform(min_rt60, max_rt60), distance=rng.uniform(min_distance, max_distance),
-                               volume=rng.uniform(30.0, 150.0), sampling_rate=sampling_rate)
+    rt60, distance = rng.uniform(min_rt60, max_rt60), rng.uniform(min_distance, max_distance)
+    ir = room_impulse_response(rng, rt60=rt60, distance=distance, volume=rng.uniform(30.0, 150.0),
+                               sampling_rate=sampling_rate)
     return fftconvolve(np.asarray(signal, np.float32), ir)[: len(signal)].astype(np.float32)
 
 
@@ -122,6 +124,17 @@ def mask(signal: np.ndarray, *, seed: int, sampling_rate: int = 16000, p: float 
     transform = Compose([TimeMask(min_band_part=0.05, max_band_part=0.2, p=p),
                          BandStopFilter(min_center_freq=200.0, max_center_freq=4000.0, p=p)])
     return transform(samples=np.asarray(signal, np.float32), sample_rate=sampling_rate).astype(np.float32)
+
+
+def same_level(signal: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``signal`` scaled to the RMS level of ``reference`` (a room changes the sound, not the level).
+
+    Examples:
+        >>> float(np.round(same_level(np.full(4, 2.0), np.full(4, 0.5))[0], 6))
+        0.5
+    """
+    level = float(np.sqrt(np.mean(reference**2))) + 1e-12
+    return (signal * (level / (float(np.sqrt(np.mean(signal**2))) + 1e-12))).astype(np.float32)
 
 
 def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
@@ -165,9 +178,7 @@ def augment(signal: np.ndarray, *, seed: int, sampling_rate: int = 16000,
     out = transform(samples=np.asarray(signal, np.float32), sample_rate=sampling_rate)
     extra = np.random.default_rng([seed, 1])  # the room's and the mask's draws leave RECIPE's alone
     if recipe.reverb and extra.random() < recipe.reverb:
-        level = float(np.sqrt(np.mean(out**2))) + 1e-12
-        out = reverberate(out, seed=int(extra.integers(2**31)), sampling_rate=sampling_rate)
-        out = out * (level / (float(np.sqrt(np.mean(out**2))) + 1e-12))  # the room changes the sound, not the level
+        out = same_level(reverberate(out, seed=int(extra.integers(2**31)), sampling_rate=sampling_rate), out)
     if rng.random() < 0.9:
         snr = rng.uniform(0.0, 20.0)
         if others is not None and len(others) > 1 and rng.random() < 0.5:
