@@ -104,7 +104,8 @@ def test_timeline_finds_segments_with_labels(server, recording):
 
 
 def test_health_answers_while_a_slow_request_runs(server):
-    signal = np.concatenate([styled("sad", 9.5, seed=s) for s in range(8)])  # 76 s of speech
+    # 5 min of speech: seconds of work even on an idle machine (76 s once finished before three polls)
+    signal = np.concatenate([styled("sad", 9.5, seed=s % 8) for s in range(32)])
     done = threading.Event()
     outcome = {}
 
@@ -114,7 +115,7 @@ def test_health_answers_while_a_slow_request_runs(server):
 
     worker = threading.Thread(target=slow)
     worker.start()
-    time.sleep(0.5)
+    time.sleep(0.2)  # the upload is under way
     latencies = []
     while not done.is_set() and len(latencies) < 20:
         start = time.perf_counter()
