@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     fit: FitConfig = FitConfig()
     augment: int = 0  # augmented copies of each training clip (emovox.augment), 0 = none
+    balance_corpora: bool = False  # weight rows so that every training corpus counts the same
     reverb: float = 0.0  # probability of a simulated room in each copy (emovox.augment.AugmentRecipe)
     mask: float = 0.0  # probability of time and band masking in each copy
 
@@ -55,7 +56,6 @@ class TrainConfig:
         from .augment import AugmentRecipe
 
         return AugmentRecipe(reverb=self.reverb, mask=self.mask)
-    balance_corpora: bool = False  # weight rows so that every training corpus counts the same
 
 
 def parse_layers(spec: str | None, n_states: int) -> tuple[int, ...] | None:

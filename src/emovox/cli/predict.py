@@ -181,7 +181,8 @@ def _print_table(results, labels) -> None:
     table = Table(show_lines=False)
     table.add_column("file", overflow="fold")
     transcripts = any(hasattr(r, "transcript") for r in results)
-    table.add_column("label", no_wrap=True, min_width=max(map(len, labels), default=5))  # never cut the answer
+    shown = ["error" if isinstance(r, PredictionError) else r.label for r in results]  # "unknown" on abstention
+    table.add_column("label", no_wrap=True, min_width=max(map(len, shown), default=5))  # never cut the answer
     for column in ["duration", *labels]:
         table.add_column(column, justify="right")
     if transcripts:
