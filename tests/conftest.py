@@ -20,6 +20,16 @@ def corpora_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def extra_corpora_root() -> Path:
+    """The fetched corpora (``$EMOVOX_EXTRA_CORPORA`` or ``~/.cache/emovox-corpora``, where
+    ``../shared/corpora/extract-more.sh`` puts them); skips when absent."""
+    root = Path(os.environ.get("EMOVOX_EXTRA_CORPORA") or Path.home() / ".cache" / "emovox-corpora")
+    if not root.is_dir():
+        pytest.skip(f"fetched corpora not available at {root}")
+    return root
+
+
 @pytest.fixture
 def write_audio():
     """``write_audio(path, seconds=0.2, sr=16000, seed=0)``: write quiet noise (.wav/.flac)."""

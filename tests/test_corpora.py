@@ -141,7 +141,45 @@ def build_folder(root, write):
     write(root / "docs" / "x.wav")
 
 
+def build_koetts(root, write):
+    base = root / "Dataset" / "SpeechCorpus" / "Emotional" / "emotional-to-emotional"
+    write(base / "ema" / "wav" / "ema00001.wav")
+    write(base / "ema" / "wav" / "ema00150.flac")
+    (base / "ema" / "transcript").mkdir(parents=True)
+    (base / "ema" / "transcript" / "ema00150.txt").write_text("좋은 아침이에요.\n", encoding="utf-8")
+    write(base / "nea" / "wav" / "nea00250.wav")
+    write(base / "nea" / "wav" / "nea00400.wav")
+    write(base / "nea" / "wav" / "nea00401.wav")  # beyond the four ranges: skipped
+    write(base / "nea" / "wav" / "ema00002.wav")  # speaker folder and name disagree: skipped
+
+
+def build_emospeech(root, write):
+    write(root / "Metro" / "help-safe-fearful-20190710134657-d14a028c2a3a2bc9476102bb.wav")
+    write(root / "Roads" / "go-scream-angry-20190710135028-0e17afa39fc0ef15a8.wav")
+    write(root / "Roads" / "no-safe-calm-20190710135029-0e17afa39fc0ef15a8.wav")
+    write(root / "Metro" / "background-safe-calm-20190710134940-d14a028c2a3a2b.wav")  # not speech
+    write(root / "Metro" / "unknown-safe-happy-20190710134940-d14a028c2a3a2b.wav")  # not speech
+    write(root / "Roads" / "stop-safe-None-20190710134953-0e17afa39fc0ef15a8.wav")  # unlabelled
+
+
+def build_baved(root, write):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "speakers_info.json").write_text('{"56": {"age": 40, "gender": "f"}}')
+    write(root / "3" / "56-f-40-3-1-884.wav")
+    write(root / "3" / "56-f-40-3-0-885.wav")  # low arousal: dropped by default
+    write(root / "0" / "47-m-20-0-2-966.wav")  # high arousal: dropped by default
+    write(root / "0" / "47-m-20-0-1-967.flac")
+
+
+def build_banglaser(root, write):
+    write(root / "complete" / "Actor - 35" / "03-01-06-01-04-03-35.wav")
+    write(root / "complete" / "Actor - 35" / "03-01-07-02-05-01-35.wav")
+    write(root / "complete" / "Actor - 02" / "03-01-09-02-05-01-02.wav")  # unknown code: skipped
+
+
 BUILDERS = {
+    "koetts": build_koetts, "emospeech": build_emospeech, "baved": build_baved,
+    "banglaser": build_banglaser,
     "ravdess": build_ravdess, "nemo": build_nemo, "turev": build_turev, "emodb": build_emodb,
     "emovo": build_emovo, "cremad": build_cremad, "tess": build_tess, "savee": build_savee,
     "urdu": build_urdu, "iemocap": build_iemocap, "folder": build_folder,
@@ -244,6 +282,63 @@ def test_tess(tmp_path, write_audio):
         ("neutral", "neutral", "YAF", "Say the word dog."),
         ("surprise", "ps", "YAF", "Say the word bath.")]
     assert {(u.gender, u.language) for u in utts} == {("female", "en")}
+
+
+def test_tess_speaker_comes_from_the_folder(tmp_path, write_audio):
+    write_audio(tmp_path / "OAF_neutral" / "OA_bite_neutral.wav")  # a real TESS file name
+    assert rows(scan_corpus("tess", tmp_path), "speaker", "label") == [("OAF", "neutral")]
+
+
+def test_koetts(tmp_path, write_audio):
+    build_koetts(tmp_path, write_audio)
+    utts = scan_corpus("koetts", tmp_path)
+    assert names(utts) == ["ema00001.wav", "ema00150.flac", "nea00250.wav", "nea00400.wav"]
+    assert rows(utts, "label", "speaker", "transcript") == [
+        ("neutral", "ema", None), ("happy", "ema", "좋은 아침이에요."), ("angry", "nea", None),
+        ("sad", "nea", None)]
+    assert {u.language for u in utts} == {"ko"}
+
+
+def test_emospeech(tmp_path, write_audio):
+    build_emospeech(tmp_path, write_audio)
+    utts = scan_corpus("emospeech", tmp_path)
+    assert rows(utts, "label", "native_label", "speaker", "transcript") == [
+        ("fear", "fearful", "d14a028c2a3a", "help"), ("angry", "angry", "0e17afa39fc0", "go"),
+        ("calm", "calm", "0e17afa39fc0", "no")]
+
+
+def test_baved(tmp_path, write_audio):
+    build_baved(tmp_path, write_audio)
+    utts = scan_corpus("baved", tmp_path)
+    assert rows(utts, "label", "native_label", "speaker", "gender") == [
+        ("neutral", "level1", "47", "male"), ("neutral", "level1", "56", "female")]
+    levels = scan_corpus("baved", tmp_path, keep_levels=True)
+    assert sorted(rows(levels, "native_label", "label")) == [
+        ("level0", "sad"), ("level1", "neutral"), ("level1", "neutral"), ("level2", "angry")]
+
+
+def test_banglaser(tmp_path, write_audio):
+    build_banglaser(tmp_path, write_audio)
+    utts = scan_corpus("banglaser", tmp_path)
+    assert rows(utts, "label", "native_label", "speaker", "language") == [
+        ("disgust", "06", "35", "bn"), ("fear", "07", "35", "bn")]
+
+
+def test_tess_odd_formats_load(tmp_path):
+    """TESS holds AIFF files named .wav, float32 at 44.1 kHz and one file at 96 kHz."""
+    import numpy as np
+    import soundfile as sf
+
+    from emovox.audio import load_audio
+
+    tone = np.sin(2 * np.pi * 220 * np.arange(96000) / 96000).astype(np.float32) * 0.3
+    sf.write(tmp_path / "OAF_aiff_angry.wav", tone[:44100], 44100, format="AIFF", subtype="PCM_16")
+    sf.write(tmp_path / "OAF_float_angry.wav", tone[:44100], 44100, subtype="FLOAT")
+    sf.write(tmp_path / "OAF_hires_angry.wav", tone, 96000, subtype="PCM_24")
+    for name, seconds in [("aiff", 1.0), ("float", 1.0), ("hires", 1.0)]:
+        signal = load_audio(tmp_path / f"OAF_{name}_angry.wav")
+        assert signal.dtype == np.float32 and abs(len(signal) / 16000 - seconds) < 0.01, name
+        assert 0.1 < np.abs(signal).max() <= 1.0
 
 
 def test_savee_nested_and_flat(tmp_path, write_audio):
@@ -365,6 +460,8 @@ def test_detect_other_cases(tmp_path, write_audio):
     assert detect(tmp_path / "flat") == "savee"
     write_audio(tmp_path / "anon" / "Angry" / "x_1.wav")  # urdu-like folders, other file names
     assert detect(tmp_path / "anon") == "folder"
+    build_ravdess(tmp_path / "wrapped" / "RAVDESS", write_audio)  # one wrapper folder, as in archives
+    assert detect(tmp_path / "wrapped") == "ravdess"
 
 
 def test_parse_spec(tmp_path):
@@ -413,3 +510,20 @@ def test_real_turev(corpora_root):
     s = summarize(utts)
     assert s["utterances"] == 1735 and len(s["speakers"]) == 6
     assert s["labels"] == {"calm": 408, "happy": 357, "sad": 483, "angry": 487}
+
+
+# Sizes after each adapter's documented drops (emospeech: background/unknown keywords and None;
+# baved: arousal levels 0 and 2).
+EXTRA = {"tess": (2800, 2), "koetts": (300, 15), "emospeech": (5433, 106), "baved": (672, 33),
+         "banglaser": (261, 15)}
+
+
+@pytest.mark.corpora
+@pytest.mark.parametrize("name", sorted(EXTRA))
+def test_real_fetched_corpora(extra_corpora_root, name):
+    if not (extra_corpora_root / name).is_dir():
+        pytest.skip(f"{name} not fetched")
+    found, root = parse_spec(str(extra_corpora_root / name))
+    assert found == name
+    s = summarize(scan_corpus(found, root))
+    assert (s["utterances"], len(s["speakers"])) == EXTRA[name]

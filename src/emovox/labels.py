@@ -78,6 +78,19 @@ CORPUS_LABELS: dict[str, dict[str, str | None]] = {
         "fea": "fear", "dis": "disgust", "sur": "surprise",
         "fru": None, "oth": None, "xxx": None,
     },
+    # Utterance number range of <spk>NNNNN (the adapter turns it into these words).
+    "koetts": {"neutral": "neutral", "happy": "happy", "angry": "angry", "sad": "sad"},
+    # Third field of keyword-environment-emotion-timestamp-user; "none" is unlabelled.
+    "emospeech": {"angry": "angry", "calm": "calm", "fearful": "fear", "happy": "happy",
+                  "none": None},
+    # Arousal level (fifth field): only the neutral level is a taxonomy emotion.
+    "baved": {"0": None, "1": "neutral", "2": None},
+    # Third field of 03-01-EE-II-SS-RR-AA; BanglaSER's own codes (not RAVDESS's), the extension
+    # adds 06 disgust and 07 fear.
+    "banglaser": {
+        "01": "happy", "02": "sad", "03": "angry", "04": "surprise", "05": "neutral",
+        "06": "disgust", "07": "fear",
+    },
 }
 """Native label (lower-cased) -> taxonomy label, per corpus. ``None`` drops the utterance."""
 

@@ -22,12 +22,16 @@ from ..errors import CorpusError
 from ..labels import EMOTIONS
 from ..manifest import Utterance
 from . import (
+    banglaser,
+    baved,
     cremad,
     csvmanifest,
     emodb,
+    emospeech,
     emovo,
     folder,
     iemocap,
+    koetts,
     nemo,
     ravdess,
     savee,
@@ -40,7 +44,9 @@ from ._common import AUDIO_EXTENSIONS, is_audio
 ADAPTERS: dict[str, Callable[..., list[Utterance]]] = {
     "ravdess": ravdess.scan, "nemo": nemo.scan, "turev": turev.scan, "emodb": emodb.scan,
     "emovo": emovo.scan, "cremad": cremad.scan, "tess": tess.scan, "savee": savee.scan,
-    "urdu": urdu.scan, "iemocap": iemocap.scan, "folder": folder.scan, "csv": csvmanifest.scan,
+    "urdu": urdu.scan, "iemocap": iemocap.scan, "koetts": koetts.scan,
+    "emospeech": emospeech.scan, "baved": baved.scan, "banglaser": banglaser.scan,
+    "folder": folder.scan, "csv": csvmanifest.scan,
 }
 """Corpus name -> ``scan(root, **options)``. ``folder`` and ``csv`` accept ``mapping=``."""
 
@@ -76,11 +82,13 @@ def detect(root: str | os.PathLike) -> str | None:
     """Guess the corpus from its layout; ``None`` if nothing matches.
 
     First match wins: a ``.csv`` file -> csv; ``data.tsv`` + ``samples/`` -> nemo;
-    ``Actor_*/`` -> ravdess; ``Sound Source/`` -> turev; ``Session1/`` ... -> iemocap;
+    ``Actor_*/`` -> ravdess; ``Actor - NN/`` -> banglaser; ``emotional-to-emotional/`` or
+    ``SpeechCorpus/`` -> koetts; ``speakers_info.json`` -> baved; ``Metro/``, ``Roads/`` ... ->
+    emospeech; ``Sound Source/`` -> turev; ``Session1/`` ... -> iemocap;
     ``AudioWAV/`` -> cremad; ``AudioData/`` or ``DC_a01``-style files -> savee; ``wav/`` ->
     emodb; speaker folders ``f1``, ``m2`` ... -> emovo; ``OAF_*``/``YAF_*`` folders -> tess;
     Angry/Happy/Neutral/Sad folders with ``SM1_...`` files -> urdu; any folder named after a
-    taxonomy label -> folder.
+    taxonomy label -> folder; nothing but one subfolder -> that subfolder's answer.
 
     Examples:
         >>> detect("/no/such/folder") is None
@@ -97,6 +105,12 @@ def detect(root: str | os.PathLike) -> str | None:
         return "nemo"
     checks = [
         ("ravdess", any(s.startswith("Actor_") for s in subs)),
+        ("banglaser", any(re.fullmatch(r"Actor - \d+", s) for s in subs) or "complete" in subs
+         and any(re.fullmatch(r"Actor - \d+", s.name) for s in (root / "complete").iterdir())),
+        ("koetts", bool(lower & {"dataset", "speechcorpus", "emotional", "emotional-to-emotional",
+                                 "plain-to-emotional"})),
+        ("baved", (root / "speakers_info.json").is_file()),
+        ("emospeech", len(lower & {"house", "metro", "roads", "railway", "near lake"}) >= 2),
         ("turev", "Sound Source" in subs),
         ("iemocap", any(re.fullmatch(r"Session\d", s) for s in subs)),
         ("cremad", "AudioWAV" in subs),
@@ -115,6 +129,8 @@ def detect(root: str | os.PathLike) -> str | None:
         return "urdu"
     if lower & set(EMOTIONS):
         return "folder"
+    if len(subs) == 1 and not any(p.is_file() for p in root.iterdir()):
+        return detect(root / subs[0])  # a lone wrapper folder, as archives often have
     return None
 
 

@@ -43,6 +43,9 @@ def scan(root: str | os.PathLike) -> list[Utterance]:
         f = parse_name(p.stem)
         label = f and map_label("tess", f[2])
         if label:
-            out.append(Utterance(str(p), label, f[2], f[0], "tess", gender="female",
+            # The folder names the speaker reliably (one file is named OA_bite_neutral).
+            folder = p.parent.name.upper().split("_")[0]
+            speaker = folder if folder in {"OAF", "YAF"} else f[0]
+            out.append(Utterance(str(p), label, f[2], speaker, "tess", gender="female",
                                  language="en", transcript=f"Say the word {f[1]}."))
     return finish(out, "tess", root, "<SPK>_<emotion>/<SPK>_<word>_<emotion>.wav")
