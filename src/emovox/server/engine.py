@@ -52,11 +52,15 @@ class Result:
 
 
 class InferenceEngine:
-    """A batching worker thread around a model; ``submit`` from any thread, ``predict`` from asyncio.
+    """Batching worker threads around a model; ``submit`` from any thread, ``predict`` from asyncio.
 
     Scheduling: the shortest waiting clip goes first, with the clips of similar length (at most
     1.5 times as long) batched along with it, so a long clip never holds up short ones; a clip
     that has waited ``max_age`` seconds goes first whatever its length, so none starves.
+
+    Failures: an exception in the model fails that batch's requests only; a worker whose own
+    loop raises logs it, fails the batch it held and restarts (``restarts`` counts them), so the
+    engine never loses capacity silently; ``workers_alive`` says how many run.
     """
 
     def __init__(self, model, *, max_batch: int = 16, max_queue: int = 256, batch_wait: float = 0.002,
@@ -72,12 +76,21 @@ class InferenceEngine:
         self._threads = [threading.Thread(target=self._run, name=f"emovox-inference-{k}", daemon=True)
                          for k in range(max(1, workers))]
         self._count = threading.Lock()
-        self.batches = self.clips = 0
+        self.batches = self.clips = self.restarts = 0
         self.busy_seconds = 0.0
 
     @property
     def alive(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
+        """True while every worker thread runs (``/health`` is not ok when one has died)."""
+        return self.workers_alive == len(self._threads)
+
+    @property
+    def workers_alive(self) -> int:
+        return sum(t.is_alive() for t in self._threads)
+
+    @property
+    def workers(self) -> int:
+        return len(self._threads)
 
     @property
     def pending(self) -> int:
@@ -100,8 +113,8 @@ class InferenceEngine:
         """Queue one 16 kHz signal; the future gives its :class:`Result`. 429 when overloaded."""
         if len(self._pending) >= self.max_queue:
             raise ApiError(429, "busy", f"{self.max_queue} clips are already waiting; retry later")
-        if not self.alive:
-            raise RuntimeError("the inference thread is not running")
+        if not self.workers_alive:
+            raise ApiError(503, "unavailable", "no inference worker is running; the server needs a restart")
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._ready:
             self._pending.append((time.perf_counter(), signal, future))
@@ -124,36 +137,67 @@ class InferenceEngine:
         return out
 
     def _take_batch(self) -> list[tuple[np.ndarray, concurrent.futures.Future]] | None:
-        """Wait for work; pick the next batch (see the class docstring). None when stopping."""
-        with self._ready:
-            while not self._pending and not self._stopping:
-                self._ready.wait()
-            if self._stopping:
-                for _, _, future in self._pending:  # shutting down: nobody will answer these
-                    if future.set_running_or_notify_cancel():
-                        future.set_exception(RuntimeError("the server is shutting down"))
-                self._pending.clear()
-                return None
-        if self.batch_wait:
-            time.sleep(self.batch_wait)  # let the clips of concurrent requests arrive
-        with self._ready:
-            now = time.perf_counter()
-            overdue = [item for item in self._pending if now - item[0] >= self.max_age]
-            first = min(overdue, key=lambda i: i[0]) if overdue else min(self._pending, key=lambda i: len(i[1]))
-            limit = max(int(1.5 * len(first[1])), SAMPLING_RATE)
-            batch = [first] + [i for i in self._pending if i is not first and len(i[1]) <= limit][: self.max_batch - 1]
-            chosen = {id(i) for i in batch}
-            self._pending = [i for i in self._pending if id(i) not in chosen]
-        return [(signal, future) for _, signal, future in batch if future.set_running_or_notify_cancel()]
+        """Wait for work; pick the next batch (see the class docstring). None when stopping.
+
+        The lock is not held while waiting ``batch_wait`` for more clips, so another worker may
+        take every waiting clip meanwhile: then this one goes back to waiting."""
+        while True:
+            with self._ready:
+                while not self._pending and not self._stopping:
+                    self._ready.wait()
+                if self._stopping:
+                    for _, _, future in self._pending:  # shutting down: nobody will answer these
+                        if future.set_running_or_notify_cancel():
+                            future.set_exception(RuntimeError("the server is shutting down"))
+                    self._pending.clear()
+                    return None
+            if self.batch_wait:
+                time.sleep(self.batch_wait)  # let the clips of concurrent requests arrive
+            with self._ready:
+                if not self._pending:  # another worker took them while this one slept
+                    continue
+                now = time.perf_counter()
+                overdue = [item for item in self._pending if now - item[0] >= self.max_age]
+                first = min(overdue, key=lambda i: i[0]) if overdue else min(self._pending, key=lambda i: len(i[1]))
+                limit = max(int(1.5 * len(first[1])), SAMPLING_RATE)
+                batch = [first] + [i for i in self._pending if i is not first and len(i[1]) <= limit][: self.max_batch - 1]
+                chosen = {id(i) for i in batch}
+                self._pending = [i for i in self._pending if id(i) not in chosen]
+                # marked running under the lock: a request that gives up now can no longer cancel them
+                return [(signal, future) for _, signal, future in batch if future.set_running_or_notify_cancel()]
 
     def _run(self) -> None:
+        """A worker's life: its loop, restarted (and logged) if it ever raises; the batch it held
+        then fails, and only that batch."""
+        threading.current_thread().emovox_batch = []
+        while True:
+            try:
+                self._loop()
+                return
+            except BaseException as exc:
+                held = getattr(threading.current_thread(), "emovox_batch", [])
+                for _, future in held:
+                    if not future.done():
+                        future.set_exception(RuntimeError(f"the inference worker failed: {exc!r}"))
+                if not isinstance(exc, Exception):
+                    raise
+                with self._count:
+                    self.restarts += 1
+                log.exception("inference worker %s failed; restarting it", threading.current_thread().name)
+                time.sleep(0.05)  # a worker failing at once again does not spin
+
+    def _loop(self) -> None:
+        thread = threading.current_thread()
         while (batch := self._take_batch()) is not None:
+            thread.emovox_batch = batch
             if not batch:
                 continue
             start = time.perf_counter()
             try:
                 predictions = self.model.predict_signals([s for s, _ in batch])
-            except Exception as exc:  # a bug: every waiting request gets a 500 and the log the trace
+                if len(predictions) != len(batch):
+                    raise RuntimeError(f"the model gave {len(predictions)} results for {len(batch)} clips")
+            except Exception as exc:  # a bug: these requests get a 500 and the log the trace; the worker goes on
                 log.exception("inference failed on a batch of %d", len(batch))
                 for _, future in batch:
                     future.set_exception(exc)
@@ -164,3 +208,4 @@ class InferenceEngine:
                 self.clips += len(batch)
             for (signal, future), p in zip(batch, predictions):
                 future.set_result(Result(p.scores, len(signal) / SAMPLING_RATE))
+            thread.emovox_batch = []
