@@ -116,9 +116,13 @@ class ModelsResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str
+    ok: bool
     model: str
     queue: int
     streams: int
+    workers: int
+    workers_alive: int
+    worker_restarts: int
     uptime: float
 
 
@@ -134,11 +138,14 @@ ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in 
 
 @router.get("/health", response_model=HealthResponse, tags=["service"])
 async def health(request: Request) -> JSONResponse:
-    """Liveness: answers at once even while the model is busy (it runs on its own thread)."""
+    """Liveness: answers at once even while the model is busy (it runs on its own threads); 503
+    with ``ok: false`` when an inference worker has died (a supervisor should restart the server)."""
     state = request.app.state.emovox
-    ok = state.engine.alive
-    return JSONResponse({"status": "ok" if ok else "error", "model": state.info["id"], "queue": state.engine.pending,
-                         "streams": state.streams, "uptime": round(time.time() - state.started, 1)},
+    engine = state.engine
+    ok = engine.alive
+    return JSONResponse({"status": "ok" if ok else "error", "ok": ok, "model": state.info["id"], "queue": engine.pending,
+                         "streams": state.streams, "workers": engine.workers, "workers_alive": engine.workers_alive,
+                         "worker_restarts": engine.restarts, "uptime": round(time.time() - state.started, 1)},
                         status_code=200 if ok else 503)
 
 
