@@ -61,6 +61,9 @@ class EmotionModel(Predictor):
     def reference_mean(self) -> np.ndarray:
         return self.ensemble.reference_mean()
 
+    def encoder_sha256(self) -> str:
+        return self.bundle.features.encoder_sha256
+
     def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities for 16 kHz mono signals: encoder features, then the heads."""
         return self.probabilities(self.extractor(signals))

@@ -93,6 +93,42 @@ class Predictor:
         """The training feature mean the heads standardise with (see :mod:`emovox.adaptation`)."""
         raise NotImplementedError
 
+    profile = None  # an emovox.profiles.DomainProfile applied to every clip (use_profile)
+
+    def fingerprint(self) -> str:
+        """sha256 of what a domain profile depends on: the model id, labels and the training
+        feature mean the heads standardise with (the same for a model and its ONNX export)."""
+        digest = hashlib.sha256(f"{getattr(self, 'model_id', '')}|{','.join(self.labels)}|".encode())
+        digest.update(np.round(np.nan_to_num(self.reference_mean(), nan=-9e9), 4).astype(np.float32).tobytes())
+        return digest.hexdigest()
+
+    def encoder_sha256(self) -> str:
+        """The encoder weights' hash the model was trained with ("" when unknown)."""
+        return ""
+
+    def use_profile(self, profile) -> None:
+        """Centre every clip on a deployment's domain (:mod:`emovox.profiles`): ``profile`` is a
+        :class:`~emovox.profiles.DomainProfile` or a path to one, ``None`` removes it.
+
+        Raises:
+            emovox.profiles.ProfileError: the profile was made for another model.
+        """
+        from .profiles import DomainProfile
+
+        if profile is not None and not isinstance(profile, DomainProfile):
+            profile = DomainProfile.load(profile)
+        if profile is not None:
+            profile.check(self.fingerprint(), self.encoder_sha256(), getattr(self, "model_id", ""))
+            self._profile_reference = self.reference_mean()
+        self.profile = profile
+
+    def _probabilities(self, signals: Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities for signals, through the domain profile when one is set."""
+        if self.profile is None:
+            return self.probabilities_for_signals(signals)
+        features = self.profile.apply(self.features_for_signals(signals), self._profile_reference)
+        return self.probabilities_for_features(features)
+
     def predict_speaker(self, signals: Sequence[np.ndarray], *, labels: Sequence[str] | None = None) -> list[Prediction]:
         """Predict for several 16 kHz clips of *one* speaker, adapted to that speaker: their
         features are centred on the training mean before the heads (:mod:`emovox.adaptation`;
@@ -116,7 +152,7 @@ class Predictor:
         """Predict for 16 kHz mono float32 signals (already loaded)."""
         if not len(signals):
             return []
-        probs = self.probabilities_for_signals(signals)
+        probs = self._probabilities(signals)
         return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals)]
 
     def predict(self, signal: np.ndarray, sampling_rate: int, *, labels: Sequence[str] | None = None) -> Prediction:
@@ -217,7 +253,21 @@ def is_exported_dir(directory: str | os.PathLike) -> bool:
         return False
 
 
-def load(model_dir: str | os.PathLike | None = None, *, adaptive: bool = False, **kwargs) -> Predictor:
+def load(model_dir: str | os.PathLike | None = None, *, adaptive: bool = False, profile=None, **kwargs) -> Predictor:
+    """Load a model (see :func:`_load_model`); ``profile``: a domain profile (path or
+    :class:`emovox.profiles.DomainProfile`, made by ``emovox profile`` for this model) that
+    centres every clip on the deployment's audio.
+
+    Examples:
+        >>> model = load(profile="callcentre.npz")  # doctest: +SKIP
+    """
+    model = _load_model(model_dir, adaptive=adaptive, **kwargs)
+    if profile is not None:
+        model.use_profile(profile)
+    return model
+
+
+def _load_model(model_dir: str | os.PathLike | None = None, *, adaptive: bool = False, **kwargs) -> Predictor:
     """Load a model (default: the one shipped with emovox; ``adaptive=True``: the shipped model
     for several clips of one speaker, see :func:`adaptive_model_dir`). ``model_dir`` is a model
     directory, an exported folder, or the name of a shipped model (:data:`SHIPPED_MODELS`, e.g.

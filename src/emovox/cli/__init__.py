@@ -19,3 +19,4 @@ from . import evaluate as _evaluate  # noqa: E402,F401
 from . import serve as _serve  # noqa: E402,F401
 from . import timeline as _timeline  # noqa: E402,F401
 from . import batch as _batch  # noqa: E402,F401
+from . import profile as _profile  # noqa: E402,F401

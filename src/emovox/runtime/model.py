@@ -179,6 +179,9 @@ class OnnxEmotionModel(Predictor):
             probs /= probs.sum(1, keepdims=True)
         return probs
 
+    def encoder_sha256(self) -> str:
+        return self.config.get("features", {}).get("encoder_sha256", "")
+
     def reference_mean(self) -> np.ndarray:
         """From ``reference_mean.npy`` (written by exports since emovox's speaker adaptation)."""
         name = self.config.get("reference_mean")
