@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import InvalidAudioError, ModelError
 
 HOP_LENGTH = 160  # 10 ms at 16 kHz
 MAX_MEL_FRAMES = 3000  # the encoder's limit: 30 s (1500 positions after the stride-2 convolution)
@@ -67,13 +67,22 @@ def log_mel(signal: np.ndarray, *, n_mels: int = 80) -> np.ndarray:
     The mel filterbank product runs on one BLAS thread: it is small, and OpenBLAS's threads
     spinning against onnxruntime's on a loaded machine made it 10-30 times slower. The
     numbers do not change (the product is split over rows, never over the summed axis).
+
+    Raises:
+        InvalidAudioError: the spectrogram is not finite (samples far beyond full scale
+            overflow it; :func:`emovox.audio.load_audio` scales such input down first).
     """
     frames = len(signal) // HOP_LENGTH
     controller = _blas_controller()
     limit = controller.limit(limits=1, user_api="blas") if controller else contextlib.nullcontext()
-    with limit:
+    with limit, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         mel = _extractor(n_mels)(np.asarray(signal, dtype=np.float32), padding=HOP_LENGTH)
-    return np.ascontiguousarray(mel[:, :frames], dtype=np.float32)
+    mel = np.ascontiguousarray(mel[:, :frames], dtype=np.float32)
+    if not np.isfinite(mel).all():
+        raise InvalidAudioError("the log-mel spectrogram of the audio is not finite (NaN or infinite samples, or "
+                                "samples far beyond full scale): load it with emovox.audio.load_audio, which "
+                                "scales such input down")
+    return mel
 
 
 def mel_windows(signal: np.ndarray, *, n_mels: int = 80, window: float = 0.0) -> list[tuple[np.ndarray, int]]:
