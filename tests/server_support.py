@@ -99,9 +99,11 @@ class Server:
         return f"ws://{self.host}:{self.port}"
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                timeout: float = 60.0) -> tuple[int, dict | None, dict]:
-        """One request on a fresh connection: (status, JSON body or None, headers)."""
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+                timeout: float = 60.0, source: str | None = None) -> tuple[int, dict | None, dict]:
+        """One request on a fresh connection (from the loopback address ``source`` if given):
+        (status, JSON body or None, headers)."""
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout,
+                                                source_address=(source, 0) if source else None)
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
@@ -143,8 +145,9 @@ def multipart(files: dict[str, tuple[str, bytes]], fields: dict[str, str], bound
 
 
 @contextlib.contextmanager
-def running_server(model_dir: Path, log: Path, *args: str, startup: float = 120.0):
-    """Start ``emovox serve`` on a free loopback port; yield a :class:`Server`; stop it after."""
+def running_server(model_dir: Path, log: Path, *args: str, startup: float = 120.0, cwd: Path | None = None):
+    """Start ``emovox serve`` on a free loopback port (from ``cwd`` if given); yield a
+    :class:`Server`; stop it after."""
     port = free_port()
     src = str(Path(emovox.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
@@ -152,7 +155,7 @@ def running_server(model_dir: Path, log: Path, *args: str, startup: float = 120.
         process = subprocess.Popen(
             [sys.executable, "-c", "from emovox.cli import app; app()", "serve", "--model", str(model_dir),
              "--host", "127.0.0.1", "--port", str(port), *args],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     server = Server(port, process, log)
     try:
         deadline = time.monotonic() + startup

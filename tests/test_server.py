@@ -255,7 +255,8 @@ def test_stream_limits_idle_duration_and_count(limited_server):
     with connect(url, open_timeout=10) as ws:
         ws.send(json.dumps({"type": "start", "sample_rate": 16000}))
         assert json.loads(ws.recv(timeout=10))["type"] == "ready"
-        with connect(url, open_timeout=10) as second:  # only one stream allowed
+        with connect(url, open_timeout=10) as second:  # only one stream allowed, counted from its start
+            second.send(json.dumps({"type": "start", "sample_rate": 16000}))
             assert _first_error(second)["code"] == "too_many_streams"
             with pytest.raises(Exception):
                 second.recv(timeout=5)

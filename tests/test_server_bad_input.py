@@ -182,14 +182,14 @@ def _complete(response: bytes) -> bool:
 
 
 def test_huge_declared_content_length_is_refused_before_the_body(server):
-    head = (f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+    head = (f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"
             f"Content-Length: {10 * 2**30}\r\n\r\n").encode()
     status, body = _raw_http(server, head)  # no body sent at all: the answer comes from the header
     assert status == 413 and body["error"]["code"] == "upload_too_large"
 
 
 def test_huge_chunked_upload_is_cut_off(server):
-    head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\nTransfer-Encoding: chunked\r\n\r\n"
     block = os.urandom(256 * 1024)
     chunks = (b"%x\r\n" % len(block) + block + b"\r\n" for _ in range(64))  # 16 MiB offered, 2 MiB allowed
     status, body = _raw_http(server, head, chunks)
@@ -197,7 +197,7 @@ def test_huge_chunked_upload_is_cut_off(server):
 
 
 def test_bad_content_length_header(server):
-    head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: abc\r\n\r\n"
+    head = b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\nContent-Length: abc\r\n\r\n"
     status, _ = _raw_http(server, head)
     assert status == 400
 
@@ -264,7 +264,7 @@ def test_websocket_frame_over_protocol_limit_is_closed(server):
 
 def _handshake(server) -> socket.socket:
     sock = socket.create_connection((server.host, server.port), timeout=10)
-    sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
     response = b""
     while b"\r\n\r\n" not in response:
@@ -306,7 +306,7 @@ def test_websocket_truncated_frame_then_hangup(server):
 
 def test_websocket_handshake_with_bad_version(server):
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
-        sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n\r\n")
         response = _read_until_closed(sock)
     status = int(response.split(b" ", 2)[1])

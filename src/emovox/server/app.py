@@ -24,15 +24,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from .engine import InferenceEngine
-from .limits import ApiError, ServerSettings
+from .guard import CleanFormatter, GuardMiddleware, clean
+from .limits import ApiError, ServerSettings, UploadBudget
 
 log = logging.getLogger("emovox.server")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 DESCRIPTION = """Speech emotion recognition over HTTP and WebSocket.
 
@@ -70,7 +72,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     """Log lines with the request id: ``time level [request id] message``."""
     handler = _StderrHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+    handler.setFormatter(CleanFormatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
     logger = logging.getLogger("emovox")
     logger.handlers[:] = [handler]
     logger.setLevel(level)
@@ -79,7 +81,8 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 class RequestIdMiddleware:
     """Pure ASGI middleware: a request id per request or websocket (the client's ``X-Request-ID``
-    when it is sane), in the response headers and the logs; one access line per request; an
+    when it is 1-64 of ``A-Z a-z 0-9 . _ -``, else a new one), in the response headers and the
+    logs; one access line per request (the path with control characters escaped); an
     unexpected exception becomes a logged 500 with the id, never a bare traceback page."""
 
     def __init__(self, app):
@@ -104,7 +107,7 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error in %s %s", scope.get("method", "WS"), scope.get("path"))
+            log.exception("unhandled error in %s %s", clean(scope.get("method", "WS")), clean(scope.get("path")))
             status = 500
             if scope["type"] == "http" and not started:
                 body = ApiError(500, "internal_error", "internal server error (a bug: please report it "
@@ -112,7 +115,8 @@ class RequestIdMiddleware:
                 await JSONResponse(body, status_code=500)(scope, receive, send_with_id)
         finally:
             if scope["type"] == "http":
-                log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, 1000 * (time.perf_counter() - start))
+                log.info("%s %s %d %.1fms", clean(scope["method"]), clean(scope["path"]), status,
+                         1000 * (time.perf_counter() - start))
             request_id_var.reset(token)
 
 
@@ -141,15 +145,22 @@ class ServerState:
         self.engine.model_id = self.info["id"]
         self.timeline_limiter = anyio.CapacityLimiter(settings.max_timeline_jobs)
         self.asr_limiter = anyio.CapacityLimiter(1)  # one transcription at a time: it uses every ASR thread
+        self.uploads = UploadBudget(settings.max_concurrent_uploads, max(settings.max_buffered_bytes,
+                                                                         settings.max_upload_bytes))
         self.started = time.time()
-        self.streams = 0
+        self.streams = 0  # past their start message
+        self.streams_by_client: dict[str, int] = {}
+        self.handshakes = 0  # connected, start message not yet received
         self._transcriber = None
         self._transcriber_lock = threading.Lock()
 
     def transcriber(self):
-        """The process's :class:`emovox.transcribe.Transcriber`, loaded on first use (call it
-        from a worker thread: loading takes seconds). Raises :class:`ApiError` 501 when
-        faster-whisper or the Whisper weights are missing."""
+        """The process's :class:`emovox.transcribe.Transcriber`, loaded at start by
+        :func:`create_app` when ``settings.transcribe`` is on. Raises :class:`ApiError` 400
+        ``asr_disabled`` when it is off, 501 when faster-whisper or the Whisper weights are missing."""
+        if not self.settings.transcribe:
+            raise ApiError(400, "asr_disabled", "transcription is off on this server: it was started without "
+                           "--transcribe (leave transcribe out, or ask the operator to enable it)")
         with self._transcriber_lock:
             if self._transcriber is None:
                 from ..errors import EmovoxError
@@ -165,7 +176,9 @@ class ServerState:
 
 def _error_response(request, error: ApiError) -> JSONResponse:
     rid = getattr(request.state, "request_id", None)
-    headers = {"Retry-After": "1"} if error.status == 429 else None
+    headers = {"Retry-After": str(getattr(error, "retry_after", 1))} if error.status in (429, 503) else {}
+    if error.status == 408:
+        headers["Connection"] = "close"  # the rest of the body is not read
     return JSONResponse(error.body(rid), status_code=error.status, headers=headers)
 
 
@@ -189,6 +202,8 @@ def create_app(settings: ServerSettings | None = None, *, model=None) -> FastAPI
     if settings.threads and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(settings.threads)
     state = ServerState(settings, model)
+    if settings.transcribe:
+        state.transcriber()  # load Whisper now, not on a first request (ApiError 501 if it cannot)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -200,11 +215,16 @@ def create_app(settings: ServerSettings | None = None, *, model=None) -> FastAPI
     app = FastAPI(title="emovox", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.emovox = state
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(GuardMiddleware, settings=settings)
+    app.add_middleware(RequestIdMiddleware)  # outermost: refusals by the guard get an id and a log line
 
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
         return _error_response(request, exc)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_left(request, exc: ClientDisconnect):  # mid-upload: nobody reads the answer, the log does
+        return _error_response(request, ApiError(499, "client_closed_request", "the client disconnected"))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, exc: RequestValidationError):

@@ -12,8 +12,14 @@ rendered as ``{"error": {"status", "code", "message"}, "request_id"}``. Status c
   ``unknown_label``: decodable audio that cannot be used. A clip longer than the cap is 422,
   not 413: 413 is reserved for the byte size of the upload. The duration a header declares is
   checked before anything is decoded (a 10-hour FLAC or WAV header is refused at once);
-* 429 ``busy``: more clips waiting than ``max_queue`` (with ``Retry-After``; load shedding is
-  a 4xx on purpose: every 5xx is a bug).
+* 401 ``unauthorized`` / 403 ``origin_not_allowed`` / 400 ``bad_host``: the access rules of
+  :mod:`emovox.server.guard` (API key, browser origins, Host allow-list);
+* 408 ``request_timeout``: the body did not arrive within ``body_timeout`` seconds;
+* 429 ``busy`` / ``rate_limited``: more clips waiting than ``max_queue``, or more requests from
+  one client than ``rate_limit`` per second (with ``Retry-After``);
+* 503 ``too_many_uploads``: more request bodies in flight than ``max_concurrent_uploads``, or
+  more bytes buffered than ``max_buffered_bytes`` in total (with ``Retry-After``). Every other
+  5xx is a bug.
 
 Examples:
     >>> from emovox.errors import AudioTooLongError
@@ -24,6 +30,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -53,6 +60,7 @@ class ServerSettings:
     max_upload_bytes: int = 128 * MiB
     max_duration: float = 120.0  # seconds, /v1/predict
     max_timeline_duration: float = 3 * 3600.0  # seconds, /v1/timeline
+    max_transcribe_duration: float = 1800.0  # seconds, /v1/timeline?transcribe=true (Whisper costs ~0.3 CPU-s/s)
     max_batch: int = 16  # clips encoded together
     max_queue: int = 256  # clips waiting for the model before new ones get 429
     batch_wait: float = 0.002  # seconds the batcher waits for more clips once one arrived
@@ -60,14 +68,32 @@ class ServerSettings:
     inference_threads: int | None = None  # engine threads, each running its own batch (None: see create_app)
     timeline_window: float = 10.0  # longest piece of speech classified at once
     max_timeline_jobs: int = 2  # timelines decoded and segmented at the same time
-    asr_model: str = "whisper-base"  # transcribe=true: packaged Whisper model (loaded on first use)
+    asr_model: str = "whisper-base"  # transcribe=true: packaged Whisper model
+    transcribe: bool = False  # load asr_model at start; off: transcribe=true is a 400
     stream_interval: float = 0.5  # seconds of audio between two updates
     stream_window: float = 3.0  # seconds of audio each update looks at
     stream_max_message_bytes: int = 1 * MiB
     stream_max_duration: float = 3 * 3600.0  # seconds of audio in one stream
     stream_max_segment: float = 30.0  # longer speech is cut into segments of this length
     stream_idle_timeout: float = 60.0  # seconds without a message before the server closes
-    max_streams: int = 64
+    max_streams: int = 64  # streams past their start message
+    max_streams_per_client: int = 8  # of those, from one client address
+    stream_start_timeout: float = 10.0  # seconds from connecting to the start message
+    stream_max_text_bytes: int = 64 * 1024  # a JSON control message; larger is refused unparsed
+    # connections and bodies
+    header_timeout: float = 10.0  # seconds for a request's headers to arrive (then the connection closes)
+    keep_alive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open
+    body_timeout: float = 60.0  # seconds for a whole request body to arrive (408 after)
+    max_concurrent_uploads: int = 32  # request bodies read at once (503 above)
+    max_buffered_bytes: int = 512 * MiB  # upload bytes held by all requests together (503 above)
+    max_connections: int | None = 1024  # open connections (uvicorn answers 503 above)
+    # access (emovox.server.guard)
+    host: str = "127.0.0.1"  # the address served; a default allowed Host
+    api_key: str | None = None  # /v1/* needs it as "Authorization: Bearer" or "X-API-Key"
+    allowed_origins: tuple[str, ...] = ()  # browser origins allowed besides the server's own
+    allowed_hosts: tuple[str, ...] | None = None  # None: localhost, 127.0.0.1, [::1] and host
+    rate_limit: float = 0.0  # requests per second per client address on /v1/*; 0: no limit
+    rate_burst: int | None = None  # requests a client may make at once (None: 2 x rate_limit, at least 1)
 
     def to_env(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -75,7 +101,13 @@ class ServerSettings:
     @classmethod
     def from_env(cls) -> ServerSettings:
         raw = os.environ.get(ENV_VAR)
-        return cls(**json.loads(raw)) if raw else cls()
+        if not raw:
+            return cls()
+        values = json.loads(raw)
+        for key in ("allowed_origins", "allowed_hosts"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
 
 
 class ApiError(Exception):
@@ -110,8 +142,53 @@ def api_error_from(exc: EmovoxError) -> ApiError:
     return ApiError(422, "unprocessable", str(exc))
 
 
-async def read_capped(stream: AsyncIterator[bytes], declared: str | None, max_bytes: int) -> bytes:
-    """Read a request body, refusing (413) as soon as it is known to exceed ``max_bytes``."""
+class UploadBudget:
+    """The request bodies being read or held, and their bytes, across all requests: at most
+    ``max_uploads`` bodies and ``max_bytes`` bytes at once, else 503 ``too_many_uploads``.
+    Used from the event loop only (no lock).
+
+    Examples:
+        >>> budget = UploadBudget(max_uploads=1, max_bytes=100)
+        >>> with budget.hold() as held:
+        ...     held.add(60)
+        ...     (budget.uploads, budget.bytes)
+        (1, 60)
+        >>> (budget.uploads, budget.bytes)
+        (0, 0)
+    """
+
+    def __init__(self, max_uploads: int, max_bytes: int):
+        self.max_uploads, self.max_bytes = max_uploads, max_bytes
+        self.uploads = self.bytes = 0
+
+    @contextlib.contextmanager
+    def hold(self):
+        if self.uploads >= self.max_uploads:
+            raise ApiError(503, "too_many_uploads", f"{self.max_uploads} uploads are in progress; retry later")
+        self.uploads += 1
+        held = _Held(self)
+        try:
+            yield held
+        finally:
+            self.uploads -= 1
+            self.bytes -= held.bytes
+
+
+class _Held:
+    def __init__(self, budget: UploadBudget):
+        self.budget, self.bytes = budget, 0
+
+    def add(self, n: int) -> None:
+        if self.budget.bytes + n > self.budget.max_bytes:
+            raise ApiError(503, "too_many_uploads", "the server holds as many upload bytes as it may; retry later")
+        self.budget.bytes += n
+        self.bytes += n
+
+
+async def read_capped(stream: AsyncIterator[bytes], declared: str | None, max_bytes: int, held: _Held | None = None) -> bytes:
+    """Read a request body, refusing (413) as soon as it is known to exceed ``max_bytes``; with
+    ``held``, its bytes count against an :class:`UploadBudget` (the declared length at once)."""
+    reserved = 0
     if declared is not None:
         try:
             length = int(declared)
@@ -119,11 +196,17 @@ async def read_capped(stream: AsyncIterator[bytes], declared: str | None, max_by
             raise ApiError(400, "bad_request", f"Content-Length is not a number: {declared[:40]!r}") from None
         if length > max_bytes:
             raise ApiError(413, "upload_too_large", f"the upload is {length} bytes, over the limit of {max_bytes}")
+        if held is not None and length > 0:
+            held.add(length)
+            reserved = length
     body = bytearray()
     async for chunk in stream:
         body += chunk
         if len(body) > max_bytes:
             raise ApiError(413, "upload_too_large", f"the upload is over the limit of {max_bytes} bytes")
+        if held is not None and len(body) > reserved:
+            held.add(len(body) - reserved)
+            reserved = len(body)
     return bytes(body)
 
 

@@ -6,13 +6,22 @@ read under the byte cap, its header checked for the duration cap, then decoded i
 thread; the model runs on the engine thread (see :mod:`emovox.server.engine`).
 
 ``transcribe=true`` adds the words: ``transcript`` and ``language`` for a clip, ``text`` and
-``language`` per timeline segment. The Whisper model loads on the first such request and
-runs in a worker thread, one transcription at a time; a server without faster-whisper
-answers 501 ``asr_unavailable``.
+``language`` per timeline segment, on a server started with ``--transcribe`` (which loads
+Whisper at start); otherwise it is a 400 ``asr_disabled``. Transcription runs in a worker
+thread, one at a time, on at most ``max_transcribe_duration`` seconds of audio.
+
+Nothing the client sends makes a 5xx: undecodable bytes are 415, unusable audio (or audio
+whose scores come out NaN) 422. A timeline stops between two pieces of work once its client
+has gone, so abandoned requests do not keep the CPU busy.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import math
+import struct
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -22,7 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from ..audio import load_audio
+from ..audio import SAMPLING_RATE, load_audio
 from ..errors import EmovoxError
 from ..timeline import make_timeline
 from .limits import RAW_AUDIO_TYPES, ApiError, api_error_from, check_declared_duration, read_capped
@@ -127,12 +136,15 @@ class HealthResponse(BaseModel):
 
 
 ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in {
-    400: "malformed request (empty body, broken multipart, bad parameter)",
+    400: "malformed request (empty body, broken multipart, bad parameter, transcribe on a server without ASR)",
+    401: "the server needs an API key",
+    403: "a browser page from an origin that is not allowed",
+    408: "the request body took longer than the server's body timeout",
     413: "upload over the byte limit",
     415: "not an audio content type, or bytes that do not decode as audio",
     422: "audio that cannot be used: too long or too short, no samples, NaN/inf, unknown label",
-    429: "too many clips waiting: retry later",
-    501: "transcribe=true on a server that cannot transcribe (faster-whisper or the Whisper weights missing)",
+    429: "too many clips waiting, or over the per-client rate limit: retry later",
+    503: "too many uploads in progress: retry later",
 }.items()}
 
 
@@ -163,18 +175,23 @@ async def predict(request: Request, labels: str | None = LABELS_QUERY,
                   transcribe: bool = TRANSCRIBE_QUERY) -> JSONResponse:
     """The emotion of one clip (at most ``max_duration`` seconds, 120 by default)."""
     state = request.app.state.emovox
-    data, form_labels = await read_audio_body(request, state.settings.max_upload_bytes)
-    subset = parse_labels(labels if labels is not None else form_labels, state.labels)
-    signal = await anyio.to_thread.run_sync(decode, data, state.settings.max_duration)
-    result = await state.engine.predict(signal)
-    label, scores = result.decide(subset)
-    body = {"label": label, "scores": scores, "duration": round(result.duration, 3), "model": state.info["id"]}
     if transcribe:
-        def job():
-            return state.transcriber().transcribe_clips([signal])[0]
+        state.transcriber()  # a 400 before the upload is read when transcription is off
+    with state.uploads.hold() as held:
+        data, form_labels = await read_audio_body(request, state.settings.max_upload_bytes, held)
+        subset = parse_labels(labels if labels is not None else form_labels, state.labels)
+        signal = await anyio.to_thread.run_sync(decode, data, state.settings.max_duration)
+        del data
+        result = await state.engine.predict(signal)
+        label, scores = result.decide(subset)
+        require_finite(scores)
+        body = {"label": label, "scores": scores, "duration": round(result.duration, 3), "model": state.info["id"]}
+        if transcribe:
+            def job():
+                return state.transcriber().transcribe_clips([signal])[0]
 
-        spoken = await anyio.to_thread.run_sync(job, limiter=state.asr_limiter)
-        body.update(transcript=spoken.text, language=spoken.language)
+            spoken = await anyio.to_thread.run_sync(job, limiter=state.asr_limiter)
+            body.update(transcript=spoken.text, language=spoken.language)
     return JSONResponse({**body, "request_id": request.state.request_id})
 
 
@@ -186,27 +203,113 @@ async def timeline(request: Request, labels: str | None = LABELS_QUERY,
                    transcribe: bool = TRANSCRIBE_QUERY) -> JSONResponse:
     """Speech segments found by Silero VAD, each with its emotion, and the share of time per emotion."""
     state = request.app.state.emovox
-    data, form_labels = await read_audio_body(request, state.settings.max_upload_bytes)
-    subset = parse_labels(labels if labels is not None else form_labels, state.labels)
+    settings = state.settings
+    transcriber = state.transcriber() if transcribe else None  # a 400 before the upload is read
+    max_duration = min(settings.max_timeline_duration, settings.max_transcribe_duration) if transcribe \
+        else settings.max_timeline_duration
+    gone = threading.Event()  # set once the client has disconnected: the job stops at its next step
 
-    def job() -> dict:
-        transcriber = state.transcriber() if transcribe else None  # a 501 before any decoding
-        signal = decode(data, state.settings.max_timeline_duration)
-        result = make_timeline(state.engine, signal, labels=subset, transcriber=transcriber,
-                               max_window=window or state.settings.timeline_window)
+    def job(data: bytes) -> dict:
+        _check(gone)
+        signal = decode(data, max_duration)
+        del data
+        _check(gone)
+        result = make_timeline(Stoppable(state.engine, gone), signal, labels=subset,
+                               transcriber=Stoppable(transcriber, gone) if transcriber is not None else None,
+                               max_window=window or settings.timeline_window)
         return result.to_dict()
 
-    body = await anyio.to_thread.run_sync(job, limiter=state.timeline_limiter)
+    with state.uploads.hold() as held:
+        data, form_labels = await read_audio_body(request, settings.max_upload_bytes, held)
+        subset = parse_labels(labels if labels is not None else form_labels, state.labels)
+        watcher = asyncio.ensure_future(_watch_disconnect(request, gone))
+        try:
+            body = await anyio.to_thread.run_sync(job, data, limiter=state.timeline_limiter)
+        except ClientGone:
+            raise ApiError(499, "client_closed_request", "the client disconnected; the timeline was stopped") from None
+        finally:
+            watcher.cancel()
+        del data
+    for segment in body["segments"]:
+        require_finite(segment["scores"])
     return JSONResponse({**body, "request_id": request.state.request_id})
 
 
+class ClientGone(Exception):
+    """The client of a timeline disconnected: its job stops."""
+
+
+def _check(gone: threading.Event) -> None:
+    if gone.is_set():
+        raise ClientGone
+
+
+async def _watch_disconnect(request: Request, gone: threading.Event, every: float = 0.25) -> None:
+    """Set ``gone`` when the client disconnects (polled: uvicorn tells only when asked)."""
+    while not gone.is_set():
+        if await request.is_disconnected():
+            gone.set()
+            return
+        await asyncio.sleep(every)
+
+
+class Stoppable:
+    """The engine or the transcriber as :func:`emovox.timeline.make_timeline` sees them, checking
+    before each step whether the client has gone (then :class:`ClientGone` ends the job).
+
+    The engine's steps are the timeline's batches of windows; the transcriber's are its clips,
+    one at a time after the first ones that make up 30 s, which the transcriber detects the
+    language on (the clips' language and transcripts are those of one call with them all)."""
+
+    def __init__(self, inner, gone: threading.Event):
+        self.inner, self.gone = inner, gone
+        self.labels = getattr(inner, "labels", None)
+        self.model_id = getattr(inner, "model_id", "")
+
+    def predict_signals(self, signals, labels=None):
+        _check(self.gone)
+        return self.inner.predict_signals(signals, labels)
+
+    def transcribe_clips(self, clips, *, language=None):
+        first, seconds = 0, 0.0
+        while first < len(clips) and seconds < 30.0:
+            seconds += len(clips[first]) / SAMPLING_RATE
+            first += 1
+        out = []
+        for group in [clips[:first]] + [[clip] for clip in clips[first:]]:
+            _check(self.gone)
+            said = self.inner.transcribe_clips(group, language=language)
+            if out and said:  # the language was decided on the first group, with its probability
+                said = [dataclasses.replace(t, language_probability=out[0].language_probability) for t in said]
+            elif said:
+                language = said[0].language
+            out += said
+        return out
+
+
+def require_finite(scores: dict[str, float]) -> None:
+    """422 when the model's scores are not finite (extreme samples can overflow the features)."""
+    if not all(math.isfinite(v) for v in scores.values()):
+        raise ApiError(422, "invalid_audio", "the audio gives no finite scores (are its samples within [-1, 1]?)")
+
+
 def decode(data: bytes, max_duration: float):
-    """Bytes → 16 kHz mono float32; input errors become :class:`ApiError`."""
+    """Bytes → 16 kHz mono float32; every decoding failure becomes a 4xx :class:`ApiError`.
+
+    The bytes are decoded in memory; ``emovox serve`` runs in a private empty directory,
+    since libsndfile looks for a resource fork (``._`` or ``.AppleDouble/``) in the working
+    directory when it decodes from memory."""
     check_declared_duration(data, max_duration)
     try:
-        return load_audio(data, max_duration=max_duration)
+        signal = load_audio(data, max_duration=max_duration)
     except EmovoxError as exc:
         raise api_error_from(exc) from None
+    except MemoryError:
+        raise ApiError(413, "audio_too_large", "the decoded audio does not fit in memory") from None
+    except (ValueError, RuntimeError, OSError, EOFError, struct.error, TypeError) as exc:
+        # a codec libsndfile recognises but cannot read (GSM 6.10, G.721 ...), or a decoder bug on odd input
+        raise ApiError(415, "unsupported_audio", f"cannot decode the audio: {exc}") from None
+    return signal
 
 
 def parse_labels(raw: str | None, known: list[str]) -> list[str] | None:
@@ -224,8 +327,9 @@ def parse_labels(raw: str | None, known: list[str]) -> list[str] | None:
     return subset
 
 
-async def read_audio_body(request: Request, max_bytes: int) -> tuple[bytes, str | None]:
-    """The audio bytes of a request, and the ``labels`` form field of a multipart upload."""
+async def read_audio_body(request: Request, max_bytes: int, held=None) -> tuple[bytes, str | None]:
+    """The audio bytes of a request, and the ``labels`` form field of a multipart upload;
+    ``held`` counts the bytes against the server's upload budget."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";")[0].strip().lower()
     is_multipart = media == "multipart/form-data"
@@ -233,7 +337,7 @@ async def read_audio_body(request: Request, max_bytes: int) -> tuple[bytes, str 
         raise ApiError(415, "unsupported_media_type",
                        f"content type {media or '(none)'!r} is not audio: send multipart/form-data with a "
                        "'file' field, or the raw file with a content type like audio/wav or application/octet-stream")
-    body = await read_capped(request.stream(), request.headers.get("content-length"), max_bytes)
+    body = await read_capped(request.stream(), request.headers.get("content-length"), max_bytes, held)
     if not body:
         raise ApiError(400, "empty_body", "the request body is empty: no audio was sent")
     if not is_multipart:

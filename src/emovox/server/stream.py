@@ -11,6 +11,11 @@ Time is audio time: ``time`` is seconds of audio received since ``start``. A cli
 sends faster than real time gets updates coalesced (the latest window wins), never a backlog.
 Audio at other rates is resampled as a stream (soxr's streaming resampler, so that chunk
 edges leave no clicks; files go through :func:`emovox.audio.resample`).
+
+Limits: the ``start`` message must come within ``stream_start_timeout`` seconds; a stream
+counts against ``max_streams`` (and ``max_streams_per_client`` per client address) from its
+``start`` on; only non-empty audio resets the idle timeout; a text message over
+``stream_max_text_bytes``, or JSON nested too deep to parse, ends the stream as bad input.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from ..audio import SAMPLING_RATE
 from ..timeline import FRAME, Segmenter, VADSettings, VADStream, split_windows
 from .engine import Result
+from .guard import clean
 from .limits import ApiError
+from .routes import require_finite
 
 router = APIRouter()
 log = logging.getLogger("emovox.server")
@@ -59,17 +66,12 @@ async def stream_over_http() -> None:
 async def stream(websocket: WebSocket) -> None:
     state = websocket.app.state.emovox
     await websocket.accept()
-    if state.streams >= state.settings.max_streams:
+    if state.handshakes >= 4 * state.settings.max_streams:  # connections still waiting for their start
         await websocket.send_text(json.dumps({"type": "error", "code": "too_many_streams",
-                                              "message": f"{state.settings.max_streams} streams are open; retry later"}))
+                                              "message": f"{state.handshakes} streams are starting; retry later"}))
         await websocket.close(code=1013)
         return
-    state.streams += 1
-    session = StreamSession(websocket, state)
-    try:
-        await session.run()
-    finally:
-        state.streams -= 1
+    await StreamSession(websocket, state).run()
 
 
 class StreamSession:
@@ -91,13 +93,23 @@ class StreamSession:
         self._due = asyncio.Event()
         self._stopping = False
         self._segment_queue: asyncio.Queue = asyncio.Queue()
+        self.client = (websocket.client.host if websocket.client else None) or "-"
+        self.counted = False  # counted in state.streams (after start)
+        self.deadline = time.monotonic() + self.settings.stream_start_timeout  # for the next message
 
     # ---- protocol -------------------------------------------------------------------------
 
     async def run(self) -> None:
         tasks = []
+        self.state.handshakes += 1
         try:
-            self.configure(await self._receive_json())
+            try:
+                start = await self._receive_json()
+            finally:
+                self.state.handshakes -= 1
+            self.configure(start)
+            self._count()
+            self.deadline = time.monotonic() + self.settings.stream_idle_timeout
             await self.send({"type": "ready", "session": self.id, "sample_rate": self.rate, "format": "pcm_s16le",
                              "interval": self.interval, "window": self.window, "labels": self.labels or self.state.labels,
                              "model": self.state.info["id"], "max_message_bytes": self.settings.stream_max_message_bytes})
@@ -125,7 +137,7 @@ class StreamSession:
             self.open = False
             log.info("stream %s: the client left after %.1f s of audio", self.id, self.total / SAMPLING_RATE)
         except StreamError as exc:
-            log.info("stream %s refused: %s %s", self.id, exc.code, exc.message)
+            log.info("stream %s refused: %s %s", self.id, exc.code, clean(exc.message))
             await self.send({"type": "error", "code": exc.code, "message": exc.message})
             await self.close(exc.close_code)
         except Exception:
@@ -135,6 +147,27 @@ class StreamSession:
         finally:
             for task in tasks:
                 task.cancel()
+            self._uncount()
+
+    def _count(self) -> None:
+        """Count this stream (after its start message), or refuse it: too many in all or from its client."""
+        state, settings = self.state, self.settings
+        if state.streams >= settings.max_streams:
+            raise StreamError("too_many_streams", f"{settings.max_streams} streams are open; retry later", 1013)
+        if state.streams_by_client.get(self.client, 0) >= settings.max_streams_per_client:
+            raise StreamError("too_many_streams", f"{settings.max_streams_per_client} streams are open from "
+                              "this address; retry later", 1013)
+        state.streams += 1
+        state.streams_by_client[self.client] = state.streams_by_client.get(self.client, 0) + 1
+        self.counted = True
+
+    def _uncount(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.state.streams -= 1
+            left = self.state.streams_by_client.pop(self.client, 1) - 1
+            if left > 0:
+                self.state.streams_by_client[self.client] = left
 
     def configure(self, start: dict) -> None:
         """Check the ``start`` message and set up resampling, VAD and timing."""
@@ -176,6 +209,9 @@ class StreamSession:
                               f"{self.settings.stream_max_message_bytes}", 1009)
         if len(data) % 2:
             raise StreamError("bad_audio", f"a chunk of {len(data)} bytes is not whole 16-bit samples", 1007)
+        if not data:
+            return  # no audio: it does not count as activity
+        self.deadline = time.monotonic() + self.settings.stream_idle_timeout
         samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
         if self.resampler is not None:
             samples = self.resampler.resample_chunk(samples)
@@ -260,7 +296,7 @@ class StreamSession:
             await work
         except ApiError as exc:
             await self.send({"type": "error", "code": exc.code, "message": exc.message})
-            await self.close(1013)
+            await self.close(1007 if exc.status == 422 else 1013)
         except Exception:
             log.exception("stream %s failed", self.id)
             await self.send({"type": "error", "code": "internal_error", "message": "internal server error"})
@@ -283,6 +319,7 @@ class StreamSession:
         if speech >= MIN_SPEECH_SHARE and len(audio) >= SAMPLING_RATE // 10:
             result = await self.state.engine.predict(audio)
             message["label"], message["scores"] = result.decide(self.labels)
+            require_finite(message["scores"])
         message["processing_ms"] = round(1000 * (time.perf_counter() - queued), 1)
         await self.send(message)
 
@@ -302,6 +339,7 @@ class StreamSession:
                     weights[name] = weights.get(name, 0.0) + p * len(piece)
                 total += len(piece)
             label, scores = Result({k: v / total for k, v in weights.items()}, total / SAMPLING_RATE).decide(self.labels)
+            require_finite(scores)
             await self.send({"type": "segment", "index": self.segments, "start": round(start, 3),
                              "end": round(end, 3), "label": label, "scores": scores})
             self.segments += 1
@@ -312,10 +350,13 @@ class StreamSession:
         if not self.open:
             raise WebSocketDisconnect(1000)
         try:
-            with anyio.fail_after(self.settings.stream_idle_timeout):
+            with anyio.fail_after(max(0.0, self.deadline - time.monotonic())):
                 message = await self.ws.receive()
         except TimeoutError:
-            raise StreamError("idle_timeout", f"no message for {self.settings.stream_idle_timeout} s") from None
+            if not self.counted:
+                raise StreamError("start_timeout", f"no start message within {self.settings.stream_start_timeout} s") \
+                    from None
+            raise StreamError("idle_timeout", f"no audio for {self.settings.stream_idle_timeout} s") from None
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
         return message
@@ -326,11 +367,14 @@ class StreamSession:
             raise StreamError("bad_start", "audio arrived before the start message")
         return self._parse(message.get("text"))
 
-    @staticmethod
-    def _parse(text: str | None) -> dict:
+    def _parse(self, text: str | None) -> dict:
+        limit = self.settings.stream_max_text_bytes
+        if text is not None and len(text) > limit:  # before parsing: no JSON this long is a valid message
+            raise StreamError("message_too_large", f"a text message of {len(text)} characters is over the limit "
+                              f"of {limit}", 1009)
         try:
             value = json.loads(text or "")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise StreamError("bad_message", "a text message must be a JSON object") from None
         if not isinstance(value, dict):
             raise StreamError("bad_message", "a text message must be a JSON object")
