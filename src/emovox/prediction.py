@@ -32,7 +32,7 @@ import numpy as np
 from . import __version__
 from .audio import DEFAULT_MAX_DURATION, SAMPLING_RATE, load_audio
 from .decision import restrict, top_label
-from .errors import EmovoxError, ModelError
+from .errors import EmovoxError, InvalidAudioError, ModelError
 
 UNKNOWN = "unknown"  # the label of an abstention (see Predictor.abstain)
 EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
@@ -44,16 +44,23 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class Prediction:
-    """One clip's result: top label, every label's probability, duration in seconds."""
+    """One clip's result: top label, every label's probability, duration in seconds.
+
+    ``basis`` is set when the answer is not the model's judgement of the whole clip: for a
+    long recording, ``"speech segments (n=..., ... s of speech)"`` with ``scores`` the share of
+    speech time per label (see :func:`emovox.timeline.predict_recording`).
+    """
 
     label: str
     scores: dict[str, float]
     duration: float
     path: str | None = None
+    basis: str | None = None
 
     def to_dict(self) -> dict:
         out = {"path": self.path} if self.path is not None else {}
-        return {**out, "label": self.label, "scores": self.scores, "duration": round(self.duration, 3)}
+        out = {**out, "label": self.label, "scores": self.scores, "duration": round(self.duration, 3)}
+        return {**out, "basis": self.basis} if self.basis is not None else out
 
 
 @dataclasses.dataclass
@@ -142,6 +149,8 @@ class Predictor:
         return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals)]
 
     def _result(self, probs: np.ndarray, duration: float, labels: Sequence[str] | None, path: str | None) -> Prediction:
+        if not np.isfinite(probs).all():  # never a result: NaN is not JSON, and not an answer
+            raise InvalidAudioError("the model's probabilities for this clip are not finite")
         scores = restrict({l: float(p) for l, p in zip(self.labels, probs)}, labels)
         label = top_label(scores)
         if self.abstain is not None and scores[label] < self.abstain:
@@ -155,21 +164,30 @@ class Predictor:
         probs = self._probabilities(signals)
         return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals)]
 
+    def predict_recording(self, signal: np.ndarray, *, labels: Sequence[str] | None = None) -> Prediction:
+        """Predict for one whole 16 kHz recording: a clip up to 30 s is judged whole, a longer
+        one on its speech segments (:func:`emovox.timeline.predict_recording`)."""
+        from .timeline import predict_recording
+
+        return predict_recording(self, signal, labels=labels)
+
     def predict(self, signal: np.ndarray, sampling_rate: int, *, labels: Sequence[str] | None = None) -> Prediction:
         """Predict for one signal at ``sampling_rate`` (any rate, mono or multichannel)."""
         audio = load_audio(signal, sampling_rate, max_duration=self.max_duration)
-        return self.predict_signals([audio], labels=labels)[0]
+        return self.predict_recording(audio, labels=labels)
 
     def predict_file(self, path: str | os.PathLike, *, labels: Sequence[str] | None = None) -> Prediction:
         """Predict for one audio file."""
         audio = load_audio(path, max_duration=self.max_duration)
-        result = self.predict_signals([audio], labels=labels)[0]
+        result = self.predict_recording(audio, labels=labels)
         result.path = os.fspath(path)
         return result
 
     def predict_files(self, paths: Iterable[str | os.PathLike], *, labels: Sequence[str] | None = None,
                       batch_size: int = 16, adapt: bool = False) -> Iterator[Prediction | PredictionError]:
         """Predict for many files in batches, in input order; a bad file yields a PredictionError.
+
+        A recording over 30 s is judged on its speech segments (:meth:`predict_recording`).
 
         ``adapt=True``: the files are clips of one speaker; all are decoded first and judged
         together against the speaker's own average (:meth:`predict_speaker`).
@@ -190,7 +208,7 @@ class Predictor:
         path = os.fspath(path)
         try:
             return path, load_audio(path, max_duration=self.max_duration)
-        except EmovoxError as exc:
+        except Exception as exc:  # noqa: BLE001  whatever one file raises is that file's error
             return path, exc
 
     def _answer(self, decoded: Sequence[tuple[str, np.ndarray | EmovoxError]], predict,
@@ -198,14 +216,47 @@ class Predictor:
         """``predict`` (``predict_signals`` or ``predict_speaker``) on the decoded files together,
         then each file's result in input order; a file that failed to decode yields its error."""
         good = [audio for _, audio in decoded if isinstance(audio, np.ndarray)]
-        results = iter(predict(good, labels=labels))
+        results = iter(self._judge(good, predict, labels))
         for path, audio in decoded:
-            if isinstance(audio, np.ndarray):
-                result = next(results)
+            result = next(results) if isinstance(audio, np.ndarray) else audio
+            if isinstance(result, Prediction):
                 result.path = path
                 yield result
             else:
-                yield PredictionError(path, str(audio), type(audio).__name__)
+                yield PredictionError(path, str(result) or repr(result), type(result).__name__)
+
+    def _judge(self, signals: Sequence[np.ndarray], predict, labels: Sequence[str] | None) -> list:
+        """Each signal's Prediction, or the EmovoxError that judging it raised. Unadapted, a
+        recording over 30 s is judged on its own (:meth:`predict_recording`), and when a batch
+        fails each clip is judged alone, so that only the culprit fails."""
+        from .timeline import LONG_RECORDING
+
+        plain = predict == self.predict_signals  # an adapted group stands or falls together
+        out: list = [None] * len(signals)
+        for i, signal in enumerate(signals):
+            if plain and len(signal) > LONG_RECORDING * SAMPLING_RATE:
+                out[i] = _or_error(lambda: self.predict_recording(signal, labels=labels))
+        together = [i for i, result in enumerate(out) if result is None]
+        if not together and plain:
+            return out
+        try:
+            results = predict([signals[i] for i in together], labels=labels)
+        except EmovoxError as exc:
+            if not plain:
+                raise
+            results = [exc] if len(together) == 1 else \
+                [_or_error(lambda: predict([signals[i]], labels=labels)[0]) for i in together]
+        for i, result in zip(together, results):
+            out[i] = result
+        return out
+
+
+def _or_error(judge):
+    """``judge()``, or the EmovoxError it raised."""
+    try:
+        return judge()
+    except EmovoxError as exc:
+        return exc
 
 
 # Models shipped inside the package, by name: "default" (single clips, best on unseen corpora),

@@ -6,6 +6,13 @@ up the share of speech time per emotion. The command line (``emovox timeline``) 
 server (``POST /v1/timeline``) both call it; the streaming endpoint reuses :class:`VADStream`
 and :class:`Segmenter` to find the ends of speech as audio arrives.
 
+:func:`predict_recording` is the one answer for a whole file: a clip of up to
+:data:`LONG_RECORDING` seconds (one encoder window, one utterance or a few) is judged whole;
+a longer recording is judged on its speech, by its timeline's summary, so that a file's label
+never contradicts its own timeline (pooled over 30 s windows, the pauses and silence of a
+long call outvoted its speech). ``emovox predict``, ``emovox batch`` and
+:meth:`emovox.prediction.Predictor.predict_files` use it.
+
 Given a :class:`emovox.transcribe.Transcriber`, every window also gets the words said in it
 (``text``, ``language``); given a text model as well, the emotion fuses audio and words
 (:mod:`emovox.fusion`). The words come from transcribing each window's own audio, so a
@@ -43,6 +50,7 @@ from .audio import SAMPLING_RATE
 from .decision import restrict, top_label
 from .errors import ModelError
 
+LONG_RECORDING = 30.0  # seconds: longer recordings are judged on their speech (predict_recording)
 FRAME = 512  # samples per VAD frame at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous frame the model sees before each frame
 VAD_FILE = "silero_vad/data/silero_vad_16k_sequence.onnx"
@@ -330,6 +338,74 @@ def make_timeline(
     names = list(labels) if labels else list(model.labels)
     return Timeline(len(signal) / SAMPLING_RATE, names, segments, getattr(model, "model_id", ""),
                     transcribed=transcriber is not None, adapted=adapted is not None)
+
+
+def predict_recording(
+    model,
+    signal: np.ndarray,
+    *,
+    labels: Sequence[str] | None = None,
+    long_recording: float = LONG_RECORDING,
+    max_window: float = 10.0,
+    batch_size: int = 8,
+    vad: VADSettings = VADSettings(),
+):
+    """The emotion of one whole recording (16 kHz mono), by the same rule everywhere.
+
+    Up to ``long_recording`` seconds the clip is judged whole (``model.predict_signals``).
+    A longer recording is judged on its speech: its :func:`make_timeline` finds the speech
+    segments with the VAD and labels each window; the answer is the timeline summary's
+    dominant label, with ``scores`` the share of speech time of each label (they sum to 1),
+    and ``basis`` says so, e.g. ``"speech segments (n=3, 21.5 s of speech)"``. A long
+    recording without speech is judged whole, with basis ``"whole recording (no speech
+    found)"``. The model's ``abstain`` threshold, if any, applies to the dominant share.
+
+    Args:
+        model: anything with ``labels`` and ``predict_signals`` (an emovox model, or the
+            server's inference engine).
+        signal: the recording, 16 kHz mono float32 (see :func:`emovox.audio.load_audio`).
+        labels: decide among this subset of the model's labels only.
+        long_recording: longest clip judged whole, in seconds.
+        max_window: longest window of speech classified at once (see :func:`make_timeline`).
+        batch_size: windows classified together.
+        vad: voice-activity settings.
+
+    Returns:
+        A :class:`emovox.prediction.Prediction`; ``basis`` is None for a clip judged whole.
+
+    Examples:
+        >>> from emovox.prediction import Prediction
+        >>> class Loud:  # "angry" when the window is loud
+        ...     labels = ["sad", "angry"]
+        ...     def predict_signals(self, clips, labels=None):
+        ...         loud = [float(np.abs(c).max()) > 0.3 for c in clips]
+        ...         return [Prediction("angry" if l else "sad", {"sad": 1.0 - l, "angry": float(l)}, len(c) / 16000)
+        ...                 for l, c in zip(loud, clips)]
+        >>> from emovox.testing import voice
+        >>> quiet = lambda s: np.zeros(int(s * 16000), np.float32)
+        >>> call = np.concatenate([quiet(9), voice(4.0, amplitude=0.6), quiet(20), voice(3.0, seed=1, amplitude=0.6), quiet(9)])
+        >>> result = predict_recording(Loud(), call)
+        >>> result.label, result.scores, result.basis
+        ('angry', {'sad': 0.0, 'angry': 1.0}, 'speech segments (n=2, 7.1 s of speech)')
+    """
+    from .prediction import UNKNOWN, Prediction
+
+    duration = len(signal) / SAMPLING_RATE
+    if duration <= long_recording:
+        return model.predict_signals([signal], labels=labels)[0]
+    timeline = make_timeline(model, signal, labels=labels, max_window=max_window, batch_size=batch_size, vad=vad)
+    summary = timeline.summary()
+    if summary["dominant"] is None:
+        result = model.predict_signals([signal], labels=labels)[0]
+        result.basis = "whole recording (no speech found)"
+        return result
+    label, scores = summary["dominant"], summary["shares"]
+    abstain = getattr(model, "abstain", None)
+    if abstain is not None and scores[label] < abstain:
+        label = UNKNOWN
+    stretches = len({s.speech_segment for s in timeline.segments})
+    return Prediction(label, scores, duration,
+                      basis=f"speech segments (n={stretches}, {summary['speech']:.1f} s of speech)")
 
 
 def _fused_scores(audio: list[dict[str, float]], spoken: list, text_model) -> list[dict[str, float]]:
