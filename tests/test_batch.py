@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -197,3 +198,36 @@ def test_ray_engine_on_a_local_cluster_equals_local(ray_cluster, reference, arch
     assert (summary.processed, summary.failed) == (40, N_BAD)
     assert ray_cluster.is_initialized()  # the engine used this cluster and left it running
     assert rows(tmp_path / "out") == rows(reference)  # same chunks, same batches: identical
+
+
+def test_resume_matches_files_however_the_input_path_is_spelled(tmp_path, monkeypatch):
+    """``batch in out`` then ``batch /abs/path/in out`` (or ``./in``, or through a linked folder)
+    annotated every file twice: done files were matched on the raw string."""
+    from emovox.prediction import Predictor
+
+    class Stub(Predictor):
+        labels = list(LABELS)
+        model_id = "stub"
+
+        def probabilities_for_signals(self, signals):
+            return np.array([[0.25, 0.75]] * len(signals))
+
+    model_dir = tmp_path / "stub-model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps({"format": "emovox-onnx", "labels": list(LABELS)}))
+    monkeypatch.setattr(emovox.prediction, "load", lambda *a, **k: Stub())
+    (tmp_path / "in").mkdir()
+    for k in range(3):
+        write_wav(tmp_path / "in" / f"clip{k}.wav", styled("sad", 0.5, k), SR)
+    (tmp_path / "link").symlink_to(tmp_path / "in")
+    monkeypatch.chdir(tmp_path)
+    first = run_batch("in", "out", model_dir=model_dir, progress=False)
+    assert (first.processed, first.skipped) == (3, 0)
+    for spelling in (str(tmp_path / "in"), "./in/", str(tmp_path / "link"), "in/../in"):
+        again = run_batch(spelling, "out", model_dir=model_dir, progress=False)
+        assert (again.processed, again.skipped) == (0, 3), spelling
+    got = pq.read_table(tmp_path / "out").to_pylist()
+    assert sorted(r["path"] for r in got) == [f"in/clip{k}.wav" for k in range(3)]  # old rows stay as written
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("path\nin/clip0.wav\n./in/clip0.wav\n" + str(tmp_path / "in" / "clip0.wav") + "\n")
+    assert read_inputs(manifest) == [str(tmp_path / "in" / "clip0.wav")]  # one file, listed three ways

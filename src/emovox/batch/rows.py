@@ -2,7 +2,8 @@
 
 Every engine calls :func:`annotate` on chunks of paths with a model from :func:`load_worker_model`;
 the table has one row per file (or per speech segment with ``timeline=True``) and the columns
-of :func:`result_schema`. A file that cannot be processed becomes a row with ``error`` set.
+of :func:`result_schema`. A file that cannot be processed becomes a row with ``error`` set, and
+so does one whose scores are not finite: a row without an error has finite scores.
 
 Examples:
     >>> result_schema(["sad", "angry"]).names
@@ -12,6 +13,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,8 +72,12 @@ def model_info(directory: str | os.PathLike) -> tuple[list[str], str]:
 
 
 def load_worker_model(directory: str | os.PathLike, *, threads: int = 1, timeline: bool = False):
-    """Load the model in a worker with ``threads`` compute threads (one per worker by default)."""
+    """Load the model in a worker with ``threads`` compute threads (one per worker by default);
+    the decoders' notes (mpg123) stay off the worker's stderr."""
+    from ..audio_decode import quiet_decoder_messages
     from ..prediction import load
+
+    quiet_decoder_messages()
 
     max_duration = {"max_duration": None} if timeline else {}
     if is_exported_dir(directory):
@@ -111,9 +117,20 @@ def _one(model, path: str):
 def _row(result, labels: Sequence[str], model_id: str) -> dict:
     if isinstance(result, PredictionError):
         return {"path": result.path, "model_id": model_id, "error": result.error, "error_type": result.kind}
+    if not _finite(result.scores, labels):
+        return _not_finite(result.path, model_id)
     row = {"path": result.path, "duration": round(result.duration, 3), "label": result.label, "model_id": model_id}
     row.update({f"score_{label}": result.scores[label] for label in labels})
     return row
+
+
+def _finite(scores: dict, labels: Sequence[str]) -> bool:
+    return all(isinstance(scores.get(l), (int, float)) and math.isfinite(scores[l]) for l in labels)
+
+
+def _not_finite(path: str, model_id: str) -> dict:
+    return {"path": path, "model_id": model_id, "error": "the model's scores for this file are not finite",
+            "error_type": "InvalidAudioError"}
 
 
 def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str) -> list[dict]:
@@ -126,6 +143,8 @@ def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str) -> li
     except Exception as exc:  # noqa: BLE001  recorded in the row, the run goes on
         return [{"path": path, "model_id": model_id, "error": str(exc) or repr(exc), "error_type": type(exc).__name__}]
     duration = round(timeline.duration, 3)
+    if not all(_finite(s.scores, labels) for s in timeline.segments):
+        return [_not_finite(path, model_id)]
     if not timeline.segments:
         return [{"path": path, "duration": duration, "model_id": model_id}]
     rows = []

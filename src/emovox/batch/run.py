@@ -1,8 +1,9 @@
 """``run_batch``: inputs → skip what is done → an engine → part files, with progress and a summary.
 
-Resumable and idempotent: the paths already in the output are skipped, each chunk's rows are
-written as one atomic part file, so a run killed at any moment loses at most the chunks in
-flight and a rerun neither repeats nor drops a row.
+Resumable and idempotent: the paths already in the output are skipped (matched by
+:func:`~emovox.batch.inputs.path_identity`, so ``in`` and ``/abs/path/in`` are one folder),
+each chunk's rows are written as one atomic part file, so a run killed at any moment loses at
+most the chunks in flight and a rerun neither repeats nor drops a row.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import time
 
 from .engines import local_engine, ray_engine
-from .inputs import read_inputs
+from .inputs import path_identity, read_inputs
 from .rows import model_info, resolve_model, result_schema
 from .store import PartStore
 
@@ -70,12 +71,15 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    paths = read_inputs(inputs)
+    passed_over: list[tuple[str, str]] = []
+    paths = read_inputs(inputs, passed_over)
+    for path, reason in passed_over:
+        log.warning("warning: skipped %s: %s", path, reason)
     model_path = resolve_model(model_dir)
     labels, _ = model_info(model_path)
     with PartStore(output, result_schema(labels, timeline=timeline)) as store:
-        done = store.done_paths()
-        todo = [p for p in paths if p not in done]
+        done = {path_identity(p) for p in store.done_paths()}
+        todo = [p for p in paths if path_identity(p) not in done]
         chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
         log.info("%d files, %d already done, %d to annotate", len(paths), len(paths) - len(todo), len(todo))
         if engine == "local":
