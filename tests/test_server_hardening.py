@@ -43,7 +43,7 @@ def server(model_dir, tmp_path_factory):
     (junk / ".AppleDouble").mkdir()
     (junk / ".AppleDouble" / "upload.mp3").write_bytes(bytes(512))
     log = tmp_path_factory.mktemp("hardening") / "server.log"
-    with running_server(model_dir, log, "--header-timeout", "1", "--body-timeout", "2", "--max-uploads", "2",
+    with running_server(model_dir, log, "--header-timeout", "1", "--body-timeout", "3", "--max-uploads", "2",
                         "--max-upload-mb", "32", "--max-buffered-mb", "40", cwd=junk) as s:
         yield s
     text = log.read_text()
@@ -93,7 +93,7 @@ def test_stalled_body_gets_408(server):
     with _connect(server) as sock:
         sock.sendall(_post_head(100_000) + GOOD[:1000])  # promises 100 kB, sends 1 kB
         data = _read_all(sock)
-    assert time.monotonic() - start < 6  # --body-timeout 2
+    assert time.monotonic() - start < 8  # --body-timeout 3
     assert data.startswith(b"HTTP/1.1 408"), data[:200]
     assert json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "request_timeout"
 
@@ -102,13 +102,13 @@ def test_uploads_are_bounded_in_number_and_bytes(server):
     with _connect(server) as first, _connect(server) as second:
         first.sendall(_post_head(1000) + GOOD[:100])  # two stalled uploads: the most allowed at once
         second.sendall(_post_head(1000) + GOOD[:100])
-        time.sleep(0.4)
+        time.sleep(0.6)
         status, body, headers = server.request("POST", "/v1/predict", GOOD, {"Content-Type": "audio/wav"})
         assert status == 503 and body["error"]["code"] == "too_many_uploads" and headers["retry-after"]
     assert server.request("POST", "/v1/predict", GOOD, {"Content-Type": "audio/wav"})[0] == 200
     with _connect(server) as big:
         big.sendall(_post_head(30 * MiB) + GOOD[:100])  # declares 30 of the 40 MiB the server may hold
-        time.sleep(0.4)
+        time.sleep(0.6)
         status, body, _ = server.request("POST", "/v1/predict", b"\0" * 100, {"Content-Type": "audio/wav",
                                                                               "Content-Length": str(20 * MiB)})
         assert status == 503 and body["error"]["code"] == "too_many_uploads"
@@ -120,7 +120,7 @@ def test_uploads_are_bounded_in_number_and_bytes(server):
 
 
 def test_timeline_stops_when_its_client_leaves(server):
-    signal = np.concatenate([styled("sad", 9.5, seed=s % 8) for s in range(40)])  # 6.3 min of speech
+    signal = np.concatenate([styled("sad", 9.5, seed=s % 8) for s in range(32)])  # 5 min of speech
     data = wav_bytes(signal)
     start = time.monotonic()
     with _connect(server) as sock:
@@ -134,7 +134,7 @@ def test_timeline_stops_when_its_client_leaves(server):
     # the whole timeline takes several times longer: the same upload answered in full
     full_start = time.monotonic()
     status, body, _ = server.request("POST", "/v1/timeline?window=1", data, {"Content-Type": "audio/wav"}, timeout=120)
-    assert status == 200 and len(body["segments"]) > 250
+    assert status == 200 and len(body["segments"]) > 200
     assert stopped < time.monotonic() - full_start + 1.0
     assert server.healthy()
 
