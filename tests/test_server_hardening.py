@@ -363,3 +363,31 @@ def test_rate_limit_per_client(locked_server):
     assert limited[1]["error"]["code"] == "rate_limited" and int(limited[2]["retry-after"]) >= 1
     assert locked_server.request("GET", "/v1/models", headers=KEY, source="127.0.0.10")[0] == 200  # others unaffected
     assert re.fullmatch(r"[0-9a-f]{16}", limited[2]["x-request-id"])
+
+
+def test_stoppable_transcriber_detects_the_language_once_and_stops_between_clips():
+    from emovox.server.routes import ClientGone, Stoppable
+    from emovox.transcribe import Transcript
+
+    calls = []
+
+    class Fake:
+        def transcribe_clips(self, clips, *, language=None):
+            calls.append((len(clips), language))
+            return [Transcript("words", language or "de", 1.0 if language else 0.9, []) for _ in clips]
+
+    gone = threading.Event()
+    clips = [np.zeros(10 * 16000, np.float32)] * 5  # the first three make the 30 s the language is detected on
+    said = Stoppable(Fake(), gone).transcribe_clips(clips)
+    assert calls == [(3, None), (1, "de"), (1, "de")]
+    assert [(t.language, t.language_probability) for t in said] == [("de", 0.9)] * 5
+    calls.clear()
+
+    class Leaving(Fake):
+        def transcribe_clips(self, clips, *, language=None):
+            gone.set()  # the client leaves during the first clips
+            return super().transcribe_clips(clips, language=language)
+
+    with pytest.raises(ClientGone):
+        Stoppable(Leaving(), gone).transcribe_clips(clips)
+    assert calls == [(3, None)]
