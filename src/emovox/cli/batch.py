@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import app, model_option
@@ -39,17 +40,19 @@ def batch(
     """
     import os
 
+    from ..audio_decode import quiet_decoder_messages
     from ..batch import run_batch
     from ..errors import EmovoxError
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    err = Console(stderr=True)
+    quiet_decoder_messages()
+    err = Console(stderr=True, soft_wrap=True)  # one line per error however long: grep finds it
     try:
         summary = run_batch(inputs, output, engine=engine.value, workers=workers or (os.cpu_count() or 1),
                             model_dir=model_dir, timeline=timeline, chunk_size=chunk_size, threads=threads,
                             address=address, progress=progress)
     except EmovoxError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     table = Table(title=f"{output} ({summary.parts} parts)", show_lines=False)
     table.add_column("label")

@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import app, model_option
@@ -42,11 +43,16 @@ def predict(
     neutral_ref: Optional[Path] = typer.Option(None, "--neutral-ref", help="With --explain: a neutral clip of the same speaker; pitch and energy are given relative to it."),
 ) -> None:
     """Predict the emotion of each input file; one result per file."""
+    from ..audio_decode import quiet_decoder_messages
     from ..errors import EmovoxError
     from ..prediction import PredictionError, load
 
-    err = Console(stderr=True)
-    paths = expand_inputs(inputs)
+    quiet_decoder_messages()
+    err = Console(stderr=True, soft_wrap=True)  # one line per error however long: grep finds it
+    skipped: list[tuple[str, str]] = []
+    paths = expand_inputs(inputs, skipped)
+    for path, reason in skipped:
+        err.print(f"[yellow]warning:[/] skipped {escape(path)}: {reason}")
     if not paths:
         err.print("[red]error:[/] no audio files found in the inputs")
         raise typer.Exit(2)
@@ -62,7 +68,7 @@ def predict(
         try:
             reference = measure_prosody(load_audio(neutral_ref, max_duration=max_duration), SAMPLING_RATE)
         except EmovoxError as exc:
-            err.print(f"[red]error:[/] --neutral-ref: {exc}")  # the message names the file
+            err.print(f"[red]error:[/] --neutral-ref: {escape(str(exc))}")  # the message names the file
             raise typer.Exit(2) from None
     start = time.perf_counter()
     try:
@@ -73,7 +79,7 @@ def predict(
 
             restrict({l: 1.0 for l in model.labels}, subset)  # validate labels before any work
     except EmovoxError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     transcriber = text_model = None
     if fuse and not transcribe:
@@ -89,20 +95,17 @@ def predict(
 
                 text_model = load_text_model()
         except EmovoxError as exc:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(2) from None
     results, failures = [], 0
     try:
         predictions = list(model.predict_files(paths, labels=subset, adapt=True)) if adapt else \
             model.predict_files(paths, labels=subset, batch_size=batch_size)
     except EmovoxError as exc:  # e.g. too few clips to adapt to
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     for result in predictions:
-        if isinstance(result, PredictionError):
-            failures += 1
-            err.print(f"[red]error:[/] {result.path}: {result.error}")
-        else:
+        if not isinstance(result, PredictionError):
             audio_scores = dict(result.scores)
             if transcriber is not None:
                 spoken = transcriber.transcribe_file(result.path)
@@ -111,19 +114,34 @@ def predict(
                     _fuse(result, text_model, abstain)
             if explain:
                 _explain(result, audio_scores, reference, text_model, err)
+            if not _finite(result):  # NaN is not JSON, and not an answer
+                result = PredictionError(result.path, "the scores are not finite", "InvalidAudioError")
+        if isinstance(result, PredictionError):
+            failures += 1
+            err.print(f"[red]error:[/] {escape(result.path)}: {escape(result.error)}")
         if output_format is OutputFormat.jsonl:
-            sys.stdout.write(json.dumps(_as_dict(result), ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(_as_dict(result), ensure_ascii=False, allow_nan=False) + "\n")
             sys.stdout.flush()
         else:
             results.append(result)
     if output_format is OutputFormat.json:
-        sys.stdout.write(json.dumps([_as_dict(r) for r in results], indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps([_as_dict(r) for r in results], indent=2, ensure_ascii=False, allow_nan=False)
+                         + "\n")
     elif output_format is OutputFormat.table:
         _print_table(results, subset or model.labels)
     elapsed = time.perf_counter() - start
     err.print(f"{len(paths) - failures} ok, {failures} failed, {elapsed:.1f} s", style="dim")
     if failures:
         raise typer.Exit(1)
+
+
+def _finite(result) -> bool:
+    """Every number in ``result``'s output is finite (its scores, and the explanation's)."""
+    try:
+        json.dumps(_as_dict(result), allow_nan=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _fuse(result, text_model, abstain=None) -> None:
@@ -151,7 +169,7 @@ def _explain(result, audio_scores, reference, text_model, err) -> None:
     try:
         signal = load_audio(result.path, max_duration=None)
     except EmovoxError as exc:  # the file changed since it was predicted
-        err.print(f"[yellow]warning:[/] {result.path}: no explanation: {exc}")
+        err.print(f"[yellow]warning:[/] {escape(result.path)}: no explanation: {escape(str(exc))}")
         return
     kwargs = {"label": result.label, "audio_scores": audio_scores, "reference": reference}
     try:
@@ -174,8 +192,6 @@ def _as_dict(result) -> dict:
 
 
 def _print_table(results, labels) -> None:
-    from rich.markup import escape
-
     from ..prediction import PredictionError
 
     table = Table(show_lines=False)
@@ -189,11 +205,15 @@ def _print_table(results, labels) -> None:
         table.add_column("transcript", overflow="fold")
     for r in results:
         if isinstance(r, PredictionError):
-            table.add_row(r.path, "[red]error[/]", "", *[""] * len(labels), *[""] * transcripts)
+            table.add_row(escape(r.path), "[red]error[/]", "", *[""] * len(labels), *[""] * transcripts)
         else:
             extra = [escape(f"[{r.language}] {r.transcript}") if hasattr(r, "transcript") else ""] * transcripts
-            table.add_row(r.path, f"[bold]{r.label}[/]", f"{r.duration:.2f}", *[f"{r.scores[l]:.2f}" for l in labels], *extra)
+            table.add_row(escape(r.path), f"[bold]{r.label}[/]", f"{r.duration:.2f}", *[f"{r.scores[l]:.2f}" for l in labels], *extra)
     Console().print(table)
     for r in results:  # --explain: a full-width line per file reads better than a squeezed column
         if hasattr(r, "explanation"):
             Console().print(f"[bold]{escape(r.path)}[/]: {escape(r.explanation.sentence())}")
+    for r in results:  # a long recording's answer is its speech's: say so under the table
+        if getattr(r, "basis", None):
+            Console(soft_wrap=True).print(f"{escape(r.path)}: judged on {escape(r.basis)}; scores are shares of "
+                                          "speech time", style="dim")

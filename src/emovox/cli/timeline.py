@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import app, model_option
@@ -40,15 +41,17 @@ def timeline(
 ) -> None:
     """Find the speech (Silero VAD) and the emotion of each stretch; summarise the share of time per emotion."""
     from ..audio import load_audio
+    from ..audio_decode import quiet_decoder_messages
     from ..decision import restrict
     from ..errors import EmovoxError
     from .. import load
     from ..timeline import make_timeline
 
-    err = Console(stderr=True)
+    quiet_decoder_messages()
+    err = Console(stderr=True, soft_wrap=True)  # one line per error however long: grep finds it
     bad = [p for p in out if p.suffix.lower() not in (".csv", ".json", ".png")]
     if bad:
-        err.print(f"[red]error:[/] cannot write {bad[0]}: use a .csv, .json or .png file")
+        err.print(f"[red]error:[/] cannot write {escape(str(bad[0]))}: use a .csv, .json or .png file")
         raise typer.Exit(2)
     if (fuse or language) and not transcribe:
         err.print("[red]error:[/] --fuse and --language need --transcribe")
@@ -65,7 +68,7 @@ def timeline(
         for path in out:
             result.write(path)
     except EmovoxError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if output_format is TimelineFormat.json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -74,7 +77,7 @@ def timeline(
     else:
         _print(result)
     for path in out:
-        err.print(f"wrote {path}", style="dim")
+        err.print(f"wrote {escape(str(path))}", style="dim")
 
 
 def _text_branch(asr_model: str, fuse: bool):
@@ -94,8 +97,6 @@ def _text_branch(asr_model: str, fuse: bool):
 
 
 def _print(result) -> None:
-    from rich.markup import escape
-
     table = Table(title=f"{result.duration:.1f} s, {result.speech_duration:.1f} s of speech")
     for column in ["start", "end", "label", *result.labels]:
         table.add_column(column, justify="left" if column == "label" else "right")
