@@ -35,6 +35,7 @@ def recording():
 def test_health_models_and_request_ids(server):
     status, body, headers = server.request("GET", "/health")
     assert status == 200 and body["status"] == "ok" and body["model"] == "tiny-voice-model"
+    assert body["ok"] and body["workers_alive"] == body["workers"] >= 1 and body["worker_restarts"] == 0
     assert len(headers["x-request-id"]) == 16
     status, body, _ = server.request("GET", "/v1/models")
     assert status == 200
