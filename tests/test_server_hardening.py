@@ -35,8 +35,8 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
-    """Short timeouts, two uploads at once, 40 MiB buffered; started from a folder holding Mac
-    resource-fork junk (issue 15 #12)."""
+    """Short timeouts, two uploads at once, 40 MiB buffered, two engine threads taking one clip
+    each; started from a folder holding Mac resource-fork junk (issue 15 #12)."""
     junk = tmp_path_factory.mktemp("junk-cwd")
     (junk / "._").write_bytes(bytes(range(256)) * 4)
     (junk / "._upload.mp3").write_bytes(bytes(range(256)) * 4)
@@ -44,7 +44,8 @@ def server(model_dir, tmp_path_factory):
     (junk / ".AppleDouble" / "upload.mp3").write_bytes(bytes(512))
     log = tmp_path_factory.mktemp("hardening") / "server.log"
     with running_server(model_dir, log, "--header-timeout", "1", "--body-timeout", "3", "--max-uploads", "2",
-                        "--max-upload-mb", "32", "--max-buffered-mb", "40", cwd=junk) as s:
+                        "--max-upload-mb", "32", "--max-buffered-mb", "40", "--inference-threads", "2",
+                        "--max-batch", "1", cwd=junk) as s:  # two engine threads, one clip each: the race of #1
         yield s
     text = log.read_text()
     assert "Traceback" not in text and " 500 " not in text, text[-3000:]
@@ -67,6 +68,23 @@ def _read_all(sock: socket.socket) -> bytes:
 def _post_head(length: int, path: str = "/v1/predict") -> bytes:
     return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"
             f"Content-Length: {length}\r\n\r\n").encode()
+
+
+# ---- 1: engine threads survive bursts ----------------------------------------------------------
+
+
+def test_engine_threads_survive_bursts_of_timelines_and_clips(server):
+    import concurrent.futures
+
+    # a timeline submits up to 8 windows at once: with one clip per batch, both threads wake for them
+    recording = wav_bytes(np.concatenate([styled("sad", 2.0, seed=k) for k in range(6)]))
+    jobs = [("/v1/timeline?window=1", recording), ("/v1/predict", GOOD)]  # two at a time: --max-uploads 2
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for _ in range(4):
+            answers = list(pool.map(lambda j: server.request("POST", j[0], j[1], {"Content-Type": "audio/wav"})[0], jobs))
+            assert answers == [200, 200]
+    status, body, _ = server.request("GET", "/health")
+    assert status == 200 and body["workers_alive"] == body["workers"] == 2 and body["worker_restarts"] == 0
 
 
 # ---- 5: timeouts and the upload budget -------------------------------------------------------
