@@ -15,7 +15,6 @@ from numbers import Integral
 from typing import Any, BinaryIO
 
 import numpy as np
-import soundfile as sf
 import soxr
 
 from emovox.audio_decode import check_limits, describe, known_frames, mono_blocks, open_audio, raw_blocks
