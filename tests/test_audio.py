@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 import emovox.audio
+import emovox.audio_decode
 import emovox.testing
 from emovox.audio import (
     DEFAULT_MAX_DURATION,
@@ -298,6 +299,7 @@ def test_long_file_rejected_from_header(tmp_path, monkeypatch):
         raise AssertionError("the samples must not be decoded or resampled")
 
     monkeypatch.setattr(sf.SoundFile, "read", forbidden)
+    monkeypatch.setattr(emovox.audio_decode, "_read_into", forbidden)
     monkeypatch.setattr(emovox.audio, "resample", forbidden)
     with pytest.raises(AudioTooLongError, match=r"20\.00 s.*cap of 10"):
         load_audio(path, max_duration=10)
