@@ -136,3 +136,41 @@ def test_a_profile_for_another_model_is_refused(small_model, tmp_path):
     other.save(tmp_path / "other.npz")
     with pytest.raises(ProfileError, match="made for model 'x'"):
         emovox.load(model_dir, profile=tmp_path / "other.npz")
+
+
+def test_profile_option_in_predict_timeline_and_batch(small_model, tmp_path):
+    import pyarrow.parquet as pq
+
+    corpus, model_dir = small_model
+    files = sorted(str(p) for p in corpus.rglob("*.wav"))
+    assert CliRunner().invoke(app, ["profile", *files, "--model", str(model_dir), "-o", str(tmp_path / "d.npz")]).exit_code == 0
+    want = emovox.load(model_dir, profile=tmp_path / "d.npz")
+    expected = {f: want.predict_file(f) for f in files[:3]}
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", *files[:3], "--model", str(model_dir), "--profile", str(tmp_path / "d.npz"),
+                                 "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["label"] for r in rows] == [expected[r["path"]].label for r in rows]
+    np.testing.assert_allclose([list(r["scores"].values()) for r in rows],
+                               [list(expected[r["path"]].scores.values()) for r in rows], atol=1e-4)
+    both = runner.invoke(app, ["predict", *files[:4], "--model", str(model_dir), "--profile", str(tmp_path / "d.npz"), "--adapt"])
+    assert both.exit_code == 2 and "use one" in both.output
+    tl = runner.invoke(app, ["timeline", files[0], "--model", str(model_dir), "--profile", str(tmp_path / "d.npz"),
+                             "--format", "json"])
+    assert tl.exit_code == 0, tl.output
+    out = tmp_path / "batch"
+    bt = runner.invoke(app, ["batch", str(corpus), str(out), "--model", str(model_dir), "--profile",
+                             str(tmp_path / "d.npz"), "--workers", "1", "--no-progress"])
+    assert bt.exit_code == 0, bt.output
+    table = pq.read_table(out).to_pylist()
+    by_path = {r["path"]: r for r in table}
+    for f in files[:3]:
+        assert by_path[f]["label"] == expected[f].label
+    other = DomainProfile(np.zeros_like(want.reference_mean()), 100, "x", "0" * 64, "")
+    other.save(tmp_path / "other.npz")
+    refused = runner.invoke(app, ["batch", str(corpus), str(tmp_path / "b2"), "--model", str(model_dir), "--profile",
+                                  str(tmp_path / "other.npz"), "--workers", "1", "--no-progress"])
+    assert refused.exit_code == 2 and "made for model 'x'" in refused.output

@@ -24,10 +24,10 @@ _worker_model = None  # the model of this pool process, loaded by _init_worker
 _worker_timeline = False
 
 
-def _init_worker(model_dir: str, threads: int, timeline: bool) -> None:
+def _init_worker(model_dir: str, threads: int, timeline: bool, profile: str | None = None) -> None:
     global _worker_model, _worker_timeline
     _die_with_parent()
-    _worker_model = load_worker_model(model_dir, threads=threads, timeline=timeline)
+    _worker_model = load_worker_model(model_dir, threads=threads, timeline=timeline, profile=profile)
     _worker_timeline = timeline
 
 
@@ -47,17 +47,18 @@ def _annotate_chunk(paths: list[str]) -> pa.Table:
 
 
 def local_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 1, timeline: bool = False,
-                 threads: int = 1) -> Iterator[pa.Table]:
-    """Annotate ``chunks`` in ``workers`` processes; at most two chunks per worker in flight."""
+                 threads: int = 1, profile: str | None = None) -> Iterator[pa.Table]:
+    """Annotate ``chunks`` in ``workers`` processes; at most two chunks per worker in flight
+    (``profile``: a domain profile every worker applies, :mod:`emovox.profiles`)."""
     if workers <= 1:  # in this process: no start-up cost, same results
-        model = load_worker_model(model_dir, threads=threads, timeline=timeline)
+        model = load_worker_model(model_dir, threads=threads, timeline=timeline, profile=profile)
         for chunk in chunks:
             yield annotate(model, chunk, timeline=timeline)
         return
     context = multiprocessing.get_context("spawn")  # no inherited threads or locks from the driver
     pending = iter(chunks)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(model_dir, threads, timeline)) as pool:
+                             initargs=(model_dir, threads, timeline, profile)) as pool:
         try:
             running = set()
             for chunk in pending:
@@ -76,8 +77,8 @@ def local_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 
 class RayPredictor:
     """A Ray Data actor: loads the model once, annotates ``path`` batches into result tables."""
 
-    def __init__(self, model_dir: str, threads: int = 1, timeline: bool = False):
-        self.model = load_worker_model(model_dir, threads=threads, timeline=timeline)
+    def __init__(self, model_dir: str, threads: int = 1, timeline: bool = False, profile: str | None = None):
+        self.model = load_worker_model(model_dir, threads=threads, timeline=timeline, profile=profile)
         self.timeline = timeline
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -86,7 +87,7 @@ class RayPredictor:
 
 
 def ray_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 2, timeline: bool = False,
-               threads: int = 1, address: str | None = None) -> Iterator[pa.Table]:
+               threads: int = 1, address: str | None = None, profile: str | None = None) -> Iterator[pa.Table]:
     """Annotate ``chunks`` with Ray Data: ``workers`` predictor actors of ``threads`` CPUs each.
 
     Connects to the cluster at ``address`` (``auto``: the one ``ray start`` made here), uses
@@ -115,7 +116,8 @@ def ray_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 2,
         except TypeError:  # Ray < 2.10
             dataset = ray.data.from_items(items, parallelism=len(chunks))
         dataset = dataset.map_batches(
-            RayPredictor, fn_constructor_kwargs={"model_dir": str(model_dir), "threads": threads, "timeline": timeline},
+            RayPredictor, fn_constructor_kwargs={"model_dir": str(model_dir), "threads": threads, "timeline": timeline,
+                                                 "profile": profile},
             batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=threads)
         yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")

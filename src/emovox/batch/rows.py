@@ -71,9 +71,10 @@ def model_info(directory: str | os.PathLike) -> tuple[list[str], str]:
         raise ModelError(f"{directory}: unreadable model config: {exc}") from None
 
 
-def load_worker_model(directory: str | os.PathLike, *, threads: int = 1, timeline: bool = False):
-    """Load the model in a worker with ``threads`` compute threads (one per worker by default);
-    the decoders' notes (mpg123) stay off the worker's stderr."""
+def load_worker_model(directory: str | os.PathLike, *, threads: int = 1, timeline: bool = False,
+                      profile: str | os.PathLike | None = None):
+    """Load the model in a worker with ``threads`` compute threads (one per worker by default),
+    with the domain ``profile`` if given; the decoders' notes (mpg123) stay off the worker's stderr."""
     from ..audio_decode import quiet_decoder_messages
     from ..prediction import load
 
@@ -81,11 +82,11 @@ def load_worker_model(directory: str | os.PathLike, *, threads: int = 1, timelin
 
     max_duration = {"max_duration": None} if timeline else {}
     if is_exported_dir(directory):
-        return load(directory, threads=threads, **max_duration)
+        return load(directory, threads=threads, profile=profile, **max_duration)
     import torch
 
     torch.set_num_threads(threads)
-    return load(directory, **max_duration)
+    return load(directory, profile=profile, **max_duration)
 
 
 def annotate(model, paths: Sequence[str], *, labels: Sequence[str] | None = None, timeline: bool = False,

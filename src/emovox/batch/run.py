@@ -16,7 +16,7 @@ import time
 
 from .engines import local_engine, ray_engine
 from .inputs import path_identity, read_inputs
-from .rows import model_info, resolve_model, result_schema
+from .rows import load_worker_model, model_info, resolve_model, result_schema
 from .store import PartStore
 
 ENGINES = ("local", "ray")
@@ -52,7 +52,8 @@ class BatchSummary:
 
 def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: str = "local", workers: int = 1,
               model_dir: str | os.PathLike | None = None, timeline: bool = False, chunk_size: int = 64,
-              threads: int = 1, address: str | None = None, progress: bool = True) -> BatchSummary:
+              threads: int = 1, address: str | None = None, progress: bool = True,
+              profile: str | os.PathLike | None = None) -> BatchSummary:
     """Annotate every audio file of ``inputs`` into the Parquet dataset folder ``output``.
 
     Args:
@@ -68,6 +69,7 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
         threads: compute threads per worker.
         address: the Ray cluster to connect to (``ray`` engine; default: a local one).
         progress: show a progress bar with throughput and ETA on stderr.
+        profile: a domain profile made for this model (``emovox profile``), applied by every worker.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -77,16 +79,20 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
         log.warning("warning: skipped %s: %s", path, reason)
     model_path = resolve_model(model_dir)
     labels, _ = model_info(model_path)
+    if profile is not None:  # refuse another model's profile here, before any worker starts
+        profile = os.path.abspath(profile)
+        load_worker_model(model_path, profile=profile)
     with PartStore(output, result_schema(labels, timeline=timeline)) as store:
         done = {path_identity(p) for p in store.done_paths()}
         todo = [p for p in paths if path_identity(p) not in done]
         chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
         log.info("%d files, %d already done, %d to annotate", len(paths), len(paths) - len(todo), len(todo))
         if engine == "local":
-            tables = local_engine(chunks, str(model_path), workers=workers, timeline=timeline, threads=threads)
+            tables = local_engine(chunks, str(model_path), workers=workers, timeline=timeline, threads=threads,
+                                  profile=profile)
         else:
             tables = ray_engine(chunks, str(model_path), workers=workers, timeline=timeline, threads=threads,
-                                address=address)
+                                address=address, profile=profile)
         processed, failed_paths, first_part = 0, set(), None
         start = time.perf_counter()
         bar = _progress(len(todo), len(paths) - len(todo), progress)

@@ -32,6 +32,7 @@ def batch(
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Files per task and per part file."),
     threads: int = typer.Option(1, "--threads", min=1, help="Compute threads per worker."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with throughput and ETA."),
+    profile: Optional[Path] = model_option.PROFILE,
 ) -> None:
     """Annotate every audio file of INPUTS into OUTPUT, one row per file; rerun to resume.
 
@@ -50,7 +51,7 @@ def batch(
     try:
         summary = run_batch(inputs, output, engine=engine.value, workers=workers or (os.cpu_count() or 1),
                             model_dir=model_dir, timeline=timeline, chunk_size=chunk_size, threads=threads,
-                            address=address, progress=progress)
+                            address=address, progress=progress, profile=profile)
     except EmovoxError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None

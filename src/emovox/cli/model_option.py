@@ -1,5 +1,5 @@
-"""The ``--model`` option of the commands that run a model (predict, timeline, batch, serve),
-defined once so that its help (which names the shipped models) cannot drift between them."""
+"""The ``--model`` and ``--profile`` options of the commands that run a model (predict, timeline,
+batch, serve), defined once so that its help (which names the shipped models) cannot drift between them."""
 
 from __future__ import annotations
 
@@ -7,3 +7,6 @@ import typer
 
 MODEL = typer.Option(None, "--model", help="Model directory, exported folder, or a shipped model: default, "
                      "default-adaptive, noise-robust (for background talk). Default: default.")
+
+PROFILE = typer.Option(None, "--profile", help="A domain profile made by `emovox profile` for this model: centres "
+                       "every clip on your deployment's own audio (more accurate on speech unlike the training corpora).")

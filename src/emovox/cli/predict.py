@@ -40,6 +40,7 @@ def predict(
     adapt: bool = typer.Option(False, "--adapt", help="The inputs are clips of one speaker (4 or more, not all one "
                                "emotion): judge each against that speaker's own average (emovox.adaptation); without --model, "
                                "the shipped adaptive model (every encoder state)."),
+    profile: Optional[Path] = model_option.PROFILE,
     neutral_ref: Optional[Path] = typer.Option(None, "--neutral-ref", help="With --explain: a neutral clip of the same speaker; pitch and energy are given relative to it."),
 ) -> None:
     """Predict the emotion of each input file; one result per file."""
@@ -72,7 +73,9 @@ def predict(
             raise typer.Exit(2) from None
     start = time.perf_counter()
     try:
-        model = load(model_dir, adaptive=adapt and model_dir is None, max_duration=max_duration)
+        if adapt and profile is not None:
+            raise EmovoxError("--adapt and --profile both centre the features (per speaker, per domain): use one")
+        model = load(model_dir, adaptive=adapt and model_dir is None, max_duration=max_duration, profile=profile)
         model.abstain = abstain
         if subset:
             from ..decision import restrict

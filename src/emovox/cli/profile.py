@@ -11,11 +11,6 @@ from rich.console import Console
 from . import app, model_option
 from .inputs import expand_inputs
 
-PROFILE = typer.Option(None, "--profile", help="A domain profile made by `emovox profile` for this model: centres "
-                       "every clip on your deployment's own audio (more accurate on speech unlike the training corpora).")
-"""The ``--profile`` option of predict, timeline, batch and serve."""
-
-
 @app.command()
 def profile(
     inputs: list[str] = typer.Argument(..., help="Audio files, directories or glob patterns from the deployment (no labels)."),

@@ -38,6 +38,7 @@ def timeline(
                                "(one speaker or one call; needs 4+ windows): the shipped adaptive model "
                                "unless --model is given."),
     fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into each segment's emotion (pip install 'emovox[text]')."),
+    profile: Optional[Path] = model_option.PROFILE,
 ) -> None:
     """Find the speech (Silero VAD) and the emotion of each stretch; summarise the share of time per emotion."""
     from ..audio import load_audio
@@ -58,7 +59,9 @@ def timeline(
         raise typer.Exit(2)
     subset = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
     try:
-        model = load(model_dir, adaptive=adapt and model_dir is None)
+        if adapt and profile is not None:
+            raise EmovoxError("--adapt and --profile both centre the features (per recording, per domain): use one")
+        model = load(model_dir, adaptive=adapt and model_dir is None, profile=profile)
         if subset:
             restrict({l: 1.0 for l in model.labels}, subset)  # unknown labels fail before any work
         signal = load_audio(file, max_duration=max_duration)
