@@ -17,7 +17,7 @@ rendered as ``{"error": {"status", "code", "message"}, "request_id"}``. Status c
 * 408 ``request_timeout``: the body did not arrive within ``body_timeout`` seconds;
 * 429 ``busy`` / ``rate_limited``: more clips waiting than ``max_queue``, or more requests from
   one client than ``rate_limit`` per second (with ``Retry-After``);
-* 503 ``too_many_uploads``: more request bodies in flight than ``max_concurrent_uploads``, or
+* 503 ``too_many_uploads``: more request bodies being received than ``max_concurrent_uploads``, or
   more bytes buffered than ``max_buffered_bytes`` in total (with ``Retry-After``). Every other
   5xx is a bug.
 
@@ -143,16 +143,17 @@ def api_error_from(exc: EmovoxError) -> ApiError:
 
 
 class UploadBudget:
-    """The request bodies being read or held, and their bytes, across all requests: at most
-    ``max_uploads`` bodies and ``max_bytes`` bytes at once, else 503 ``too_many_uploads``.
-    Used from the event loop only (no lock).
+    """Request bodies across all requests: at most ``max_uploads`` being received at once, and
+    ``max_bytes`` held by the requests that received them (until they answer); else 503
+    ``too_many_uploads``. Used from the event loop only (no lock).
 
     Examples:
         >>> budget = UploadBudget(max_uploads=1, max_bytes=100)
         >>> with budget.hold() as held:
         ...     held.add(60)
+        ...     held.received()  # the body is in: another may be received while this one is decoded
         ...     (budget.uploads, budget.bytes)
-        (1, 60)
+        (0, 60)
         >>> (budget.uploads, budget.bytes)
         (0, 0)
     """
@@ -170,13 +171,19 @@ class UploadBudget:
         try:
             yield held
         finally:
-            self.uploads -= 1
+            held.received()
             self.bytes -= held.bytes
 
 
 class _Held:
     def __init__(self, budget: UploadBudget):
-        self.budget, self.bytes = budget, 0
+        self.budget, self.bytes, self.receiving = budget, 0, True
+
+    def received(self) -> None:
+        """The whole body is in: it no longer counts as an upload in progress (its bytes still count)."""
+        if self.receiving:
+            self.receiving = False
+            self.budget.uploads -= 1
 
     def add(self, n: int) -> None:
         if self.budget.bytes + n > self.budget.max_bytes:

@@ -338,6 +338,8 @@ async def read_audio_body(request: Request, max_bytes: int, held=None) -> tuple[
                        f"content type {media or '(none)'!r} is not audio: send multipart/form-data with a "
                        "'file' field, or the raw file with a content type like audio/wav or application/octet-stream")
     body = await read_capped(request.stream(), request.headers.get("content-length"), max_bytes, held)
+    if held is not None:
+        held.received()
     if not body:
         raise ApiError(400, "empty_body", "the request body is empty: no audio was sent")
     if not is_multipart:
