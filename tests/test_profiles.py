@@ -174,3 +174,21 @@ def test_profile_option_in_predict_timeline_and_batch(small_model, tmp_path):
     refused = runner.invoke(app, ["batch", str(corpus), str(tmp_path / "b2"), "--model", str(model_dir), "--profile",
                                   str(tmp_path / "other.npz"), "--workers", "1", "--no-progress"])
     assert refused.exit_code == 2 and "made for model 'x'" in refused.output
+
+
+def test_training_with_centred_corpora_keeps_the_reference_and_doubles_rows_for_both():
+    from emovox.training import corpus_centred, training_rows
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 1, (12, 2, 3)).astype(np.float32)
+    X[6:] += 5.0  # the second corpus sits elsewhere
+    utts = [Utterance(f"/c/{i}.wav", "sad", "sad", str(i % 3), "a" if i < 6 else "b") for i in range(12)]
+    centred = corpus_centred(X, utts)
+    np.testing.assert_allclose(centred[:6].mean(0), X.mean(0), atol=1e-5)
+    np.testing.assert_allclose(centred[6:].mean(0), X.mean(0), atol=1e-5)
+    np.testing.assert_allclose(centred[1:6] - centred[:5], X[1:6] - X[:5], atol=1e-5)
+    both, rows = training_rows(X, utts, "both")
+    assert both.shape == (24, 2, 3) and rows == utts + utts
+    assert training_rows(X, utts, "")[0] is X
+    with pytest.raises(ValueError, match="centre_corpora"):
+        TrainConfig(centre_corpora="sideways")

@@ -33,6 +33,36 @@ from .splits import speaker_folds, speaker_holdout
 log = logging.getLogger(__name__)
 
 
+CENTRE_MODES = ("", "centred", "both")
+
+
+def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance]) -> np.ndarray:
+    """``X`` with each corpus's rows shifted so that the corpus mean is the mean of all rows.
+
+    Examples:
+        >>> from emovox.manifest import Utterance
+        >>> u = [Utterance(f"{c}{i}.wav", "sad", "sad", "s", c) for c, i in ("a1", "a2", "b1")]
+        >>> corpus_centred(np.array([[[0.0]], [[2.0]], [[7.0]]]), u)[:, 0, 0].tolist()
+        [2.0, 4.0, 3.0]
+    """
+    corpora = np.array([u.corpus for u in utterances])
+    target = X.mean(0)
+    out = np.array(X, dtype=np.float32, copy=True)
+    for corpus in np.unique(corpora):
+        rows = corpora == corpus
+        out[rows] += (target - X[rows].mean(0))[None]
+    return out
+
+
+def training_rows(X: np.ndarray, utterances: Sequence[Utterance], mode: str) -> tuple[np.ndarray, list[Utterance]]:
+    """The rows heads train on under ``TrainConfig.centre_corpora`` ``mode``."""
+    if mode == "centred":
+        return corpus_centred(X, utterances), list(utterances)
+    if mode == "both":
+        return np.concatenate([X, corpus_centred(X, utterances)]), [*utterances, *utterances]
+    return X, list(utterances)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """What to train: encoder, ensemble size, validation share, head optimisation."""
@@ -46,10 +76,18 @@ class TrainConfig:
     balance_corpora: bool = False  # weight rows so that every training corpus counts the same
     reverb: float = 0.0  # probability of a simulated room in each copy (emovox.augment.AugmentRecipe)
     mask: float = 0.0  # probability of time and band masking in each copy
+    # "": train on the features as they are; "centred": each training corpus shifted so that its
+    # mean is the mean of all rows (what a domain profile does to a deployment's audio); "both":
+    # every clip twice, as it is and centred, so that heads serve single clips and profiles alike
+    centre_corpora: str = ""
 
     def __post_init__(self):
         if (self.reverb or self.mask) and not self.augment:
             raise ValueError("reverb and mask shape the augmented copies: ask for copies too (--augment N)")
+        if self.centre_corpora not in CENTRE_MODES:
+            raise ValueError(f"centre_corpora must be one of {CENTRE_MODES}, got {self.centre_corpora!r}")
+        if self.centre_corpora and self.augment:
+            raise ValueError("corpus centring with augmented copies is not supported yet")
 
     def augment_recipe(self):
         """The :class:`emovox.augment.AugmentRecipe` of this config's copies."""
@@ -160,6 +198,7 @@ def train_ensemble(
     adds each training speaker's augmented copies to that head's training rows; validation and
     temperature use the original clips only.
     """
+    X, utterances = training_rows(X, utterances, config.centre_corpora)
     labels = labels or label_set(utterances)
     if len(labels) < 2:
         raise EmovoxError(f"need at least two emotion labels to train, found {labels}")

@@ -45,6 +45,7 @@ def evaluate(
     dropout: float = recipe_options.DROPOUT,
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
+    centre_corpora: str = recipe_options.CENTRE_CORPORA,
     seed: int = typer.Option(0),
     plots: bool = typer.Option(True, help="Write PNG plots."),
 ) -> None:
@@ -74,7 +75,7 @@ def evaluate(
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout, layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
-                             balance_corpora=balance_corpora,
+                             balance_corpora=balance_corpora, centre_corpora=centre_corpora,
                              fit=fit)
         trainer = default_trainer(config)
         if protocol is Protocol.fixed:

@@ -19,3 +19,6 @@ MASK = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability tha
                    "silenced and a band of frequencies stopped (SpecAugment-like masking of the waveform).")
 BALANCE_CORPORA = typer.Option(False, help="Weight clips so that every corpus counts the same "
                                "(lost slightly on held-out corpora with the shared ones; for very uneven corpora).")
+CENTRE_CORPORA = typer.Option("", "--centre-corpora", help="Centre each training corpus on the mean of all: '' "
+                              "(no), centred, or both (every clip as it is and centred, so that the heads serve single "
+                              "clips and domain profiles alike; emovox.profiles).")

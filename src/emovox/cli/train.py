@@ -47,6 +47,7 @@ def train(
     dropout: float = recipe_options.DROPOUT,
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
+    centre_corpora: str = recipe_options.CENTRE_CORPORA,
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -66,7 +67,7 @@ def train(
         err.print(json.dumps(summarize(utterances), ensure_ascii=False))
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
-                             balance_corpora=balance_corpora,
+                             balance_corpora=balance_corpora, centre_corpora=centre_corpora,
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                                            layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
