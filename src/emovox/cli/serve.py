@@ -58,6 +58,7 @@ def serve(
     forwarded_allow_ips: Optional[str] = typer.Option(None, help="Proxies whose X-Forwarded-For/-Proto are "
                                                       "trusted (uvicorn's; default 127.0.0.1)."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    profile: Optional[Path] = model_option.PROFILE,
 ) -> None:
     """Serve the model over HTTP: /v1/predict, /v1/timeline, WS /v1/stream, /health, /docs and a web page at /."""
     import uvicorn
@@ -69,10 +70,13 @@ def serve(
 
     if model_dir is not None and model_dir.exists():
         model_dir = model_dir.resolve()  # before the server leaves its working directory (a name stays a name)
+    if profile is not None:
+        profile = profile.resolve()
     if workers > 1:  # one worker: threads stay automatic (see emovox.server.app.create_app)
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
     settings = ServerSettings(
-        model_dir=str(model_dir) if model_dir else None, max_upload_bytes=int(max_upload_mb * MiB),
+        model_dir=str(model_dir) if model_dir else None, profile=str(profile) if profile else None,
+        max_upload_bytes=int(max_upload_mb * MiB),
         max_duration=max_duration, max_timeline_duration=max_timeline_duration, max_batch=max_batch,
         inference_threads=inference_threads, threads=threads, stream_interval=stream_interval,
         stream_window=stream_window, asr_model=asr_model, transcribe=transcribe,

@@ -127,7 +127,14 @@ def describe_model(model) -> dict:
     versions = config.get("versions") or config.get("source", {}).get("versions") or {}
     return {"id": getattr(model, "model_id", "emovox-model"), "labels": list(model.labels),
             "encoder": features.get("encoder"), "version": versions.get("emovox"), "backend": type(model).__name__,
-            "sampling_rate": 16000}
+            "sampling_rate": 16000, "profile": _describe_profile(getattr(model, "profile", None))}
+
+
+def _describe_profile(profile) -> dict | None:
+    """A domain profile's summary for ``/v1/models`` (never the clips' paths)."""
+    if profile is None:
+        return None
+    return {"n_clips": profile.n_clips, "created": profile.created, "balance": profile.balance}
 
 
 class ServerState:
@@ -189,13 +196,13 @@ def create_app(settings: ServerSettings | None = None, *, model=None) -> FastAPI
     if model is None:
         from .. import load
 
-        model = load(settings.model_dir)
+        model = load(settings.model_dir, profile=settings.profile)
         if settings.inference_threads is None and settings.threads is None and getattr(model, "variant", "") == "int8":
             # int8 runs clip by clip (emovox.runtime), so parallel clips beat parallel math: one
             # engine thread per core, each encoding one clip on one thread (2 cores: 77 req/s,
             # p99 242 ms at 16 clients, against 65 req/s and p99 284-372 ms with one 2-thread engine)
             cores = os.cpu_count() or 1
-            model = load(settings.model_dir, threads=1)
+            model = load(settings.model_dir, threads=1, profile=settings.profile)
             settings = dataclasses.replace(settings, inference_threads=cores, max_batch=1)
     if settings.inference_threads is None:
         settings = dataclasses.replace(settings, inference_threads=1)

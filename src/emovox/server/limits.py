@@ -57,6 +57,7 @@ class ServerSettings:
     """Everything ``emovox serve`` can be told; all limits are per request or per stream."""
 
     model_dir: str | None = None  # None: the model shipped with emovox
+    profile: str | None = None  # a domain profile for the model (emovox.profiles), applied to every clip
     max_upload_bytes: int = 128 * MiB
     max_duration: float = 120.0  # seconds, /v1/predict
     max_timeline_duration: float = 3 * 3600.0  # seconds, /v1/timeline

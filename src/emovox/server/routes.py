@@ -33,7 +33,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..audio import SAMPLING_RATE, load_audio
 from ..errors import EmovoxError
-from ..timeline import make_timeline
+from ..timeline import LONG_RECORDING, make_timeline, predict_recording
 from .limits import RAW_AUDIO_TYPES, ApiError, api_error_from, check_declared_duration, read_capped
 
 router = APIRouter()
@@ -81,6 +81,7 @@ class PredictResponse(BaseModel):
     request_id: str
     transcript: str | None = None
     language: str | None = None
+    basis: str | None = None  # set when a long recording was judged on its speech segments
 
 
 class SegmentOut(BaseModel):
@@ -116,6 +117,7 @@ class ModelInfo(BaseModel):
     version: str | None
     backend: str
     sampling_rate: int
+    profile: dict | None = None  # the domain profile applied to every clip (n_clips, created, balance)
 
 
 class ModelsResponse(BaseModel):
@@ -173,7 +175,9 @@ async def models(request: Request) -> dict:
              tags=["emotion"])
 async def predict(request: Request, labels: str | None = LABELS_QUERY,
                   transcribe: bool = TRANSCRIBE_QUERY) -> JSONResponse:
-    """The emotion of one clip (at most ``max_duration`` seconds, 120 by default)."""
+    """The emotion of one clip (at most ``max_duration`` seconds, 120 by default). A recording over
+    30 s is judged on its speech, by the timeline's rule (the dominant emotion of its VAD speech
+    segments by duration; ``scores`` are shares of speech time), and ``basis`` says so."""
     state = request.app.state.emovox
     if transcribe:
         state.transcriber()  # a 400 before the upload is read when transcription is off
@@ -182,10 +186,26 @@ async def predict(request: Request, labels: str | None = LABELS_QUERY,
         subset = parse_labels(labels if labels is not None else form_labels, state.labels)
         signal = await anyio.to_thread.run_sync(decode, data, state.settings.max_duration)
         del data
-        result = await state.engine.predict(signal)
-        label, scores = result.decide(subset)
+        if len(signal) > LONG_RECORDING * SAMPLING_RATE:  # one answer for one recording: the timeline's
+            gone = threading.Event()
+            watcher = asyncio.ensure_future(_watch_disconnect(request, gone))
+            try:
+                judged = await anyio.to_thread.run_sync(
+                    lambda: predict_recording(Stoppable(state.engine, gone), signal, labels=subset,
+                                              max_window=state.settings.timeline_window),
+                    limiter=state.timeline_limiter)
+            except ClientGone:
+                raise ApiError(499, "client_closed_request", "the client disconnected; the job was stopped") from None
+            finally:
+                watcher.cancel()
+            label, scores, duration, basis = judged.label, judged.scores, judged.duration, judged.basis
+        else:
+            result = await state.engine.predict(signal)
+            (label, scores), duration, basis = result.decide(subset), result.duration, None
         require_finite(scores)
-        body = {"label": label, "scores": scores, "duration": round(result.duration, 3), "model": state.info["id"]}
+        body = {"label": label, "scores": scores, "duration": round(duration, 3), "model": state.info["id"]}
+        if basis:
+            body["basis"] = basis
         if transcribe:
             def job():
                 return state.transcriber().transcribe_clips([signal])[0]
