@@ -192,3 +192,17 @@ def test_training_with_centred_corpora_keeps_the_reference_and_doubles_rows_for_
     assert training_rows(X, utts, "")[0] is X
     with pytest.raises(ValueError, match="centre_corpora"):
         TrainConfig(centre_corpora="sideways")
+
+
+def test_class_balanced_corpus_centring_ignores_the_label_mix():
+    from emovox.training import corpus_centred
+
+    X = np.array([0.0, 0.0, 0.0, 4.0, 10.0, 14.0], np.float32).reshape(6, 1, 1)
+    labels = ["sad", "sad", "sad", "angry", "sad", "angry"]
+    utts = [Utterance(f"/c/{i}.wav", l, l, "s", "a" if i < 4 else "b") for i, l in enumerate(labels)]
+    target = X.mean()
+    plain = corpus_centred(X, utts)[:, 0, 0]
+    balanced = corpus_centred(X, utts, balanced=True)[:, 0, 0]
+    assert np.isclose(plain[:4].mean(), target)  # corpus a's plain mean (1.0) moved onto the target
+    assert np.isclose((balanced[0] + balanced[3]) / 2, target)  # its balanced mean (2.0) instead
+    np.testing.assert_allclose(balanced[4:], plain[4:])  # corpus b is balanced already

@@ -33,11 +33,13 @@ from .splits import speaker_folds, speaker_holdout
 log = logging.getLogger(__name__)
 
 
-CENTRE_MODES = ("", "centred", "both")
+CENTRE_MODES = ("", "centred", "both", "balanced")
 
 
-def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance]) -> np.ndarray:
-    """``X`` with each corpus's rows shifted so that the corpus mean is the mean of all rows.
+def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance], *, balanced: bool = False) -> np.ndarray:
+    """``X`` with each corpus's rows shifted so that the corpus mean is the mean of all rows
+    (``balanced``: the corpus's class-balanced mean, the mean of its per-label means, so that a
+    corpus of mostly one emotion is not moved as if that emotion were its voice).
 
     Examples:
         >>> from emovox.manifest import Utterance
@@ -46,18 +48,23 @@ def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance]) -> np.ndarray
         [2.0, 4.0, 3.0]
     """
     corpora = np.array([u.corpus for u in utterances])
+    labels = np.array([u.label for u in utterances])
     target = X.mean(0)
     out = np.array(X, dtype=np.float32, copy=True)
     for corpus in np.unique(corpora):
         rows = corpora == corpus
-        out[rows] += (target - X[rows].mean(0))[None]
+        if balanced:
+            mean = np.mean([X[rows & (labels == label)].mean(0) for label in np.unique(labels[rows])], axis=0)
+        else:
+            mean = X[rows].mean(0)
+        out[rows] += (target - mean)[None]
     return out
 
 
 def training_rows(X: np.ndarray, utterances: Sequence[Utterance], mode: str) -> tuple[np.ndarray, list[Utterance]]:
     """The rows heads train on under ``TrainConfig.centre_corpora`` ``mode``."""
-    if mode == "centred":
-        return corpus_centred(X, utterances), list(utterances)
+    if mode in ("centred", "balanced"):
+        return corpus_centred(X, utterances, balanced=mode == "balanced"), list(utterances)
     if mode == "both":
         return np.concatenate([X, corpus_centred(X, utterances)]), [*utterances, *utterances]
     return X, list(utterances)
@@ -78,7 +85,8 @@ class TrainConfig:
     mask: float = 0.0  # probability of time and band masking in each copy
     # "": train on the features as they are; "centred": each training corpus shifted so that its
     # mean is the mean of all rows (what a domain profile does to a deployment's audio); "both":
-    # every clip twice, as it is and centred, so that heads serve single clips and profiles alike
+    # every clip twice, as it is and centred, so that heads serve single clips and profiles alike;
+    # "balanced": like "centred", on each corpus's class-balanced mean (its per-label means averaged)
     centre_corpora: str = ""
 
     def __post_init__(self):
