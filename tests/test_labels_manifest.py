@@ -26,7 +26,7 @@ def test_doctests(name):
 
 def test_every_mapping_targets_the_taxonomy():
     expected = {"ravdess", "nemo", "turev", "emodb", "emovo", "cremad", "tess", "savee", "urdu",
-                "iemocap"}
+                "iemocap", "koetts", "emospeech", "baved", "banglaser"}
     assert set(CORPUS_LABELS) == expected
     for corpus, table in CORPUS_LABELS.items():
         for native, label in table.items():
@@ -43,13 +43,15 @@ def test_every_mapping_targets_the_taxonomy():
     ("savee", "sa", "sad"), ("savee", "su", "surprise"), ("urdu", "Neutral", "neutral"),
     ("iemocap", "exc", "happy"), ("iemocap", "fru", None), ("iemocap", "xxx", None),
     ("iemocap", "oth", None), ("nemo", " anger ", "angry"), ("nemo", "unknown", None),
+    ("emospeech", "fearful", "fear"), ("emospeech", "None", None), ("baved", "1", "neutral"),
+    ("baved", "2", None), ("banglaser", "06", "disgust"), ("banglaser", "07", "fear"),
 ])
 def test_map_label(corpus, native, label):
     assert map_label(corpus, native) == label
 
 
 def test_map_label_unknown_corpus():
-    with pytest.raises(CorpusError, match="known: cremad"):
+    with pytest.raises(CorpusError, match="known: banglaser, baved, cremad"):
         map_label("nosuch", "x")
 
 

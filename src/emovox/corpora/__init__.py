@@ -8,7 +8,7 @@ Examples:
     >>> parse_spec("ravdess:/data/RAVDESS")
     ('ravdess', PosixPath('/data/RAVDESS'))
     >>> sorted(ADAPTERS)[:4]
-    ['cremad', 'csv', 'emodb', 'emovo']
+    ['banglaser', 'baved', 'cremad', 'csv']
 """
 
 from __future__ import annotations
