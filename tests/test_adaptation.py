@@ -110,12 +110,14 @@ def test_predict_cli_adapt(small_model):
     assert too_few.exit_code == 2 and "at least 4 clips" in too_few.output
 
 
-def test_shipped_adaptive_model_reads_every_state_and_adapts(monkeypatch):
+def test_the_default_adapts_and_default_adaptive_is_its_alias(monkeypatch):
     from emovox.testing import voice
 
     monkeypatch.setenv("EMOVOX_DEFAULT_BACKEND", "torch")  # no export needed for this check
     model = emovox.load(adaptive=True)
-    config = json.loads((emovox.prediction.adaptive_model_dir() / "config.json").read_text())
+    assert emovox.prediction.adaptive_model_dir() == emovox.prediction.default_model_dir()
+    assert emovox.load("default-adaptive").fingerprint() == model.fingerprint() == emovox.load().fingerprint()
+    config = json.loads((emovox.prediction.default_model_dir() / "config.json").read_text())
     assert config["head"]["layers"] is None and config["ensemble_average"] == "logits"
     assert config["adapted_temperature"] and np.isfinite(model.reference_mean()).all()
     signals = [voice(1.5, f0=120 + 40 * i, seed=i, amplitude=0.1 + 0.1 * i) for i in range(4)]

@@ -259,10 +259,12 @@ def _or_error(judge):
         return exc
 
 
-# Models shipped inside the package, by name: "default" (single clips, best on unseen corpora),
-# "default-adaptive" (several clips of one speaker, Predictor.predict_speaker), "noise-robust"
-# (trained with noisy copies and level-weighted pooling, for rooms with background talk)
-SHIPPED_MODELS = ("default", "default-adaptive", "noise-robust")
+# Models shipped inside the package, by name: "default" (single clips, per-speaker adaptation and
+# domain profiles; chosen by accuracy on corpora it never heard), "noise-robust" (trained with
+# noisy copies and level-weighted pooling, for rooms with background talk)
+SHIPPED_MODELS = ("default", "noise-robust")
+ALIASES = {"default-adaptive": "default"}
+"""Old names of shipped models that still work (default-adaptive: the default now adapts too)."""
 
 
 def shipped_model_dir(name: str) -> Path:
@@ -272,6 +274,7 @@ def shipped_model_dir(name: str) -> Path:
         >>> shipped_model_dir("noise-robust").name
         'noise-robust'
     """
+    name = ALIASES.get(name, name)
     if name not in SHIPPED_MODELS:
         raise ModelError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
     return Path(str(resources.files("emovox") / "models" / name))
@@ -279,7 +282,7 @@ def shipped_model_dir(name: str) -> Path:
 
 def shipped_name(model_dir: str | os.PathLike | None) -> str | None:
     """``model_dir`` as a shipped model's name, when it is one and no such path exists."""
-    if model_dir is not None and str(model_dir) in SHIPPED_MODELS and not Path(model_dir).exists():
+    if model_dir is not None and str(model_dir) in (*SHIPPED_MODELS, *ALIASES) and not Path(model_dir).exists():
         return str(model_dir)
     return None
 
@@ -290,8 +293,8 @@ def default_model_dir() -> Path:
 
 
 def adaptive_model_dir() -> Path:
-    """The shipped companion model for speaker-adapted use (:meth:`Predictor.predict_speaker`):
-    heads over every encoder state, which pay only once the speaker is removed."""
+    """The shipped model for speaker-adapted use (:meth:`Predictor.predict_speaker`): the default
+    itself since v4 (``default-adaptive`` is an alias of it); kept for old callers."""
     return shipped_model_dir("default-adaptive")
 
 
@@ -319,8 +322,8 @@ def load(model_dir: str | os.PathLike | None = None, *, adaptive: bool = False, 
 
 
 def _load_model(model_dir: str | os.PathLike | None = None, *, adaptive: bool = False, **kwargs) -> Predictor:
-    """Load a model (default: the one shipped with emovox; ``adaptive=True``: the shipped model
-    for several clips of one speaker, see :func:`adaptive_model_dir`). ``model_dir`` is a model
+    """Load a model (default: the one shipped with emovox; ``adaptive=True`` is accepted for old
+    callers and loads the same default, which adapts too). ``model_dir`` is a model
     directory, an exported folder, or the name of a shipped model (:data:`SHIPPED_MODELS`, e.g.
     ``"noise-robust"``) where no such path exists.
 

@@ -105,9 +105,10 @@ class TrainConfig:
 
 
 def parse_layers(spec: str | None, n_states: int) -> tuple[int, ...] | None:
-    """Which encoder states a head reads: ``"auto"`` = the state two thirds of the way up
-    (state 4 of Whisper-base's 7, which generalised best across corpora), ``"all"`` = every
-    state with learned weights, or a comma-separated list.
+    """Which encoder states a head reads: ``"all"`` = every state with learned weights (the
+    default since v4: best on corpora and languages never heard), ``"auto"`` = the state two
+    thirds of the way up (state 4 of Whisper-base's 7, v3's choice on a 3-corpus protocol that
+    misled), or a comma-separated list.
 
     Examples:
         >>> parse_layers("auto", 7), parse_layers("all", 7), parse_layers("2,3", 7)

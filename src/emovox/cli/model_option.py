@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 MODEL = typer.Option(None, "--model", help="Model directory, exported folder, or a shipped model: default, "
-                     "default-adaptive, noise-robust (for background talk). Default: default.")
+                     "noise-robust (for background talk). Default: default.")
 
 PROFILE = typer.Option(None, "--profile", help="A domain profile made by `emovox profile` for this model: centres "
                        "every clip on your deployment's own audio (more accurate on speech unlike the training corpora).")

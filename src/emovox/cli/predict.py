@@ -38,8 +38,7 @@ def predict(
     fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into label and scores (pip install 'emovox[text]')."),
     explain: bool = typer.Option(False, "--explain", help="Explain each decision: top classes, pitch and energy, and with --transcribe the words that moved the text branch."),
     adapt: bool = typer.Option(False, "--adapt", help="The inputs are clips of one speaker (4 or more, not all one "
-                               "emotion): judge each against that speaker's own average (emovox.adaptation); without --model, "
-                               "the shipped adaptive model (every encoder state)."),
+                               "emotion): judge each against that speaker's own average (emovox.adaptation)."),
     profile: Optional[Path] = model_option.PROFILE,
     neutral_ref: Optional[Path] = typer.Option(None, "--neutral-ref", help="With --explain: a neutral clip of the same speaker; pitch and energy are given relative to it."),
 ) -> None:

@@ -35,8 +35,7 @@ def timeline(
     asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base (multilingual) or whisper-tiny.en."),
     language: Optional[str] = typer.Option(None, "--language", help="With --transcribe: the language (ISO 639-1) instead of detecting it."),
     adapt: bool = typer.Option(False, "--adapt", help="Judge each segment against the recording's own average "
-                               "(one speaker or one call; needs 4+ windows): the shipped adaptive model "
-                               "unless --model is given."),
+                               "(one speaker or one call; needs 4+ windows)."),
     fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into each segment's emotion (pip install 'emovox[text]')."),
     profile: Optional[Path] = model_option.PROFILE,
 ) -> None:

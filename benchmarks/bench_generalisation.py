@@ -1,0 +1,310 @@
+"""Accuracy on speech a model never heard: leave-one-corpus-out over every corpus we have, with
+and without a domain profile, plus RAVDESS 6-fold and its noise drops as the in-domain reference.
+
+For each design (a training recipe, :data:`DESIGNS`) and each held-out corpus, heads train on
+*all other* corpora (every label they have, as the shipped model does) and are tested on the
+held-out one the way a user runs ``emovox predict --labels angry,happy,sad,neutral``: the
+decision is restricted to those four (calm counts as neutral, :func:`emovox.decision.restrict`)
+and unweighted accuracy (UA, mean recall) is taken over the classes the corpus has. Corpora
+with fewer than two of the four classes (BAVED's neutral level, the BanglaSER extension's
+disgust/fear) only train.
+
+Domain profiles (:mod:`emovox.profiles`) are measured on a random half of each held-out
+corpus's clips, tested on the other half (``profile``), and from a skewed half in which 70 % of
+the clips are one emotion (neutral where the corpus has it, as a call-centre archive is mostly
+neutral) (``skewed``); ``half`` is the single-clip UA on the same test half, for a paired view.
+
+The in-domain reference is RAVDESS speaker-independent 6-fold UA over all its labels, clean
+and with 10 dB white and babble noise on the held-out clips (benchmarks/bench_accuracy.py's
+conditions; ``--room`` adds its simulated room, which needs pyroomacoustics).
+
+Features come from the cache (:class:`emovox.features.FeatureCache`); the first run encodes
+every corpus once (about 10 minutes on 2 cores for ~17,000 clips). Prints a table per design,
+writes JSON and one PNG.
+
+    python benchmarks/bench_generalisation.py --designs shipped,state4,all --out runs/generalisation.json
+    python benchmarks/bench_generalisation.py --designs all --extra ~/.cache/emovox-corpora
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score
+
+from emovox.corpora import parse_spec, scan_corpus
+from emovox.features import FeatureExtractor
+from emovox.fit import FitConfig
+from emovox.head import Ensemble
+from emovox.labels import FOUR_CLASS, collapse
+from emovox.manifest import Utterance
+from emovox.profiles import centre, domain_mean
+from emovox.splits import speaker_folds
+from emovox.training import TrainConfig, load_features, train_ensemble
+
+SHARED = ("ravdess", "nemo", "turev")
+EXTRA = ("tess", "koetts", "emospeech", "baved", "banglaser")
+SKEW = 0.7  # share of the skewed profile half taken by one emotion
+BALANCES = (0.0, 0.5, 1.0)  # profile class balancing tried (emovox.profiles.domain_mean)
+
+
+@dataclasses.dataclass(frozen=True)
+class Design:
+    """A training recipe (what ``emovox train`` options set) and a note on it."""
+
+    config: TrainConfig
+    note: str = ""
+
+
+def _config(layers, hidden=256, ensemble=5, **kw) -> TrainConfig:
+    fit_kw = {k: kw.pop(k) for k in list(kw) if k in {f.name for f in dataclasses.fields(FitConfig)}}
+    return TrainConfig(ensemble=ensemble, fit=FitConfig(layers=layers, hidden=hidden, **fit_kw), **kw)
+
+
+DESIGNS: dict[str, Design] = {
+    "state4": Design(_config((4,)), "v3 recipe: encoder state 4 only, 5 heads of 256"),
+    "all": Design(_config(None), "every encoder state, learned weights, 5 heads of 256"),
+    "all-balanced": Design(_config(None, balance_corpora=True), "all states; every training corpus weighs the same"),
+    "all-centred": Design(_config(None, centre_corpora="centred"),
+                          "all states; each training corpus centred on the mean of all (what a profile does at test time)"),
+    "all-centred-cb": Design(_config(None, centre_corpora="balanced"),
+                             "all states; each training corpus centred on its class-balanced mean (profiles: balance 1)"),
+    "all-mixed": Design(_config(None, centre_corpora="both"),
+                        "all states; every clip twice, raw and centred with its corpus (for single clips and profiles)"),
+    "all-h128x3": Design(_config(None, hidden=128, ensemble=3, label_smoothing=0.1),
+                         "the old default-adaptive recipe: all states, 3 heads of 128, smoothing 0.1"),
+}
+
+
+def four_class_count(utts: Sequence[Utterance], corpus: str) -> int:
+    """How many of angry/happy/sad/neutral (calm counting as neutral) ``corpus`` has."""
+    return len({collapse(u.label, "4class") for u in utts if u.corpus == corpus} - {None})
+
+
+def load_corpora(shared: Path, extra: Path | None, names: Sequence[str] | None, *,
+                 min_classes: int = 2) -> list[Utterance]:
+    """Every corpus found, less those with fewer than ``min_classes`` of the four classes: a corpus
+    of one emotion (BAVED's neutral level) or of none of them (the BanglaSER extension's disgust
+    and fear) teaches its language and channel as an emotion (with BAVED in training, TurEV-DB's
+    single words all came out neutral: UA 0.447 -> 0.269)."""
+    utts = []
+    for name in (*SHARED, *EXTRA):
+        root = (shared if name in SHARED else extra) / name if (extra or name in SHARED) else None
+        if (names and name not in names) or root is None or not root.is_dir():
+            continue
+        found = scan_corpus(*parse_spec(f"{name}:{root}"))
+        if four_class_count(found, name) >= min_classes:
+            utts += found
+        else:
+            print(f"{name}: left out (fewer than {min_classes} of angry/happy/sad/neutral)", flush=True)
+    return utts
+
+
+def four_class_decision(ensemble: Ensemble, probs: np.ndarray) -> list[str]:
+    """Argmax over angry/happy/sad/neutral with calm merged into neutral (as ``--labels``)."""
+    cols = {label: i for i, label in enumerate(ensemble.labels)}
+    scores = np.stack([probs[:, cols[label]] if label in cols else np.zeros(len(probs)) for label in FOUR_CLASS], 1)
+    if "calm" in cols:
+        scores[:, FOUR_CLASS.index("neutral")] += probs[:, cols["calm"]]
+    return [FOUR_CLASS[i] for i in scores.argmax(1)]
+
+
+def ua(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    present = [label for label in FOUR_CLASS if label in set(truth)]
+    return float(np.mean([np.mean([p == label for t, p in zip(truth, predicted) if t == label]) for label in present]))
+
+
+def halves(truth: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random half (profile), the other half (test), and a skewed subset of the profile half."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(truth))
+    profile, test = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])
+    labels = np.array(truth)[profile]
+    present = [label for label in FOUR_CLASS if label in set(labels)]
+    major = "neutral" if "neutral" in present else max(present, key=lambda label: (labels == label).sum())
+    major_rows = profile[labels == major]
+    minor_rows = profile[labels != major]
+    n_minor = min(len(minor_rows), int(len(major_rows) * (1 - SKEW) / SKEW))
+    skewed = np.sort(np.concatenate([major_rows, rng.choice(minor_rows, n_minor, replace=False)]))
+    return profile, test, skewed
+
+
+def loco(design: Design, X: np.ndarray, utts: list[Utterance]) -> dict:
+    corpora = np.array([u.corpus for u in utts])
+    truth_all = [collapse(u.label, "4class") for u in utts]
+    rows = {}
+    for held in dict.fromkeys(u.corpus for u in utts):
+        test = corpora == held
+        mask = test & np.array([t is not None for t in truth_all])
+        if len({truth_all[i] for i in np.flatnonzero(mask)}) < 2:
+            continue
+        train_utts = [u for u, t in zip(utts, test) if not t]
+        t0 = time.time()
+        ensemble = train_ensemble(X[~test], train_utts, config=design.config)
+        idx = np.flatnonzero(mask)
+        truth = [truth_all[i] for i in idx]
+        Xt = X[idx]
+        probs = lambda F: ensemble.probabilities(F)  # noqa: E731
+        row = {"n": len(idx), "classes": sorted(set(truth)), "single": ua(truth, four_class_decision(ensemble, probs(Xt)))}
+        profile, half, skewed = halves(truth)
+        truth_half = [truth[i] for i in half]
+        row["half"] = ua(truth_half, four_class_decision(ensemble, probs(Xt[half])))
+        reference = ensemble.reference_mean()
+        for balance in BALANCES:
+            for name, rows_ in (("profile", profile), ("skewed", skewed)):
+                mean = domain_mean(Xt[rows_], reference, probabilities=probs, balance=balance)
+                row[f"{name}_b{balance:g}"] = ua(truth_half, four_class_decision(ensemble, probs(centre(Xt[half], mean, reference))))
+        row["skewed_share"] = SKEW
+        row["seconds"] = round(time.time() - t0, 1)
+        rows[held] = row
+        print(f"  held out {held:10s} n={len(idx):5d} single {row['single']:.3f}  half {row['half']:.3f}  "
+              + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k.startswith(("profile", "skewed_b"))), flush=True)
+    return rows
+
+
+def summary(rows: dict) -> dict:
+    keys = [k for k in next(iter(rows.values())) if k not in {"n", "classes", "skewed_share", "seconds"}]
+    out = {}
+    for k in keys:
+        values = {c: r[k] for c, r in rows.items()}
+        worst = min(values, key=values.get)
+        out[k] = {"mean": float(np.mean(list(values.values()))), "worst": values[worst], "worst_corpus": worst}
+    return out
+
+
+def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor, room: bool) -> dict:
+    """RAVDESS speaker-independent 6-fold UA over all its labels: heads train on the clean clips of
+    five folds and are tested on the sixth, clean and with noise (or a room) on its clips only."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_accuracy import noisy_features
+
+    utts = scan_corpus("ravdess", shared / "ravdess")
+    tests = {"clean": load_features(utts, extractor), "white 10 dB": noisy_features(utts, extractor, "white", 10.0),
+             "babble 10 dB": noisy_features(utts, extractor, "babble", 10.0)}
+    if room:
+        tests["room"] = noisy_features(utts, extractor, "room", 10.0)
+    speakers = np.array([u.speaker_key for u in utts])
+    predicted = {name: np.empty(len(utts), dtype=object) for name in tests}
+    for test in speaker_folds(speakers, 6):
+        ensemble = train_ensemble(tests["clean"][~test], [u for u, t in zip(utts, test) if not t], config=design.config)
+        for name, X in tests.items():
+            predicted[name][test] = [ensemble.labels[i] for i in ensemble.probabilities(X[test]).argmax(1)]
+    truth = [u.label for u in utts]
+    out = {name: float(balanced_accuracy_score(truth, list(p))) for name, p in predicted.items()}
+    out["drops_points"] = {k: round(100 * (out["clean"] - v), 2) for k, v in out.items() if k != "clean"}
+    return out
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    designs = list(results)
+    corpora = list(next(iter(results.values()))["loco"])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    width = 0.8 / len(designs)
+    for ax, key, title in ((axes[0], "single", "single clips (no profile)"),
+                           (axes[1], "profile_b0.5", "with a profile from the other half")):
+        for j, d in enumerate(designs):
+            values = [results[d]["loco"][c][key] for c in corpora] + [results[d]["summary"][key]["mean"]]
+            ax.bar(np.arange(len(corpora) + 1) + j * width, values, width, label=d)
+        ax.set_xticks(np.arange(len(corpora) + 1) + width * (len(designs) - 1) / 2, [*corpora, "mean"], rotation=20)
+        ax.axhline(0.25, color="grey", lw=0.8, ls=":")
+        ax.set_title(f"held-out corpus, 4-class UA: {title}")
+    axes[0].set_ylabel("UA")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(results: dict, profile_key: str = "profile_b0.5", skewed_key: str = "skewed_b0.5") -> str:
+    """The designs in ``results`` as one markdown table (UA in %, 4 classes)."""
+    corpora = list(next(iter(results.values()))["loco"])
+    head = ["design", *corpora, "mean", "worst", "profile mean (half)", "skewed-profile mean", "RAVDESS 6-fold",
+            "white / babble 10 dB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, entry in results.items():
+        s, rav = entry["summary"], entry.get("ravdess_6fold", {})
+        cells = [name, *(f"{100 * entry['loco'][c]['single']:.1f}" for c in corpora),
+                 f"**{100 * s['single']['mean']:.1f}**", f"{100 * s['single']['worst']:.1f} ({s['single']['worst_corpus']})",
+                 f"{100 * s[profile_key]['mean']:.1f} (vs {100 * s['half']['mean']:.1f})", f"{100 * s[skewed_key]['mean']:.1f}",
+                 f"{rav['clean']:.3f}" if rav else "-",
+                 f"{rav['white 10 dB']:.3f} / {rav['babble 10 dB']:.3f}" if rav else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"), help="the shared corpora")
+    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser(),
+                        help="corpora fetched with extract-more.sh")
+    parser.add_argument("--only", default="", help="comma-separated corpus names (default: every one found)")
+    parser.add_argument("--min-classes", type=int, default=2,
+                        help="corpora with fewer of angry/happy/sad/neutral neither train nor test")
+    parser.add_argument("--designs", default="all", help=f"comma-separated, from {', '.join(DESIGNS)}")
+    parser.add_argument("--skip-ravdess", action="store_true", help="skip the RAVDESS 6-fold / noise reference")
+    parser.add_argument("--ravdess-only", action="store_true",
+                        help="only add the RAVDESS 6-fold / noise reference to designs already in --out")
+    parser.add_argument("--room", action="store_true", help="add the simulated room (needs pyroomacoustics)")
+    parser.add_argument("--markdown", action="store_true", help="print the designs already in --out as a table and stop")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_generalisation.json"))
+    args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text())))
+        return
+    unknown = [d for d in args.designs.split(",") if d not in DESIGNS]
+    if unknown:
+        parser.error(f"unknown design(s) {unknown}; known: {', '.join(DESIGNS)}")
+    extractor = FeatureExtractor("whisper-base")
+    if args.ravdess_only:
+        for name in args.designs.split(","):
+            results = json.loads(args.out.read_text())
+            reference = ravdess_reference(DESIGNS[name], args.corpora, extractor, args.room)
+            results = json.loads(args.out.read_text())  # merged late: other runs may have written meanwhile
+            results[name]["ravdess_6fold"] = reference
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+            print(f"| {name} | RAVDESS 6-fold " + " | ".join(f"{k} {v}" for k, v in reference.items()) + " |", flush=True)
+        return
+    utts = load_corpora(args.corpora, args.extra, [n for n in args.only.split(",") if n], min_classes=args.min_classes)
+    X = load_features(utts, extractor)
+    counts = {c: sum(u.corpus == c for u in utts) for c in dict.fromkeys(u.corpus for u in utts)}
+    print("corpora:", counts, flush=True)
+    for name in args.designs.split(","):
+        design = DESIGNS[name]
+        print(f"## {name}: {design.note}", flush=True)
+        start = time.time()
+        rows = loco(design, X, utts)
+        entry = {"note": design.note, "config": dataclasses.asdict(design.config),
+                 "corpora": counts, "loco": rows, "summary": summary(rows),
+                 "split": "leave-one-corpus-out: train on every other corpus, test on all of the held-out one (4 classes "
+                          "as --labels angry,happy,sad,neutral); profiles from a random half (or a 70 %-one-emotion "
+                          "subset of it), tested on the other half"}
+        if not args.skip_ravdess:
+            entry["ravdess_6fold"] = ravdess_reference(design, args.corpora, extractor, args.room)
+        entry["seconds"] = round(time.time() - start, 1)
+        s = entry["summary"]
+        print(f"| {name} | single mean {s['single']['mean']:.3f} worst {s['single']['worst']:.3f} ({s['single']['worst_corpus']}) "
+              f"| profile {s['profile_b0.5']['mean']:.3f} | skewed {s['skewed_b0.5']['mean']:.3f} "
+              f"| RAVDESS {entry.get('ravdess_6fold', {}).get('clean', float('nan')):.3f} |", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        # after every design, merged with the designs already in the file: nothing lost on a crash
+        results = json.loads(args.out.read_text()) if args.out.exists() else {}
+        results[name] = entry
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    plot(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
