@@ -25,7 +25,8 @@ def serve(
                                           "(default: CPU cores / workers)."),
     max_upload_mb: float = typer.Option(128.0, help="Largest upload accepted, in MiB (413 above)."),
     max_duration: float = typer.Option(120.0, help="Longest clip /v1/predict accepts, in seconds (422 above)."),
-    max_timeline_duration: float = typer.Option(10800.0, help="Longest recording /v1/timeline accepts, in seconds."),
+    max_timeline_duration: float = typer.Option(1200.0, help="Longest recording /v1/timeline accepts, in seconds "
+                                                "(memory grows about 13 MB per minute of audio per request)."),
     max_batch: int = typer.Option(16, min=1, help="Clips of concurrent requests encoded together."),
     inference_threads: Optional[int] = typer.Option(None, min=1, help="Batches encoded at the same time, each on "
                                                     "--threads threads (default: one per core with one thread each for "

@@ -60,7 +60,10 @@ class ServerSettings:
     profile: str | None = None  # a domain profile for the model (emovox.profiles), applied to every clip
     max_upload_bytes: int = 128 * MiB
     max_duration: float = 120.0  # seconds, /v1/predict
-    max_timeline_duration: float = 3 * 3600.0  # seconds, /v1/timeline
+    # seconds, /v1/timeline: a timeline holds its whole recording and windows, about 13 MB of
+    # server memory per minute of audio (a 20-minute one raised peak RSS by 258 MB); keep one
+    # request under 300 MB by default, raise it knowingly
+    max_timeline_duration: float = 20 * 60.0
     max_transcribe_duration: float = 1800.0  # seconds, /v1/timeline?transcribe=true (Whisper costs ~0.3 CPU-s/s)
     max_batch: int = 16  # clips encoded together
     max_queue: int = 256  # clips waiting for the model before new ones get 429
