@@ -40,11 +40,13 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
 from emovox.corpora import parse_spec, scan_corpus
+from emovox.decision import restrict, top_label
 from emovox.features import FeatureExtractor
 from emovox.fit import FitConfig
 from emovox.head import Ensemble
 from emovox.labels import FOUR_CLASS, collapse
 from emovox.manifest import Utterance
+from emovox.metrics import classification_metrics
 from emovox.profiles import centre, domain_mean
 from emovox.splits import speaker_folds
 from emovox.training import TrainConfig, load_features, train_ensemble
@@ -108,17 +110,14 @@ def load_corpora(shared: Path, extra: Path | None, names: Sequence[str] | None, 
 
 
 def four_class_decision(ensemble: Ensemble, probs: np.ndarray) -> list[str]:
-    """Argmax over angry/happy/sad/neutral with calm merged into neutral (as ``--labels``)."""
-    cols = {label: i for i, label in enumerate(ensemble.labels)}
-    scores = np.stack([probs[:, cols[label]] if label in cols else np.zeros(len(probs)) for label in FOUR_CLASS], 1)
-    if "calm" in cols:
-        scores[:, FOUR_CLASS.index("neutral")] += probs[:, cols["calm"]]
-    return [FOUR_CLASS[i] for i in scores.argmax(1)]
+    """The label ``--labels angry,happy,sad,neutral`` gives each row (the shipped decision,
+    :func:`emovox.decision.restrict`: calm merged into neutral)."""
+    return [top_label(restrict(dict(zip(ensemble.labels, map(float, p))), FOUR_CLASS)) for p in probs]
 
 
 def ua(truth: Sequence[str], predicted: Sequence[str]) -> float:
-    present = [label for label in FOUR_CLASS if label in set(truth)]
-    return float(np.mean([np.mean([p == label for t, p in zip(truth, predicted) if t == label]) for label in present]))
+    """Unweighted accuracy over the classes ``truth`` has (emovox.metrics' UA)."""
+    return classification_metrics(truth, predicted, labels=FOUR_CLASS)["ua"]
 
 
 def halves(truth: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
