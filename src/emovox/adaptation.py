@@ -37,6 +37,14 @@ import numpy as np
 MIN_CLIPS = 4  # fewer clips than this: the speaker's mean is mostly the clips' own emotion
 
 
+def centre(X: np.ndarray, mean: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Shift ``X`` ``(n, n_states, dim)`` by ``reference - mean`` (NaN entries: no shift): the
+    one move of speaker adaptation, domain profiles (:mod:`emovox.profiles`) and corpus-centred
+    training (:func:`emovox.training.corpus_centred`), each with its own ``mean``."""
+    shift = np.nan_to_num(np.asarray(reference, np.float32) - mean, nan=0.0)
+    return (np.asarray(X, np.float32) + shift[None]).astype(np.float32)
+
+
 def adapt(X: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Shift the pooled features ``X`` ``(n, n_states, dim)`` of *one* speaker so that their
     mean equals ``reference`` ``(n_states, dim)`` (NaN entries: no shift)."""
@@ -45,8 +53,7 @@ def adapt(X: np.ndarray, reference: np.ndarray) -> np.ndarray:
         raise ValueError(f"features {X.shape} do not match the reference {reference.shape}")
     if not len(X):
         return X.copy()
-    shift = np.nan_to_num(reference - X.mean(0), nan=0.0)
-    return (X + shift[None]).astype(np.float32)
+    return centre(X, X.mean(0), reference)
 
 
 def adapt_groups(X: np.ndarray, groups: Sequence, reference: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .adaptation import centre
 from .errors import EmovoxError
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,6 @@ def _weighted_mean(X: np.ndarray, weights: np.ndarray, reference: np.ndarray, sh
     ref = np.nan_to_num(reference.astype(np.float64), nan=0.0)
     mean = (total + shrink_clips * ref) / (w.sum() + shrink_clips)
     return np.where(np.isnan(reference), np.nan, mean).astype(np.float32)
-
-
-def centre(X: np.ndarray, mean: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Shift ``X`` ``(n, n_states, dim)`` by ``reference - mean`` (NaN entries: no shift)."""
-    shift = np.nan_to_num(np.asarray(reference, np.float32) - mean, nan=0.0)
-    return (np.asarray(X, np.float32) + shift[None]).astype(np.float32)
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .adaptation import adapt_groups
+from .adaptation import adapt_groups, centre
 from .calibration import fit_temperature
 from .checkpoint import save_model
 from .encoder_weights import DEFAULT_ENCODER
@@ -57,7 +57,7 @@ def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance], *, balanced: 
             mean = np.mean([X[rows & (labels == label)].mean(0) for label in np.unique(labels[rows])], axis=0)
         else:
             mean = X[rows].mean(0)
-        out[rows] += (target - mean)[None]
+        out[rows] = centre(X[rows], mean, target)
     return out
 
 
