@@ -188,16 +188,9 @@ async def predict(request: Request, labels: str | None = LABELS_QUERY,
         del data
         if len(signal) > LONG_RECORDING * SAMPLING_RATE:  # one answer for one recording: the timeline's
             gone = threading.Event()
-            watcher = asyncio.ensure_future(_watch_disconnect(request, gone))
-            try:
-                judged = await anyio.to_thread.run_sync(
-                    lambda: predict_recording(Stoppable(state.engine, gone), signal, labels=subset,
-                                              max_window=state.settings.timeline_window),
-                    limiter=state.timeline_limiter)
-            except ClientGone:
-                raise ApiError(499, "client_closed_request", "the client disconnected; the job was stopped") from None
-            finally:
-                watcher.cancel()
+            judged = await _while_connected(request, gone, lambda: predict_recording(
+                Stoppable(state.engine, gone), signal, labels=subset, max_window=state.settings.timeline_window),
+                limiter=state.timeline_limiter, what="job")
             label, scores, duration, basis = judged.label, judged.scores, judged.duration, judged.basis
         else:
             result = await state.engine.predict(signal)
@@ -242,17 +235,24 @@ async def timeline(request: Request, labels: str | None = LABELS_QUERY,
     with state.uploads.hold() as held:
         data, form_labels = await read_audio_body(request, settings.max_upload_bytes, held)
         subset = parse_labels(labels if labels is not None else form_labels, state.labels)
-        watcher = asyncio.ensure_future(_watch_disconnect(request, gone))
-        try:
-            body = await anyio.to_thread.run_sync(job, data, limiter=state.timeline_limiter)
-        except ClientGone:
-            raise ApiError(499, "client_closed_request", "the client disconnected; the timeline was stopped") from None
-        finally:
-            watcher.cancel()
+        body = await _while_connected(request, gone, lambda: job(data), limiter=state.timeline_limiter,
+                                      what="timeline")
         del data
     for segment in body["segments"]:
         require_finite(segment["scores"])
     return JSONResponse({**body, "request_id": request.state.request_id})
+
+
+async def _while_connected(request: Request, gone: threading.Event, job, *, limiter, what: str):
+    """Run ``job()`` in a worker thread while watching the client: ``gone`` is set when it
+    disconnects, and the job (which checks ``gone`` between steps) ends in a 499."""
+    watcher = asyncio.ensure_future(_watch_disconnect(request, gone))
+    try:
+        return await anyio.to_thread.run_sync(job, limiter=limiter)
+    except ClientGone:
+        raise ApiError(499, "client_closed_request", f"the client disconnected; the {what} was stopped") from None
+    finally:
+        watcher.cancel()
 
 
 class ClientGone(Exception):
