@@ -181,3 +181,28 @@ def wav_bytes(signal: np.ndarray, sampling_rate: int = SR, subtype: str = "PCM_1
     buffer = io.BytesIO()
     sf.write(buffer, signal, sampling_rate, subtype=subtype, format=fmt)
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def in_process_server(model_dir: Path, settings):
+    """Uvicorn in a thread of this process, serving ``model_dir`` with the ``ServerSettings``
+    given (limits too small for the CLI); yield a :class:`Server`; stop it after."""
+    import threading
+
+    import uvicorn
+
+    from emovox.server import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, model=emovox.load(model_dir)), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield Server(port, None, None)
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -220,24 +220,12 @@ def test_serve_with_a_missing_model_exits_2(tmp_path):
 def limited_server(model_dir):
     """Uvicorn in a thread of this process, with tiny limits: one stream, 0.5 s idle timeout,
     2 s of streamed audio, and a model queue of 0 (every clip is refused as busy)."""
-    import uvicorn
-
-    import emovox
-    from emovox.server import ServerSettings, create_app
-    from server_support import Server, free_port
+    from emovox.server import ServerSettings
+    from server_support import in_process_server
 
     settings = ServerSettings(max_streams=1, stream_idle_timeout=0.5, stream_max_duration=2.0, max_queue=0)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, model=emovox.load(model_dir)), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield Server(port, None, None)
-    server.should_exit = True
-    thread.join(10)
+    with in_process_server(model_dir, settings) as server:
+        yield server
 
 
 def _first_error(ws) -> dict:

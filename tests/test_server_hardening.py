@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 from websockets.sync.client import connect
 
-from server_support import Server, free_port, running_server, styled, train_tiny_model, wav_bytes
+from server_support import in_process_server, running_server, styled, train_tiny_model, wav_bytes
 
 MiB = 2**20
 GOOD = wav_bytes(styled("angry", 1.0, seed=1))
@@ -234,24 +234,12 @@ def test_log_lines_cannot_be_forged(server):
 @pytest.fixture(scope="module")
 def stream_server(model_dir):
     """Uvicorn in this process: start within 0.8 s, idle 0.8 s, 2 streams, 1 per client address."""
-    import uvicorn
-
-    import emovox
-    from emovox.server import ServerSettings, create_app
+    from emovox.server import ServerSettings
 
     settings = ServerSettings(stream_start_timeout=0.8, stream_idle_timeout=0.8, max_streams=2,
                               max_streams_per_client=1)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, model=emovox.load(model_dir)), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield Server(port, None, None)
-    server.should_exit = True
-    thread.join(10)
+    with in_process_server(model_dir, settings) as server:
+        yield server
 
 
 def _ws(server, source: str = "127.0.0.1", **kw):
