@@ -6,12 +6,12 @@ of the same corpus); so is a reverberant room (``--room-test``: pyroomacoustics'
 and ray tracing in a 4–8 × 3.6–6 × 2.4–3 m room, RT60 0.4–0.9 s, microphone 1–3 m away; a
 geometric simulation, unlike the statistical impulse responses of ``--reverb`` training copies;
 ``pip install pyroomacoustics``). Heads train on clean features of the training speakers, and with
-``--augment N`` also on N augmented copies of each training clip (:mod:`emovox.augment`). In the
+``--augment N`` also on N augmented copies of each training clip (:mod:`emovox.audio.augment`). In the
 k-fold part the copies' babble is made of the *other* shared corpora, or with ``--babble-source
-same-fold`` of the other speakers of the clip's own fold (:func:`emovox.training.kfold_groups`: a
+same-fold`` of the other speakers of the clip's own fold (:func:`emovox.training.train.kfold_groups`: a
 clip of fold k only trains models tested on other folds); either way the held-out speakers'
 audio is never in training, not even as noise. In the cross-corpus part each corpus's copies
-use its own utterances (:func:`emovox.training.load_augmented`), so the held-out corpus stays
+use its own utterances (:func:`emovox.training.train.load_augmented`), so the held-out corpus stays
 unheard. Prints a table and writes JSON.
 
     python benchmarks/bench_accuracy.py --corpora ../shared/corpora --out runs/bench_accuracy.json
@@ -30,25 +30,17 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from emovox.adaptation import adapt_groups
-from emovox.audio import load_audio
-from emovox.augment import AugmentRecipe, augmented_features, babble, mix_at_snr, same_level
+from emovox.training.adaptation import adapt_groups
+from emovox.audio.load import load_audio
+from emovox.audio.augment import AugmentRecipe, augmented_features, babble, mix_at_snr, same_level
 from emovox.corpora import scan_corpus
-from emovox.features import FeatureCache, FeatureExtractor, extract_files
-from emovox.fit import FitConfig
-from emovox.metrics import classification_metrics, expected_calibration_error
-from emovox.pooling import POOLINGS
-from emovox.protocols import cross_corpus
-from emovox.splits import speaker_folds
-from emovox.training import (
-    TrainConfig,
-    augmenting_trainer,
-    kfold_groups,
-    load_augmented,
-    load_features,
-    parse_layers,
-    train_ensemble,
-)
+from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
+from emovox.training.fit import FitConfig
+from emovox.evaluation.metrics import classification_metrics, expected_calibration_error
+from emovox.features.pooling import POOLINGS
+from emovox.evaluation.protocols import cross_corpus
+from emovox.evaluation.splits import speaker_folds
+from emovox.training.train import TrainConfig, augmenting_trainer, kfold_groups, load_augmented, load_features, parse_layers, train_ensemble
 
 
 def geometric_room(signal: np.ndarray, seed: int) -> np.ndarray:
@@ -87,7 +79,7 @@ def noisy_features(utts, extractor, kind: str, snr: float) -> np.ndarray:
             noise = babble([load_audio(utts[i].path, max_duration=None) for i in picks], len(signal), rng)
         return mix_at_snr(signal, noise, snr)
 
-    from emovox.features import content_hash
+    from emovox.features.extractor import content_hash
 
     index_of = {content_hash(u.path): i for i, u in enumerate(utts)}
     cache = FeatureCache(extractor.settings)
@@ -108,9 +100,9 @@ def main() -> None:
     parser.add_argument("--label-smoothing", type=float, default=FitConfig.label_smoothing)
     parser.add_argument("--dropout", type=float, default=FitConfig.dropout)
     parser.add_argument("--pooling", choices=POOLINGS, default="mean_std",
-                        help="level_mean_std: frames weighted by speech level (emovox.speech_level)")
+                        help="level_mean_std: frames weighted by speech level (emovox.audio.speech_level)")
     parser.add_argument("--consistency", type=float, default=0.0,
-                        help="with --augment: weight of the clean-vs-copy consistency loss (emovox.fit)")
+                        help="with --augment: weight of the clean-vs-copy consistency loss (emovox.training.fit)")
     parser.add_argument("--seed", type=int, default=0, help="first head's seed (head k gets seed + k)")
     parser.add_argument("--snr", type=float, default=10.0)
     parser.add_argument("--augment", type=int, default=0, help="augmented copies of each training clip")
@@ -120,7 +112,7 @@ def main() -> None:
     parser.add_argument("--babble-source", choices=("other-corpora", "same-fold"), default="other-corpora",
                         help="k-fold copies' babble: the other shared corpora, or the other speakers of the "
                         "clip's own fold (never a test speaker of any model the copy trains)")
-    parser.add_argument("--adapt", action="store_true", help="adapt to each test speaker (emovox.adaptation): "
+    parser.add_argument("--adapt", action="store_true", help="adapt to each test speaker (emovox.training.adaptation): "
                         "its features centred on the mean of its own unlabelled test clips, per noise condition")
     parser.add_argument("--skip-cross", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_accuracy.json"))

@@ -2,7 +2,7 @@
 
 Builds a 60 s recording (RAVDESS clips from ../shared/corpora with 0.8 s pauses when present,
 else English sentences said by espeak-ng with 1.5 s pauses), loads every model once, then
-times :func:`emovox.timeline.make_timeline` on it:
+times :func:`emovox.prediction.timeline.make_timeline` on it:
 
 * ``timeline``: emotion per speech window only;
 * ``+ asr <model>``: each window also transcribed (:meth:`Transcriber.transcribe_clips`);
@@ -64,7 +64,7 @@ SENTENCES = [
 
 def recording(seconds: float, source: str) -> tuple[np.ndarray, list[str], str]:
     """A ``seconds`` long 16 kHz signal of clips and pauses, the clips' reference texts, a description."""
-    from emovox.audio import load_audio
+    from emovox.audio.load import load_audio
 
     corpora = Path(os.environ.get("EMOVOX_CORPORA", ROOT.parent / "shared" / "corpora"))
     files = sorted((corpora / "ravdess").rglob("*.flac")) if source in ("auto", "ravdess") else []
@@ -120,7 +120,7 @@ class Defaults:
         self.t = transcriber
 
     def transcribe_clips(self, clips, *, language=None):
-        from emovox.transcribe import Transcript
+        from emovox.text.transcribe import Transcript
 
         if language is None and not self.t.english_only:  # once, as the chosen path does
             language, _, _ = self.t.model.detect_language(np.concatenate(clips)[: 30 * SR])
@@ -140,7 +140,7 @@ class Batched:
         self.t, self.pipeline, self.batch_size = transcriber, BatchedInferencePipeline(transcriber.model), batch_size
 
     def transcribe_clips(self, clips, *, language=None):
-        from emovox.transcribe import Transcript
+        from emovox.text.transcribe import Transcript
 
         signal = np.concatenate(clips)
         edges = np.cumsum([0] + [len(c) for c in clips]) / SR
@@ -167,8 +167,8 @@ def main() -> None:
     os.environ.setdefault("EMOVOX_THREADS", str(args.threads))
     import emovox
     from emovox.text import load_text_model
-    from emovox.timeline import make_timeline
-    from emovox.transcribe import Transcriber
+    from emovox.prediction.timeline import make_timeline
+    from emovox.text.transcribe import Transcriber
 
     try:
         import torch

@@ -4,12 +4,12 @@ and without a domain profile, plus RAVDESS 6-fold and its noise drops as the in-
 For each design (a training recipe, :data:`DESIGNS`) and each held-out corpus, heads train on
 *all other* corpora (every label they have, as the shipped model does) and are tested on the
 held-out one the way a user runs ``emovox predict --labels angry,happy,sad,neutral``: the
-decision is restricted to those four (calm counts as neutral, :func:`emovox.decision.restrict`)
+decision is restricted to those four (calm counts as neutral, :func:`emovox.prediction.decision.restrict`)
 and unweighted accuracy (UA, mean recall) is taken over the classes the corpus has. Corpora
 with fewer than two of the four classes (BAVED's neutral level, the BanglaSER extension's
 disgust/fear) only train.
 
-Domain profiles (:mod:`emovox.profiles`) are measured on a random half of each held-out
+Domain profiles (:mod:`emovox.training.profiles`) are measured on a random half of each held-out
 corpus's clips, tested on the other half (``profile``), and from a skewed half in which 70 % of
 the clips are one emotion (neutral where the corpus has it, as a call-centre archive is mostly
 neutral) (``skewed``); ``half`` is the single-clip UA on the same test half, for a paired view.
@@ -18,7 +18,7 @@ The in-domain reference is RAVDESS speaker-independent 6-fold UA over all its la
 and with 10 dB white and babble noise on the held-out clips (benchmarks/bench_accuracy.py's
 conditions; ``--room`` adds its simulated room, which needs pyroomacoustics).
 
-Features come from the cache (:class:`emovox.features.FeatureCache`); the first run encodes
+Features come from the cache (:class:`emovox.features.extractor.FeatureCache`); the first run encodes
 every corpus once (about 10 minutes on 2 cores for ~17,000 clips). Prints a table per design,
 writes JSON and one PNG.
 
@@ -40,21 +40,21 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
 from emovox.corpora import parse_spec, scan_corpus
-from emovox.decision import restrict, top_label
-from emovox.features import FeatureExtractor
-from emovox.fit import FitConfig
-from emovox.head import Ensemble
-from emovox.labels import FOUR_CLASS, collapse
-from emovox.manifest import Utterance
-from emovox.metrics import classification_metrics
-from emovox.profiles import centre, domain_mean
-from emovox.splits import speaker_folds
-from emovox.training import TrainConfig, load_features, train_ensemble
+from emovox.prediction.decision import restrict, top_label
+from emovox.features.extractor import FeatureExtractor
+from emovox.training.fit import FitConfig
+from emovox.training.head import Ensemble
+from emovox.corpora.labels import FOUR_CLASS, collapse
+from emovox.corpora.manifest import Utterance
+from emovox.evaluation.metrics import classification_metrics
+from emovox.training.profiles import centre, domain_mean
+from emovox.evaluation.splits import speaker_folds
+from emovox.training.train import TrainConfig, load_features, train_ensemble
 
 SHARED = ("ravdess", "nemo", "turev")
 EXTRA = ("tess", "koetts", "emospeech", "baved", "banglaser")
 SKEW = 0.7  # share of the skewed profile half taken by one emotion
-BALANCES = (0.0, 0.5, 1.0)  # profile class balancing tried (emovox.profiles.domain_mean)
+BALANCES = (0.0, 0.5, 1.0)  # profile class balancing tried (emovox.training.profiles.domain_mean)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,12 +111,12 @@ def load_corpora(shared: Path, extra: Path | None, names: Sequence[str] | None, 
 
 def four_class_decision(ensemble: Ensemble, probs: np.ndarray) -> list[str]:
     """The label ``--labels angry,happy,sad,neutral`` gives each row (the shipped decision,
-    :func:`emovox.decision.restrict`: calm merged into neutral)."""
+    :func:`emovox.prediction.decision.restrict`: calm merged into neutral)."""
     return [top_label(restrict(dict(zip(ensemble.labels, map(float, p))), FOUR_CLASS)) for p in probs]
 
 
 def ua(truth: Sequence[str], predicted: Sequence[str]) -> float:
-    """Unweighted accuracy over the classes ``truth`` has (emovox.metrics' UA)."""
+    """Unweighted accuracy over the classes ``truth`` has (emovox.evaluation.metrics' UA)."""
     return classification_metrics(truth, predicted, labels=FOUR_CLASS)["ua"]
 
 

@@ -57,7 +57,7 @@ def _rss_mb() -> float:
 
 
 def _stages_onnx(model, audio16: np.ndarray) -> dict:
-    from emovox.runtime.mel import mel_windows
+    from emovox.encoder.mel import mel_windows
 
     t0 = time.perf_counter()
     windows = mel_windows(audio16, n_mels=model.n_mels, window=model.window)
@@ -73,7 +73,7 @@ def _stages_onnx(model, audio16: np.ndarray) -> dict:
 def _stages_torch(model, audio16: np.ndarray) -> dict:
     import torch
 
-    from emovox.runtime.mel import mel_windows
+    from emovox.encoder.mel import mel_windows
 
     extractor = model.extractor
     t0 = time.perf_counter()
@@ -94,7 +94,7 @@ def worker(args) -> dict:
 
     start = time.perf_counter()
     import emovox
-    from emovox.audio import decode, resample, to_mono
+    from emovox.audio.load import decode, resample, to_mono
 
     if args.backend == "torch-fp32":
         import torch
@@ -144,8 +144,8 @@ def worker(args) -> dict:
 
 def model_size_mb(backend: str, model_dir: Path, exported: Path) -> float:
     if backend == "torch-fp32":
-        from emovox.encoder_weights import locate_encoder
-        from emovox.features import FeatureSettings
+        from emovox.encoder.weights import locate_encoder
+        from emovox.features.extractor import FeatureSettings
 
         settings = FeatureSettings.from_dict(json.loads((model_dir / "config.json").read_text())["features"])
         fmt, path = locate_encoder(settings.encoder)
@@ -162,7 +162,7 @@ def profile_ops(exported: Path, variant: str, threads: int, seconds: float = 4.0
 
     import onnxruntime as ort
 
-    from emovox.runtime.mel import log_mel
+    from emovox.encoder.mel import log_mel
     from emovox.testing import speechlike
 
     config = json.loads((exported / "config.json").read_text())
@@ -191,7 +191,7 @@ def profile_ops(exported: Path, variant: str, threads: int, seconds: float = 4.0
 
 def compressions(exported: Path, threads: int, manifest: str | None, seconds: float = 4.0) -> list[dict]:
     """fp16 and static int8 beside fp32 and dynamic int8: ms per 4 s clip, size, UA."""
-    from emovox.export_quantize import calibration_windows, convert_fp16, evaluate, quantize_static_int8
+    from emovox.export.quantize import calibration_windows, convert_fp16, evaluate, quantize_static_int8
     from emovox.runtime import OnnxEmotionModel
     from emovox.runtime.session import make_session
     from emovox.testing import speechlike
@@ -199,7 +199,7 @@ def compressions(exported: Path, threads: int, manifest: str | None, seconds: fl
     config = json.loads((exported / "config.json").read_text())
     utterances = []
     if manifest:
-        from emovox.manifest import read_jsonl
+        from emovox.corpora.manifest import read_jsonl
 
         utterances = read_jsonl(manifest)
     files = {"fp32": exported / "model.onnx", "int8-dynamic": exported / "model.int8.onnx"}
@@ -257,12 +257,12 @@ def main() -> None:
     if args.backend:
         print(json.dumps(worker(args)))
         return
-    from emovox.prediction import default_model_dir
+    from emovox.prediction.loading import default_model_dir
 
     model_dir = Path(args.model) if args.model else default_model_dir()
     exported = Path(args.exported) if args.exported else None
     if exported is None:
-        from emovox.export import export_model
+        from emovox.export.onnx import export_model
 
         exported = Path(tempfile.mkdtemp(prefix="emovox-exported-"))
         export_model(model_dir, exported, int8=True)

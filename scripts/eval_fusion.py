@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from emovox.cli.train import load_corpora
-from emovox.encoder_weights import cache_dir
-from emovox.features import FeatureExtractor
-from emovox.fit import FitConfig
-from emovox.fusion import fuse_arrays
-from emovox.metrics import classification_metrics
-from emovox.splits import speaker_folds
+from emovox.encoder.weights import cache_dir
+from emovox.features.extractor import FeatureExtractor
+from emovox.training.fit import FitConfig
+from emovox.text.fusion import fuse_arrays
+from emovox.evaluation.metrics import classification_metrics
+from emovox.evaluation.splits import speaker_folds
 from emovox.text import TextEmotionModel, embed_cached
-from emovox.training import TrainConfig, load_features, train_ensemble
+from emovox.training.train import TrainConfig, load_features, train_ensemble
 
 log = logging.getLogger("eval_fusion")
 

@@ -33,15 +33,15 @@ from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from emovox.audio import load_audio
+from emovox.audio.load import load_audio
 from emovox.corpora import scan_corpus
-from emovox.encoder_weights import cache_dir
-from emovox.features import FeatureExtractor, content_hash
-from emovox.fit import class_weights
-from emovox.labels import collapse
-from emovox.runtime.mel import mel_windows
-from emovox.splits import speaker_folds, speaker_holdout
-from emovox.training import label_set
+from emovox.encoder.weights import cache_dir
+from emovox.features.extractor import FeatureExtractor, content_hash
+from emovox.training.fit import class_weights
+from emovox.corpora.labels import collapse
+from emovox.encoder.mel import mel_windows
+from emovox.evaluation.splits import speaker_folds, speaker_holdout
+from emovox.training.train import label_set
 
 
 def frame_features(paths: list[str], extractor: FeatureExtractor, stride: int, *, transform=None,
@@ -187,7 +187,7 @@ def study_transforms(paths: list[str], speakers: np.ndarray, folds: list[np.ndar
     """The noise study's audio transforms ``(signal, content_hash) -> signal``, by name:
     ``aug0``/``aug1`` (augmented training copies, babble of four other speakers of the clip's
     own fold) and ``white``/``babble`` (10 dB test noise; babble of four other speakers)."""
-    from emovox.augment import augment, babble, copy_seed, mix_at_snr
+    from emovox.audio.augment import augment, babble, copy_seed, mix_at_snr
 
     fold_of = np.zeros(len(paths), int)
     for k, test in enumerate(folds):
@@ -311,8 +311,8 @@ def main() -> None:
             ua = balanced_accuracy_score(y[rows], pred[rows])
             result["kfold"][variant] = round(float(ua), 4)
             print(f"| {variant} | RAVDESS 6-fold 8-class UA {ua:.3f} | {time.time() - start:.0f} s |", flush=True)
-        # as emovox.protocols.cross_corpus: train on every label of the two training corpora, decide
-        # among the four shared classes (calm's probability merged into neutral, emovox.decision)
+        # as emovox.evaluation.protocols.cross_corpus: train on every label of the two training corpora, decide
+        # among the four shared classes (calm's probability merged into neutral, emovox.prediction.decision)
         mapped = np.array([collapse(u.label, "4class") or "" for u in utts])
         for held in ("nemo", "ravdess", "turev"):
             train_rows = np.flatnonzero(corpora != held)

@@ -35,15 +35,15 @@ from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from emovox.audio import load_audio
+from emovox.audio.load import load_audio
 from emovox.corpora import scan_corpus
-from emovox.encoder_weights import cache_dir
-from emovox.features import FeatureExtractor, content_hash
-from emovox.fit import class_weights
-from emovox.labels import collapse
-from emovox.runtime.mel import mel_windows
-from emovox.splits import speaker_folds, speaker_holdout
-from emovox.whisper_encoder import WhisperEncoder
+from emovox.encoder.weights import cache_dir
+from emovox.features.extractor import FeatureExtractor, content_hash
+from emovox.training.fit import class_weights
+from emovox.corpora.labels import collapse
+from emovox.encoder.mel import mel_windows
+from emovox.evaluation.splits import speaker_folds, speaker_holdout
+from emovox.encoder.whisper import WhisperEncoder
 
 
 def encode_until(encoder: WhisperEncoder, mels: list[np.ndarray], state: int) -> list[np.ndarray]:

@@ -5,8 +5,8 @@ training clip with same-fold babble, 10 dB white and babble noise on the held-ou
 
 It reads the frame-level states that ``exp_attentive_pooling.py --noise`` caches (80 ms frames),
 measures each clip's level per 80 ms block from its (re-made) audio, pools the frames with each
-weighting in turn, and trains pooled heads (:func:`emovox.fit.fit_head`, three per fold). This is
-where the shipped rule (:mod:`emovox.speech_level`) was chosen; ``benchmarks/bench_accuracy.py
+weighting in turn, and trains pooled heads (:func:`emovox.training.fit.fit_head`, three per fold). This is
+where the shipped rule (:mod:`emovox.audio.speech_level`) was chosen; ``benchmarks/bench_accuracy.py
 --pooling level_mean_std`` measures the shipped implementation itself.
 
 Weightings: ``uniform``; ``hardX`` (frames within X dB of the clip's 95th-percentile level);
@@ -27,14 +27,14 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 from tqdm.auto import tqdm
 
-from emovox.audio import load_audio
+from emovox.audio.load import load_audio
 from emovox.corpora import scan_corpus
-from emovox.features import FeatureExtractor, content_hash
-from emovox.fit import FitConfig, fit_head
-from emovox.head import predict_logits
-from emovox.pooling import mean_std_pool
-from emovox.splits import speaker_folds, speaker_holdout
-from emovox.training import label_set
+from emovox.features.extractor import FeatureExtractor, content_hash
+from emovox.training.fit import FitConfig, fit_head
+from emovox.training.head import predict_logits
+from emovox.features.pooling import mean_std_pool
+from emovox.evaluation.splits import speaker_folds, speaker_holdout
+from emovox.training.train import label_set
 
 sys.path.insert(0, str(Path(__file__).parent))
 from exp_attentive_pooling import STUDY_TAGS, frame_features, study_transforms  # noqa: E402

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from emovox.corpora import scan_corpus
-from emovox.features import FeatureExtractor
-from emovox.fit import FitConfig
-from emovox.metrics import classification_metrics
-from emovox.protocols import cross_corpus, default_trainer, speaker_kfold
-from emovox.training import TrainConfig, load_features
+from emovox.features.extractor import FeatureExtractor
+from emovox.training.fit import FitConfig
+from emovox.evaluation.metrics import classification_metrics
+from emovox.evaluation.protocols import cross_corpus, default_trainer, speaker_kfold
+from emovox.training.train import TrainConfig, load_features
 
 RECIPES = {  # name: (pooling, recipe)
     "default-v3": ("mean_std", TrainConfig(fit=FitConfig(layers=(4,)))),

@@ -191,7 +191,7 @@ def in_process_server(model_dir: Path, settings):
 
     import uvicorn
 
-    from emovox.server import create_app
+    from emovox.serving import create_app
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, model=emovox.load(model_dir)), host="127.0.0.1",

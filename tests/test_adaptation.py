@@ -1,4 +1,4 @@
-"""Speaker adaptation (emovox.adaptation): the shift, the protocols' --adapt, both backends."""
+"""Speaker adaptation (emovox.training.adaptation): the shift, the protocols' --adapt, both backends."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import pytest
 from typer.testing import CliRunner
 
 import emovox
-from emovox.adaptation import adapt, adapt_groups
-from emovox.audio import load_audio
+from emovox.training.adaptation import adapt, adapt_groups
+from emovox.audio.load import load_audio
 from emovox.cli import app
 from emovox.errors import EmovoxError
-from emovox.export import export_model
-from emovox.fit import FitConfig
-from emovox.manifest import Utterance
-from emovox.protocols import speaker_kfold
+from emovox.export.onnx import export_model
+from emovox.training.fit import FitConfig
+from emovox.corpora.manifest import Utterance
+from emovox.evaluation.protocols import speaker_kfold
 from emovox.runtime import OnnxEmotionModel
 from emovox.testing import make_synthetic_corpus
-from emovox.training import TrainConfig, train_ensemble
+from emovox.training.train import TrainConfig, train_ensemble
 
 
 def test_adapt_moves_the_speaker_mean_onto_the_reference_and_keeps_the_differences():
@@ -115,13 +115,13 @@ def test_the_default_adapts_and_default_adaptive_is_its_alias(monkeypatch):
 
     monkeypatch.setenv("EMOVOX_DEFAULT_BACKEND", "torch")  # no export needed for this check
     model = emovox.load(adaptive=True)
-    assert emovox.prediction.adaptive_model_dir() == emovox.prediction.default_model_dir()
+    assert emovox.prediction.loading.adaptive_model_dir() == emovox.prediction.loading.default_model_dir()
     assert emovox.load("default-adaptive").fingerprint() == model.fingerprint() == emovox.load().fingerprint()
-    config = json.loads((emovox.prediction.default_model_dir() / "config.json").read_text())
+    config = json.loads((emovox.prediction.loading.default_model_dir() / "config.json").read_text())
     assert config["head"]["layers"] is None and config["ensemble_average"] == "logits"
     assert config["adapted_temperature"] and np.isfinite(model.reference_mean()).all()
     signals = [voice(1.5, f0=120 + 40 * i, seed=i, amplitude=0.1 + 0.1 * i) for i in range(4)]
     predictions = model.predict_speaker(signals)
     assert len(predictions) == 4 and set(predictions[0].scores) == set(config["labels"])
-    shipped = json.loads((emovox.prediction.default_model_dir() / "config.json").read_text())
+    shipped = json.loads((emovox.prediction.loading.default_model_dir() / "config.json").read_text())
     assert shipped["ensemble_average"] == "logits" and all(e["kept"] for e in shipped["int8_gate"])

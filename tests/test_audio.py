@@ -1,4 +1,4 @@
-"""Tests of emovox.audio (and the doctests of emovox.testing)."""
+"""Tests of emovox.audio.load (and the doctests of emovox.testing)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import emovox.audio
-import emovox.audio_decode
+import emovox.audio.load
+import emovox.audio.decode
 import emovox.testing
-from emovox.audio import (
-    DEFAULT_MAX_DURATION,
-    MIN_DURATION,
-    SAMPLING_RATE,
-    decode,
-    duration_of,
-    load_audio,
-    resample,
-    to_mono,
-)
-from emovox.errors import (
-    AudioDecodeError,
-    AudioTooLongError,
-    AudioTooShortError,
-    EmptyAudioError,
-    InvalidAudioError,
-)
+from emovox.audio.load import DEFAULT_MAX_DURATION, MIN_DURATION, SAMPLING_RATE, decode, duration_of, load_audio, resample, to_mono
+from emovox.errors import AudioDecodeError, AudioTooLongError, AudioTooShortError, EmptyAudioError, InvalidAudioError
 from emovox.testing import sinusoid, speechlike, whitenoise, write_wav
 
 
@@ -41,7 +26,7 @@ def wav(tmp_path):
     return write_wav(tmp_path / "tone.wav", sinusoid(duration=1.0), 16000)
 
 
-@pytest.mark.parametrize("module", [emovox.audio, emovox.testing])
+@pytest.mark.parametrize("module", [emovox.audio.load, emovox.testing])
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.failed == 0
@@ -299,8 +284,8 @@ def test_long_file_rejected_from_header(tmp_path, monkeypatch):
         raise AssertionError("the samples must not be decoded or resampled")
 
     monkeypatch.setattr(sf.SoundFile, "read", forbidden)
-    monkeypatch.setattr(emovox.audio_decode, "_read_into", forbidden)
-    monkeypatch.setattr(emovox.audio, "resample", forbidden)
+    monkeypatch.setattr(emovox.audio.decode, "_read_into", forbidden)
+    monkeypatch.setattr(emovox.audio.load, "resample", forbidden)
     with pytest.raises(AudioTooLongError, match=r"20\.00 s.*cap of 10"):
         load_audio(path, max_duration=10)
     with pytest.raises(AudioTooLongError):

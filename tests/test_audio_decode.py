@@ -1,4 +1,4 @@
-"""emovox.audio_decode: telephony codecs, decompression bombs, streamed FLAC, resource-fork
+"""emovox.audio.decode: telephony codecs, decompression bombs, streamed FLAC, resource-fork
 neighbours, huge samples and decoder notes (issue 15, findings 2, 3, 4, 10, 12, 14)."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import emovox.audio_decode
-from emovox.audio import decode, duration_of, load_audio
-from emovox.audio_decode import MAX_RATE, quiet_decoder_messages
+import emovox.audio.decode
+from emovox.audio.load import decode, duration_of, load_audio
+from emovox.audio.decode import MAX_RATE, quiet_decoder_messages
 from emovox.errors import AudioDecodeError, AudioTooLongError, InvalidAudioError
-from emovox.runtime.mel import log_mel
+from emovox.encoder.mel import log_mel
 from emovox.testing import sinusoid
 
 MP3 = "MP3" in sf.available_formats()
@@ -76,7 +76,7 @@ def test_any_failure_while_decoding_is_the_file_s_decode_error(tmp_path, monkeyp
     def broken(f, out):
         raise ValueError("frames must be specified for non-seekable files")
 
-    monkeypatch.setattr(emovox.audio_decode, "_read_into", broken)
+    monkeypatch.setattr(emovox.audio.decode, "_read_into", broken)
     with pytest.raises(AudioDecodeError, match=r"cannot decode '.*a\.wav': frames must be specified"):
         load_audio(path)
 
@@ -87,7 +87,7 @@ def test_any_failure_while_decoding_is_the_file_s_decode_error(tmp_path, monkeyp
 def test_header_over_the_rate_limit_is_refused_before_decoding(monkeypatch):
     """The probe's bomb: 8 channels at 655,350 Hz declaring 119 s (a short body here)."""
     bomb = with_total_samples(flac_bytes(np.zeros((6554, 8), np.int16), 655350), 655350 * 119)
-    monkeypatch.setattr(emovox.audio_decode, "_read_into", lambda *a: pytest.fail("nothing may be decoded"))
+    monkeypatch.setattr(emovox.audio.decode, "_read_into", lambda *a: pytest.fail("nothing may be decoded"))
     with pytest.raises(InvalidAudioError, match=f"655350 Hz is over the limit of {MAX_RATE} Hz"):
         load_audio(bomb, max_duration=None)
     with pytest.raises(InvalidAudioError, match="samples per second"):
@@ -211,7 +211,7 @@ def test_decoder_notes_are_dropped_and_other_lines_kept(tmp_path, capfd, quiet):
     noisy = capfd.readouterr().err
     assert "mpg123" in noisy or "Note:" in noisy  # the decoder does print them
     quiet_decoder_messages(True)
-    with emovox.audio_decode._filtered_stderr():
+    with emovox.audio.decode._filtered_stderr():
         load_audio(path)
         os.write(2, b"a line of our own\n")
     err = capfd.readouterr().err

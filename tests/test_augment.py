@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from emovox.augment import RECIPE, AugmentRecipe, augment, augmented_features, copy_key, mask, mix_at_snr, reverberate
+from emovox.audio.augment import RECIPE, AugmentRecipe, augment, augmented_features, copy_key, mask, mix_at_snr, reverberate
 from emovox.cli import app
-from emovox.features import FeatureCache, FeatureExtractor, extract_files
+from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
 from emovox.testing import make_synthetic_corpus, speechlike
 
 
@@ -96,9 +96,9 @@ def test_evaluate_cli_states_room_copies_in_the_split(corpus, tmp_path):
 def test_kfold_babble_never_uses_a_test_speaker_of_the_models_a_copy_trains(monkeypatch):
     """A copy of a fold-k clip trains only models tested on other folds: its babble must come
     from fold k's other speakers (and never from the clip's own speaker)."""
-    from emovox import augment as augment_module
-    from emovox.manifest import Utterance
-    from emovox.training import kfold_groups, load_augmented
+    from emovox.audio import augment as augment_module
+    from emovox.corpora.manifest import Utterance
+    from emovox.training.train import kfold_groups, load_augmented
 
     utts = [Utterance(f"/x/{s}{i}.wav", "happy", "happy", s, "c") for s in "abcdef" for i in range(2)]
     calls = []
@@ -109,7 +109,7 @@ def test_kfold_babble_never_uses_a_test_speaker_of_the_models_a_copy_trains(monk
 
     monkeypatch.setattr(augment_module, "augmented_features", record)
     extractor = type("E", (), {"settings": None, "feature_shape": (2, 4)})()
-    monkeypatch.setattr("emovox.training.FeatureCache", lambda *a, **k: None)
+    monkeypatch.setattr("emovox.training.train.FeatureCache", lambda *a, **k: None)
     groups = kfold_groups(utts, 3)
     assert groups == ["c/0"] * 4 + ["c/1"] * 4 + ["c/2"] * 4
     load_augmented(utts, extractor, 1, groups=groups)

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import emovox
+import emovox.prediction.loading
 from emovox.batch import PartStore, read_inputs, result_schema, run_batch
 from emovox.cli import app
 from emovox.errors import CorpusError
@@ -203,7 +204,7 @@ def test_ray_engine_on_a_local_cluster_equals_local(ray_cluster, reference, arch
 def test_resume_matches_files_however_the_input_path_is_spelled(tmp_path, monkeypatch):
     """``batch in out`` then ``batch /abs/path/in out`` (or ``./in``, or through a linked folder)
     annotated every file twice: done files were matched on the raw string."""
-    from emovox.prediction import Predictor
+    from emovox.prediction.predictor import Predictor
 
     class Stub(Predictor):
         labels = list(LABELS)
@@ -215,7 +216,7 @@ def test_resume_matches_files_however_the_input_path_is_spelled(tmp_path, monkey
     model_dir = tmp_path / "stub-model"
     model_dir.mkdir()
     (model_dir / "config.json").write_text(json.dumps({"format": "emovox-onnx", "labels": list(LABELS)}))
-    monkeypatch.setattr(emovox.prediction, "load", lambda *a, **k: Stub())
+    monkeypatch.setattr(emovox.prediction.loading, "load", lambda *a, **k: Stub())
     (tmp_path / "in").mkdir()
     for k in range(3):
         write_wav(tmp_path / "in" / f"clip{k}.wav", styled("sad", 0.5, k), SR)

@@ -15,11 +15,12 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-import emovox.prediction
+import emovox.prediction.loading
+import emovox.prediction.predictor
 from emovox.batch.rows import annotate
 from emovox.cli import app
 from emovox.cli.inputs import expand_inputs
-from emovox.prediction import Predictor
+from emovox.prediction.predictor import Predictor
 from emovox.testing import sinusoid
 
 NAN_PEAK = 0.45
@@ -41,7 +42,7 @@ class StubModel(Predictor):
 @pytest.fixture
 def stub(monkeypatch):
     model = StubModel()
-    monkeypatch.setattr(emovox.prediction, "load", lambda *a, **k: model)
+    monkeypatch.setattr(emovox.prediction.loading, "load", lambda *a, **k: model)
     return model
 
 
@@ -64,14 +65,14 @@ def test_a_folder_with_bad_files_still_predicts_every_good_one(tmp_path, stub, m
     (folder / "e_junk.wav").write_bytes(b"junk")
     tone(folder / "f_raises.wav", 0.6)
 
-    real = emovox.prediction.load_audio
+    real = emovox.prediction.predictor.load_audio
 
     def flaky(path, **kw):  # an exception of a kind nobody expected, in one file's decode
         if str(path).endswith("f_raises.wav"):
             raise KeyError("something unforeseen")
         return real(path, **kw)
 
-    monkeypatch.setattr(emovox.prediction, "load_audio", flaky)
+    monkeypatch.setattr(emovox.prediction.predictor, "load_audio", flaky)
     code, out, err = predict(str(folder), "--format", "jsonl")
     assert code == 1
     rows = {os.path.basename(r["path"]): r for r in map(json.loads, out.splitlines())}

@@ -11,7 +11,7 @@ import pytest
 
 from emovox.corpora import ADAPTERS, detect, parse_spec, scan_corpus
 from emovox.errors import CorpusError
-from emovox.manifest import summarize
+from emovox.corpora.manifest import summarize
 
 # --- synthetic layouts: build(root, write) creates the files under root -------------------
 
@@ -329,7 +329,7 @@ def test_tess_odd_formats_load(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from emovox.audio import load_audio
+    from emovox.audio.load import load_audio
 
     tone = np.sin(2 * np.pi * 220 * np.arange(96000) / 96000).astype(np.float32) * 0.3
     sf.write(tmp_path / "OAF_aiff_angry.wav", tone[:44100], 44100, format="AIFF", subtype="PCM_16")

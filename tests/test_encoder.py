@@ -9,19 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-import emovox.ct2_format
-import emovox.whisper_encoder
-from emovox.ct2_format import parse_ct2
-from emovox.encoder_weights import (
-    load_encoder,
-    packaged_encoder_dir,
-    state_dict_from_hf,
-    state_dict_from_openai,
-)
+import emovox.encoder.ct2_format
+import emovox.encoder.whisper
+from emovox.encoder.ct2_format import parse_ct2
+from emovox.encoder.weights import load_encoder, packaged_encoder_dir, state_dict_from_hf, state_dict_from_openai
 from emovox.errors import ModelError
-from emovox.runtime.mel import log_mel
+from emovox.encoder.mel import log_mel
 from emovox.testing import speechlike
-from emovox.whisper_encoder import WhisperEncoder
+from emovox.encoder.whisper import WhisperEncoder
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -76,7 +71,7 @@ def test_batched_equals_one_by_one():
 
 def _tiny_encoder() -> WhisperEncoder:
     torch.manual_seed(0)
-    enc = WhisperEncoder(emovox.whisper_encoder.WhisperEncoderConfig(n_mels=80, d_model=32, n_heads=4, n_layers=2, n_positions=1500))
+    enc = WhisperEncoder(emovox.encoder.whisper.WhisperEncoderConfig(n_mels=80, d_model=32, n_heads=4, n_layers=2, n_positions=1500))
     with torch.no_grad():
         for p in enc.parameters():
             p.normal_(0, 0.1)
@@ -147,7 +142,7 @@ def test_packaged_base_is_assembled_once_and_verified(tmp_path, monkeypatch):
         f.seek(1000)
         f.write(b"\x00" * 16)
     directory = packaged_encoder_dir("whisper-base")
-    from emovox.encoder_weights import PACKAGED_ENCODERS, sha256_file
+    from emovox.encoder.weights import PACKAGED_ENCODERS, sha256_file
 
     assert sha256_file(directory / "model.bin") == PACKAGED_ENCODERS["whisper-base"].sha256
 
@@ -175,5 +170,5 @@ def test_ct2_reader_rejects_truncated_and_unknown_versions():
 
 
 def test_doctests():
-    for module in (emovox.ct2_format, emovox.whisper_encoder):
+    for module in (emovox.encoder.ct2_format, emovox.encoder.whisper):
         assert doctest.testmod(module).failed == 0

@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from emovox.cli import app
-from emovox.manifest import Utterance
-from emovox.metrics import classification_metrics, expected_calibration_error
-from emovox.protocols import Outcome, cross_corpus, speaker_kfold
-from emovox.splits import speaker_folds, speaker_holdout
+from emovox.corpora.manifest import Utterance
+from emovox.evaluation.metrics import classification_metrics, expected_calibration_error
+from emovox.evaluation.protocols import Outcome, cross_corpus, speaker_kfold
+from emovox.evaluation.splits import speaker_folds, speaker_holdout
 from emovox.testing import make_synthetic_corpus
-from emovox.training import Ensemble
+from emovox.training.train import Ensemble
 
 
 @pytest.fixture(scope="module")

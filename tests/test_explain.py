@@ -1,4 +1,4 @@
-"""``emovox.explain`` and ``emovox predict --explain``: prosody, word occlusion, the CLI output."""
+"""``emovox.text.explain`` and ``emovox predict --explain``: prosody, word occlusion, the CLI output."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from emovox.cli import app
-from emovox.explain import Explanation, Prosody, explain, measure_prosody, semitones, word_evidence, yin
+from emovox.text.explain import Explanation, Prosody, explain, measure_prosody, semitones, word_evidence, yin
 from emovox.testing import voice, write_wav
 
 KEYS = {"label", "probability", "acoustic", "prosody", "reference", "relative", "text", "note", "sentence"}
@@ -25,7 +25,7 @@ def test_median_pitch_of_synthetic_voices_within_3_percent(f0, seed):
 
 
 def test_pitch_does_not_depend_on_the_sampling_rate():
-    from emovox.audio import resample
+    from emovox.audio.load import resample
 
     x = voice(5.0, f0=150.0, seed=4)
     at_16k, at_8k = measure_prosody(x, 16000).f0_hz, measure_prosody(resample(x, 16000, 8000), 8000).f0_hz

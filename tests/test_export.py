@@ -11,12 +11,12 @@ import torch
 from typer.testing import CliRunner
 
 import emovox
-from emovox.checkpoint import save_model
+from emovox.training.checkpoint import save_model
 from emovox.errors import ModelError
-from emovox.export import build_graph, export_model
-from emovox.features import FeatureExtractor
-from emovox.head import EmotionHead
-from emovox.manifest import Utterance, write_jsonl
+from emovox.export.onnx import build_graph, export_model
+from emovox.features.extractor import FeatureExtractor
+from emovox.training.head import EmotionHead
+from emovox.corpora.manifest import Utterance, write_jsonl
 from emovox.testing import speechlike, write_wav
 
 LABELS = ["neutral", "happy", "sad", "angry"]
@@ -102,7 +102,7 @@ def test_onnx_graph_contract_and_metadata(exported):
 
 def test_dynamic_axes_match_torch(exported, model_dir):
     """Batch sizes and lengths the export never saw; rows with padding."""
-    from emovox.export import check_graph
+    from emovox.export.onnx import check_graph
 
     exported_graph = build_graph(model_dir)
     assert check_graph(exported_graph, exported / "model.onnx", shapes=((1, 10), (4, 333), (5, 1001))) < 1e-4

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from emovox.fit import class_weights, compute_objective, group_balance_weights
+from emovox.training.fit import class_weights, compute_objective, group_balance_weights
 
 
 def test_row_weights_of_one_give_the_plain_objective_and_zero_drops_a_row():
@@ -41,8 +41,8 @@ def _noisy_pairs(seed: int):
 
 
 def test_consistency_makes_predictions_on_copies_agree_with_the_clips():
-    from emovox.fit import FitConfig, fit_head
-    from emovox.head import predict_logits
+    from emovox.training.fit import FitConfig, fit_head
+    from emovox.training.head import predict_logits
 
     X, y, copies = _noisy_pairs(0)
     X_test, _, copies_test = _noisy_pairs(1)
@@ -57,7 +57,7 @@ def test_consistency_makes_predictions_on_copies_agree_with_the_clips():
 
 
 def test_copies_must_pair_with_the_training_rows():
-    from emovox.fit import FitConfig, fit_head
+    from emovox.training.fit import FitConfig, fit_head
 
     X, y, copies = _noisy_pairs(0)
     with pytest.raises(ValueError, match="do not pair"):

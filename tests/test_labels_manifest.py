@@ -1,4 +1,4 @@
-"""Tests for emovox.labels and emovox.manifest (and the doctests of the corpus modules)."""
+"""Tests for emovox.corpora.labels and emovox.corpora.manifest (and the doctests of the corpus modules)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import json
 import pytest
 
 from emovox.errors import CorpusError
-from emovox.labels import CORPUS_LABELS, EMOTIONS, FOUR_CLASS, collapse, map_label
-from emovox.manifest import Utterance, read_jsonl, summarize, with_durations, write_jsonl
+from emovox.corpora.labels import CORPUS_LABELS, EMOTIONS, FOUR_CLASS, collapse, map_label
+from emovox.corpora.manifest import Utterance, read_jsonl, summarize, with_durations, write_jsonl
 
 DOCTEST_MODULES = [
-    "emovox.labels", "emovox.manifest", "emovox.corpora", "emovox.corpora._common",
+    "emovox.corpora.labels", "emovox.corpora.manifest", "emovox.corpora", "emovox.corpora._common",
 ] + [f"emovox.corpora.{m}" for m in ("ravdess", "nemo", "turev", "emodb", "emovo", "cremad", "tess",
                                     "savee", "urdu", "iemocap", "folder", "csvmanifest")]
 

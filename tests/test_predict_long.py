@@ -14,7 +14,7 @@ import emovox
 from emovox.batch.rows import annotate
 from emovox.cli import app
 from emovox.testing import write_wav
-from emovox.timeline import LONG_RECORDING, make_timeline, predict_recording
+from emovox.prediction.timeline import LONG_RECORDING, make_timeline, predict_recording
 
 from server_support import SR, scripted_recording, silence, styled, train_tiny_model
 

@@ -1,4 +1,4 @@
-"""Domain profiles (emovox.profiles): the estimator, skew robustness, the file, model checks,
+"""Domain profiles (emovox.training.profiles): the estimator, skew robustness, the file, model checks,
 `emovox profile` and `--profile` on both backends."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 
 import emovox
 from emovox.cli import app
-from emovox.export import export_model
-from emovox.fit import FitConfig
-from emovox.manifest import Utterance
-from emovox.profiles import DomainProfile, ProfileError, centre, domain_mean
+from emovox.export.onnx import export_model
+from emovox.training.fit import FitConfig
+from emovox.corpora.manifest import Utterance
+from emovox.training.profiles import DomainProfile, ProfileError, centre, domain_mean
 from emovox.runtime import OnnxEmotionModel
 from emovox.testing import make_synthetic_corpus
-from emovox.training import TrainConfig, train_ensemble
+from emovox.training.train import TrainConfig, train_ensemble
 
 CLASSES = ["sad", "angry", "happy"]
 
@@ -124,7 +124,7 @@ def test_profile_cli_and_both_backends(small_model, tmp_path):
     np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=1e-4)
     # what the profile does, computed by hand
     plain = emovox.load(model_dir)
-    features = plain.features_for_signals([emovox.audio.load_audio(files[0])])
+    features = plain.features_for_signals([emovox.audio.load.load_audio(files[0])])
     want = plain.probabilities_for_features(centre(features, profile.mean, plain.reference_mean()))[0]
     np.testing.assert_allclose(list(a.scores.values()), want, atol=1e-5)
     assert not np.allclose(list(plain.predict_file(files[0]).scores.values()), want, atol=1e-4)
@@ -177,7 +177,7 @@ def test_profile_option_in_predict_timeline_and_batch(small_model, tmp_path):
 
 
 def test_training_with_centred_corpora_keeps_the_reference_and_doubles_rows_for_both():
-    from emovox.training import corpus_centred, training_rows
+    from emovox.training.train import corpus_centred, training_rows
 
     rng = np.random.default_rng(0)
     X = rng.normal(0, 1, (12, 2, 3)).astype(np.float32)
@@ -195,7 +195,7 @@ def test_training_with_centred_corpora_keeps_the_reference_and_doubles_rows_for_
 
 
 def test_class_balanced_corpus_centring_ignores_the_label_mix():
-    from emovox.training import corpus_centred
+    from emovox.training.train import corpus_centred
 
     X = np.array([0.0, 0.0, 0.0, 4.0, 10.0, 14.0], np.float32).reshape(6, 1, 1)
     labels = ["sad", "sad", "sad", "angry", "sad", "angry"]

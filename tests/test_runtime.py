@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 import emovox
-from emovox.audio import load_audio
+from emovox.audio.load import load_audio
 from emovox.errors import ModelError
-from emovox.export import export_model
+from emovox.export.onnx import export_model
 from emovox.runtime import OnnxEmotionModel, choose_providers, log_mel, mel_windows
 from emovox.testing import speechlike, write_wav
 
@@ -63,9 +63,9 @@ def real_speech(ravdess) -> list[np.ndarray]:
 def trained_export(ravdess, tmp_path_factory) -> tuple[Path, Path]:
     """A tiny.en model trained on half the clips of actors 2 and 3 (decisive on real speech),
     exported with int8."""
-    from emovox.features import FeatureExtractor
-    from emovox.fit import FitConfig
-    from emovox.training import TrainConfig, train_model
+    from emovox.features.extractor import FeatureExtractor
+    from emovox.training.fit import FitConfig
+    from emovox.training.train import TrainConfig, train_model
 
     out = tmp_path_factory.mktemp("ravdess_model")
     config = TrainConfig(encoder="whisper-tiny.en", ensemble=2, fit=FitConfig(epochs=40, hidden=64))
@@ -221,28 +221,30 @@ def test_trained_model_parity_and_int8_agreement(trained_export, real_speech):
 
 
 def test_shipped_model_is_exported_once_and_served_by_onnxruntime(model_dir, tmp_path, monkeypatch):
-    import emovox.prediction
+    import emovox.prediction.loading
+    import emovox.prediction.predictor
 
     monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(emovox.prediction, "default_model_dir", lambda: model_dir)
+    monkeypatch.setattr(emovox.prediction.loading, "default_model_dir", lambda: model_dir)
     first = emovox.load()
     assert isinstance(first, OnnxEmotionModel) and first.directory.parent == tmp_path / "cache" / "exported"
 
     def no_second_export(*args, **kwargs):
         raise AssertionError("exported twice")
 
-    monkeypatch.setattr(emovox.prediction, "run_export", no_second_export)
+    monkeypatch.setattr(emovox.prediction.loading, "run_export", no_second_export)
     assert emovox.load().directory == first.directory
     monkeypatch.setenv("EMOVOX_DEFAULT_BACKEND", "torch")
     assert isinstance(emovox.load(), emovox.EmotionModel)
 
 
 def test_failed_export_of_shipped_model_falls_back_to_torch(model_dir, tmp_path, monkeypatch):
-    import emovox.prediction
+    import emovox.prediction.loading
+    import emovox.prediction.predictor
 
     monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(emovox.prediction, "default_model_dir", lambda: model_dir)
-    monkeypatch.setattr(emovox.prediction, "EXPORT_CHILD", "raise SystemExit('boom')")  # the child fails
+    monkeypatch.setattr(emovox.prediction.loading, "default_model_dir", lambda: model_dir)
+    monkeypatch.setattr(emovox.prediction.loading, "EXPORT_CHILD", "raise SystemExit('boom')")  # the child fails
     assert isinstance(emovox.load(), emovox.EmotionModel)
     assert not list((tmp_path / "cache" / "exported").iterdir())  # no half-written folder left
 
@@ -254,8 +256,8 @@ def test_first_use_export_keeps_torch_out_of_the_caller(model_dir, tmp_path):
         import os, sys
         from pathlib import Path
         os.environ["EMOVOX_CACHE"] = {str(tmp_path / "cache")!r}
-        import emovox, emovox.prediction
-        emovox.prediction.default_model_dir = lambda: Path({str(model_dir)!r})
+        import emovox, emovox.prediction.loading
+        emovox.prediction.loading.default_model_dir = lambda: Path({str(model_dir)!r})
         model = emovox.load()
         assert type(model).__name__ == "OnnxEmotionModel", type(model)
         model.predict(__import__("numpy").zeros(16000, "float32") + 0.01, 16000)

@@ -220,7 +220,7 @@ def test_serve_with_a_missing_model_exits_2(tmp_path):
 def limited_server(model_dir):
     """Uvicorn in a thread of this process, with tiny limits: one stream, 0.5 s idle timeout,
     2 s of streamed audio, and a model queue of 0 (every clip is refused as busy)."""
-    from emovox.server import ServerSettings
+    from emovox.serving import ServerSettings
     from server_support import in_process_server
 
     settings = ServerSettings(max_streams=1, stream_idle_timeout=0.5, stream_max_duration=2.0, max_queue=0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emovox import Prediction
-from emovox.server.engine import InferenceEngine
+from emovox.serving.engine import InferenceEngine
 
 
 class Model:

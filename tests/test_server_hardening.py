@@ -234,7 +234,7 @@ def test_log_lines_cannot_be_forged(server):
 @pytest.fixture(scope="module")
 def stream_server(model_dir):
     """Uvicorn in this process: start within 0.8 s, idle 0.8 s, 2 streams, 1 per client address."""
-    from emovox.server import ServerSettings
+    from emovox.serving import ServerSettings
 
     settings = ServerSettings(stream_start_timeout=0.8, stream_idle_timeout=0.8, max_streams=2,
                               max_streams_per_client=1)
@@ -372,8 +372,8 @@ def test_rate_limit_per_client(locked_server):
 
 
 def test_stoppable_transcriber_detects_the_language_once_and_stops_between_clips():
-    from emovox.server.routes import ClientGone, Stoppable
-    from emovox.transcribe import Transcript
+    from emovox.serving.routes import ClientGone, Stoppable
+    from emovox.text.transcribe import Transcript
 
     calls = []
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import emovox
 from emovox.cli import app
 from emovox.testing import write_wav
-from emovox.timeline import predict_recording
+from emovox.prediction.timeline import predict_recording
 
 from server_support import SR, running_server, scripted_recording, styled, train_tiny_model, wav_bytes
 
@@ -49,7 +49,7 @@ def test_served_model_applies_the_profile_and_says_so(model_dir, profile, tmp_pa
 
 
 def test_a_profile_for_another_model_stops_the_server_at_start(model_dir, tmp_path):
-    from emovox.profiles import DomainProfile
+    from emovox.training.profiles import DomainProfile
 
     other = DomainProfile(np.zeros((5, 768), np.float32), 100, "x", "0" * 64, "").save(tmp_path / "other.npz")
     result = CliRunner().invoke(app, ["serve", "--model", str(model_dir), "--profile", str(other), "--port", "1"])

@@ -9,10 +9,10 @@ import torch
 from test_export import make_random_model
 
 import emovox
-from emovox.export import export_model
-from emovox.features import FeatureExtractor
+from emovox.export.onnx import export_model
+from emovox.features.extractor import FeatureExtractor
 from emovox.runtime import OnnxEmotionModel, log_mel
-from emovox.speech_level import level_weights
+from emovox.audio.speech_level import level_weights
 from emovox.testing import speechlike
 
 
@@ -100,7 +100,7 @@ def test_shipped_noise_robust_model_loads_by_name(monkeypatch, tmp_path):
 
     from emovox.cli import app
     from emovox.errors import ModelError
-    from emovox.prediction import shipped_model_dir
+    from emovox.prediction.loading import shipped_model_dir
     from emovox.testing import voice, write_wav
 
     monkeypatch.setenv("EMOVOX_DEFAULT_BACKEND", "torch")  # no export needed for these checks

@@ -14,7 +14,8 @@ import emovox
 from emovox.cli import app
 from emovox.errors import ModelError
 from emovox.testing import speechlike, whitenoise, write_wav
-from emovox.timeline import FRAME, Segmenter, Timeline, VADStream, make_timeline, speech_segments, split_windows
+from emovox.audio.vad import FRAME, Segmenter, VADStream, speech_segments, split_windows
+from emovox.prediction.timeline import Timeline, make_timeline
 
 from server_support import SR, scripted_recording, silence, styled, train_tiny_model
 
@@ -145,7 +146,7 @@ def test_plot_without_matplotlib_is_a_clear_error(model, monkeypatch, tmp_path):
 
 
 def test_timeline_imports_neither_torch_nor_the_silero_module():
-    code = ("import sys, numpy as np; from emovox.timeline import speech_segments; "
+    code = ("import sys, numpy as np; from emovox.audio.vad import speech_segments; "
             "speech_segments(np.zeros(16000, np.float32)); "
             "print(sorted(m for m in ('torch', 'silero_vad') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from emovox.audio import load_audio
-from emovox.prediction import Predictor
+from emovox.audio.load import load_audio
+from emovox.prediction.predictor import Predictor
 from emovox.testing import write_wav
-from emovox.timeline import make_timeline
+from emovox.prediction.timeline import make_timeline
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
@@ -64,7 +64,7 @@ class Fixed(Predictor):
 
 @pytest.fixture(scope="module")
 def tiny():
-    from emovox.transcribe import Transcriber
+    from emovox.text.transcribe import Transcriber
 
     return Transcriber("whisper-tiny.en", threads=2)
 

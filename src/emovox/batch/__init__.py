@@ -12,9 +12,9 @@ Examples:
 
 from __future__ import annotations
 
-from .inputs import read_inputs
-from .rows import annotate, result_schema
-from .run import BatchSummary, run_batch
-from .store import PartStore
+from emovox.batch.inputs import read_inputs
+from emovox.batch.rows import annotate, result_schema
+from emovox.batch.run import BatchSummary, run_batch
+from emovox.batch.store import PartStore
 
 __all__ = ["BatchSummary", "PartStore", "annotate", "read_inputs", "result_schema", "run_batch"]

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import pyarrow as pa
 
-from .rows import annotate, load_worker_model
+from emovox.batch.rows import annotate, load_worker_model
 
 _worker_model = None  # the model of this pool process, loaded by _init_worker
 _worker_timeline = False
@@ -49,7 +49,7 @@ def _annotate_chunk(paths: list[str]) -> pa.Table:
 def local_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 1, timeline: bool = False,
                  threads: int = 1, profile: str | None = None) -> Iterator[pa.Table]:
     """Annotate ``chunks`` in ``workers`` processes; at most two chunks per worker in flight
-    (``profile``: a domain profile every worker applies, :mod:`emovox.profiles`)."""
+    (``profile``: a domain profile every worker applies, :mod:`emovox.training.profiles`)."""
     if workers <= 1:  # in this process: no start-up cost, same results
         model = load_worker_model(model_dir, threads=threads, timeline=timeline, profile=profile)
         for chunk in chunks:

@@ -18,8 +18,8 @@ import json
 import os
 from pathlib import Path
 
-from ..cli.inputs import expand_inputs
-from ..errors import CorpusError
+from emovox.cli.inputs import expand_inputs
+from emovox.errors import CorpusError
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".parquet")
 

@@ -20,15 +20,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import ModelError
-from ..prediction import (
-    PredictionError,
-    default_export,
-    default_model_dir,
-    is_exported_dir,
-    shipped_model_dir,
-    shipped_name,
-)
+from emovox.errors import ModelError
+from emovox.prediction.result import PredictionError
+from emovox.prediction.loading import default_export, default_model_dir, is_exported_dir, shipped_model_dir, shipped_name
 
 TIMELINE_COLUMNS = [("segment", pa.int32()), ("start", pa.float64()), ("end", pa.float64()),
                     ("speech_segment", pa.int32())]
@@ -75,8 +69,8 @@ def load_worker_model(directory: str | os.PathLike, *, threads: int = 1, timelin
                       profile: str | os.PathLike | None = None):
     """Load the model in a worker with ``threads`` compute threads (one per worker by default),
     with the domain ``profile`` if given; the decoders' notes (mpg123) stay off the worker's stderr."""
-    from ..audio_decode import quiet_decoder_messages
-    from ..prediction import load
+    from emovox.audio.decode import quiet_decoder_messages
+    from emovox.prediction.loading import load
 
     quiet_decoder_messages()
 
@@ -136,8 +130,8 @@ def _not_finite(path: str, model_id: str) -> dict:
 
 def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str) -> list[dict]:
     """One row per speech window; a file without speech is one row with no segment."""
-    from ..audio import load_audio
-    from ..timeline import make_timeline
+    from emovox.audio.load import load_audio
+    from emovox.prediction.timeline import make_timeline
 
     try:
         timeline = make_timeline(model, load_audio(path, max_duration=None))

@@ -14,10 +14,10 @@ import os
 import sys
 import time
 
-from .engines import local_engine, ray_engine
-from .inputs import path_identity, read_inputs
-from .rows import load_worker_model, model_info, resolve_model, result_schema
-from .store import PartStore
+from emovox.batch.engines import local_engine, ray_engine
+from emovox.batch.inputs import path_identity, read_inputs
+from emovox.batch.rows import load_worker_model, model_info, resolve_model, result_schema
+from emovox.batch.store import PartStore
 
 ENGINES = ("local", "ray")
 
@@ -64,7 +64,7 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
         workers: processes or Ray actors, each with its own model.
         model_dir: a model or exported folder (default: the shipped model); a model folder is
             exported once to onnxruntime for the workers.
-        timeline: one row per speech segment (see :mod:`emovox.timeline`) instead of per file.
+        timeline: one row per speech segment (see :mod:`emovox.prediction.timeline`) instead of per file.
         chunk_size: files per task and per part file.
         threads: compute threads per worker.
         address: the Ray cluster to connect to (``ray`` engine; default: a local one).

@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import EmovoxError
+from emovox.errors import EmovoxError
 
 PART = re.compile(r"^part-(\d{5,})\.parquet$")
 

@@ -1,22 +1,17 @@
-"""The ``emovox`` command line: one small module per command, all registered on one Typer app."""
+"""The ``emovox`` command line: one small module per command, all registered on one Typer app
+(:mod:`emovox.cli.main`); ``emovox --help`` lists them in the order imported here."""
+# isort: skip_file  (the import order is the order of the commands in --help)
 
 from __future__ import annotations
 
-import typer
+from emovox.cli.main import app
+from emovox.cli import predict as _predict  # noqa: F401  (each import registers its commands)
+from emovox.cli import train as _train  # noqa: F401
+from emovox.cli import export as _export  # noqa: F401
+from emovox.cli import evaluate as _evaluate  # noqa: F401
+from emovox.cli import serve as _serve  # noqa: F401
+from emovox.cli import timeline as _timeline  # noqa: F401
+from emovox.cli import batch as _batch  # noqa: F401
+from emovox.cli import profile as _profile  # noqa: F401
 
-app = typer.Typer(
-    name="emovox",
-    help="Speech emotion recognition with pretrained transformer speech encoders.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-from . import predict as _predict  # noqa: E402,F401  (registers commands)
-from . import train as _train  # noqa: E402,F401
-from . import export as _export  # noqa: E402,F401
-from . import evaluate as _evaluate  # noqa: E402,F401
-from . import serve as _serve  # noqa: E402,F401
-from . import timeline as _timeline  # noqa: E402,F401
-from . import batch as _batch  # noqa: E402,F401
-from . import profile as _profile  # noqa: E402,F401
+__all__ = ["app"]

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import app, model_option
+from emovox.cli import model_option
+from emovox.cli.main import app
 
 
 class Engine(str, Enum):
@@ -41,9 +42,9 @@ def batch(
     """
     import os
 
-    from ..audio_decode import quiet_decoder_messages
-    from ..batch import run_batch
-    from ..errors import EmovoxError
+    from emovox.audio.decode import quiet_decoder_messages
+    from emovox.batch import run_batch
+    from emovox.errors import EmovoxError
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     quiet_decoder_messages()

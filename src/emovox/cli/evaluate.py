@@ -9,7 +9,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from . import app, recipe_options
+from emovox.cli import recipe_options
+from emovox.cli.main import app
 
 
 class Protocol(str, Enum):
@@ -37,7 +38,7 @@ def evaluate(
     hidden: int = typer.Option(256, min=4, help="Hidden units of each head's MLP."),
     layers: str = recipe_options.LAYERS,
     adapt: bool = typer.Option(False, "--adapt", help="Adapt to each test speaker: centre its features on the mean of "
-                               "its own unlabelled test clips (emovox.adaptation; transductive, stated in the report)."),
+                               "its own unlabelled test clips (emovox.training.adaptation; transductive, stated in the report)."),
     augment: int = typer.Option(0, min=0, help="Augmented copies of each training clip (as emovox train --augment); "
                                 "test clips are never augmented."),
     reverb: float = recipe_options.REVERB,
@@ -52,22 +53,15 @@ def evaluate(
     """Evaluate the training recipe with every test speaker unseen in training; prints UA and writes a report."""
     import numpy as np
 
-    from ..errors import EmovoxError
-    from ..features import FeatureExtractor
-    from ..fit import FitConfig
-    from ..manifest import read_jsonl
-    from ..metrics import classification_metrics, expected_calibration_error
-    from ..protocols import cross_corpus, default_trainer, fixed_split, speaker_kfold
-    from ..report import write_report
-    from ..training import (
-        TrainConfig,
-        augmenting_trainer,
-        kfold_groups,
-        load_augmented,
-        load_features,
-        parse_layers,
-    )
-    from .train import load_corpora
+    from emovox.errors import EmovoxError
+    from emovox.features.extractor import FeatureExtractor
+    from emovox.training.fit import FitConfig
+    from emovox.corpora.manifest import read_jsonl
+    from emovox.evaluation.metrics import classification_metrics, expected_calibration_error
+    from emovox.evaluation.protocols import cross_corpus, default_trainer, fixed_split, speaker_kfold
+    from emovox.evaluation.report import write_report
+    from emovox.training.train import TrainConfig, augmenting_trainer, kfold_groups, load_augmented, load_features, parse_layers
+    from emovox.cli.train import load_corpora
 
     logging.basicConfig(level=logging.WARNING)
     err = Console(stderr=True)

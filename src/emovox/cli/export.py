@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from . import app
+from emovox.cli.main import app
 
 
 @app.command()
@@ -24,9 +24,9 @@ def export(
     threads: int = typer.Option(0, help="onnxruntime threads for the gate (0: one per core)."),
 ) -> None:
     """Export a model to ONNX (log-mel frames → probabilities, dynamic batch and time)."""
-    from ..errors import EmovoxError
-    from ..export import export_model
-    from .train import load_corpora
+    from emovox.errors import EmovoxError
+    from emovox.export.onnx import export_model
+    from emovox.cli.train import load_corpora
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("emovox").setLevel(logging.INFO)

@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import app, model_option
-from .inputs import expand_inputs
+from emovox.cli import model_option
+from emovox.cli.main import app
+from emovox.cli.inputs import expand_inputs
 
 
 class OutputFormat(str, Enum):
@@ -38,14 +39,15 @@ def predict(
     fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into label and scores (pip install 'emovox[text]')."),
     explain: bool = typer.Option(False, "--explain", help="Explain each decision: top classes, pitch and energy, and with --transcribe the words that moved the text branch."),
     adapt: bool = typer.Option(False, "--adapt", help="The inputs are clips of one speaker (4 or more, not all one "
-                               "emotion): judge each against that speaker's own average (emovox.adaptation)."),
+                               "emotion): judge each against that speaker's own average (emovox.training.adaptation)."),
     profile: Optional[Path] = model_option.PROFILE,
     neutral_ref: Optional[Path] = typer.Option(None, "--neutral-ref", help="With --explain: a neutral clip of the same speaker; pitch and energy are given relative to it."),
 ) -> None:
     """Predict the emotion of each input file; one result per file."""
-    from ..audio_decode import quiet_decoder_messages
-    from ..errors import EmovoxError
-    from ..prediction import PredictionError, load
+    from emovox.audio.decode import quiet_decoder_messages
+    from emovox.errors import EmovoxError
+    from emovox.prediction.result import PredictionError
+    from emovox.prediction.loading import load
 
     quiet_decoder_messages()
     err = Console(stderr=True, soft_wrap=True)  # one line per error however long: grep finds it
@@ -62,8 +64,8 @@ def predict(
         raise typer.Exit(2)
     reference = None
     if neutral_ref is not None:
-        from ..audio import SAMPLING_RATE, load_audio
-        from ..explain import measure_prosody
+        from emovox.audio.load import SAMPLING_RATE, load_audio
+        from emovox.text.explain import measure_prosody
 
         try:
             reference = measure_prosody(load_audio(neutral_ref, max_duration=max_duration), SAMPLING_RATE)
@@ -77,7 +79,7 @@ def predict(
         model = load(model_dir, adaptive=adapt and model_dir is None, max_duration=max_duration, profile=profile)
         model.abstain = abstain
         if subset:
-            from ..decision import restrict
+            from emovox.prediction.decision import restrict
 
             restrict({l: 1.0 for l in model.labels}, subset)  # validate labels before any work
     except EmovoxError as exc:
@@ -88,12 +90,12 @@ def predict(
         err.print("[red]error:[/] --fuse needs --transcribe")
         raise typer.Exit(2)
     if transcribe:
-        from ..transcribe import Transcriber
+        from emovox.text.transcribe import Transcriber
 
         try:
             transcriber = Transcriber(asr_model)
             if fuse or explain:  # --explain reads the words through the text branch too
-                from ..text import load_text_model
+                from emovox.text import load_text_model
 
                 text_model = load_text_model()
         except EmovoxError as exc:
@@ -148,9 +150,9 @@ def _finite(result) -> bool:
 
 def _fuse(result, text_model, abstain=None) -> None:
     """Replace label and scores by the fused ones; the audio-only label stays as audio_label."""
-    from ..decision import top_label
-    from ..fusion import fuse_transcript
-    from ..prediction import UNKNOWN
+    from emovox.prediction.decision import top_label
+    from emovox.text.fusion import fuse_transcript
+    from emovox.prediction.result import UNKNOWN
 
     try:
         scores = fuse_transcript(result.scores, result.transcript, result.language, text_model=text_model)
@@ -163,10 +165,10 @@ def _fuse(result, text_model, abstain=None) -> None:
 
 
 def _explain(result, audio_scores, reference, text_model, err) -> None:
-    """Attach ``result.explanation`` (see :mod:`emovox.explain`); the clip is decoded once more."""
-    from ..audio import SAMPLING_RATE, load_audio
-    from ..errors import EmovoxError
-    from ..explain import explain
+    """Attach ``result.explanation`` (see :mod:`emovox.text.explain`); the clip is decoded once more."""
+    from emovox.audio.load import SAMPLING_RATE, load_audio
+    from emovox.errors import EmovoxError
+    from emovox.text.explain import explain
 
     try:
         signal = load_audio(result.path, max_duration=None)
@@ -194,7 +196,7 @@ def _as_dict(result) -> dict:
 
 
 def _print_table(results, labels) -> None:
-    from ..prediction import PredictionError
+    from emovox.prediction.result import PredictionError
 
     table = Table(show_lines=False)
     table.add_column("file", overflow="fold")

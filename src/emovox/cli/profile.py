@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from . import app, model_option
-from .inputs import expand_inputs
+from emovox.cli import model_option
+from emovox.cli.main import app
+from emovox.cli.inputs import expand_inputs
 
 @app.command()
 def profile(
@@ -27,9 +28,9 @@ def profile(
     speakers); they need no labels and need not be balanced. Then pass `--profile OUT` to
     predict, timeline, batch or serve.
     """
-    from ..errors import EmovoxError
-    from ..prediction import load
-    from ..profiles import MIN_CLIPS, build_profile
+    from emovox.errors import EmovoxError
+    from emovox.prediction.loading import load
+    from emovox.training.profiles import MIN_CLIPS, build_profile
 
     err = Console(stderr=True, soft_wrap=True)
     paths = expand_inputs(inputs)

@@ -13,13 +13,13 @@ LABEL_SMOOTHING = typer.Option(0.0, min=0.0, max=0.5, help="Label smoothing of t
                                "which generalised best to held-out corpora).")
 POOLING = typer.Option("mean_std", help="How each encoder state is pooled over time: mean_std (every frame alike) or "
                        "level_mean_std (frames weighted by speech level, so quieter background talk counts less; "
-                       "emovox.speech_level).")
+                       "emovox.audio.speech_level).")
 REVERB = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability that a copy is heard in a simulated "
-                     "room (RT60 0.2-0.8 s, microphone 0.3-2.5 m away; emovox.augment.reverberate).")
+                     "room (RT60 0.2-0.8 s, microphone 0.3-2.5 m away; emovox.audio.augment.reverberate).")
 MASK = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability that a copy has a stretch of time "
                    "silenced and a band of frequencies stopped (SpecAugment-like masking of the waveform).")
 BALANCE_CORPORA = typer.Option(False, help="Weight clips so that every corpus counts the same "
                                "(lost slightly on held-out corpora with the shared ones; for very uneven corpora).")
 CENTRE_CORPORA = typer.Option("", "--centre-corpora", help="Centre each training corpus on the mean of all: '' "
                               "(no), centred, or both (every clip as it is and centred, so that the heads serve single "
-                              "clips and domain profiles alike; emovox.profiles), or balanced (centred on each corpus's class-balanced mean).")
+                              "clips and domain profiles alike; emovox.training.profiles), or balanced (centred on each corpus's class-balanced mean).")

@@ -12,7 +12,8 @@ from typing import Optional
 
 import typer
 
-from . import app, model_option
+from emovox.cli import model_option
+from emovox.cli.main import app
 
 
 @app.command()
@@ -64,16 +65,16 @@ def serve(
     """Serve the model over HTTP: /v1/predict, /v1/timeline, WS /v1/stream, /health, /docs and a web page at /."""
     import uvicorn
 
-    from ..errors import EmovoxError
-    from ..server.app import configure_logging, create_app
-    from ..server.guard import GuardedH11Protocol
-    from ..server.limits import ENV_VAR, ApiError, MiB, ServerSettings
+    from emovox.errors import EmovoxError
+    from emovox.serving.app import configure_logging, create_app
+    from emovox.serving.guard import GuardedH11Protocol
+    from emovox.serving.limits import ENV_VAR, ApiError, MiB, ServerSettings
 
     if model_dir is not None and model_dir.exists():
         model_dir = model_dir.resolve()  # before the server leaves its working directory (a name stays a name)
     if profile is not None:
         profile = profile.resolve()
-    if workers > 1:  # one worker: threads stay automatic (see emovox.server.app.create_app)
+    if workers > 1:  # one worker: threads stay automatic (see emovox.serving.app.create_app)
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
     settings = ServerSettings(
         model_dir=str(model_dir) if model_dir else None, profile=str(profile) if profile else None,
@@ -89,7 +90,7 @@ def serve(
     )
     configure_logging(getattr(logging, log_level.upper(), logging.INFO))
     if settings.allowed_hosts is None and host.strip() in ("", "0.0.0.0", "::", "[::]"):
-        logging.getLogger("emovox.server").warning(
+        logging.getLogger("emovox.serving").warning(
             "listening on every address with any Host header accepted: pass --allowed-hosts (and --api-key) "
             "unless a proxy in front checks them (docs/deploy.md)")
     GuardedH11Protocol.header_timeout = header_timeout
@@ -108,7 +109,7 @@ def serve(
         uvicorn.run(application, **options)
     else:
         os.environ[ENV_VAR] = settings.to_env()
-        uvicorn.run("emovox.server.app:app_from_env", factory=True, workers=workers, **options)
+        uvicorn.run("emovox.serving.app:app_from_env", factory=True, workers=workers, **options)
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import app, model_option
+from emovox.cli import model_option
+from emovox.cli.main import app
 
 
 class TimelineFormat(str, Enum):
@@ -40,12 +41,12 @@ def timeline(
     profile: Optional[Path] = model_option.PROFILE,
 ) -> None:
     """Find the speech (Silero VAD) and the emotion of each stretch; summarise the share of time per emotion."""
-    from ..audio import load_audio
-    from ..audio_decode import quiet_decoder_messages
-    from ..decision import restrict
-    from ..errors import EmovoxError
-    from .. import load
-    from ..timeline import make_timeline
+    from emovox.audio.load import load_audio
+    from emovox.audio.decode import quiet_decoder_messages
+    from emovox.prediction.decision import restrict
+    from emovox.errors import EmovoxError
+    from emovox import load
+    from emovox.prediction.timeline import make_timeline
 
     quiet_decoder_messages()
     err = Console(stderr=True, soft_wrap=True)  # one line per error however long: grep finds it
@@ -84,8 +85,8 @@ def timeline(
 
 def _text_branch(asr_model: str, fuse: bool):
     """The transcriber (and the text model with --fuse); a missing package is an EmovoxError."""
-    from ..errors import ModelError
-    from ..transcribe import Transcriber
+    from emovox.errors import ModelError
+    from emovox.text.transcribe import Transcriber
 
     try:
         transcriber = Transcriber(asr_model)
@@ -93,7 +94,7 @@ def _text_branch(asr_model: str, fuse: bool):
         raise ModelError(f"--transcribe needs faster-whisper ({exc})") from None
     if not fuse:
         return transcriber, None
-    from ..text import load_text_model
+    from emovox.text import load_text_model
 
     return transcriber, load_text_model()
 

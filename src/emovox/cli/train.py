@@ -11,13 +11,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from . import app, recipe_options
+from emovox.cli import recipe_options
+from emovox.cli.main import app
 
 
 def load_corpora(specs: list[str], manifests: list[Path] | None = None):
     """Utterances from corpus specs (``name:path`` or a path) and JSONL manifests."""
-    from ..corpora import parse_spec, scan_corpus
-    from ..manifest import read_jsonl
+    from emovox.corpora import parse_spec, scan_corpus
+    from emovox.corpora.manifest import read_jsonl
 
     utterances = []
     for spec in specs:
@@ -52,11 +53,11 @@ def train(
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
     """Train an emotion model; features are cached, so re-training on the same audio is fast."""
-    from ..errors import EmovoxError
-    from ..features import FeatureExtractor
-    from ..fit import FitConfig
-    from ..manifest import summarize
-    from ..training import TrainConfig, parse_layers, train_model
+    from emovox.errors import EmovoxError
+    from emovox.features.extractor import FeatureExtractor
+    from emovox.training.fit import FitConfig
+    from emovox.corpora.manifest import summarize
+    from emovox.training.train import TrainConfig, parse_layers, train_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     err = Console(stderr=True)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import re
 
-from ..labels import map_label
-from ..manifest import Utterance
-from ._common import audio_files, check_root, finish
+from emovox.corpora.labels import map_label
+from emovox.corpora.manifest import Utterance
+from emovox.corpora._common import audio_files, check_root, finish
 
 _NAME = re.compile(r"\d\d-\d\d-(\d\d)-\d\d-\d\d-\d\d-(\d\d)")
 

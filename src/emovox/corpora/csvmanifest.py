@@ -23,10 +23,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..errors import CorpusError
-from ..manifest import Utterance
-from ._common import finish, is_audio
-from .folder import resolve_label, speaker_from_stem
+from emovox.errors import CorpusError
+from emovox.corpora.manifest import Utterance
+from emovox.corpora._common import finish, is_audio
+from emovox.corpora.folder import resolve_label, speaker_from_stem
 
 OPTIONAL = ("speaker", "gender", "language", "transcript")
 

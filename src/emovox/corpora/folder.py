@@ -1,6 +1,6 @@
 """Generic corpus: one folder per emotion, ``root/<label>/**/*.wav|flac``.
 
-Folder names (case-insensitive) must be taxonomy labels (:data:`emovox.labels.EMOTIONS`) or
+Folder names (case-insensitive) must be taxonomy labels (:data:`emovox.corpora.labels.EMOTIONS`) or
 keys of ``mapping``; a mapping to ``None`` drops the folder, and folders that are neither are
 skipped with a warning. Speakers are not known from this layout, so the speaker is taken from
 the file name: the part of the stem before the first ``_`` or ``-`` (the whole stem when there
@@ -19,9 +19,9 @@ import os
 import re
 from collections.abc import Mapping
 
-from ..labels import EMOTIONS
-from ..manifest import Utterance
-from ._common import audio_files, check_root, finish
+from emovox.corpora.labels import EMOTIONS
+from emovox.corpora.manifest import Utterance
+from emovox.corpora._common import audio_files, check_root, finish
 
 log = logging.getLogger(__name__)
 

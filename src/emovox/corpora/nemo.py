@@ -5,7 +5,7 @@
 audio is missing are skipped (a partial copy is fine), but more than half missing is an error.
 
 Examples:
-    >>> from emovox.labels import map_label
+    >>> from emovox.corpora.labels import map_label
     >>> map_label("nemo", "happiness")
     'happy'
 """
@@ -15,10 +15,10 @@ from __future__ import annotations
 import csv
 import os
 
-from ..errors import CorpusError
-from ..labels import map_label
-from ..manifest import Utterance
-from ._common import check_root, find_audio, finish
+from emovox.errors import CorpusError
+from emovox.corpora.labels import map_label
+from emovox.corpora.manifest import Utterance
+from emovox.corpora._common import check_root, find_audio, finish
 
 COLUMNS = ("file_id", "emotion", "raw_text", "speaker_id", "gender")
 

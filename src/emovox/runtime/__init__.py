@@ -11,9 +11,9 @@ Examples:
 
 from __future__ import annotations
 
-from .mel import log_mel, mel_windows
-from .model import OnnxEmotionModel, merge_pooled, read_export_config
-from .session import choose_providers, make_session
+from emovox.encoder.mel import log_mel, mel_windows
+from emovox.runtime.model import OnnxEmotionModel, merge_pooled, read_export_config
+from emovox.runtime.session import choose_providers, make_session
 
 __all__ = ["OnnxEmotionModel", "choose_providers", "log_mel", "make_session", "mel_windows", "merge_pooled",
            "read_export_config"]

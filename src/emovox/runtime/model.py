@@ -1,6 +1,6 @@
 """Predict from an exported folder with numpy and onnxruntime only: torch is never imported.
 
-An exported folder (written by ``emovox export``, see :mod:`emovox.export`) holds
+An exported folder (written by ``emovox export``, see :mod:`emovox.export.onnx`) holds
 ``config.json`` (format ``emovox-onnx``), ``model.onnx`` (log-mel frames → probabilities and
 pooled features, encoder and heads in one graph), maybe ``model.int8.onnx``, and
 ``head.onnx`` (pooled features → probabilities).
@@ -27,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import DEFAULT_MAX_DURATION
-from ..errors import ModelError
-from ..prediction import EXPORT_FORMAT, Predictor
-from .mel import mel_windows
-from .session import make_session
+from emovox.audio.load import DEFAULT_MAX_DURATION
+from emovox.errors import ModelError
+from emovox.prediction.predictor import Predictor
+from emovox.encoder.mel import mel_windows
+from emovox.runtime.session import make_session
 
+EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
 EXPORT_FORMAT_VERSION = 2  # 2: the graph also outputs each row's frame weight (level pooling)
 VARIANTS = ("auto", "fp32", "int8")
 
@@ -54,7 +55,7 @@ def merge_pooled(features: np.ndarray, counts: Sequence[float]) -> np.ndarray:
     ``counts`` frames (or frame weights) into the ``(n_states, 2 d)`` of all the frames together.
 
     Examples:
-        >>> from emovox.pooling import mean_std_pool
+        >>> from emovox.features.pooling import mean_std_pool
         >>> x = np.random.default_rng(0).standard_normal((2, 7, 3)).astype(np.float32)
         >>> parts = np.stack([mean_std_pool(x[:, :4]), mean_std_pool(x[:, 4:])])
         >>> bool(np.allclose(merge_pooled(parts, [4, 3]), mean_std_pool(x), atol=1e-5))
@@ -71,7 +72,7 @@ def merge_pooled(features: np.ndarray, counts: Sequence[float]) -> np.ndarray:
 
 
 class OnnxEmotionModel(Predictor):
-    """An exported model on onnxruntime; same API and results as :class:`emovox.model.EmotionModel`.
+    """An exported model on onnxruntime; same API and results as :class:`emovox.prediction.torch_model.EmotionModel`.
 
     Args:
         directory: the exported folder.
@@ -193,7 +194,7 @@ class OnnxEmotionModel(Predictor):
 def _length_batches(lengths: Sequence[int], max_frames: int) -> list[list[int]]:
     """Indices grouped into batches of similar length, at most ``max_frames`` padded frames each
     (a single longer item gets a batch of its own), shortest first: the rule of
-    :class:`emovox.features.FeatureExtractor`.
+    :class:`emovox.features.extractor.FeatureExtractor`.
 
     Examples:
         >>> _length_batches([300, 100, 3000, 120], 400)

@@ -15,7 +15,7 @@ import os
 
 import onnxruntime as ort
 
-from ..errors import ModelError
+from emovox.errors import ModelError
 
 DEVICES = ("auto", "cpu", "cuda")
 

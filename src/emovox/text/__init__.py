@@ -5,9 +5,9 @@ Sentence embeddings (:mod:`emovox.text.embed`) feed a linear head
 (:mod:`emovox.text.corpora`). The encoders need ``pip install 'emovox[text]'``.
 """
 
-from .corpora import TEXT_LABELS, read_split
-from .embed import ENCODERS, embed, embed_cached
-from .model import TextEmotionModel, default_text_model_dir, load_text_model
+from emovox.text.corpora import TEXT_LABELS, read_split
+from emovox.text.embed import ENCODERS, embed, embed_cached
+from emovox.text.model import TextEmotionModel, default_text_model_dir, load_text_model
 
 __all__ = ["ENCODERS", "TEXT_LABELS", "TextEmotionModel", "default_text_model_dir", "embed",
            "embed_cached", "load_text_model", "read_split"]

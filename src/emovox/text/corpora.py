@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 
 TEXT_LABELS = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")
-"""Labels the text model decides among (a subset of :data:`emovox.labels.EMOTIONS`)."""
+"""Labels the text model decides among (a subset of :data:`emovox.corpora.labels.EMOTIONS`)."""
 
 _NATIVE = {
     "neutral": "neutral", "joy": "happy", "happiness": "happy", "love": "happy", "like": "happy",

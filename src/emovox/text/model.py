@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from .embed import embed
+from emovox.errors import ModelError
+from emovox.text.embed import embed
 
 CONFIG = "config.json"
 WEIGHTS = "heads.safetensors"
@@ -66,7 +66,7 @@ class TextEmotionModel:
         return name if name in self.heads else next(iter(self.heads))
 
     def gate_threshold(self, encoder: str, default: float = 0.3) -> float:
-        """The fusion threshold measured for ``encoder`` at training (see :mod:`emovox.fusion`):
+        """The fusion threshold measured for ``encoder`` at training (see :mod:`emovox.text.fusion`):
         the emotional confidence ``1 - p(neutral)`` that most neutral sentences stay below."""
         return float(self.config.get("gate_threshold", {}).get(encoder, default))
 

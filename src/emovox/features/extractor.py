@@ -1,0 +1,221 @@
+"""Per-layer pooled encoder features, computed in length-sorted batches and cached on disk.
+
+:class:`FeatureExtractor` turns 16 kHz signals into ``(n_states, 2 d)`` arrays (mean and std of
+every Whisper hidden state). :class:`FeatureCache` stores them under a key made of the file's
+content hash and the extractor's settings, so re-running over a corpus only reads the cache.
+
+Examples:
+    >>> from emovox.testing import sinusoid
+    >>> extractor = FeatureExtractor("whisper-tiny.en")       # doctest: +SKIP
+    >>> extractor([sinusoid(duration=1.0)]).shape             # doctest: +SKIP
+    (1, 5, 768)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from emovox._version import __version__
+from emovox.encoder.weights import DEFAULT_ENCODER, cache_dir, encoder_weight_hash, load_encoder
+from emovox.features.pooling import POOLINGS, mean_std_pool
+from emovox.encoder.mel import mel_windows
+from emovox.audio.speech_level import level_weights
+from emovox.encoder.whisper import WhisperEncoder
+
+FEATURE_VERSION = 1  # bump when the meaning of cached features changes
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSettings:
+    """Everything that determines a feature vector; stored in model checkpoints."""
+
+    encoder: str = DEFAULT_ENCODER
+    encoder_sha256: str = ""
+    pooling: str = "mean_std"
+    window: float = 0.0  # 0: encode each clip's own length; 30: pad each window to 30 s like Whisper
+    sampling_rate: int = 16000
+    version: int = FEATURE_VERSION
+
+    def key(self) -> str:
+        """Short hash of the settings, used as the cache namespace."""
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureSettings:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+
+class FeatureExtractor:
+    """Whisper encoder + pooling; call it with a list of 16 kHz float32 signals."""
+
+    def __init__(
+        self,
+        encoder: str | os.PathLike = DEFAULT_ENCODER,
+        *,
+        max_batch_frames: int = 6000,
+        window: float = 0.0,
+        pooling: str = "mean_std",
+        module: WhisperEncoder | None = None,
+    ):
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+        self.encoder = module if module is not None else load_encoder(encoder)
+        self.settings = FeatureSettings(
+            encoder=str(encoder), encoder_sha256=encoder_weight_hash(encoder), pooling=pooling, window=window
+        )
+        self.max_batch_frames = max_batch_frames
+        self.n_mels = self.encoder.config.n_mels
+
+    @property
+    def feature_shape(self) -> tuple[int, int]:
+        return (self.encoder.n_hidden_states, 2 * self.encoder.config.d_model)
+
+    @torch.inference_mode()
+    def __call__(
+        self, signals: Sequence[np.ndarray], *, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Pooled features ``(len(signals), n_states, 2 d)``; batches of similar length."""
+        windows: list[tuple[int, np.ndarray]] = []  # (signal index, mel window)
+        valid: list[int] = []  # encoder frames of real audio in each window (at least one)
+        weights: list[np.ndarray | None] = []  # each window's frame weights (level pooling)
+        level = self.settings.pooling == "level_mean_std"
+        for index, signal in enumerate(signals):
+            for mel, valid_mel in mel_windows(signal, n_mels=self.n_mels, window=self.settings.window):
+                windows.append((index, mel))
+                valid.append(max(1, (valid_mel + 1) // 2))
+                weights.append(level_weights(torch.from_numpy(mel)[None], torch.tensor([valid_mel]))[0].numpy()
+                               if level else None)
+        per_signal: list[list[np.ndarray]] = [[] for _ in signals]
+        per_signal_weights: list[list[np.ndarray]] = [[] for _ in signals]
+        order = sorted(range(len(windows)), key=lambda i: windows[i][1].shape[1])
+        start = 0
+        while start < len(order):
+            longest = windows[order[start]][1].shape[1]
+            stop = start + 1
+            while stop < len(order) and (stop - start + 1) * windows[order[stop]][1].shape[1] <= max(
+                self.max_batch_frames, longest
+            ):
+                stop += 1
+            batch = [windows[i] for i in order[start:stop]]
+            encoded = self._encode([w for _, w in batch])
+            for j, (index, _), states in zip(order[start:stop], batch, encoded):
+                per_signal[index].append(states[:, : valid[j]])
+                if level:
+                    per_signal_weights[index].append(weights[j][: valid[j]])
+            if progress:
+                progress(len({index for index, _ in batch}))
+            start = stop
+        pooled = [mean_std_pool(np.concatenate(parts, axis=1), np.concatenate(w) if w else None)
+                  for parts, w in zip(per_signal, per_signal_weights)]
+        return np.stack(pooled) if pooled else np.zeros((0, *self.feature_shape), np.float32)
+
+    def _encode(self, mels: list[np.ndarray]) -> list[np.ndarray]:
+        """Encode a batch of mel windows; returns each window's ``(n_states, frames, d)``."""
+        lengths = torch.tensor([m.shape[1] for m in mels])
+        batch = torch.zeros(len(mels), self.n_mels, int(lengths.max()))
+        for i, m in enumerate(mels):
+            batch[i, :, : m.shape[1]] = torch.from_numpy(m)
+        states = torch.stack(self.encoder(batch, lengths), dim=1)  # (b, n_states, t, d)
+        out_len = WhisperEncoder.output_lengths(lengths)
+        return [states[i, :, : out_len[i]].numpy() for i in range(len(mels))]
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes: the cache key does not depend on where the file lives."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """Pooled features on disk, one ``.npy`` (float16) per (file content, settings)."""
+
+    def __init__(self, settings: FeatureSettings, root: str | os.PathLike | None = None):
+        self.settings = settings
+        self.root = Path(root) if root else cache_dir() / "features"
+        self.dir = self.root / settings.key()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "settings.json"
+        if not meta.exists():
+            meta.write_text(json.dumps({**settings.to_dict(), "emovox": __version__}, indent=2))
+
+    def _path(self, digest: str) -> Path:
+        return self.dir / digest[:2] / f"{digest}.npy"
+
+    def get(self, digest: str) -> np.ndarray | None:
+        path = self._path(digest)
+        try:
+            return np.load(path).astype(np.float32)
+        except (FileNotFoundError, ValueError, EOFError):
+            return None
+
+    def put(self, digest: str, features: np.ndarray) -> None:
+        path = self._path(digest)
+        path.parent.mkdir(exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
+            np.save(tmp, features.astype(np.float16))
+        os.replace(tmp.name, path)  # atomic: a crash never leaves a half-written entry
+
+
+def extract_files(
+    paths: Sequence[str | os.PathLike],
+    extractor: FeatureExtractor,
+    *,
+    cache: FeatureCache | None = None,
+    chunk: int = 64,
+    desc: str = "features",
+    loader: Callable[[str], np.ndarray] | None = None,
+    transform: Callable[[np.ndarray, str], np.ndarray] | None = None,
+    cache_key: Callable[[str], str] | None = None,
+) -> np.ndarray:
+    """Features for audio files, reading the cache first and saving new ones as they finish.
+
+    ``transform(signal, content_hash)`` changes the audio before encoding (augmentation);
+    ``cache_key(content_hash)`` then names its cache entry. Work is done in chunks of
+    ``chunk`` files and each chunk is cached as soon as it is computed, so an interrupted run
+    loses at most one chunk.
+    """
+    if loader is None:
+        from emovox.audio.load import load_audio
+
+        loader = lambda p: load_audio(p, max_duration=None)  # noqa: E731
+    if transform is not None and cache_key is None:
+        raise ValueError("a transform needs its own cache_key")
+    key = cache_key or (lambda digest: digest)
+    out = np.zeros((len(paths), *extractor.feature_shape), np.float32)
+    todo: list[tuple[int, str]] = []
+    for i, path in enumerate(paths):
+        digest = content_hash(path)
+        hit = cache.get(key(digest)) if cache else None
+        if hit is not None and hit.shape == out.shape[1:]:
+            out[i] = hit
+        else:
+            todo.append((i, digest))
+    with tqdm(total=len(paths), initial=len(paths) - len(todo), desc=desc, unit="file") as bar:
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            signals = [loader(os.fspath(paths[i])) for i, _ in part]
+            if transform is not None:
+                signals = [transform(x, digest) for x, (_, digest) in zip(signals, part)]
+            feats = extractor(signals, progress=bar.update)
+            for (i, digest), f in zip(part, feats):
+                out[i] = f
+                if cache:
+                    cache.put(key(digest), f)
+    return out

