@@ -108,6 +108,20 @@ def test_table_output(trained, corpus):
     assert label[0]["label"] in row  # a narrow terminal folds the path but never cuts the predicted label
 
 
+def test_table_shows_a_readable_file_name_at_80_columns(trained, corpus, tmp_path):
+    """A deep path at 80 columns: the row shows the file name whole on one line (it was squeezed
+    to 4 characters per line before), shortened from the left when the folders do not fit."""
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 6)
+    deep.mkdir(parents=True)
+    path = deep / "spk0_0.wav"
+    path.write_bytes((corpus / "sad" / "spk0_0.wav").read_bytes())
+    result = CliRunner().invoke(app, ["predict", str(path), "--model", str(trained)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "spk0_0.wav" in line]
+    assert len(rows) == 1 and "0." in rows[0], result.stdout
+    assert max(map(len, result.stdout.splitlines())) <= 80
+
+
 def test_abstain_threshold_gives_unknown(trained, corpus):
     path = str(corpus / "sad" / "spk0_0.wav")
     result = CliRunner().invoke(app, ["predict", path, "--model", str(trained), "--format", "jsonl", "--abstain", "0.999999"])

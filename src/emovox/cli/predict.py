@@ -195,25 +195,60 @@ def _as_dict(result) -> dict:
     return {**result.to_dict(), **extra}
 
 
+def display_names(paths: list[str], width: int) -> list[str]:
+    """Readable names for a table column of at most ``width`` characters: the paths as given
+    when they all fit, else each path's shortest tail of folders that tells it from the others
+    (the file name when that is unique), shortened from the left with "…" when still too long,
+    so the file name itself always shows.
+
+    Examples:
+        >>> display_names(["/data/a/clip.wav", "/data/b/clip.wav", "/data/b/other.wav"], 40)
+        ['/data/a/clip.wav', '/data/b/clip.wav', '/data/b/other.wav']
+        >>> display_names(["/data/a/clip.wav", "/data/b/clip.wav", "/data/b/other.wav"], 12)
+        ['a/clip.wav', 'b/clip.wav', 'other.wav']
+        >>> display_names(["/tmp/" + "x" * 30 + ".wav"], 12)
+        ['…xxxxxxx.wav']
+    """
+    width = max(width, 8)
+    if all(len(p) <= width for p in paths):
+        return list(paths)
+    parts = [Path(p).parts or (p,) for p in paths]
+    depth = [1] * len(paths)
+    while True:
+        tails = ["/".join(q[-d:]) for q, d in zip(parts, depth)]
+        clash = {t for t in tails if tails.count(t) > 1}
+        grow = [i for i, t in enumerate(tails) if t in clash and depth[i] < len(parts[i])]
+        if not grow:
+            break
+        for i in grow:
+            depth[i] += 1
+    return [t if len(t) <= width else "…" + t[-(width - 1):] for t in tails]
+
+
 def _print_table(results, labels) -> None:
     from emovox.prediction.result import PredictionError
 
-    table = Table(show_lines=False)
-    table.add_column("file", overflow="fold")
+    console = Console()
     transcripts = any(hasattr(r, "transcript") for r in results)
+    # what the other columns need (label, duration, one score per label, borders); the file
+    # name gets the rest, and at least 16 characters
+    others = 12 + 9 + 7 * len(labels) + 3 * (len(labels) + 3) + (24 if transcripts else 0)
+    names = display_names([r.path for r in results], max(16, console.width - others))
+    table = Table(show_lines=False)
+    table.add_column("file", no_wrap=True, overflow="ellipsis", min_width=min(max(map(len, names), default=4), 40))
     shown = ["error" if isinstance(r, PredictionError) else r.label for r in results]  # "unknown" on abstention
     table.add_column("label", no_wrap=True, min_width=max(map(len, shown), default=5))  # never cut the answer
     for column in ["duration", *labels]:
         table.add_column(column, justify="right")
     if transcripts:
         table.add_column("transcript", overflow="fold")
-    for r in results:
+    for r, name in zip(results, names):
         if isinstance(r, PredictionError):
-            table.add_row(escape(r.path), "[red]error[/]", "", *[""] * len(labels), *[""] * transcripts)
+            table.add_row(escape(name), "[red]error[/]", "", *[""] * len(labels), *[""] * transcripts)
         else:
             extra = [escape(f"[{r.language}] {r.transcript}") if hasattr(r, "transcript") else ""] * transcripts
-            table.add_row(escape(r.path), f"[bold]{r.label}[/]", f"{r.duration:.2f}", *[f"{r.scores[l]:.2f}" for l in labels], *extra)
-    Console().print(table)
+            table.add_row(escape(name), f"[bold]{r.label}[/]", f"{r.duration:.2f}", *[f"{r.scores[l]:.2f}" for l in labels], *extra)
+    console.print(table)
     for r in results:  # --explain: a full-width line per file reads better than a squeezed column
         if hasattr(r, "explanation"):
             Console().print(f"[bold]{escape(r.path)}[/]: {escape(r.explanation.sentence())}")
