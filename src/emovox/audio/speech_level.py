@@ -21,7 +21,7 @@ points of UA, level weighting 5.0 and 5.5 (two seed sets), clean UA unchanged (0
 0.744 and 0.743). RAVDESS clips carry about a second of silence around each sentence, which
 uniform pooling fills with babble; on nEMO, whose clips are cut tight, babble costs 1.1 points
 uniform and 2.2 level (3-fold). The rule was chosen among a few variants in
-``scripts/exp_level_pooling.py`` (all within 4.0 to 5.4 points).
+``experiments/exp_level_pooling.py`` (all within 4.0 to 5.4 points).
 
 Examples:
     >>> import torch

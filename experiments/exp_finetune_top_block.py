@@ -17,7 +17,7 @@ Validation speakers are held out of each fold's training part; test speakers are
 Protocols: RAVDESS speaker-independent 6-fold (8 classes, single clips), and with ``--cross``
 the cross-corpus 4-class protocol (train on two shared corpora, test on all of the third).
 
-    python scripts/exp_finetune_top_block.py --tune 1 --out runs/exp_finetune_top_block.json
+    python experiments/exp_finetune_top_block.py --tune 1 --out runs/exp_finetune_top_block.json
 """
 
 from __future__ import annotations

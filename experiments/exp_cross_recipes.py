@@ -2,7 +2,7 @@
 not change what a name means) under the cross-corpus 4-class protocol (train on two
 shared corpora, test on all of the third), on cached pooled features.
 
-    python scripts/exp_cross_recipes.py baseline balance smoothing0 smoothing0.2 --out runs/exp_cross_recipes.json
+    python experiments/exp_cross_recipes.py baseline balance smoothing0 smoothing0.2 --out runs/exp_cross_recipes.json
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ its corpus language. Decisions are made among the labels the corpus has. Feature
 the emovox feature cache; out-of-fold probabilities are cached under
 ``$EMOVOX_CACHE/fusion-eval``.
 
-    python scripts/eval_fusion.py ravdess:../shared/corpora/ravdess nemo:../shared/corpora/nemo
+    python experiments/eval_fusion.py ravdess:../shared/corpora/ravdess nemo:../shared/corpora/nemo
 """
 
 from __future__ import annotations

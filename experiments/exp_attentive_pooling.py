@@ -13,7 +13,7 @@ Protocols (every test speaker unseen; validation speakers are held out of the tr
 - RAVDESS speaker-independent 6-fold, 8 classes, single clips (no adaptation);
 - cross-corpus, 4 classes: train on two shared corpora, test on all of the third.
 
-    python scripts/exp_attentive_pooling.py --out runs/exp_attentive_pooling.json
+    python experiments/exp_attentive_pooling.py --out runs/exp_attentive_pooling.json
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ where the shipped rule (:mod:`emovox.audio.speech_level`) was chosen; ``benchmar
 Weightings: ``uniform``; ``hardX`` (frames within X dB of the clip's 95th-percentile level);
 ``soft:OFFSET:SLOPE:REF`` (a sigmoid, OFFSET dB below the reference REF, ``p95`` or ``max``).
 
-    python scripts/exp_attentive_pooling.py --noise --variants stats --heads 1   # fills the frame cache
-    python scripts/exp_level_pooling.py --modes uniform,hard10,hard15,soft:12:2:p95 --out runs/exp_level_pooling.json
+    python experiments/exp_attentive_pooling.py --noise --variants stats --heads 1   # fills the frame cache
+    python experiments/exp_level_pooling.py --modes uniform,hard10,hard15,soft:12:2:p95 --out runs/exp_level_pooling.json
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ level pooling), under the cross-corpus 4-class protocol and RAVDESS speaker-inde
 Each recipe trains exactly as ``emovox train`` would on the same split; only the test-time
 average is new. Every test speaker is unseen by both.
 
-    python scripts/exp_pooling_ensemble.py --out runs/exp_pooling_ensemble.json
+    python experiments/exp_pooling_ensemble.py --out runs/exp_pooling_ensemble.json
 """
 
 from __future__ import annotations
