@@ -355,7 +355,8 @@ def export_model(
             training recipe (models trained the same way with one corpus held out, each gated on
             the corpus it never saw; stored under ``int8_gate`` in a model's config.json). int8
             becomes the default when every one of them kept int8 within ``max_ua_drop``.
-        device, threads: where the gate's evaluation runs.
+        device: where the gate's evaluation runs.
+        threads: CPU threads of the gate's evaluation.
     """
     started = time.time()
     out = Path(out_dir)

@@ -202,7 +202,8 @@ def yin(signal: np.ndarray, sampling_rate: int, *, fmin: float = FMIN, fmax: flo
     Args:
         signal: 1-D signal.
         sampling_rate: its rate in Hz.
-        fmin, fmax: the pitch range searched, Hz.
+        fmin: lowest pitch searched, Hz.
+        fmax: highest pitch searched, Hz.
         hop: seconds between frames.
         threshold: the absolute threshold of the dip search.
         voicing: largest ``d'`` (aperiodicity) of a voiced frame.
@@ -262,7 +263,8 @@ def measure_prosody(signal: np.ndarray, sampling_rate: int, *, fmin: float = FMI
     Args:
         signal: 1-D signal.
         sampling_rate: its rate in Hz.
-        fmin, fmax: the pitch range searched, Hz.
+        fmin: lowest pitch searched, Hz.
+        fmax: highest pitch searched, Hz.
 
     Examples:
         >>> from emovox.testing import voice
