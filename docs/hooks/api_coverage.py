@@ -1,7 +1,8 @@
 """mkdocs hook: fail the build when a public module of ``src/emovox`` has no page in ``docs/api``.
 
 A module is public when no part of its dotted name starts with ``_`` (``__init__`` stands for its
-package). It is covered when ``::: <module>`` starts a line of a page under ``docs/api/``. A new module without a reference therefore fails ``mkdocs build``.
+package). It is covered when ``::: <module>`` starts a line of a page under ``docs/api/``, so a
+new module without an API page fails ``mkdocs build``.
 """
 
 from __future__ import annotations
