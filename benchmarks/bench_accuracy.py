@@ -30,17 +30,25 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from emovox.training.adaptation import adapt_groups
-from emovox.audio.load import load_audio
 from emovox.audio.augment import AugmentRecipe, augmented_features, babble, mix_at_snr, same_level
+from emovox.audio.load import load_audio
 from emovox.corpora import scan_corpus
-from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
-from emovox.training.fit import FitConfig
 from emovox.evaluation.metrics import classification_metrics, expected_calibration_error
-from emovox.features.pooling import POOLINGS
 from emovox.evaluation.protocols import cross_corpus
 from emovox.evaluation.splits import speaker_folds
-from emovox.training.train import TrainConfig, augmenting_trainer, kfold_groups, load_augmented, load_features, parse_layers, train_ensemble
+from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
+from emovox.features.pooling import POOLINGS
+from emovox.training.adaptation import adapt_groups
+from emovox.training.fit import FitConfig
+from emovox.training.train import (
+    TrainConfig,
+    augmenting_trainer,
+    kfold_groups,
+    load_augmented,
+    load_features,
+    parse_layers,
+    train_ensemble,
+)
 
 
 def geometric_room(signal: np.ndarray, seed: int) -> np.ndarray:
@@ -119,10 +127,13 @@ def main() -> None:
     args = parser.parse_args()
     start = time.time()
     extractor = FeatureExtractor("whisper-base", pooling=args.pooling)
-    config = TrainConfig(ensemble=args.ensemble, seed=args.seed, fit=FitConfig(layers=parse_layers(args.layers, extractor.feature_shape[0]),
-                                                                  hidden=args.hidden, label_smoothing=args.label_smoothing,
-                                                                  dropout=args.dropout, consistency=args.consistency))
-    result: dict = {"recipe": {"encoder": "whisper-base", "pooling": args.pooling, "seed": args.seed, "consistency": args.consistency, "layers": config.fit.layers, "ensemble": args.ensemble, "hidden": args.hidden, "label_smoothing": args.label_smoothing, "dropout": args.dropout,
+    config = TrainConfig(ensemble=args.ensemble, seed=args.seed,
+                         fit=FitConfig(layers=parse_layers(args.layers, extractor.feature_shape[0]),
+                                       hidden=args.hidden, label_smoothing=args.label_smoothing,
+                                       dropout=args.dropout, consistency=args.consistency))
+    result: dict = {"recipe": {"encoder": "whisper-base", "pooling": args.pooling, "seed": args.seed,
+                               "consistency": args.consistency, "layers": config.fit.layers, "ensemble": args.ensemble,
+                               "hidden": args.hidden, "label_smoothing": args.label_smoothing, "dropout": args.dropout,
                                "augment": args.augment, "adapt": args.adapt, "reverb": args.reverb, "mask": args.mask,
                                "babble_source": args.babble_source if args.augment else None}}
     shared = [name for name in ("ravdess", "nemo", "turev") if (args.corpora / name).is_dir()]
@@ -146,7 +157,7 @@ def main() -> None:
     preds = {name: np.empty(len(utts), dtype=object) for name in tests}
     confidence = np.zeros(len(utts))  # calibrated top probability on clean held-out clips, for ECE
     for test in folds:
-        ensemble = train_ensemble(tests["clean"][~test], [u for u, t in zip(utts, test) if not t], config=config,
+        ensemble = train_ensemble(tests["clean"][~test], [u for u, t in zip(utts, test, strict=True) if not t], config=config,
                                   augmented=None if copies is None else copies[:, ~test])
         test_speakers = speakers[test]
         for name, X in tests.items():
@@ -156,14 +167,16 @@ def main() -> None:
             if name == "clean":
                 confidence[test] = probs.max(1)
     truth = [u.label for u in utts]
-    correct = np.array([p == t for p, t in zip(preds["clean"], truth)])
+    correct = np.array([p == t for p, t in zip(preds["clean"], truth, strict=True)])
     ece = expected_calibration_error(confidence[:, None], correct)
     kfold = {name: float(balanced_accuracy_score(truth, list(p))) for name, p in preds.items()}
     result["kfold"] = {"corpus": args.kfold_corpus, "split": f"speaker-independent {args.folds}-fold "
                        f"({len(set(speakers))} speakers); noise and rooms only on held-out clips"
-                       + ("; each test speaker adapted on its own clips of the same condition" if args.adapt else ""), "ua": kfold, "ece_clean": round(ece, 4),
+                       + ("; each test speaker adapted on its own clips of the same condition" if args.adapt else ""),
+                       "ua": kfold, "ece_clean": round(ece, 4),
                        "ua_drop_points": {k: round(100 * (kfold["clean"] - v), 2) for k, v in kfold.items() if k != "clean"}}
-    print(f"| {args.kfold_corpus} {args.folds}-fold | " + " | ".join(f"{k}: UA {v:.3f}" for k, v in kfold.items()) + f" | ECE {ece:.3f} |")
+    print(f"| {args.kfold_corpus} {args.folds}-fold | " + " | ".join(f"{k}: UA {v:.3f}" for k, v in kfold.items())
+          + f" | ECE {ece:.3f} |")
 
     if not args.skip_cross:
         all_utts = [u for name in shared for u in scan_corpus(name, args.corpora / name)]

@@ -166,8 +166,8 @@ def main() -> None:
 
     os.environ.setdefault("EMOVOX_THREADS", str(args.threads))
     import emovox
-    from emovox.text import load_text_model
     from emovox.prediction.timeline import make_timeline
+    from emovox.text import load_text_model
     from emovox.text.transcribe import Transcriber
 
     try:

@@ -146,7 +146,7 @@ async def run(url: str, trials: int, streams: int, style_a, style_b, label_a, la
     for trial in range(trials):
         inputs = [build_input(style_a, style_b, seed=1000 * trial + 10 * s) for s in range(streams)]
         outcomes = await asyncio.gather(*(stream_once(url, signal) for signal, _ in inputs))
-        for (signal, marks), (sent, received, ready) in zip(inputs, outcomes):
+        for (_signal, marks), (sent, received, ready) in zip(inputs, outcomes, strict=True):
             results.append({**measure(sent, received, marks, label_a, label_b), "window": ready["window"],
                             "interval": ready["interval"]})
     return results
@@ -194,7 +194,8 @@ def main(argv=None) -> int:
         ("offset lag: stretch ends → update reflects it", _fmt([r["offset_lag"] for r in results]), f"≤ {bar * 1000:.0f}"),
         ("update latency: window's last sample → update", _fmt([r["update_latency_p50"] for r in results]), "≤ 250"),
         ("update latency, worst update", _fmt([r["update_latency_max"] for r in results]), "≤ 250"),
-        ("segment latency: end of speech → segment", _fmt([r["segment_latency"] for r in results]), "(0.3 s of silence + classification)"),
+        ("segment latency: end of speech → segment", _fmt([r["segment_latency"] for r in results]),
+         "(0.3 s of silence + classification)"),
     ]
     print(f"\nwindow {window} s, an update every {interval} s; ms, median over {len(results)} stream(s) (max)\n")
     print("| measure | ms | bar |\n|---|---|---|")

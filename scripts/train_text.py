@@ -2,9 +2,10 @@
 
 Embeds a class-capped subsample of GoEmotions train + CARER train with each sentence encoder
 (all-MiniLM-L6-v2 for English, multilingual-e5-small for other languages), fits a
-class-balanced logistic regression per encoder (C = 4 on L2-normalised embeddings, not tuned), and reports macro-F1 on each corpus's own official test split, plus
-CLUEmotion test (Chinese, never trained on) for the multilingual encoder. Embeddings are cached
-under ``$EMOVOX_CACHE/text-embeddings`` in chunks of 1,000, so a rerun is fast.
+class-balanced logistic regression per encoder (C = 4 on L2-normalised embeddings, not tuned),
+and reports macro-F1 on each corpus's own official test split, plus CLUEmotion test (Chinese,
+never trained on) for the multilingual encoder. Embeddings are cached under
+``$EMOVOX_CACHE/text-embeddings`` in chunks of 1,000, so a rerun is fast.
 
     python scripts/train_text.py --data ../shared/text-emotion --out src/emovox/models/text-default
 """

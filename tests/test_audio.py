@@ -9,10 +9,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import emovox.audio.load
 import emovox.audio.decode
+import emovox.audio.load
 import emovox.testing
-from emovox.audio.load import DEFAULT_MAX_DURATION, MIN_DURATION, SAMPLING_RATE, decode, duration_of, load_audio, resample, to_mono
+from emovox.audio.load import (
+    DEFAULT_MAX_DURATION,
+    MIN_DURATION,
+    SAMPLING_RATE,
+    decode,
+    duration_of,
+    load_audio,
+    resample,
+    to_mono,
+)
 from emovox.errors import AudioDecodeError, AudioTooLongError, AudioTooShortError, EmptyAudioError, InvalidAudioError
 from emovox.testing import sinusoid, speechlike, whitenoise, write_wav
 

@@ -13,10 +13,10 @@ import pytest
 import soundfile as sf
 
 import emovox.audio.decode
-from emovox.audio.load import decode, duration_of, load_audio
 from emovox.audio.decode import MAX_RATE, quiet_decoder_messages
-from emovox.errors import AudioDecodeError, AudioTooLongError, InvalidAudioError
+from emovox.audio.load import decode, duration_of, load_audio
 from emovox.encoder.mel import log_mel
+from emovox.errors import AudioDecodeError, AudioTooLongError, InvalidAudioError
 from emovox.testing import sinusoid
 
 MP3 = "MP3" in sf.available_formats()

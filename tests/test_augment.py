@@ -114,7 +114,7 @@ def test_kfold_babble_never_uses_a_test_speaker_of_the_models_a_copy_trains(monk
     assert groups == ["c/0"] * 4 + ["c/1"] * 4 + ["c/2"] * 4
     load_augmented(utts, extractor, 1, groups=groups)
     speaker = {u.path: u.speaker for u in utts}
-    fold = {u.path: g for u, g in zip(utts, groups)}
+    fold = {u.path: g for u, g in zip(utts, groups, strict=True)}
     assert sorted(p for paths, _ in calls for p in paths) == sorted(u.path for u in utts)
     for paths, pool in calls:
         assert pool and {fold[p] for p in pool} == {fold[paths[0]]}  # same fold only

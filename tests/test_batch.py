@@ -22,7 +22,6 @@ from emovox.batch import PartStore, read_inputs, result_schema, run_batch
 from emovox.cli import app
 from emovox.errors import CorpusError
 from emovox.testing import write_wav
-
 from server_support import SR, scripted_recording, silence, styled, train_tiny_model
 
 LABELS = ("sad", "angry")
@@ -66,7 +65,7 @@ def rows(folder) -> list[dict]:
 def assert_same_rows(got: list[dict], want: list[dict]) -> None:
     """Equal, scores within 1e-6 (batches of other sizes pad clips differently)."""
     assert [r["path"] for r in got] == [r["path"] for r in want]
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         assert {k: v for k, v in a.items() if not k.startswith("score_")} == \
                {k: v for k, v in b.items() if not k.startswith("score_")}
         assert all(a[k] == pytest.approx(b[k], abs=1e-6) for k in a if k.startswith("score_"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from emovox.corpora import ADAPTERS, detect, parse_spec, scan_corpus
-from emovox.errors import CorpusError
 from emovox.corpora.manifest import summarize
+from emovox.errors import CorpusError
 
 # --- synthetic layouts: build(root, write) creates the files under root -------------------
 

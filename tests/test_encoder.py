@@ -12,11 +12,11 @@ import torch
 import emovox.encoder.ct2_format
 import emovox.encoder.whisper
 from emovox.encoder.ct2_format import parse_ct2
-from emovox.encoder.weights import load_encoder, packaged_encoder_dir, state_dict_from_hf, state_dict_from_openai
-from emovox.errors import ModelError
 from emovox.encoder.mel import log_mel
-from emovox.testing import speechlike
+from emovox.encoder.weights import load_encoder, packaged_encoder_dir, state_dict_from_hf, state_dict_from_openai
 from emovox.encoder.whisper import WhisperEncoder
+from emovox.errors import ModelError
+from emovox.testing import speechlike
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,7 +71,8 @@ def test_batched_equals_one_by_one():
 
 def _tiny_encoder() -> WhisperEncoder:
     torch.manual_seed(0)
-    enc = WhisperEncoder(emovox.encoder.whisper.WhisperEncoderConfig(n_mels=80, d_model=32, n_heads=4, n_layers=2, n_positions=1500))
+    enc = WhisperEncoder(emovox.encoder.whisper.WhisperEncoderConfig(n_mels=80, d_model=32, n_heads=4, n_layers=2,
+                                                                     n_positions=1500))
     with torch.no_grad():
         for p in enc.parameters():
             p.normal_(0, 0.1)

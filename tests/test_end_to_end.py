@@ -52,7 +52,7 @@ def test_predict_cli_jsonl_on_unseen_48k_stereo(trained, tmp_path):
     assert result.exit_code == 0, result.output
     lines = [json.loads(l) for l in result.stdout.splitlines() if l.startswith("{")]
     assert [l["path"] for l in lines] == paths
-    for line, label in zip(lines, STYLES):
+    for line, label in zip(lines, STYLES, strict=False):
         assert abs(sum(line["scores"].values()) - 1) < 1e-5
         assert abs(line["duration"] - 1.0) < 0.01
         assert line["label"] == label
@@ -88,7 +88,7 @@ def test_python_api_batched_equals_one_by_one(trained):
     model = emovox.load(trained)
     signals = [speechlike(duration=d, f0=f, seed=i) for i, (d, f) in enumerate([(0.5, 120), (2.5, 240), (1.1, 180)])]
     batched = model.predict_signals(signals)
-    for signal, b in zip(signals, batched):
+    for signal, b in zip(signals, batched, strict=True):
         single = model.predict(signal, 16000)
         assert single.label == b.label
         for label in model.labels:

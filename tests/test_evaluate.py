@@ -86,7 +86,7 @@ class _Constant:
 
 
 def _utts(corpus, labels, speakers):
-    return [Utterance(f"/{corpus}/{i}.wav", l, l, s, corpus) for i, (l, s) in enumerate(zip(labels, speakers))]
+    return [Utterance(f"/{corpus}/{i}.wav", l, l, s, corpus) for i, (l, s) in enumerate(zip(labels, speakers, strict=True))]
 
 
 def test_four_class_scheme_merges_calm_and_drops_others():

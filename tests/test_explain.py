@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from emovox.cli import app
-from emovox.text.explain import Explanation, Prosody, explain, measure_prosody, semitones, word_evidence, yin
 from emovox.testing import voice, write_wav
+from emovox.text.explain import Explanation, Prosody, explain, measure_prosody, semitones, word_evidence, yin
 
 KEYS = {"label", "probability", "acoustic", "prosody", "reference", "relative", "text", "note", "sentence"}
 

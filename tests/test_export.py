@@ -11,13 +11,13 @@ import torch
 from typer.testing import CliRunner
 
 import emovox
-from emovox.training.checkpoint import save_model
+from emovox.corpora.manifest import Utterance, write_jsonl
 from emovox.errors import ModelError
 from emovox.export.onnx import build_graph, export_model
 from emovox.features.extractor import FeatureExtractor
-from emovox.training.head import EmotionHead
-from emovox.corpora.manifest import Utterance, write_jsonl
 from emovox.testing import speechlike, write_wav
+from emovox.training.checkpoint import save_model
+from emovox.training.head import EmotionHead
 
 LABELS = ["neutral", "happy", "sad", "angry"]
 
@@ -76,7 +76,7 @@ def test_folder_describes_itself(exported, model_dir):
     assert config["default_variant"] == "fp32"  # int8 was not gated: written, not the default
     assert config["int8_gate"]["verified"] is False
     assert config["check"]["fp32_vs_torch_max_abs_prob_diff"] < 1e-4
-    for key, entry in config["files"].items():
+    for entry in config["files"].values():
         assert (exported / entry["path"]).stat().st_size == entry["bytes"]
     assert config["files"]["int8"]["bytes"] < 0.5 * config["files"]["fp32"]["bytes"]
 

@@ -86,7 +86,7 @@ def test_empty_transcript_is_audio_only():
 def test_shipped_text_model_gates_real_sentences():
     from emovox.text.fusion import fuse_transcript
 
-    audio = dict(zip(AUDIO_LABELS, [0.40, 0.10, 0.05, 0.10, 0.25, 0.04, 0.03, 0.03]))
+    audio = dict(zip(AUDIO_LABELS, [0.40, 0.10, 0.05, 0.10, 0.25, 0.04, 0.03, 0.03], strict=True))
     assert fuse_transcript(audio, "Kids are talking by the door.", "en") == audio
     fused = fuse_transcript(audio, "I am furious with you, I hate this so much!", "en")
     assert max(fused, key=fused.get) == "angry" and fused["calm"] == audio["calm"]

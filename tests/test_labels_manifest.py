@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from emovox.errors import CorpusError
 from emovox.corpora.labels import CORPUS_LABELS, EMOTIONS, FOUR_CLASS, collapse, map_label
 from emovox.corpora.manifest import Utterance, read_jsonl, summarize, with_durations, write_jsonl
+from emovox.errors import CorpusError
 
 DOCTEST_MODULES = [
     "emovox.corpora.labels", "emovox.corpora.manifest", "emovox.corpora", "emovox.corpora._common",

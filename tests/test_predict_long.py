@@ -13,9 +13,8 @@ from typer.testing import CliRunner
 import emovox
 from emovox.batch.rows import annotate
 from emovox.cli import app
-from emovox.testing import write_wav
 from emovox.prediction.timeline import LONG_RECORDING, make_timeline, predict_recording
-
+from emovox.testing import write_wav
 from server_support import SR, scripted_recording, silence, styled, train_tiny_model
 
 # 46 s: three stretches of "angry" speech (12 s in all) between long silences, and a short

@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 import emovox
 from emovox.cli import app
-from emovox.export.onnx import export_model
-from emovox.training.fit import FitConfig
 from emovox.corpora.manifest import Utterance
-from emovox.training.profiles import DomainProfile, ProfileError, centre, domain_mean
+from emovox.export.onnx import export_model
 from emovox.runtime import OnnxEmotionModel
 from emovox.testing import make_synthetic_corpus
+from emovox.training.fit import FitConfig
+from emovox.training.profiles import DomainProfile, ProfileError, centre, domain_mean
 from emovox.training.train import TrainConfig, train_ensemble
 
 CLASSES = ["sad", "angry", "happy"]
@@ -44,7 +44,7 @@ def trained():
 
 def _ua(ensemble, X, y):
     pred = [ensemble.labels[i] for i in ensemble.probabilities(X).argmax(1)]
-    return np.mean([np.mean([p == c for p, t in zip(pred, y) if t == c]) for c in set(y)])
+    return np.mean([np.mean([p == c for p, t in zip(pred, y, strict=False) if t == c]) for c in set(y)])
 
 
 def test_a_profile_removes_a_domain_offset_and_balancing_survives_skew(trained):

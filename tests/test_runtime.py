@@ -19,7 +19,6 @@ from emovox.errors import ModelError
 from emovox.export.onnx import export_model
 from emovox.runtime import OnnxEmotionModel, choose_providers, log_mel, mel_windows
 from emovox.testing import speechlike, write_wav
-
 from test_export import make_random_model
 
 SRC = str(Path(emovox.__file__).resolve().parents[1])
@@ -113,7 +112,7 @@ def test_predict_cli_on_exported_folder_never_imports_torch(exported, model_dir,
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     torch_rows = emovox.load(model_dir).predict_files(clips)
-    for row, want in zip(rows, torch_rows):
+    for row, want in zip(rows, torch_rows, strict=False):
         assert row["label"] == want.label
         assert max(abs(row["scores"][l] - want.scores[l]) for l in want.scores) < 1e-4
 

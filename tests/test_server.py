@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from server_support import SR, STYLES, running_server, scripted_recording, styled, train_tiny_model, wav_bytes
@@ -80,9 +81,9 @@ def test_concurrent_requests_are_batched_like_one_by_one(server):
         together = list(pool.map(lambda c: server.post_file("/v1/predict", c[1]), clips))
     alone = [server.post_file("/v1/predict", data) for _, data in clips]
     assert [r[0] for r in together] == [200] * len(clips)
-    for t, a in zip(together, alone):
+    for t, a in zip(together, alone, strict=True):
         assert t[1]["scores"] == pytest.approx(a[1]["scores"], abs=1e-4)
-    assert sum(r[1]["label"] == label for r, (label, _) in zip(together, clips)) >= 14
+    assert sum(r[1]["label"] == label for r, (label, _) in zip(together, clips, strict=True)) >= 14
 
 
 def test_timeline_finds_segments_with_labels(server, recording):
@@ -168,7 +169,7 @@ def test_stream_updates_and_segments(server, recording):
             assert u["scores"] is None and u["speech"] < 0.2
     segments = [m for m in messages if m["type"] == "segment"]
     assert [s["label"] for s in segments] == [label for _, _, label in truth]
-    for s, (a, b, _) in zip(segments, truth):
+    for s, (a, b, _) in zip(segments, truth, strict=True):
         assert abs(s["start"] - a) < 0.3 and abs(s["end"] - b) < 0.4
 
 
@@ -247,11 +248,11 @@ def test_stream_limits_idle_duration_and_count(limited_server):
         with connect(url, open_timeout=10) as second:  # only one stream allowed, counted from its start
             second.send(json.dumps({"type": "start", "sample_rate": 16000}))
             assert _first_error(second)["code"] == "too_many_streams"
-            with pytest.raises(Exception):
+            with pytest.raises(ConnectionClosed):
                 second.recv(timeout=5)
             assert second.protocol.close_code == 1013
         assert _first_error(ws)["code"] == "idle_timeout"  # nothing sent for 0.5 s
-        with pytest.raises(Exception):
+        with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)
         assert ws.protocol.close_code == 1008
     with connect(url, open_timeout=10) as ws:
@@ -261,6 +262,6 @@ def test_stream_limits_idle_duration_and_count(limited_server):
             for _ in range(6):  # 3 s of silence, over the 2 s limit
                 ws.send(np.zeros(8000, "<i2").tobytes())
         assert _first_error(ws)["code"] == "stream_too_long"
-        with pytest.raises(Exception):
+        with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)
         assert ws.protocol.close_code == 1008

@@ -9,9 +9,8 @@ from typer.testing import CliRunner
 
 import emovox
 from emovox.cli import app
-from emovox.testing import write_wav
 from emovox.prediction.timeline import predict_recording
-
+from emovox.testing import write_wav
 from server_support import SR, running_server, scripted_recording, styled, train_tiny_model, wav_bytes
 
 SCRIPT = [(None, 6.0), ("angry", 4.0), (None, 9.0), ("angry", 5.0), (None, 8.0), ("sad", 2.0), (None, 7.0),

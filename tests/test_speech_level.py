@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_export import make_random_model
 
 import emovox
+from emovox.audio.speech_level import level_weights
 from emovox.export.onnx import export_model
 from emovox.features.extractor import FeatureExtractor
 from emovox.runtime import OnnxEmotionModel, log_mel
-from emovox.audio.speech_level import level_weights
 from emovox.testing import speechlike
+from test_export import make_random_model
 
 
 def _talk_with_pauses(seed: int = 0) -> np.ndarray:

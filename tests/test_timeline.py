@@ -11,12 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 import emovox
+from emovox.audio.vad import FRAME, Segmenter, VADStream, speech_segments, split_windows
 from emovox.cli import app
 from emovox.errors import ModelError
-from emovox.testing import speechlike, whitenoise, write_wav
-from emovox.audio.vad import FRAME, Segmenter, VADStream, speech_segments, split_windows
 from emovox.prediction.timeline import Timeline, make_timeline
-
+from emovox.testing import speechlike, whitenoise, write_wav
 from server_support import SR, scripted_recording, silence, styled, train_tiny_model
 
 
@@ -39,7 +38,7 @@ def test_vad_finds_the_stretches_of_speech(recording):
     signal, truth = recording
     found = speech_segments(signal)
     assert len(found) == len(truth)
-    for (start, end), (a, b, _) in zip(found, truth):
+    for (start, end), (a, b, _) in zip(found, truth, strict=True):
         assert abs(start - a) < 0.3 and abs(end - b) < 0.4
 
 
@@ -72,14 +71,15 @@ def test_segmenter_online_matches_batch(recording):
     if (segment := segmenter.flush()) is not None:
         online.append(segment)
     batch = speech_segments(signal)
-    assert [(round(a, 2), round(min(b, len(signal) / SR), 2)) for a, b in online] == [(round(a, 2), round(b, 2)) for a, b in batch]
+    assert [(round(a, 2), round(min(b, len(signal) / SR), 2)) for a, b in online] == \
+        [(round(a, 2), round(b, 2)) for a, b in batch]
 
 
 def test_split_windows():
     assert split_windows(0.0, 4.0, 10.0) == [(0.0, 4.0)]
     pieces = split_windows(1.0, 31.5, 10.0)
     assert len(pieces) == 4 and pieces[0][0] == 1.0 and pieces[-1][1] == 31.5
-    assert all(b - a <= 10.0 for a, b in pieces) and all(p[1] == q[0] for p, q in zip(pieces, pieces[1:]))
+    assert all(b - a <= 10.0 for a, b in pieces) and all(p[1] == q[0] for p, q in zip(pieces, pieces[1:], strict=False))
 
 
 def test_make_timeline_labels_windows_and_summary(model, recording):

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from emovox.audio.load import load_audio
 from emovox.prediction.predictor import Predictor
-from emovox.testing import write_wav
 from emovox.prediction.timeline import make_timeline
+from emovox.testing import write_wav
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
@@ -77,7 +77,7 @@ def recording(tmp_path_factory):
 def test_each_segment_gets_its_own_words(recording, tiny):
     timeline = make_timeline(Fixed(), recording, transcriber=tiny)
     assert timeline.transcribed and len(timeline.segments) == 2
-    for segment, (_, words) in zip(timeline.segments, UTTERANCES):
+    for segment, (_, words) in zip(timeline.segments, UTTERANCES, strict=False):
         assert segment.language == "en"
         assert has_a_key_word(segment.text, words), segment.text
         row = segment.to_dict()
@@ -118,7 +118,7 @@ def test_cli_timeline_transcribe(recording, tmp_path, monkeypatch):
                                  "--out", str(tmp_path / "t.csv")])
     assert result.exit_code == 0, result.output
     segments = json.loads(result.stdout)["segments"]
-    assert len(segments) == 2 and all(has_a_key_word(s["text"], w) for s, (_, w) in zip(segments, UTTERANCES))
+    assert len(segments) == 2 and all(has_a_key_word(s["text"], w) for s, (_, w) in zip(segments, UTTERANCES, strict=False))
     assert (tmp_path / "t.csv").read_text().splitlines()[0].endswith(",language,text")
     table = runner.invoke(app, ["timeline", str(path), "--transcribe", "--asr-model", "whisper-tiny.en"])
     assert table.exit_code == 0 and "[en]" in table.stdout

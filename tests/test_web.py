@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from server_support import ARTIFACTS, SR, running_server, scripted_recording, silence, styled, train_tiny_model
 from emovox.testing import write_wav
+from server_support import ARTIFACTS, SR, running_server, scripted_recording, silence, styled, train_tiny_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

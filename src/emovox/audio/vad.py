@@ -160,4 +160,4 @@ def split_windows(start: float, end: float, max_window: float) -> list[tuple[flo
     """
     n = max(1, math.ceil((end - start) / max_window - 1e-9))
     edges = [round(start + (end - start) * k / n, 3) for k in range(n + 1)]
-    return list(zip(edges[:-1], edges[1:]))
+    return list(zip(edges[:-1], edges[1:], strict=True))

@@ -21,8 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from emovox.errors import ModelError
-from emovox.prediction.result import PredictionError
 from emovox.prediction.loading import default_export, default_model_dir, is_exported_dir, shipped_model_dir, shipped_name
+from emovox.prediction.result import PredictionError
 
 TIMELINE_COLUMNS = [("segment", pa.int32()), ("start", pa.float64()), ("end", pa.float64()),
                     ("speech_segment", pa.int32())]

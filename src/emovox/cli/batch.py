@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -26,14 +25,14 @@ def batch(
     inputs: str = typer.Argument(..., help="A folder, a glob, or a manifest (.csv/.jsonl/.parquet with a 'path' column)."),
     output: Path = typer.Argument(..., help="Parquet dataset folder; files already in it are skipped (resume)."),
     engine: Engine = typer.Option(Engine.local, "--engine", help="local: a process pool here; ray: Ray Data."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes or Ray actors, one model each (0: one per core)."),
-    model_dir: Optional[Path] = model_option.MODEL,
+    model_dir: Path | None = model_option.MODEL,
     timeline: bool = typer.Option(False, "--timeline", help="One row per speech segment instead of per file."),
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Files per task and per part file."),
     threads: int = typer.Option(1, "--threads", min=1, help="Compute threads per worker."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with throughput and ETA."),
-    profile: Optional[Path] = model_option.PROFILE,
+    profile: Path | None = model_option.PROFILE,
 ) -> None:
     """Annotate every audio file of INPUTS into OUTPUT, one row per file; rerun to resume.
 

@@ -53,21 +53,22 @@ def evaluate(
     """Evaluate the training recipe with every test speaker unseen in training; prints UA and writes a report."""
     import numpy as np
 
-    from emovox.errors import EmovoxError
-    from emovox.features.extractor import FeatureExtractor
-    from emovox.training.fit import FitConfig
+    from emovox.cli.train import load_corpora
     from emovox.corpora.manifest import read_jsonl
+    from emovox.errors import EmovoxError
     from emovox.evaluation.metrics import classification_metrics, expected_calibration_error
     from emovox.evaluation.protocols import cross_corpus, default_trainer, fixed_split, speaker_kfold
     from emovox.evaluation.report import write_report
+    from emovox.features.extractor import FeatureExtractor
+    from emovox.training.fit import FitConfig
     from emovox.training.train import TrainConfig, augmenting_trainer, kfold_groups, load_augmented, load_features, parse_layers
-    from emovox.cli.train import load_corpora
 
     logging.basicConfig(level=logging.WARNING)
     err = Console(stderr=True)
     try:
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
-        fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout, layers=parse_layers(layers, extractor.feature_shape[0]))
+        fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
+                        layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora,
                              fit=fit)

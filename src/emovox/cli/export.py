@@ -24,9 +24,9 @@ def export(
     threads: int = typer.Option(0, help="onnxruntime threads for the gate (0: one per core)."),
 ) -> None:
     """Export a model to ONNX (log-mel frames → probabilities, dynamic batch and time)."""
+    from emovox.cli.train import load_corpora
     from emovox.errors import EmovoxError
     from emovox.export.onnx import export_model
-    from emovox.cli.train import load_corpora
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("emovox").setLevel(logging.INFO)

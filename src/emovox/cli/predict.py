@@ -7,7 +7,6 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -15,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from emovox.cli import model_option
-from emovox.cli.main import app
 from emovox.cli.inputs import expand_inputs
+from emovox.cli.main import app
 
 
 class OutputFormat(str, Enum):
@@ -29,25 +28,30 @@ class OutputFormat(str, Enum):
 def predict(
     inputs: list[str] = typer.Argument(..., help="Audio files, directories or glob patterns."),
     output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
-    model_dir: Optional[Path] = model_option.MODEL,
+    labels: str | None = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
+    model_dir: Path | None = model_option.MODEL,
     batch_size: int = typer.Option(16, help="Clips encoded together."),
-    abstain: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Answer 'unknown' when the top probability is below this."),
+    abstain: float | None = typer.Option(None, min=0.0, max=1.0, help="Answer 'unknown' when the top probability is below this."),
     max_duration: float = typer.Option(600.0, help="Longest clip accepted, in seconds (longer ones are errors; use a timeline)."),
-    transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each file (faster-whisper): adds transcript and language."),
-    asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base (multilingual) or whisper-tiny.en."),
-    fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into label and scores (pip install 'emovox[text]')."),
-    explain: bool = typer.Option(False, "--explain", help="Explain each decision: top classes, pitch and energy, and with --transcribe the words that moved the text branch."),
+    transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each file (faster-whisper): "
+                                    "adds transcript and language."),
+    asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base "
+                                  "(multilingual) or whisper-tiny.en."),
+    fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into label and scores "
+                              "(pip install 'emovox[text]')."),
+    explain: bool = typer.Option(False, "--explain", help="Explain each decision: top classes, pitch and energy, "
+                                 "and with --transcribe the words that moved the text branch."),
     adapt: bool = typer.Option(False, "--adapt", help="The inputs are clips of one speaker (4 or more, not all one "
                                "emotion): judge each against that speaker's own average (emovox.training.adaptation)."),
-    profile: Optional[Path] = model_option.PROFILE,
-    neutral_ref: Optional[Path] = typer.Option(None, "--neutral-ref", help="With --explain: a neutral clip of the same speaker; pitch and energy are given relative to it."),
+    profile: Path | None = model_option.PROFILE,
+    neutral_ref: Path | None = typer.Option(None, "--neutral-ref", help="With --explain: a neutral clip of the same "
+                                            "speaker; pitch and energy are given relative to it."),
 ) -> None:
     """Predict the emotion of each input file; one result per file."""
     from emovox.audio.decode import quiet_decoder_messages
     from emovox.errors import EmovoxError
-    from emovox.prediction.result import PredictionError
     from emovox.prediction.loading import load
+    from emovox.prediction.result import PredictionError
 
     quiet_decoder_messages()
     err = Console(stderr=True, soft_wrap=True)  # one line per error however long: grep finds it
@@ -151,8 +155,8 @@ def _finite(result) -> bool:
 def _fuse(result, text_model, abstain=None) -> None:
     """Replace label and scores by the fused ones; the audio-only label stays as audio_label."""
     from emovox.prediction.decision import top_label
-    from emovox.text.fusion import fuse_transcript
     from emovox.prediction.result import UNKNOWN
+    from emovox.text.fusion import fuse_transcript
 
     try:
         scores = fuse_transcript(result.scores, result.transcript, result.language, text_model=text_model)
@@ -215,7 +219,7 @@ def display_names(paths: list[str], width: int) -> list[str]:
     parts = [Path(p).parts or (p,) for p in paths]
     depth = [1] * len(paths)
     while True:
-        tails = ["/".join(q[-d:]) for q, d in zip(parts, depth)]
+        tails = ["/".join(q[-d:]) for q, d in zip(parts, depth, strict=True)]
         clash = {t for t in tails if tails.count(t) > 1}
         grow = [i for i, t in enumerate(tails) if t in clash and depth[i] < len(parts[i])]
         if not grow:
@@ -242,12 +246,13 @@ def _print_table(results, labels) -> None:
         table.add_column(column, justify="right")
     if transcripts:
         table.add_column("transcript", overflow="fold")
-    for r, name in zip(results, names):
+    for r, name in zip(results, names, strict=True):
         if isinstance(r, PredictionError):
             table.add_row(escape(name), "[red]error[/]", "", *[""] * len(labels), *[""] * transcripts)
         else:
             extra = [escape(f"[{r.language}] {r.transcript}") if hasattr(r, "transcript") else ""] * transcripts
-            table.add_row(escape(name), f"[bold]{r.label}[/]", f"{r.duration:.2f}", *[f"{r.scores[l]:.2f}" for l in labels], *extra)
+            table.add_row(escape(name), f"[bold]{r.label}[/]", f"{r.duration:.2f}", *[f"{r.scores[l]:.2f}" for l in labels],
+                          *extra)
     console.print(table)
     for r in results:  # --explain: a full-width line per file reads better than a squeezed column
         if hasattr(r, "explanation"):

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 
 from emovox.cli import model_option
-from emovox.cli.main import app
 from emovox.cli.inputs import expand_inputs
+from emovox.cli.main import app
+
 
 @app.command()
 def profile(
     inputs: list[str] = typer.Argument(..., help="Audio files, directories or glob patterns from the deployment (no labels)."),
     out: Path = typer.Option(..., "--out", "-o", help="Profile file to write (.npz)."),
-    model_dir: Optional[Path] = model_option.MODEL,
+    model_dir: Path | None = model_option.MODEL,
     balance: float = typer.Option(0.5, min=0.0, max=1.0, help="How much the emotions the model hears in the clips are "
                                   "evened out (0: plain mean; 1: every heard emotion counts the same). Archives are never "
                                   "balanced; 0.5 was best on skewed halves of unseen corpora."),

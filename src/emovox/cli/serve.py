@@ -8,7 +8,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,18 +17,18 @@ from emovox.cli.main import app
 
 @app.command()
 def serve(
-    model_dir: Optional[Path] = model_option.MODEL,
+    model_dir: Path | None = model_option.MODEL,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes, each with its own copy of the model."),
-    threads: Optional[int] = typer.Option(None, min=1, help="Threads of the model's math per worker "
+    threads: int | None = typer.Option(None, min=1, help="Threads of the model's math per worker "
                                           "(default: CPU cores / workers)."),
     max_upload_mb: float = typer.Option(128.0, help="Largest upload accepted, in MiB (413 above)."),
     max_duration: float = typer.Option(120.0, help="Longest clip /v1/predict accepts, in seconds (422 above)."),
     max_timeline_duration: float = typer.Option(1200.0, help="Longest recording /v1/timeline accepts, in seconds "
                                                 "(memory grows about 13 MB per minute of audio per request)."),
     max_batch: int = typer.Option(16, min=1, help="Clips of concurrent requests encoded together."),
-    inference_threads: Optional[int] = typer.Option(None, min=1, help="Batches encoded at the same time, each on "
+    inference_threads: int | None = typer.Option(None, min=1, help="Batches encoded at the same time, each on "
                                                     "--threads threads (default: one per core with one thread each for "
                                                     "an int8 model, else one)."),
     stream_interval: float = typer.Option(0.5, help="Seconds of audio between two streaming updates."),
@@ -39,17 +38,17 @@ def serve(
     transcribe: bool = typer.Option(False, "--transcribe/--no-transcribe", help="Load --asr-model at start and "
                                     "accept transcribe=true (off: transcribe=true is a 400)."),
     max_transcribe_duration: float = typer.Option(1800.0, help="Longest recording transcribed, in seconds (422 above)."),
-    api_key: Optional[str] = typer.Option(None, envvar="EMOVOX_API_KEY", show_default=False,
+    api_key: str | None = typer.Option(None, envvar="EMOVOX_API_KEY", show_default=False,
                                           help="Require this key on /v1/* ('Authorization: Bearer' or 'X-API-Key'); "
                                           "also from $EMOVOX_API_KEY."),
     allowed_origins: str = typer.Option("", help="Comma-separated browser origins (https://app.example.com) allowed "
                                         "besides the server's own page; '*' for any."),
-    allowed_hosts: Optional[str] = typer.Option(None, help="Comma-separated Host names served (default: localhost, "
+    allowed_hosts: str | None = typer.Option(None, help="Comma-separated Host names served (default: localhost, "
                                                 "127.0.0.1, [::1] and --host; any Host when --host is 0.0.0.0 or ::); "
                                                 "'*.example.com' matches subdomains, '*' any."),
     rate_limit: float = typer.Option(0.0, min=0.0, help="Requests per second per client address on /v1/* "
                                      "(429 above); 0: no limit."),
-    rate_burst: Optional[int] = typer.Option(None, min=1, help="Requests a client may make at once "
+    rate_burst: int | None = typer.Option(None, min=1, help="Requests a client may make at once "
                                              "(default: twice --rate-limit)."),
     header_timeout: float = typer.Option(10.0, help="Seconds a request's headers may take (then the connection closes)."),
     body_timeout: float = typer.Option(60.0, help="Seconds a request's body may take (408 after)."),
@@ -57,10 +56,10 @@ def serve(
     max_uploads: int = typer.Option(32, min=1, help="Request bodies read at the same time (503 above)."),
     max_buffered_mb: float = typer.Option(512.0, help="Upload MiB held by all requests together (503 above)."),
     max_streams_per_client: int = typer.Option(8, min=1, help="Websocket streams open from one client address."),
-    forwarded_allow_ips: Optional[str] = typer.Option(None, help="Proxies whose X-Forwarded-For/-Proto are "
+    forwarded_allow_ips: str | None = typer.Option(None, help="Proxies whose X-Forwarded-For/-Proto are "
                                                       "trusted (uvicorn's; default 127.0.0.1)."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
-    profile: Optional[Path] = model_option.PROFILE,
+    profile: Path | None = model_option.PROFILE,
 ) -> None:
     """Serve the model over HTTP: /v1/predict, /v1/timeline, WS /v1/stream, /health, /docs and a web page at /."""
     import uvicorn

@@ -6,7 +6,6 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -28,24 +27,28 @@ def timeline(
     file: Path = typer.Argument(..., help="An audio file (any length up to --max-duration)."),
     out: list[Path] = typer.Option([], "--out", "-o", help="Write the timeline: .csv, .json or .png (a plot); repeatable."),
     output_format: TimelineFormat = typer.Option(TimelineFormat.table, "--format", "-f", help="What to print."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
-    model_dir: Optional[Path] = model_option.MODEL,
+    labels: str | None = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
+    model_dir: Path | None = model_option.MODEL,
     window: float = typer.Option(10.0, help="Longest piece of speech classified at once, in seconds."),
     max_duration: float = typer.Option(10800.0, help="Longest recording accepted, in seconds."),
-    transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each segment (faster-whisper): adds text and language."),
-    asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base (multilingual) or whisper-tiny.en."),
-    language: Optional[str] = typer.Option(None, "--language", help="With --transcribe: the language (ISO 639-1) instead of detecting it."),
+    transcribe: bool = typer.Option(False, "--transcribe", help="Also transcribe each segment (faster-whisper): "
+                                    "adds text and language."),
+    asr_model: str = typer.Option("whisper-base", "--asr-model", help="ASR model for --transcribe: whisper-base "
+                                  "(multilingual) or whisper-tiny.en."),
+    language: str | None = typer.Option(None, "--language", help="With --transcribe: the language (ISO 639-1) "
+                                        "instead of detecting it."),
     adapt: bool = typer.Option(False, "--adapt", help="Judge each segment against the recording's own average "
                                "(one speaker or one call; needs 4+ windows)."),
-    fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into each segment's emotion (pip install 'emovox[text]')."),
-    profile: Optional[Path] = model_option.PROFILE,
+    fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into each segment's "
+                              "emotion (pip install 'emovox[text]')."),
+    profile: Path | None = model_option.PROFILE,
 ) -> None:
     """Find the speech (Silero VAD) and the emotion of each stretch; summarise the share of time per emotion."""
-    from emovox.audio.load import load_audio
-    from emovox.audio.decode import quiet_decoder_messages
-    from emovox.prediction.decision import restrict
-    from emovox.errors import EmovoxError
     from emovox import load
+    from emovox.audio.decode import quiet_decoder_messages
+    from emovox.audio.load import load_audio
+    from emovox.errors import EmovoxError
+    from emovox.prediction.decision import restrict
     from emovox.prediction.timeline import make_timeline
 
     quiet_decoder_messages()

@@ -18,11 +18,28 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from emovox.errors import CorpusError
+from emovox.corpora import (
+    banglaser,
+    baved,
+    cremad,
+    csvmanifest,
+    emodb,
+    emospeech,
+    emovo,
+    folder,
+    iemocap,
+    koetts,
+    nemo,
+    ravdess,
+    savee,
+    tess,
+    turev,
+    urdu,
+)
+from emovox.corpora._common import AUDIO_EXTENSIONS, is_audio
 from emovox.corpora.labels import EMOTIONS
 from emovox.corpora.manifest import Utterance
-from emovox.corpora import banglaser, baved, cremad, csvmanifest, emodb, emospeech, emovo, folder, iemocap, koetts, nemo, ravdess, savee, tess, turev, urdu
-from emovox.corpora._common import AUDIO_EXTENSIONS, is_audio
+from emovox.errors import CorpusError
 
 ADAPTERS: dict[str, Callable[..., list[Utterance]]] = {
     "ravdess": ravdess.scan, "nemo": nemo.scan, "turev": turev.scan, "emodb": emodb.scan,

@@ -11,8 +11,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from emovox.errors import CorpusError
 from emovox.corpora.manifest import Utterance
+from emovox.errors import CorpusError
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
 """Accepted audio extensions, compared case-insensitively (originals are .wav, dev copies .flac)."""

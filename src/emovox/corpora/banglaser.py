@@ -1,8 +1,8 @@
 """BanglaSER extension (disgust and fear only), Bangla, RAVDESS-style file names.
 
 Layout ``.../Actor - NN/03-01-EE-II-SS-RR-AA.wav``; EE is 06 disgust or 07 fear in this
-extension; BanglaSER's own codes 01-05 are happy, sad, angry, surprise, neutral (not RAVDESS's). Recordings are 48 kHz stereo in mixed
-sample formats.
+extension; BanglaSER's own codes 01-05 are happy, sad, angry, surprise, neutral (not RAVDESS's).
+Recordings are 48 kHz stereo in mixed sample formats.
 
 Examples:
     >>> parse_name("03-01-07-02-05-03-35")
@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import re
 
+from emovox.corpora._common import audio_files, check_root, finish
 from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import audio_files, check_root, finish
 
 _NAME = re.compile(r"\d\d-\d\d-(\d\d)-\d\d-\d\d-\d\d-(\d\d)")
 

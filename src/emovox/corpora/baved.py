@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 
+from emovox.corpora._common import audio_files, check_root, finish
 from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import audio_files, check_root, finish
 
 _GENDER = {"m": "male", "f": "female"}
 _AROUSAL_PROXY = {"0": "sad", "2": "angry"}

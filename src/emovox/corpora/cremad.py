@@ -17,9 +17,9 @@ import os
 import re
 from pathlib import Path
 
+from emovox.corpora._common import audio_files, check_root, finish, subdir
 from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import audio_files, check_root, finish, subdir
 
 SENTENCES = {
     "IEO": "It's eleven o'clock.", "TIE": "That is exactly what happened.",

@@ -23,10 +23,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from emovox.errors import CorpusError
-from emovox.corpora.manifest import Utterance
 from emovox.corpora._common import finish, is_audio
 from emovox.corpora.folder import resolve_label, speaker_from_stem
+from emovox.corpora.manifest import Utterance
+from emovox.errors import CorpusError
 
 OPTIONAL = ("speaker", "gender", "language", "transcript")
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import re
 
+from emovox.corpora._common import audio_files, check_root, finish, subdir
 from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import audio_files, check_root, finish, subdir
 
 GENDERS = {"03": "male", "10": "male", "11": "male", "12": "male", "15": "male",
            "08": "female", "09": "female", "13": "female", "14": "female", "16": "female"}

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 
+from emovox.corpora._common import audio_files, check_root, finish
 from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import audio_files, check_root, finish
 
 NOT_SPEECH = frozenset({"background", "unknown"})
 """Keywords that are not spoken commands."""

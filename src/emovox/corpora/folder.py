@@ -19,9 +19,9 @@ import os
 import re
 from collections.abc import Mapping
 
+from emovox.corpora._common import audio_files, check_root, finish
 from emovox.corpora.labels import EMOTIONS
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import audio_files, check_root, finish
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import os
 import re
 from pathlib import Path
 
+from emovox.corpora._common import check_root, find_audio, finish
 from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import check_root, find_audio, finish
 
 _LABEL = re.compile(r"^\[[^\]]+\]\s+(Ses\d\d[FM]_\S+_[FM]\S*)\s+(\w+)\b")
 _TRANSCRIPT = re.compile(r"^(Ses\d\d[FM]_\S+_[FM]\S*)\s+\[[^\]]*\]:\s?(.*)$")

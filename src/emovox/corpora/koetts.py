@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import re
 
+from emovox.corpora._common import audio_files, check_root, finish
 from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import audio_files, check_root, finish
 
 _NAME = re.compile(r"([a-z]{3})(\d{5})$")
 _RANGES = ((100, "neutral"), (200, "happy"), (300, "angry"), (400, "sad"))

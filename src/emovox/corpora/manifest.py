@@ -24,8 +24,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from emovox.errors import CorpusError
 from emovox.corpora.labels import EMOTIONS
+from emovox.errors import CorpusError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import csv
 import os
 
-from emovox.errors import CorpusError
+from emovox.corpora._common import check_root, find_audio, finish
 from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import check_root, find_audio, finish
+from emovox.errors import CorpusError
 
 COLUMNS = ("file_id", "emotion", "raw_text", "speaker_id", "gender")
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import re
 
+from emovox.corpora._common import audio_files, check_root, finish
 from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import audio_files, check_root, finish
 
 STATEMENTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
 _NAME = re.compile(r"^03-01-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")

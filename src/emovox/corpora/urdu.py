@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 
+from emovox.corpora._common import audio_files, check_root, finish
 from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
-from emovox.corpora._common import audio_files, check_root, finish
 
 _GENDERS = {"M": "male", "F": "female"}
 

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from emovox.encoder.ct2_format import CT2Model, read_ct2
-from emovox.errors import ModelError
 from emovox.encoder.whisper import WhisperEncoder, WhisperEncoderConfig
+from emovox.errors import ModelError
 
 
 @dataclasses.dataclass(frozen=True)

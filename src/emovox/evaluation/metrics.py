@@ -30,7 +30,7 @@ def expected_calibration_error(probs: np.ndarray, correct: np.ndarray, n_bins: i
     confidence = probs.max(axis=1)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         in_bin = (confidence > lo) & (confidence <= hi)
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
@@ -42,7 +42,7 @@ def reliability_bins(probs: np.ndarray, correct: np.ndarray, n_bins: int = 15) -
     confidence = probs.max(axis=1)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     out = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         in_bin = (confidence > lo) & (confidence <= hi)
         out.append({"lo": float(lo), "hi": float(hi), "count": int(in_bin.sum()),
                     "confidence": float(confidence[in_bin].mean()) if in_bin.any() else None,

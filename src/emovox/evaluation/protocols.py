@@ -22,12 +22,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from emovox.training.adaptation import adapt_groups
-from emovox.prediction.decision import restrict
-from emovox.errors import EmovoxError
 from emovox.corpora.labels import collapse
 from emovox.corpora.manifest import Utterance
+from emovox.errors import EmovoxError
 from emovox.evaluation.splits import speaker_folds
+from emovox.prediction.decision import restrict
+from emovox.training.adaptation import adapt_groups
 from emovox.training.train import Ensemble, TrainConfig, train_ensemble
 
 Trainer = Callable[[np.ndarray, Sequence[Utterance]], Ensemble]
@@ -65,7 +65,7 @@ def _adapted(ensemble: Ensemble, X: np.ndarray, utts: Sequence[Utterance], adapt
 def _decide(ensemble: Ensemble, X: np.ndarray, truth: list[str], labels: list[str], *, calibrated: bool = True,
             adapted: bool = False) -> np.ndarray:
     probs = ensemble.probabilities(X, calibrated=calibrated, adapted=adapted)
-    rows = [restrict(dict(zip(ensemble.labels, map(float, p))), labels) for p in probs]
+    rows = [restrict(dict(zip(ensemble.labels, map(float, p), strict=True)), labels) for p in probs]
     return np.array([[r[l] for l in labels] for r in rows]).reshape(len(rows), len(labels))
 
 
@@ -73,12 +73,13 @@ def _test_labels(utts: Sequence[Utterance], train_labels: Sequence[str], scheme:
     """Mask of usable test utterances, their (mapped) labels, and the decision label set."""
     if scheme == "4class":
         mapped = [collapse(u.label, "4class") for u in utts]
-        allowed = [l for l in ("neutral", "happy", "sad", "angry") if l in train_labels or (l == "neutral" and "calm" in train_labels)]
+        allowed = [l for l in ("neutral", "happy", "sad", "angry")
+                   if l in train_labels or (l == "neutral" and "calm" in train_labels)]
     else:
         mapped = [u.label for u in utts]
         allowed = [l for l in train_labels if l in set(mapped)]
     keep = np.array([m is not None and m in allowed for m in mapped])
-    return keep, [m for m, k in zip(mapped, keep) if k], allowed
+    return keep, [m for m, k in zip(mapped, keep, strict=True) if k], allowed
 
 
 def speaker_kfold(X: np.ndarray, utts: Sequence[Utterance], n_folds: int, *, trainer: Trainer | None = None,
@@ -91,9 +92,9 @@ def speaker_kfold(X: np.ndarray, utts: Sequence[Utterance], n_folds: int, *, tra
     truth_all, probs_all, raw_all, labels = [], [], [], None
     order = []
     for test in folds:
-        train_utts = [u for u, t in zip(utts, test) if not t]
+        train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
         ensemble = trainer(X[~test], train_utts)
-        test_utts = [u for u, t in zip(utts, test) if t]
+        test_utts = [u for u, t in zip(utts, test, strict=True) if t]
         keep, truth, allowed = _test_labels(test_utts, ensemble.labels, scheme)
         labels = labels or allowed
         if allowed != labels:
@@ -119,8 +120,8 @@ def cross_corpus(X: np.ndarray, utts: Sequence[Utterance], *, trainer: Trainer |
     outcomes = []
     for held in sorted(set(corpora)):
         test = corpora == held
-        ensemble = trainer(X[~test], [u for u, t in zip(utts, test) if not t])
-        test_utts = [u for u, t in zip(utts, test) if t]
+        ensemble = trainer(X[~test], [u for u, t in zip(utts, test, strict=True) if not t])
+        test_utts = [u for u, t in zip(utts, test, strict=True) if t]
         keep, truth, allowed = _test_labels(test_utts, ensemble.labels, scheme)
         idx = np.flatnonzero(test)[keep]
         others = ", ".join(sorted(set(corpora[~test])))
@@ -139,7 +140,9 @@ def fixed_split(X_train: np.ndarray, train_utts: Sequence[Utterance], X_test: np
     ensemble = trainer(X_train, train_utts)
     keep, truth, allowed = _test_labels(test_utts, ensemble.labels, scheme)
     shared = {u.speaker_key for u in train_utts} & {u.speaker_key for u in test_utts}
-    split = "fixed train/test manifests" + (f"; WARNING: {len(shared)} speakers are in both" if shared else "; no shared speakers")
-    kept = _adapted(ensemble, X_test[keep], [u for u, k in zip(test_utts, keep) if k], adapt)
-    return Outcome(name, truth, _decide(ensemble, kept, truth, allowed, adapted=adapt), allowed, split + (ADAPTED if adapt else ""),
+    split = "fixed train/test manifests" + (f"; WARNING: {len(shared)} speakers are in both" if shared
+                                            else "; no shared speakers")
+    kept = _adapted(ensemble, X_test[keep], [u for u, k in zip(test_utts, keep, strict=True) if k], adapt)
+    return Outcome(name, truth, _decide(ensemble, kept, truth, allowed, adapted=adapt), allowed,
+                   split + (ADAPTED if adapt else ""),
                    _decide(ensemble, kept, truth, allowed, calibrated=False))

@@ -80,7 +80,8 @@ def write_report(results: list[dict], out_dir: str | os.PathLike, *, title: str,
     """``results``: dicts with ``name``, ``split`` and ``metrics`` (from classification_metrics)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"# {title}", "", "| test set | n | UA | WA | macro-F1 | weighted-F1 | ECE | ECE before temperature |", "|---|---|---|---|---|---|---|---|"]
+    lines = [f"# {title}", "", "| test set | n | UA | WA | macro-F1 | weighted-F1 | ECE | ECE before temperature |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         m = r["metrics"]
         lines.append(table_row([r["name"], m["n"], m["ua"], m["wa"], m["macro_f1"], m["weighted_f1"], m.get("ece", float("nan")),

@@ -42,16 +42,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from emovox._version import __version__
-from emovox.training.checkpoint import ModelBundle, load_model_files
-from emovox.encoder.weights import encoder_weight_hash, load_encoder, sha256_file
-from emovox.errors import ModelError
-from emovox.training.head import Ensemble
-from emovox.features.pooling import POOLINGS
-from emovox.runtime.model import EXPORT_FORMAT
-from emovox.encoder.mel import HOP_LENGTH, MAX_MEL_FRAMES
-from emovox.runtime.model import EXPORT_FORMAT_VERSION
 from emovox.audio.speech_level import level_weights
+from emovox.encoder.mel import HOP_LENGTH, MAX_MEL_FRAMES
+from emovox.encoder.weights import encoder_weight_hash, load_encoder, sha256_file
 from emovox.encoder.whisper import WhisperEncoder
+from emovox.errors import ModelError
+from emovox.features.pooling import POOLINGS
+from emovox.runtime.model import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
+from emovox.training.checkpoint import ModelBundle, load_model_files
+from emovox.training.head import Ensemble
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emovox.prediction.decision import restrict
 from emovox.errors import EmovoxError
+from emovox.prediction.decision import restrict
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,12 @@ def sensitive_layers(graph, mels: Sequence[tuple[np.ndarray, int]], *, factor: f
     reference = run()
     effects = {}
     for i, block in enumerate(graph.encoder.blocks):
-        for prefix, module in ((f"/encoder/blocks.{i}/mlp/mlp.0/", block.mlp[0]), (f"/encoder/blocks.{i}/mlp/mlp.2/", block.mlp[2]),
+        for prefix, module in ((f"/encoder/blocks.{i}/mlp/mlp.0/", block.mlp[0]),
+                               (f"/encoder/blocks.{i}/mlp/mlp.2/", block.mlp[2]),
                                (f"/encoder/blocks.{i}/attn/out/", block.attn.out)):
             handle = module.register_forward_pre_hook(fake_quant)
             try:
-                effects[prefix] = float(np.mean([(a - b).abs().mean() for a, b in zip(run(), reference)]))
+                effects[prefix] = float(np.mean([(a - b).abs().mean() for a, b in zip(run(), reference, strict=True)]))
             finally:
                 handle.remove()
     median = float(np.median(list(effects.values())))
@@ -147,7 +148,7 @@ def evaluate(model, utterances: Sequence, *, batch_size: int = 8) -> dict:
     predicted, truth, failed = [], [], 0
     from emovox.prediction.result import PredictionError
 
-    for u, result in zip(usable, model.predict_files([u.path for u in usable], batch_size=batch_size)):
+    for u, result in zip(usable, model.predict_files([u.path for u in usable], batch_size=batch_size), strict=True):
         if isinstance(result, PredictionError):
             failed += 1
             continue
@@ -171,7 +172,7 @@ def gate_int8(export_dir: str | os.PathLike, utterances: Sequence, *, max_ua_dro
         fp32 = evaluate(OnnxEmotionModel(export_dir, variant="fp32", device=device, threads=threads), utterances)
     int8 = evaluate(OnnxEmotionModel(export_dir, variant="int8", device=device, threads=threads), utterances)
     drop = fp32["ua"] - int8["ua"]
-    agreement = float(np.mean([a == b for a, b in zip(fp32["predicted"], int8["predicted"])]))
+    agreement = float(np.mean([a == b for a, b in zip(fp32["predicted"], int8["predicted"], strict=False)]))
     gate = {"kept": bool(drop <= max_ua_drop + 1e-9), "verified": True, "ua_fp32": fp32["ua"], "ua_int8": int8["ua"],
             "ua_drop_points": round(100 * drop, 2), "max_drop_points": round(100 * max_ua_drop, 2),
             "label_agreement": round(agreement, 4), "n": fp32["n"],

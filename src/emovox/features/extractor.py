@@ -26,11 +26,11 @@ import torch
 from tqdm.auto import tqdm
 
 from emovox._version import __version__
-from emovox.encoder.weights import DEFAULT_ENCODER, cache_dir, encoder_weight_hash, load_encoder
-from emovox.features.pooling import POOLINGS, mean_std_pool
-from emovox.encoder.mel import mel_windows
 from emovox.audio.speech_level import level_weights
+from emovox.encoder.mel import mel_windows
+from emovox.encoder.weights import DEFAULT_ENCODER, cache_dir, encoder_weight_hash, load_encoder
 from emovox.encoder.whisper import WhisperEncoder
+from emovox.features.pooling import POOLINGS, mean_std_pool
 
 FEATURE_VERSION = 1  # bump when the meaning of cached features changes
 
@@ -112,7 +112,7 @@ class FeatureExtractor:
                 stop += 1
             batch = [windows[i] for i in order[start:stop]]
             encoded = self._encode([w for _, w in batch])
-            for j, (index, _), states in zip(order[start:stop], batch, encoded):
+            for j, (index, _), states in zip(order[start:stop], batch, encoded, strict=True):
                 per_signal[index].append(states[:, : valid[j]])
                 if level:
                     per_signal_weights[index].append(weights[j][: valid[j]])
@@ -120,7 +120,7 @@ class FeatureExtractor:
                 progress(len({index for index, _ in batch}))
             start = stop
         pooled = [mean_std_pool(np.concatenate(parts, axis=1), np.concatenate(w) if w else None)
-                  for parts, w in zip(per_signal, per_signal_weights)]
+                  for parts, w in zip(per_signal, per_signal_weights, strict=True)]
         return np.stack(pooled) if pooled else np.zeros((0, *self.feature_shape), np.float32)
 
     def _encode(self, mels: list[np.ndarray]) -> list[np.ndarray]:
@@ -212,9 +212,9 @@ def extract_files(
             part = todo[start : start + chunk]
             signals = [loader(os.fspath(paths[i])) for i, _ in part]
             if transform is not None:
-                signals = [transform(x, digest) for x, (_, digest) in zip(signals, part)]
+                signals = [transform(x, digest) for x, (_, digest) in zip(signals, part, strict=True)]
             feats = extractor(signals, progress=bar.update)
-            for (i, digest), f in zip(part, feats):
+            for (i, digest), f in zip(part, feats, strict=True):
                 out[i] = f
                 if cache:
                     cache.put(key(digest), f)

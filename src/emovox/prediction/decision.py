@@ -40,4 +40,4 @@ def restrict(scores: dict[str, float], subset: Sequence[str] | None) -> dict[str
 
 def top_label(scores: dict[str, float]) -> str:
     """The label with the highest score."""
-    return max(scores, key=scores.get)
+    return max(scores, key=scores.__getitem__)

@@ -120,8 +120,8 @@ def _load_model(model_dir: str | os.PathLike | None = None, *, adaptive: bool = 
         from emovox.runtime import OnnxEmotionModel
 
         return OnnxEmotionModel(directory, **kwargs)
-    from emovox.training.checkpoint import load_model_files
     from emovox.prediction.torch_model import EmotionModel
+    from emovox.training.checkpoint import load_model_files
 
     return EmotionModel(load_model_files(directory), **kwargs)
 

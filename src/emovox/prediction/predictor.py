@@ -24,8 +24,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from emovox.audio.load import DEFAULT_MAX_DURATION, SAMPLING_RATE, load_audio
-from emovox.prediction.decision import restrict, top_label
 from emovox.errors import EmovoxError, InvalidAudioError
+from emovox.prediction.decision import restrict, top_label
 from emovox.prediction.result import UNKNOWN, Prediction, PredictionError
 
 
@@ -100,12 +100,12 @@ class Predictor:
             raise EmovoxError(f"speaker adaptation needs at least {MIN_CLIPS} clips of the speaker, got {len(signals)}")
         features = adapt(self.features_for_signals(signals), self.reference_mean())
         probs = self.probabilities_for_features(features, adapted=True)
-        return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals)]
+        return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals, strict=True)]
 
     def _result(self, probs: np.ndarray, duration: float, labels: Sequence[str] | None, path: str | None) -> Prediction:
         if not np.isfinite(probs).all():  # never a result: NaN is not JSON, and not an answer
             raise InvalidAudioError("the model's probabilities for this clip are not finite")
-        scores = restrict({l: float(p) for l, p in zip(self.labels, probs)}, labels)
+        scores = restrict({l: float(p) for l, p in zip(self.labels, probs, strict=True)}, labels)
         label = top_label(scores)
         if self.abstain is not None and scores[label] < self.abstain:
             label = UNKNOWN
@@ -116,7 +116,7 @@ class Predictor:
         if not len(signals):
             return []
         probs = self._probabilities(signals)
-        return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals)]
+        return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals, strict=True)]
 
     def predict_recording(self, signal: np.ndarray, *, labels: Sequence[str] | None = None) -> Prediction:
         """Predict for one whole 16 kHz recording: a clip up to 30 s is judged whole, a longer
@@ -149,7 +149,7 @@ class Predictor:
         if adapt:  # one group: every file must be decoded before any is judged
             yield from self._answer([self._decode(path) for path in paths], self.predict_speaker, labels)
             return
-        batch: list[tuple[str, np.ndarray | EmovoxError]] = []
+        batch: list[tuple[str, np.ndarray | Exception]] = []
         for path in paths:
             batch.append(self._decode(path))
             if len(batch) >= batch_size:
@@ -157,7 +157,7 @@ class Predictor:
                 batch = []
         yield from self._answer(batch, self.predict_signals, labels)
 
-    def _decode(self, path: str | os.PathLike) -> tuple[str, np.ndarray | EmovoxError]:
+    def _decode(self, path: str | os.PathLike) -> tuple[str, np.ndarray | Exception]:
         """A file's path and its audio, or the error that decoding it raised."""
         path = os.fspath(path)
         try:
@@ -165,7 +165,7 @@ class Predictor:
         except Exception as exc:  # noqa: BLE001  whatever one file raises is that file's error
             return path, exc
 
-    def _answer(self, decoded: Sequence[tuple[str, np.ndarray | EmovoxError]], predict,
+    def _answer(self, decoded: Sequence[tuple[str, np.ndarray | Exception]], predict,
                 labels: Sequence[str] | None) -> Iterator[Prediction | PredictionError]:
         """``predict`` (``predict_signals`` or ``predict_speaker``) on the decoded files together,
         then each file's result in input order; a file that failed to decode yields its error."""
@@ -189,7 +189,7 @@ class Predictor:
         out: list = [None] * len(signals)
         for i, signal in enumerate(signals):
             if plain and len(signal) > LONG_RECORDING * SAMPLING_RATE:
-                out[i] = _or_error(lambda: self.predict_recording(signal, labels=labels))
+                out[i] = _or_error(lambda signal=signal: self.predict_recording(signal, labels=labels))
         together = [i for i, result in enumerate(out) if result is None]
         if not together and plain:
             return out
@@ -199,8 +199,8 @@ class Predictor:
             if not plain:
                 raise
             results = [exc] if len(together) == 1 else \
-                [_or_error(lambda: predict([signals[i]], labels=labels)[0]) for i in together]
-        for i, result in zip(together, results):
+                [_or_error(lambda i=i: predict([signals[i]], labels=labels)[0]) for i in together]
+        for i, result in zip(together, results, strict=True):
             out[i] = result
         return out
 

@@ -28,7 +28,7 @@ class Prediction:
     basis: str | None = None
 
     def to_dict(self) -> dict:
-        out = {"path": self.path} if self.path is not None else {}
+        out: dict = {"path": self.path} if self.path is not None else {}
         out = {**out, "label": self.label, "scores": self.scores, "duration": round(self.duration, 3)}
         return {**out, "basis": self.basis} if self.basis is not None else out
 

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from emovox.training.adaptation import MIN_CLIPS
 from emovox.audio.load import SAMPLING_RATE
-from emovox.prediction.decision import restrict, top_label
-from emovox.errors import ModelError
 from emovox.audio.vad import VADSettings, speech_segments, split_windows
+from emovox.errors import ModelError
+from emovox.prediction.decision import restrict, top_label
+from emovox.training.adaptation import MIN_CLIPS
 
 LONG_RECORDING = 30.0  # seconds: longer recordings are judged on their speech (predict_recording)
 
@@ -55,6 +55,10 @@ class Segment:
     text: str | None = None  # what was said (None: not transcribed)
     language: str | None = None  # its language, ISO 639-1
     audio_label: str | None = None  # the audio-only label, when the label fuses audio and words
+    party: str | None = None  # who spoke (a conversation's channel or speaker; None: not asked)
+    overlap: bool = False  # another party speaks during this window too
+    arousal: float | None = None  # in [-1, 1], from the scores (emovox.conversation.dimensions)
+    valence: float | None = None
 
     def to_dict(self) -> dict:
         """The window as JSON; ``text``/``language`` (and ``audio_label``) only when they were asked for.
@@ -71,6 +75,10 @@ class Segment:
             out.update(text=self.text, language=self.language)
         if self.audio_label is not None:
             out["audio_label"] = self.audio_label
+        if self.party is not None:
+            out.update(party=self.party, overlap=self.overlap)
+        if self.arousal is not None:
+            out.update(arousal=self.arousal, valence=self.valence)
         return out
 
 
@@ -84,35 +92,47 @@ class Timeline:
     model_id: str = ""
     transcribed: bool = False  # segments carry text and language
     adapted: bool = False  # windows judged against the recording's own average (emovox.training.adaptation)
+    parties: list[str] | None = None  # a conversation's parties (emovox.conversation); segments carry theirs
+    moments: list[dict] | None = None  # escalations and recoveries (emovox.conversation.moments)
 
     @property
     def speech_duration(self) -> float:
         return round(sum(s.end - s.start for s in self.segments), 3)
 
     def summary(self) -> dict:
-        """Seconds of speech, share of speech time per label (0 to 1), and the dominant label."""
+        """Seconds of speech, share of speech time per label (0 to 1), and the dominant label; for a
+        conversation, the same for each party under ``parties`` (overlapping speech counts for each)."""
         speech = self.speech_duration
         time = {label: 0.0 for label in self.labels}
         for s in self.segments:
             time[s.label] += s.end - s.start
         shares = {label: round(t / speech, 4) if speech else 0.0 for label, t in time.items()}
-        return {"speech": speech, "speech_share": round(speech / self.duration, 4) if self.duration else 0.0,
-                "shares": shares, "dominant": top_label(shares) if speech else None}
+        out = {"speech": speech, "speech_share": round(speech / self.duration, 4) if self.duration else 0.0,
+               "shares": shares, "dominant": top_label(shares) if speech else None}
+        if self.parties is not None:
+            out["parties"] = {p: Timeline(self.duration, self.labels, [s for s in self.segments if s.party == p]).summary()
+                              for p in self.parties}
+        return out
 
     def to_dict(self) -> dict:
         out = {"model": self.model_id, "duration": round(self.duration, 3), "labels": self.labels,
                "segments": [s.to_dict() for s in self.segments], "summary": self.summary()}
+        if self.parties is not None:
+            out.update(parties=self.parties, moments=self.moments or [])
         return {**out, "adapted": True} if self.adapted else out
 
     def to_csv(self) -> str:
-        """One row per window: start, end, label, speech_segment, a column per label, then
-        language and text if the timeline was transcribed."""
+        """One row per window: start, end, label, speech_segment, a column per label, then party and
+        overlap for a conversation, arousal and valence where known, language and text if transcribed."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         words = ["language", "text"] if self.transcribed else []
-        writer.writerow(["start", "end", "label", "speech_segment", *self.labels, *words])
+        party = ["party", "overlap"] if self.parties is not None else []
+        dims = ["arousal", "valence"] if any(s.arousal is not None for s in self.segments) else []
+        writer.writerow(["start", "end", "label", "speech_segment", *self.labels, *party, *dims, *words])
         for s in self.segments:
             writer.writerow([s.start, s.end, s.label, s.speech_segment, *(f"{s.scores[l]:.5f}" for l in self.labels),
+                             *([s.party, int(s.overlap)] if party else []), *([s.arousal, s.valence] if dims else []),
                              *([s.language, s.text] if words else [])])
         return out.getvalue()
 
@@ -143,6 +163,7 @@ def make_timeline(
     text_model=None,
     language: str | None = None,
     adapt: bool = False,
+    speech: Sequence[tuple[float, float]] | None = None,
 ) -> Timeline:
     """The emotion timeline of a 16 kHz mono signal, optionally with the words of each window.
 
@@ -164,13 +185,16 @@ def make_timeline(
             ``predict_speaker``, :mod:`emovox.training.adaptation`): for one speaker (or one call) with
             at least ``MIN_CLIPS`` windows; with fewer, the windows are judged as they are and
             ``adapted`` stays False.
+        speech: the stretches ``(start, end)`` to judge, in seconds, instead of the VAD's (one
+            speaker's turns, :mod:`emovox.conversation`).
 
     Returns:
         A :class:`Timeline`; silence-only input gives one without segments.
     """
     if text_model is not None and transcriber is None:
         raise ValueError("fusing with a text model needs a transcriber")
-    pieces = [(k, a, b) for k, (start, end) in enumerate(speech_segments(signal, vad))
+    stretches = speech_segments(signal, vad) if speech is None else speech
+    pieces = [(k, a, b) for k, (start, end) in enumerate(stretches)
               for a, b in split_windows(start, end, max_window)]
     windows = [signal[int(a * SAMPLING_RATE) : int(b * SAMPLING_RATE)] for _, a, b in pieces]
     words = transcriber.transcribe_clips(windows, language=language) if transcriber is not None else None
@@ -182,7 +206,7 @@ def make_timeline(
         results = adapted[first : first + batch_size] if adapted is not None else model.predict_signals(clips)
         spoken = words[first : first + batch_size] if words is not None else [None] * len(clips)
         fused = _fused_scores([r.scores for r in results], spoken, text_model) if text_model is not None else None
-        for i, ((k, a, b), result, said) in enumerate(zip(batch, results, spoken)):
+        for i, ((k, a, b), result, said) in enumerate(zip(batch, results, spoken, strict=True)):
             scores = restrict(fused[i] if fused else result.scores, labels)
             segment = Segment(a, b, top_label(scores), scores, k)
             if said is not None:
@@ -276,9 +300,9 @@ def _fused_scores(audio: list[dict[str, float]], spoken: list, text_model) -> li
     for lang, indices in by_language.items():
         threshold = text_model.gate_threshold(text_model.encoder_for(lang))
         probabilities = text_model.probabilities([spoken[i].text for i in indices], lang)
-        for i, p in zip(indices, probabilities):
+        for i, p in zip(indices, probabilities, strict=True):
             try:
-                out[i] = fuse(audio[i], dict(zip(text_model.labels, map(float, p))), threshold=threshold)
+                out[i] = fuse(audio[i], dict(zip(text_model.labels, map(float, p), strict=True)), threshold=threshold)
             except ValueError:  # the branches share fewer than two labels: audio only
                 pass
     return out

@@ -11,18 +11,17 @@ Examples:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from emovox.audio.load import DEFAULT_MAX_DURATION
-from emovox.training.checkpoint import ModelBundle
 from emovox.errors import ModelError
 from emovox.features.extractor import FeatureExtractor
-from emovox.training.head import Ensemble
 from emovox.prediction.predictor import Predictor
+from emovox.training.checkpoint import ModelBundle
+from emovox.training.head import Ensemble
 
 
 class EmotionModel(Predictor):

@@ -24,13 +24,14 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
 from emovox.audio.load import DEFAULT_MAX_DURATION
+from emovox.encoder.mel import mel_windows
 from emovox.errors import ModelError
 from emovox.prediction.predictor import Predictor
-from emovox.encoder.mel import mel_windows
 from emovox.runtime.session import make_session
 
 EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
@@ -100,7 +101,7 @@ class OnnxEmotionModel(Predictor):
         self.max_batch_frames = max_batch_frames
         self.n_mels = int(self.config["n_mels"])
         self.window = float(self.config["features"]["window"])
-        self._session_args = dict(device=device, threads=threads)
+        self._session_args: dict[str, Any] = dict(device=device, threads=threads)
         self.session = make_session(self.directory / graphs[self.variant], **self._session_args)
         self._outputs = ["probs", "features"] + [o.name for o in self.session.get_outputs() if o.name == "weight"]
         self._head_session = None
@@ -133,7 +134,7 @@ class OnnxEmotionModel(Predictor):
         windows = []  # (signal index, mel, valid frames)
         for index, signal in enumerate(signals):
             windows += [(index, mel, valid) for mel, valid in mel_windows(signal, n_mels=self.n_mels, window=self.window)]
-        per_signal: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in signals]
+        per_signal: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in signals]
         lengths = [w[1].shape[1] for w in windows]
         # int8 quantizes activations per tensor, with a range taken over the whole batch: a clip's
         # answer would depend on the clips beside it. One window per run keeps it batch-invariant
@@ -148,21 +149,24 @@ class OnnxEmotionModel(Predictor):
             probs, feats, weight = self.run(mel, np.array([windows[i][2] for i in batch], np.int64))
             for row, i in enumerate(batch):
                 per_signal[windows[i][0]].append((probs[row], feats[row], float(weight[row])))
-        features, probs, merged = [], [], []
+        features: list[np.ndarray] = []
+        clip_probs: list[np.ndarray | None] = []
+        merged: list[int] = []
         for index, parts in enumerate(per_signal):
             if len(parts) == 1:
                 features.append(parts[0][1])
-                probs.append(parts[0][0])
+                clip_probs.append(parts[0][0])
             else:
                 features.append(merge_pooled(np.stack([p[1] for p in parts]), [max(p[2], 1e-12) for p in parts]))
-                probs.append(None)
+                clip_probs.append(None)
                 merged.append(index)
         if merged:
-            for index, p in zip(merged, self.head_probabilities(np.stack([features[i] for i in merged]))):
-                probs[index] = p
+            for index, p in zip(merged, self.head_probabilities(np.stack([features[i] for i in merged])), strict=True):
+                clip_probs[index] = p
         if not features:
-            return np.zeros((0, self.config["n_states"], 2 * self.config["dim"]), np.float32), np.zeros((0, len(self.labels)), np.float32)
-        return np.stack(features), np.stack(probs)
+            return (np.zeros((0, self.config["n_states"], 2 * self.config["dim"]), np.float32),
+                    np.zeros((0, len(self.labels)), np.float32))
+        return np.stack(features), np.stack(cast(list[np.ndarray], clip_probs))  # no None left: merged ones filled
 
     def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         return self.features_and_probabilities(signals)[1]

@@ -8,8 +8,8 @@ Examples:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import contextvars
+import dataclasses
 import logging
 import os
 import re

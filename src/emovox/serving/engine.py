@@ -131,7 +131,7 @@ class InferenceEngine:
 
         futures = [self.submit(s) for s in signals]
         out = []
-        for s, f in zip(signals, futures):
+        for s, f in zip(signals, futures, strict=True):
             label, scores = f.result().decide(labels)
             out.append(Prediction(label, scores, len(s) / SAMPLING_RATE))
         return out
@@ -206,6 +206,6 @@ class InferenceEngine:
                 self.busy_seconds += time.perf_counter() - start
                 self.batches += 1
                 self.clips += len(batch)
-            for (signal, future), p in zip(batch, predictions):
+            for (signal, future), p in zip(batch, predictions, strict=True):
                 future.set_result(Result(p.scores, len(signal) / SAMPLING_RATE))
             thread.emovox_batch = []

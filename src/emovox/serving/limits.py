@@ -37,7 +37,15 @@ import os
 import struct
 from collections.abc import AsyncIterator
 
-from emovox.errors import AudioDecodeError, AudioError, AudioTooLongError, AudioTooShortError, EmovoxError, EmptyAudioError, InvalidAudioError
+from emovox.errors import (
+    AudioDecodeError,
+    AudioError,
+    AudioTooLongError,
+    AudioTooShortError,
+    EmovoxError,
+    EmptyAudioError,
+    InvalidAudioError,
+)
 
 MiB = 1 << 20
 RAW_AUDIO_TYPES = ("application/octet-stream", "application/ogg")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import math
 import struct
 import threading
@@ -235,7 +236,7 @@ async def timeline(request: Request, labels: str | None = LABELS_QUERY,
     with state.uploads.hold() as held:
         data, form_labels = await read_audio_body(request, settings.max_upload_bytes, held)
         subset = parse_labels(labels if labels is not None else form_labels, state.labels)
-        body = await _while_connected(request, gone, lambda: job(data), limiter=state.timeline_limiter,
+        body = await _while_connected(request, gone, functools.partial(job, data), limiter=state.timeline_limiter,
                                       what="timeline")
         del data
     for segment in body["segments"]:

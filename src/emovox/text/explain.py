@@ -21,7 +21,8 @@ Examples:
     >>> x = voice(3.0, f0=220.0, seed=1)
     >>> e = explain({"angry": 0.62, "happy": 0.21, "sad": 0.17}, x, 16000, reference=measure_prosody(0.5 * x, 16000))
     >>> e.sentence()
-    "Predicted angry (0.62; next: happy 0.21). Pitch +0.0 semitones and energy +6.0 dB relative to the speaker's neutral reference."
+    "Predicted angry (0.62; next: happy 0.21). Pitch +0.0 semitones and energy +6.0 dB relative to
+    the speaker's neutral reference."
     >>> e.to_dict()["acoustic"]["margin"]
     0.41
 """
@@ -328,7 +329,7 @@ def word_evidence(text_model, transcript: str, language: str | None = None, *, t
     emotional = [j for j, l in enumerate(labels) if l != "neutral"]
     target = max(emotional, key=lambda j: probs[0, j])
     deltas: dict[str, float] = {}
-    for i, delta in zip(spots, probs[0, target] - probs[1:, target]):
+    for i, delta in zip(spots, probs[0, target] - probs[1:, target], strict=False):
         word = tokens[i].strip(".,;:!?\"'()[]{}«»“”‘’…-")
         if delta >= MIN_WORD_DELTA and delta > deltas.get(word, -1.0):
             deltas[word] = float(delta)

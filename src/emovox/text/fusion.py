@@ -94,7 +94,7 @@ def fuse(audio: Mapping[str, float], text: Mapping[str, float], *, weight: float
     labels = list(audio)
     fused = fuse_arrays(np.array([list(audio.values())]), labels, np.array([list(text.values())]), list(text),
                         weight=weight, threshold=threshold)[0]
-    return {l: float(p) for l, p in zip(labels, fused)}
+    return {l: float(p) for l, p in zip(labels, fused, strict=True)}
 
 
 def fuse_transcript(audio: Mapping[str, float], transcript: str, language: str | None = None, *,
@@ -118,5 +118,5 @@ def fuse_transcript(audio: Mapping[str, float], transcript: str, language: str |
 
         text_model = load_text_model()
     encoder = text_model.encoder_for(language)
-    text = dict(zip(text_model.labels, map(float, text_model.probabilities([transcript], language)[0])))
+    text = dict(zip(text_model.labels, map(float, text_model.probabilities([transcript], language)[0]), strict=True))
     return fuse(audio, text, weight=weight, threshold=text_model.gate_threshold(encoder))

@@ -85,7 +85,7 @@ class TextEmotionModel:
 
     def predict(self, text: str, language: str | None = None) -> dict[str, float]:
         """``{label: probability}`` for one sentence."""
-        return dict(zip(self.labels, map(float, self.probabilities([text], language)[0])))
+        return dict(zip(self.labels, map(float, self.probabilities([text], language)[0]), strict=True))
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` and ``heads.safetensors`` into ``directory``."""
@@ -103,7 +103,7 @@ class TextEmotionModel:
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike | None = None) -> "TextEmotionModel":
+    def load(cls, directory: str | os.PathLike | None = None) -> TextEmotionModel:
         """Read a model folder (default: the shipped text model)."""
         from safetensors.numpy import load_file
 

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emovox.training.adaptation import centre
 from emovox.errors import EmovoxError
+from emovox.training.adaptation import centre
 
 log = logging.getLogger(__name__)
 
