@@ -42,6 +42,11 @@ def timeline(
     fuse: bool = typer.Option(False, "--fuse", help="With --transcribe: fuse what the words say into each segment's "
                               "emotion (pip install 'emovox[text]')."),
     profile: Path | None = model_option.PROFILE,
+    parties: str | None = typer.Option(None, "--parties", help="A conversation: 'channels' (each channel is a party) or "
+                                       "'speakers', 'speakers:N', 'speakers:auto' (voices told apart in the mix); every "
+                                       "segment gets its party, the summary is per party."),
+    party_names: str | None = typer.Option(None, "--party-names", help="With --parties: comma-separated names, e.g. "
+                                           "agent,customer (channel order, or order of first speech)."),
 ) -> None:
     """Find the speech (Silero VAD) and the emotion of each stretch; summarise the share of time per emotion."""
     from emovox import load
@@ -60,6 +65,10 @@ def timeline(
     if (fuse or language) and not transcribe:
         err.print("[red]error:[/] --fuse and --language need --transcribe")
         raise typer.Exit(2)
+    if party_names and not parties:
+        err.print("[red]error:[/] --party-names needs --parties")
+        raise typer.Exit(2)
+    spec = _party_spec(parties, err) if parties else None
     subset = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
     try:
         if adapt and profile is not None:
@@ -67,10 +76,16 @@ def timeline(
         model = load(model_dir, adaptive=adapt and model_dir is None, profile=profile)
         if subset:
             restrict({l: 1.0 for l in model.labels}, subset)  # unknown labels fail before any work
-        signal = load_audio(file, max_duration=max_duration)
         transcriber, text_model = _text_branch(asr_model, fuse) if transcribe else (None, None)
-        result = make_timeline(model, signal, labels=subset, max_window=window, transcriber=transcriber,
-                               text_model=text_model, language=language, adapt=adapt)
+        options = dict(labels=subset, max_window=window, transcriber=transcriber, text_model=text_model, language=language,
+                       adapt=adapt)
+        if spec is not None:
+            from emovox.conversation.parties import conversation_timeline, load_channels
+
+            channels = load_channels(file, max_duration=max_duration)
+            result = conversation_timeline(model, channels, parties=spec, names=party_names, **options)
+        else:
+            result = make_timeline(model, load_audio(file, max_duration=max_duration), **options)
         for path in out:
             result.write(path)
     except EmovoxError as exc:
@@ -84,6 +99,17 @@ def timeline(
         _print(result)
     for path in out:
         err.print(f"wrote {escape(str(path))}", style="dim")
+
+
+def _party_spec(parties: str, err: Console):
+    """The parsed --parties (exit 2 with a message when it does not parse)."""
+    from emovox.conversation.parties import parse_parties
+
+    try:
+        return parse_parties(parties)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
 
 
 def _text_branch(asr_model: str, fuse: bool):
@@ -104,15 +130,20 @@ def _text_branch(asr_model: str, fuse: bool):
 
 def _print(result) -> None:
     table = Table(title=f"{result.duration:.1f} s, {result.speech_duration:.1f} s of speech")
-    for column in ["start", "end", "label", *result.labels]:
+    party = ["party"] if result.parties is not None else []
+    for column in ["start", "end", *party, "label", *result.labels]:
         table.add_column(column, justify="left" if column == "label" else "right")
     if result.transcribed:
         table.add_column("text", overflow="fold")
     for s in result.segments:
         words = [escape(f"[{s.language}] {s.text}")] if result.transcribed else []
-        table.add_row(f"{s.start:.2f}", f"{s.end:.2f}", f"[bold]{s.label}[/]", *[f"{s.scores[l]:.2f}" for l in result.labels],
-                      *words)
+        who = [escape(s.party) + (" (overlap)" if s.overlap else "")] if party else []
+        table.add_row(f"{s.start:.2f}", f"{s.end:.2f}", *who, f"[bold]{s.label}[/]",
+                      *[f"{s.scores[l]:.2f}" for l in result.labels], *words)
     console = Console()
     console.print(table)
-    shares = result.summary()["shares"]
-    console.print("share of speech time: " + ", ".join(f"{l} {v:.0%}" for l, v in shares.items()))
+    summary = result.summary()
+    console.print("share of speech time: " + ", ".join(f"{l} {v:.0%}" for l, v in summary["shares"].items()))
+    for name, own in summary.get("parties", {}).items():
+        shares = ", ".join(f"{l} {v:.0%}" for l, v in own["shares"].items() if v)
+        console.print(f"{escape(name)}: {own['speech']:.1f} s of speech, mostly {own['dominant']} ({shares})")

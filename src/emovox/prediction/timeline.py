@@ -109,6 +109,9 @@ class Timeline:
         shares = {label: round(t / speech, 4) if speech else 0.0 for label, t in time.items()}
         out = {"speech": speech, "speech_share": round(speech / self.duration, 4) if self.duration else 0.0,
                "shares": shares, "dominant": top_label(shares) if speech else None}
+        if speech and any(s.arousal is not None for s in self.segments):  # time-weighted means
+            for key in ("arousal", "valence"):
+                out[key] = round(sum((s.end - s.start) * (getattr(s, key) or 0.0) for s in self.segments) / speech, 4)
         if self.parties is not None:
             out["parties"] = {p: Timeline(self.duration, self.labels, [s for s in self.segments if s.party == p]).summary()
                               for p in self.parties}

@@ -1,0 +1,66 @@
+"""Arousal and valence in [-1, 1], read off the categorical emotion probabilities.
+
+Not a trained dimensional model: each emotion label sits at a fixed point of the circumplex of
+affect (Russell, J. A. (1980). A circumplex model of affect. *Journal of Personality and Social
+Psychology*, 39(6), 1161–1178), in the coordinates that speech-emotion work commonly uses
+for mapping categories onto arousal and valence, and a window's arousal and valence are the
+probability-weighted mean of its labels' points. So they move only as far as the class
+probabilities move: a confident "angry" gives high arousal and negative valence; a window split
+between happy and sad lands near the middle. Labels without a point (``unknown``) are left out
+and the rest renormalised.
+
+=========  =======  =======
+label      arousal  valence
+=========  =======  =======
+angry       +0.8     -0.6
+happy       +0.6     +0.8
+sad         -0.6     -0.7
+neutral      0.0      0.0
+calm        -0.5     +0.3
+fear        +0.7     -0.6
+disgust     +0.2     -0.7
+surprise    +0.8     +0.3
+boredom     -0.7     -0.3
+=========  =======  =======
+
+Examples:
+    >>> arousal_valence({"angry": 1.0, "sad": 0.0})
+    (0.8, -0.6)
+    >>> arousal_valence({"happy": 0.5, "sad": 0.5})
+    (0.0, 0.05)
+    >>> arousal_valence({"unknown": 1.0})
+    (0.0, 0.0)
+"""
+
+from __future__ import annotations
+
+CIRCUMPLEX: dict[str, tuple[float, float]] = {
+    "angry": (0.8, -0.6),
+    "happy": (0.6, 0.8),
+    "sad": (-0.6, -0.7),
+    "neutral": (0.0, 0.0),
+    "calm": (-0.5, 0.3),
+    "fear": (0.7, -0.6),
+    "disgust": (0.2, -0.7),
+    "surprise": (0.8, 0.3),
+    "boredom": (-0.7, -0.3),
+}
+"""(arousal, valence) of each label of :data:`emovox.corpora.labels.EMOTIONS`."""
+
+
+def arousal_valence(scores: dict[str, float]) -> tuple[float, float]:
+    """The probability-weighted (arousal, valence) of ``scores``, each rounded to 4 decimals;
+    (0, 0) when no label has a point."""
+    weights = {label: p for label, p in scores.items() if label in CIRCUMPLEX and p > 0}
+    total = sum(weights.values())
+    if not total:
+        return 0.0, 0.0
+    arousal = sum(p * CIRCUMPLEX[label][0] for label, p in weights.items()) / total
+    valence = sum(p * CIRCUMPLEX[label][1] for label, p in weights.items()) / total
+    return round(arousal + 0.0, 4), round(valence + 0.0, 4)
+
+
+def add_dimensions(segments) -> None:
+    """Set ``arousal`` and ``valence`` on every :class:`emovox.prediction.timeline.Segment` from its scores."""
+    for s in segments:
+        s.arousal, s.valence = arousal_valence(s.scores)
