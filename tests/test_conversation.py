@@ -170,3 +170,17 @@ def test_diarise_two_corpus_speakers(corpora_root):
                 [(x.start, x.end, x.speaker) for x in turns] if sp == who)
     speech = sum(x.end - x.start for x in turns)
     assert right / speech > 0.85
+
+
+def test_an_escalation_and_its_recovery_are_moments(model):
+    """The customer is calm (the tiny model's "sad" style) for two turns, heated for one, calm again."""
+    script = [(0, "sad", 0.5, 2.5), (1, "sad", 3.5, 3.0), (0, "sad", 7.0, 2.5), (1, "sad", 10.0, 3.0),
+              (0, "sad", 13.5, 2.0), (1, "angry", 16.0, 4.0), (0, "sad", 20.5, 2.0), (1, "sad", 23.0, 3.0)]
+    call = stereo_call(script)
+    timeline = conversation_timeline(model, [call[:, 0], call[:, 1]], names="agent,customer")
+    moments = [(m["kind"], m["party"]) for m in timeline.moments]
+    assert moments == [("escalation", "customer"), ("recovery", "customer")]
+    escalation, recovery = timeline.moments
+    assert abs(escalation["start"] - 16.0) < 0.5 and abs(recovery["start"] - 23.0) < 0.5
+    assert escalation["peak_arousal"] > escalation["baseline"]["arousal"] + 0.3
+    assert timeline.to_dict()["moments"] == timeline.moments

@@ -7,7 +7,8 @@ diarised (:mod:`emovox.conversation.diarise`) and each speaker's turns are judge
 segments of all parties come back in one :class:`emovox.prediction.timeline.Timeline`, in time
 order, each with its ``party``; windows during which another party speaks are marked
 ``overlap`` (they are kept, not merged), and the summary has a section per party. Every segment
-also gets ``arousal`` and ``valence`` (:mod:`emovox.conversation.dimensions`).
+also gets ``arousal`` and ``valence`` (:mod:`emovox.conversation.dimensions`), and the timeline
+lists each party's escalations and recoveries (``moments``, :mod:`emovox.conversation.moments`).
 
 A call recorder's channels leak into each other (crosstalk, echo): the VAD hears the other
 party's voice, faintly, on one's own channel. So a channel's speech counts only where that
@@ -33,6 +34,7 @@ from emovox.audio.load import DEFAULT_MAX_DURATION, SAMPLING_RATE
 from emovox.audio.vad import VADSettings, speech_segments
 from emovox.conversation.diarise import MAX_SPEAKERS, diarise
 from emovox.conversation.dimensions import add_dimensions
+from emovox.conversation.moments import find_moments
 from emovox.errors import InvalidAudioError
 from emovox.prediction.timeline import Segment, Timeline, make_timeline
 
@@ -159,7 +161,8 @@ def conversation_timeline(
     first = per_party[0][1] if per_party else None
     labels = first.labels if first else list(options.get("labels") or model.labels)
     return Timeline(duration, labels, segments, getattr(model, "model_id", ""),
-                    transcribed=bool(first and first.transcribed), adapted=bool(first and first.adapted), parties=list(names))
+                    transcribed=bool(first and first.transcribed), adapted=bool(first and first.adapted), parties=list(names),
+                    moments=find_moments(segments))
 
 
 def own_speech(channels: list[np.ndarray], index: int, stretches: list[tuple[float, float]], *,
