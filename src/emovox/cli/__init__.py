@@ -12,6 +12,7 @@ from emovox.cli import export as _export  # noqa: F401
 from emovox.cli import evaluate as _evaluate  # noqa: F401
 from emovox.cli import serve as _serve  # noqa: F401
 from emovox.cli import timeline as _timeline  # noqa: F401
+from emovox.cli import report as _report  # noqa: F401
 from emovox.cli import batch as _batch  # noqa: F401
 from emovox.cli import profile as _profile  # noqa: F401
 
