@@ -16,7 +16,7 @@ from emovox.conversation import conversation_timeline, diarise, load_channels, p
 from emovox.conversation.parties import own_speech
 from emovox.errors import ModelError
 from emovox.testing import voice, write_wav
-from server_support import SR, silence, styled, train_tiny_model
+from server_support import SR, in_process_server, silence, styled, train_tiny_model, wav_bytes
 
 # (party, style, start, seconds): the agent speaks in the tiny model's "angry" style, the customer
 # in its quiet "sad" one; the customer's second turn starts 0.5 s before the agent's third ends.
@@ -184,3 +184,21 @@ def test_an_escalation_and_its_recovery_are_moments(model):
     assert abs(escalation["start"] - 16.0) < 0.5 and abs(recovery["start"] - 23.0) < 0.5
     assert escalation["peak_arousal"] > escalation["baseline"]["arousal"] + 0.3
     assert timeline.to_dict()["moments"] == timeline.moments
+
+
+def test_server_timeline_takes_parties(model_path):
+    from emovox.serving import ServerSettings
+
+    with in_process_server(model_path, ServerSettings()) as server:
+        status, body, _ = server.post_file("/v1/timeline?parties=channels&party_names=agent,customer",
+                                           wav_bytes(stereo_call()), filename="call.wav")
+        assert status == 200, body
+        assert body["parties"] == ["agent", "customer"] and body["moments"] == []
+        assert body["summary"]["parties"]["agent"]["dominant"] == "angry"
+        assert body["summary"]["parties"]["customer"]["dominant"] == "sad"
+        assert sum(s["overlap"] for s in body["segments"]) == 2 and all("arousal" in s for s in body["segments"])
+        status, body, _ = server.post_file("/v1/timeline?parties=speakers:2", wav_bytes(stereo_call().sum(axis=1)))
+        assert status == 200 and body["parties"] == ["speaker1", "speaker2"]
+        for query, message in [("parties=everyone", "parties takes channels"), ("party_names=a,b", "needs parties")]:
+            status, body, _ = server.post_file(f"/v1/timeline?{query}", wav_bytes(stereo_call()))
+            assert status == 400 and message in body["error"]["message"]

@@ -93,6 +93,10 @@ class SegmentOut(BaseModel):
     scores: dict[str, float]
     text: str | None = None
     language: str | None = None
+    party: str | None = None  # with ?parties=: who spoke
+    overlap: bool | None = None  # with ?parties=: another party speaks during this segment too
+    arousal: float | None = None  # with ?parties=: in [-1, 1], from the scores (emovox.conversation.dimensions)
+    valence: float | None = None
 
 
 class Summary(BaseModel):
@@ -100,6 +104,9 @@ class Summary(BaseModel):
     speech_share: float
     shares: dict[str, float]
     dominant: str | None
+    arousal: float | None = None
+    valence: float | None = None
+    parties: dict[str, dict] | None = None  # with ?parties=: the same summary for each party
 
 
 class TimelineResponse(BaseModel):
@@ -109,6 +116,8 @@ class TimelineResponse(BaseModel):
     segments: list[SegmentOut]
     summary: Summary
     request_id: str
+    parties: list[str] | None = None  # with ?parties=: the parties' names
+    moments: list[dict] | None = None  # with ?parties=: escalations and recoveries (emovox.conversation.moments)
 
 
 class ModelInfo(BaseModel):
@@ -214,10 +223,19 @@ async def predict(request: Request, labels: str | None = LABELS_QUERY,
 async def timeline(request: Request, labels: str | None = LABELS_QUERY,
                    window: float = Query(None, gt=0.5, le=30.0, description="Longest piece of speech classified "
                                          "at once, in seconds (default 10)."),
-                   transcribe: bool = TRANSCRIBE_QUERY) -> JSONResponse:
-    """Speech segments found by Silero VAD, each with its emotion, and the share of time per emotion."""
+                   transcribe: bool = TRANSCRIBE_QUERY,
+                   parties: str | None = Query(None, description="A conversation: `channels` (each channel of the "
+                                               "file is a party) or `speakers`, `speakers:N`, `speakers:auto` (voices "
+                                               "told apart in the mix). Every segment gets `party`, `overlap`, "
+                                               "`arousal` and `valence`; the summary has a section per party; "
+                                               "`moments` lists escalations."),
+                   party_names: str | None = Query(None, description="With `parties`: comma-separated names, e.g. "
+                                                   "`agent,customer`.")) -> JSONResponse:
+    """Speech segments found by Silero VAD, each with its emotion, and the share of time per emotion
+    (with ``parties``: per party of a conversation)."""
     state = request.app.state.emovox
     settings = state.settings
+    spec = _party_spec(parties, party_names)
     transcriber = state.transcriber() if transcribe else None  # a 400 before the upload is read
     max_duration = min(settings.max_timeline_duration, settings.max_transcribe_duration) if transcribe \
         else settings.max_timeline_duration
@@ -225,13 +243,17 @@ async def timeline(request: Request, labels: str | None = LABELS_QUERY,
 
     def job(data: bytes) -> dict:
         _check(gone)
-        signal = decode(data, max_duration)
+        signal = decode(data, max_duration, channels=spec is not None)
         del data
         _check(gone)
-        result = make_timeline(Stoppable(state.engine, gone), signal, labels=subset,
-                               transcriber=Stoppable(transcriber, gone) if transcriber is not None else None,
-                               max_window=window or settings.timeline_window)
-        return result.to_dict()
+        options = dict(labels=subset, transcriber=Stoppable(transcriber, gone) if transcriber is not None else None,
+                       max_window=window or settings.timeline_window)
+        if spec is not None:
+            from emovox.conversation.parties import conversation_timeline
+
+            return conversation_timeline(Stoppable(state.engine, gone), signal, parties=spec, names=party_names,
+                                         **options).to_dict()
+        return make_timeline(Stoppable(state.engine, gone), signal, **options).to_dict()
 
     with state.uploads.hold() as held:
         data, form_labels = await read_audio_body(request, settings.max_upload_bytes, held)
@@ -314,14 +336,35 @@ def require_finite(scores: dict[str, float]) -> None:
         raise ApiError(422, "invalid_audio", "the audio gives no finite scores (are its samples within [-1, 1]?)")
 
 
-def decode(data: bytes, max_duration: float):
-    """Bytes → 16 kHz mono float32; every decoding failure becomes a 4xx :class:`ApiError`.
+def _party_spec(parties: str | None, names: str | None):
+    """The parsed ``parties`` query (None without one); a 400 when it does not parse."""
+    if parties is None:
+        if names:
+            raise ApiError(400, "bad_request", "party_names needs parties")
+        return None
+    from emovox.conversation.parties import parse_parties, party_names
+
+    try:
+        spec = parse_parties(parties)
+        party_names(names, 1)
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", str(exc).replace("--parties", "parties")) from None
+    return spec
+
+
+def decode(data: bytes, max_duration: float, *, channels: bool = False):
+    """Bytes → 16 kHz mono float32 (``channels``: a list of them, one per channel); every decoding
+    failure becomes a 4xx :class:`ApiError`.
 
     The bytes are decoded in memory; ``emovox serve`` runs in a private empty directory,
     since libsndfile looks for a resource fork (``._`` or ``.AppleDouble/``) in the working
     directory when it decodes from memory."""
     check_declared_duration(data, max_duration)
     try:
+        if channels:
+            from emovox.conversation.parties import load_channels
+
+            return load_channels(data, max_duration=max_duration)
         signal = load_audio(data, max_duration=max_duration)
     except EmovoxError as exc:
         raise api_error_from(exc) from None
