@@ -202,3 +202,19 @@ def test_server_timeline_takes_parties(model_path):
         for query, message in [("parties=everyone", "parties takes channels"), ("party_names=a,b", "needs parties")]:
             status, body, _ = server.post_file(f"/v1/timeline?{query}", wav_bytes(stereo_call()))
             assert status == 400 and message in body["error"]["message"]
+
+
+def test_batch_timeline_takes_parties(model_path, call_file, tmp_path):
+    import pyarrow.dataset as ds
+
+    out = tmp_path / "out"
+    args = ["batch", str(call_file.parent), str(out), "--model", str(model_path), "--workers", "1", "--no-progress"]
+    result = CliRunner().invoke(app, [*args, "--timeline", "--parties", "channels"])
+    assert result.exit_code == 0, result.output
+    rows = ds.dataset(out, format="parquet").to_table().to_pylist()
+    assert {r["party"] for r in rows} == {"channel1", "channel2"} and sum(r["overlap"] for r in rows) == 2
+    for party, label in (("channel1", "angry"), ("channel2", "sad")):
+        assert {r["label"] for r in rows if r["party"] == party} == {label}
+    assert all(-1 <= r["arousal"] <= 1 for r in rows)
+    result = CliRunner().invoke(app, [*args, "--parties", "channels"])
+    assert result.exit_code == 2 and "--parties needs --timeline" in result.output

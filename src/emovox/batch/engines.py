@@ -24,7 +24,7 @@ _worker_model = None  # the model of this pool process, loaded by _init_worker
 _worker_timeline = False
 
 
-def _init_worker(model_dir: str, threads: int, timeline: bool, profile: str | None = None) -> None:
+def _init_worker(model_dir: str, threads: int, timeline: bool | str, profile: str | None = None) -> None:
     global _worker_model, _worker_timeline
     _die_with_parent()
     _worker_model = load_worker_model(model_dir, threads=threads, timeline=timeline, profile=profile)
@@ -46,7 +46,7 @@ def _annotate_chunk(paths: list[str]) -> pa.Table:
     return annotate(_worker_model, paths, timeline=_worker_timeline)
 
 
-def local_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 1, timeline: bool = False,
+def local_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 1, timeline: bool | str = False,
                  threads: int = 1, profile: str | None = None) -> Iterator[pa.Table]:
     """Annotate ``chunks`` in ``workers`` processes; at most two chunks per worker in flight
     (``profile``: a domain profile every worker applies, :mod:`emovox.training.profiles`)."""
@@ -77,7 +77,7 @@ def local_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 
 class RayPredictor:
     """A Ray Data actor: loads the model once, annotates ``path`` batches into result tables."""
 
-    def __init__(self, model_dir: str, threads: int = 1, timeline: bool = False, profile: str | None = None):
+    def __init__(self, model_dir: str, threads: int = 1, timeline: bool | str = False, profile: str | None = None):
         self.model = load_worker_model(model_dir, threads=threads, timeline=timeline, profile=profile)
         self.timeline = timeline
 
@@ -86,7 +86,7 @@ class RayPredictor:
         return pa.concat_tables(annotate(self.model, chunk, timeline=self.timeline) for chunk in chunks)
 
 
-def ray_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 2, timeline: bool = False,
+def ray_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 2, timeline: bool | str = False,
                threads: int = 1, address: str | None = None, profile: str | None = None) -> Iterator[pa.Table]:
     """Annotate ``chunks`` with Ray Data: ``workers`` predictor actors of ``threads`` CPUs each.
 

@@ -1,9 +1,11 @@
 """The worker side: load a model once, annotate a chunk of paths into an Arrow table.
 
 Every engine calls :func:`annotate` on chunks of paths with a model from :func:`load_worker_model`;
-the table has one row per file (or per speech segment with ``timeline=True``) and the columns
-of :func:`result_schema`. A file that cannot be processed becomes a row with ``error`` set, and
-so does one whose scores are not finite: a row without an error has finite scores.
+the table has one row per file (or per speech segment with ``timeline=True``; per segment of
+each party of a conversation with ``timeline="channels"`` or ``"speakers[:N|auto]"``,
+:mod:`emovox.conversation`) and the columns of :func:`result_schema`. A file that cannot be
+processed becomes a row with ``error`` set, and so does one whose scores are not finite: a row
+without an error has finite scores.
 
 Examples:
     >>> result_schema(["sad", "angry"]).names
@@ -26,14 +28,22 @@ from emovox.prediction.result import PredictionError
 
 TIMELINE_COLUMNS = [("segment", pa.int32()), ("start", pa.float64()), ("end", pa.float64()),
                     ("speech_segment", pa.int32())]
+PARTY_COLUMNS = [("party", pa.string()), ("overlap", pa.bool_()), ("arousal", pa.float64()), ("valence", pa.float64())]
 
 
-def result_schema(labels: Sequence[str], *, timeline: bool = False) -> pa.Schema:
-    """Columns of the output: path, [segment, start, end, speech_segment,] duration, label,
-    ``score_<label>`` per label, model_id, error, error_type."""
+def result_schema(labels: Sequence[str], *, timeline: bool | str = False) -> pa.Schema:
+    """Columns of the output: path, [segment, start, end, speech_segment, [party, overlap, arousal,
+    valence,]] duration, label, ``score_<label>`` per label, model_id, error, error_type.
+
+    Examples:
+        >>> result_schema(["sad"], timeline="channels").names[5:9]
+        ['party', 'overlap', 'arousal', 'valence']
+    """
     fields = [("path", pa.string())]
     if timeline:
         fields += TIMELINE_COLUMNS
+    if isinstance(timeline, str):
+        fields += PARTY_COLUMNS
     fields += [("duration", pa.float64()), ("label", pa.string())]
     fields += [(f"score_{label}", pa.float64()) for label in labels]
     fields += [("model_id", pa.string()), ("error", pa.string()), ("error_type", pa.string())]
@@ -65,7 +75,7 @@ def model_info(directory: str | os.PathLike) -> tuple[list[str], str]:
         raise ModelError(f"{directory}: unreadable model config: {exc}") from None
 
 
-def load_worker_model(directory: str | os.PathLike, *, threads: int = 1, timeline: bool = False,
+def load_worker_model(directory: str | os.PathLike, *, threads: int = 1, timeline: bool | str = False,
                       profile: str | os.PathLike | None = None):
     """Load the model in a worker with ``threads`` compute threads (one per worker by default),
     with the domain ``profile`` if given; the decoders' notes (mpg123) stay off the worker's stderr."""
@@ -83,16 +93,17 @@ def load_worker_model(directory: str | os.PathLike, *, threads: int = 1, timelin
     return load(directory, profile=profile, **max_duration)
 
 
-def annotate(model, paths: Sequence[str], *, labels: Sequence[str] | None = None, timeline: bool = False,
+def annotate(model, paths: Sequence[str], *, labels: Sequence[str] | None = None, timeline: bool | str = False,
              batch_size: int = 16) -> pa.Table:
-    """Annotate ``paths`` with ``model``: an Arrow table of :func:`result_schema` rows, in input order."""
+    """Annotate ``paths`` with ``model``: an Arrow table of :func:`result_schema` rows, in input order
+    (``timeline``: True for a row per speech window, or a ``--parties`` spec for a conversation's)."""
     labels = list(labels or model.labels)
     schema = result_schema(labels, timeline=timeline)
     model_id = getattr(model, "model_id", "")
     rows = []
     if timeline:
         for path in paths:
-            rows += _timeline_rows(model, path, labels, model_id)
+            rows += _timeline_rows(model, path, labels, model_id, timeline if isinstance(timeline, str) else None)
     else:
         try:
             results = list(model.predict_files(paths, batch_size=batch_size))
@@ -128,13 +139,19 @@ def _not_finite(path: str, model_id: str) -> dict:
             "error_type": "InvalidAudioError"}
 
 
-def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str) -> list[dict]:
-    """One row per speech window; a file without speech is one row with no segment."""
+def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str, parties: str | None = None) -> list[dict]:
+    """One row per speech window (of each party, given ``parties``); a file without speech is one
+    row with no segment."""
     from emovox.audio.load import load_audio
     from emovox.prediction.timeline import make_timeline
 
     try:
-        timeline = make_timeline(model, load_audio(path, max_duration=None))
+        if parties:
+            from emovox.conversation.parties import conversation_timeline, load_channels
+
+            timeline = conversation_timeline(model, load_channels(path, max_duration=None), parties=parties)
+        else:
+            timeline = make_timeline(model, load_audio(path, max_duration=None))
     except Exception as exc:  # noqa: BLE001  recorded in the row, the run goes on
         return [{"path": path, "model_id": model_id, "error": str(exc) or repr(exc), "error_type": type(exc).__name__}]
     duration = round(timeline.duration, 3)
@@ -146,6 +163,8 @@ def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str) -> li
     for n, s in enumerate(timeline.segments):
         row = {"path": path, "segment": n, "start": s.start, "end": s.end, "speech_segment": s.speech_segment,
                "duration": duration, "label": s.label, "model_id": model_id}
+        if parties:
+            row.update(party=s.party, overlap=s.overlap, arousal=s.arousal, valence=s.valence)
         row.update({f"score_{label}": s.scores[label] for label in labels})
         rows.append(row)
     return rows

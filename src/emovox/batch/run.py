@@ -51,7 +51,7 @@ class BatchSummary:
 
 
 def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: str = "local", workers: int = 1,
-              model_dir: str | os.PathLike | None = None, timeline: bool = False, chunk_size: int = 64,
+              model_dir: str | os.PathLike | None = None, timeline: bool | str = False, chunk_size: int = 64,
               threads: int = 1, address: str | None = None, progress: bool = True,
               profile: str | os.PathLike | None = None) -> BatchSummary:
     """Annotate every audio file of ``inputs`` into the Parquet dataset folder ``output``.
@@ -64,7 +64,9 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
         workers: processes or Ray actors, each with its own model.
         model_dir: a model or exported folder (default: the shipped model); a model folder is
             exported once to onnxruntime for the workers.
-        timeline: one row per speech segment (see :mod:`emovox.prediction.timeline`) instead of per file.
+        timeline: one row per speech segment (see :mod:`emovox.prediction.timeline`) instead of per file;
+            a ``--parties`` spec (``"channels"``, ``"speakers:2"`` ...) for a conversation's segments,
+            each with party, overlap, arousal and valence (:mod:`emovox.conversation`).
         chunk_size: files per task and per part file.
         threads: compute threads per worker.
         address: the Ray cluster to connect to (``ray`` engine; default: a local one).
@@ -73,6 +75,10 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if isinstance(timeline, str):
+        from emovox.conversation.parties import parse_parties
+
+        parse_parties(timeline)  # a bad spec fails here, not in every worker
     passed_over: list[tuple[str, str]] = []
     paths = read_inputs(inputs, passed_over)
     for path, reason in passed_over:

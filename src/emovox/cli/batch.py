@@ -29,6 +29,9 @@ def batch(
     workers: int = typer.Option(0, "--workers", min=0, help="Processes or Ray actors, one model each (0: one per core)."),
     model_dir: Path | None = model_option.MODEL,
     timeline: bool = typer.Option(False, "--timeline", help="One row per speech segment instead of per file."),
+    parties: str | None = typer.Option(None, "--parties", help="With --timeline: each file is a conversation: "
+                                       "'channels' or 'speakers', 'speakers:N', 'speakers:auto'; adds party, overlap, "
+                                       "arousal and valence columns."),
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Files per task and per part file."),
     threads: int = typer.Option(1, "--threads", min=1, help="Compute threads per worker."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with throughput and ETA."),
@@ -48,9 +51,16 @@ def batch(
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     quiet_decoder_messages()
     err = Console(stderr=True, soft_wrap=True)  # one line per error however long: grep finds it
+    if parties is not None:
+        from emovox.cli.timeline import _party_spec
+
+        if not timeline:
+            err.print("[red]error:[/] --parties needs --timeline")
+            raise typer.Exit(2)
+        _party_spec(parties, err)
     try:
         summary = run_batch(inputs, output, engine=engine.value, workers=workers or (os.cpu_count() or 1),
-                            model_dir=model_dir, timeline=timeline, chunk_size=chunk_size, threads=threads,
+                            model_dir=model_dir, timeline=parties or timeline, chunk_size=chunk_size, threads=threads,
                             address=address, progress=progress, profile=profile)
     except EmovoxError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
