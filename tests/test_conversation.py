@@ -218,3 +218,11 @@ def test_batch_timeline_takes_parties(model_path, call_file, tmp_path):
     assert all(-1 <= r["arousal"] <= 1 for r in rows)
     result = CliRunner().invoke(app, [*args, "--parties", "channels"])
     assert result.exit_code == 2 and "--parties needs --timeline" in result.output
+
+
+def test_conversation_plot_has_a_lane_per_party(model, tmp_path):
+    pytest.importorskip("matplotlib")
+    call = stereo_call()
+    timeline = conversation_timeline(model, [call[:, 0], call[:, 1]], names="agent,customer")
+    path = timeline.write(tmp_path / "call.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000

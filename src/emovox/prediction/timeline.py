@@ -312,7 +312,8 @@ def _fused_scores(audio: list[dict[str, float]], spoken: list, text_model) -> li
 
 
 def plot(timeline: Timeline, path: str | os.PathLike) -> Path:
-    """Save a PNG: each label's score over time (steps per window), speech windows shaded by label."""
+    """Save a PNG: each label's score over time (steps per window), speech windows shaded by label
+    (a lane per party for a conversation, escalations ▼ and recoveries ▲ marked)."""
     try:
         import matplotlib
 
@@ -322,9 +323,18 @@ def plot(timeline: Timeline, path: str | os.PathLike) -> Path:
         raise ModelError("a timeline plot needs matplotlib: pip install 'emovox[plots]'") from None
     colors = {label: plt.cm.tab10(i % 10) for i, label in enumerate(timeline.labels)}
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True, gridspec_kw={"height_ratios": [1, 3]})
+    lanes = timeline.parties or [None]  # a conversation: a lane per party, escalations marked
     for s in timeline.segments:
-        top.axvspan(s.start, s.end, color=colors[s.label], alpha=0.8)
-    top.set_yticks([])
+        row = lanes.index(s.party) if s.party in lanes else 0
+        top.axvspan(s.start, s.end, ymin=1 - (row + 1) / len(lanes), ymax=1 - row / len(lanes), color=colors[s.label],
+                    alpha=0.8, ec="black" if s.overlap else None)
+    for m in timeline.moments or []:
+        row = lanes.index(m["party"]) if m["party"] in lanes else 0
+        top.plot([m["start"]], [1 - (row + 0.5) / len(lanes)], marker="v" if m["kind"] == "escalation" else "^",
+                 color="black", markersize=9, transform=top.get_xaxis_transform())
+    top.set_yticks([1 - (k + 0.5) / len(lanes) for k in range(len(lanes))] if timeline.parties else [])
+    if timeline.parties:
+        top.set_yticklabels(timeline.parties)
     top.set_title("emotion over time (" + ", ".join(f"{k} {v:.0%}" for k, v in timeline.summary()["shares"].items()) + ")")
     for label in timeline.labels:
         xs, ys = [], []
