@@ -118,6 +118,26 @@ def test_a_long_file_shows_the_timeline(browser, server, tmp_path):
     _screenshot(browser, "web-timeline.png")
 
 
+def test_a_call_with_parties_shows_a_lane_per_party(browser, server, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    from test_conversation import stereo_call
+
+    call = write_wav(tmp_path / "call.wav", stereo_call(), SR)
+    _open(browser, server)
+    Select(browser.find_element(By.ID, "parties")).select_by_value("channels")
+    browser.find_element(By.ID, "file").send_keys(str(call))
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline g.lane"))
+    lanes = [g.get_attribute("data-party") for g in browser.find_elements(By.CSS_SELECTOR, "#timeline g.lane")]
+    assert lanes == ["channel1", "channel2"]
+    segments = browser.find_elements(By.CSS_SELECTOR, "#timeline rect.segment")
+    by_party = {p: {s.get_attribute("data-label") for s in segments if s.get_attribute("data-party") == p} for p in lanes}
+    assert by_party == {"channel1": {"angry"}, "channel2": {"sad"}}
+    assert "channel1: mostly angry" in browser.find_element(By.ID, "timeline-summary").text
+    _screenshot(browser, "web-parties.png")
+    assert not _errors(browser)
+
+
 def test_an_error_is_shown_not_swallowed(browser, server, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"this is not audio")

@@ -69,13 +69,26 @@ function showPrediction(result) {
 function drawTimeline(result) {
   const box = $("timeline-box"), chart = $("timeline");
   box.hidden = false;
-  const width = 900, height = 150, top = 10, bandHeight = 22, plotTop = 44, plotHeight = height - plotTop - 22;
-  const x = (t) => (t / Math.max(result.duration, 1e-3)) * width;
+  // a conversation (?parties=): one lane per party, named on the left; overlapping speech outlined
+  const lanes = result.parties || [null], left = result.parties ? 90 : 0;
+  const top = 10, bandHeight = 22, plotTop = top + lanes.length * (bandHeight + 4) + 8, height = plotTop + 106;
+  const width = 900, plotHeight = height - plotTop - 22;
+  const x = (t) => left + (t / Math.max(result.duration, 1e-3)) * (width - left);
   chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
   chart.replaceChildren(svg("line", { x1: 0, x2: width, y1: plotTop + plotHeight, y2: plotTop + plotHeight, class: "axis" }));
+  lanes.forEach((party, row) => {
+    if (party === null) return;
+    const lane = svg("g", { class: "lane", "data-party": party });
+    lane.append(svg("text", { x: 0, y: top + row * (bandHeight + 4) + 16 }, party));
+    chart.append(lane);
+  });
   for (const seg of result.segments) {
-    chart.append(svg("rect", { x: x(seg.start), y: top, width: Math.max(1, x(seg.end) - x(seg.start)), height: bandHeight,
-                               fill: colorOf(seg.label), class: "segment", "data-label": seg.label },));
+    const row = Math.max(0, lanes.indexOf(seg.party === undefined ? null : seg.party));
+    const rect = svg("rect", { x: x(seg.start), y: top + row * (bandHeight + 4), width: Math.max(1, x(seg.end) - x(seg.start)),
+                               height: bandHeight, fill: colorOf(seg.label), class: "segment", "data-label": seg.label });
+    if (seg.overlap) rect.setAttribute("stroke", "#111");
+    if (seg.party !== undefined) rect.dataset.party = seg.party;
+    chart.append(rect);
   }
   // one line per label and run of adjacent windows: silence between segments stays a gap
   const runs = [];
@@ -95,8 +108,10 @@ function drawTimeline(result) {
   }
   const shares = Object.entries(result.summary.shares).filter(([, v]) => v > 0)
     .map(([k, v]) => `${k} ${(100 * v).toFixed(0)} %`).join(" · ");
+  const perParty = Object.entries(result.summary.parties || {})
+    .map(([party, own]) => `${party}: mostly ${own.dominant || "silent"}`).join(" · ");
   $("timeline-summary").textContent = `${result.segments.length} speech segments, ${result.summary.speech.toFixed(1)} s `
-    + `of speech in ${result.duration.toFixed(1)} s${shares ? ": " + shares : ""}`;
+    + `of speech in ${result.duration.toFixed(1)} s${shares ? ": " + shares : ""}${perParty ? " — " + perParty : ""}`;
   legend("timeline-legend", result.labels);
 }
 
@@ -121,9 +136,11 @@ async function analyse(blob, name) {
       return;
     }
     if (clip.ok) showPrediction(clip.body);
-    if (tooLong || clip.body.duration > LONG_CLIP) {
+    const parties = $("parties").value;
+    if (tooLong || clip.body.duration > LONG_CLIP || parties) {
       setStatus("status", `${name}: finding the speech segments…`);
-      const tl = await post("/v1/timeline", blob, name);
+      const query = parties ? `?parties=${encodeURIComponent(parties)}` : "";
+      const tl = await post(`/v1/timeline${query}`, blob, name);
       if (!tl.ok) {
         setStatus("status", `${name}: ${tl.body && tl.body.error ? tl.body.error.message : "error " + tl.status}`, true);
         return;
