@@ -323,7 +323,8 @@ def plot(timeline: Timeline, path: str | os.PathLike) -> Path:
         raise ModelError("a timeline plot needs matplotlib: pip install 'emovox[plots]'") from None
     colors = {label: plt.cm.tab10(i % 10) for i, label in enumerate(timeline.labels)}
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True, gridspec_kw={"height_ratios": [1, 3]})
-    lanes = timeline.parties or [None]  # a conversation: a lane per party, escalations marked
+    # a conversation: a lane per party, escalations marked
+    lanes: list[str | None] = [*timeline.parties] if timeline.parties else [None]
     for s in timeline.segments:
         row = lanes.index(s.party) if s.party in lanes else 0
         top.axvspan(s.start, s.end, ymin=1 - (row + 1) / len(lanes), ymax=1 - row / len(lanes), color=colors[s.label],
