@@ -40,16 +40,16 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
 from emovox.corpora import parse_spec, scan_corpus
-from emovox.prediction.decision import restrict, top_label
-from emovox.features.extractor import FeatureExtractor
-from emovox.training.fit import FitConfig
-from emovox.training.head import Ensemble
 from emovox.corpora.labels import FOUR_CLASS, collapse
 from emovox.corpora.manifest import Utterance
 from emovox.evaluation.metrics import classification_metrics
-from emovox.training.profiles import centre, domain_mean
 from emovox.evaluation.splits import speaker_folds
-from emovox.training.train import TrainConfig, load_features, train_ensemble
+from emovox.features.extractor import FeatureExtractor
+from emovox.prediction.decision import restrict, top_label
+from emovox.training.fit import FitConfig
+from emovox.training.head import Ensemble
+from emovox.training.profiles import centre, domain_mean
+from emovox.training.train import TrainConfig, kfold_groups, load_augmented, load_features, train_ensemble
 
 SHARED = ("ravdess", "nemo", "turev")
 EXTRA = ("tess", "koetts", "emospeech", "baved", "banglaser")
@@ -80,6 +80,9 @@ DESIGNS: dict[str, Design] = {
                              "all states; each training corpus centred on its class-balanced mean (profiles: balance 1)"),
     "all-mixed": Design(_config(None, centre_corpora="both"),
                         "all states; every clip twice, raw and centred with its corpus (for single clips and profiles)"),
+    "all-mixed-aug1": Design(_config(None, centre_corpora="both", augment=1),
+                             "all-mixed with one augmented copy of every clip (gain, pitch, tempo, white or babble "
+                             "noise at 0-20 dB), raw and centred with its corpus"),
     "all-h128x3": Design(_config(None, hidden=128, ensemble=3, label_smoothing=0.1),
                          "the old default-adaptive recipe: all states, 3 heads of 128, smoothing 0.1"),
 }
@@ -112,7 +115,7 @@ def load_corpora(shared: Path, extra: Path | None, names: Sequence[str] | None, 
 def four_class_decision(ensemble: Ensemble, probs: np.ndarray) -> list[str]:
     """The label ``--labels angry,happy,sad,neutral`` gives each row (the shipped decision,
     :func:`emovox.prediction.decision.restrict`: calm merged into neutral)."""
-    return [top_label(restrict(dict(zip(ensemble.labels, map(float, p))), FOUR_CLASS)) for p in probs]
+    return [top_label(restrict(dict(zip(ensemble.labels, map(float, p), strict=True)), FOUR_CLASS)) for p in probs]
 
 
 def ua(truth: Sequence[str], predicted: Sequence[str]) -> float:
@@ -135,7 +138,9 @@ def halves(truth: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
     return profile, test, skewed
 
 
-def loco(design: Design, X: np.ndarray, utts: list[Utterance]) -> dict:
+def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarray | None = None) -> dict:
+    """Leave-one-corpus-out rows; ``copies``: the design's augmented copies of every clip
+    (babble from the clip's own corpus, so the held-out corpus is never heard, not even as noise)."""
     corpora = np.array([u.corpus for u in utts])
     truth_all = [collapse(u.label, "4class") for u in utts]
     rows = {}
@@ -144,13 +149,14 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance]) -> dict:
         mask = test & np.array([t is not None for t in truth_all])
         if len({truth_all[i] for i in np.flatnonzero(mask)}) < 2:
             continue
-        train_utts = [u for u, t in zip(utts, test) if not t]
+        train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
         t0 = time.time()
-        ensemble = train_ensemble(X[~test], train_utts, config=design.config)
+        ensemble = train_ensemble(X[~test], train_utts, config=design.config,
+                                  augmented=None if copies is None else copies[:, ~test])
         idx = np.flatnonzero(mask)
         truth = [truth_all[i] for i in idx]
         Xt = X[idx]
-        probs = lambda F: ensemble.probabilities(F)  # noqa: E731
+        probs = ensemble.probabilities
         row = {"n": len(idx), "classes": sorted(set(truth)), "single": ua(truth, four_class_decision(ensemble, probs(Xt)))}
         profile, half, skewed = halves(truth)
         truth_half = [truth[i] for i in half]
@@ -159,7 +165,8 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance]) -> dict:
         for balance in BALANCES:
             for name, rows_ in (("profile", profile), ("skewed", skewed)):
                 mean = domain_mean(Xt[rows_], reference, probabilities=probs, balance=balance)
-                row[f"{name}_b{balance:g}"] = ua(truth_half, four_class_decision(ensemble, probs(centre(Xt[half], mean, reference))))
+                centred = centre(Xt[half], mean, reference)
+                row[f"{name}_b{balance:g}"] = ua(truth_half, four_class_decision(ensemble, probs(centred)))
         row["skewed_share"] = SKEW
         row["seconds"] = round(time.time() - t0, 1)
         rows[held] = row
@@ -191,8 +198,13 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
         tests["room"] = noisy_features(utts, extractor, "room", 10.0)
     speakers = np.array([u.speaker_key for u in utts])
     predicted = {name: np.empty(len(utts), dtype=object) for name in tests}
+    # a copy's babble comes from its own fold: no test speaker is heard, not even as noise
+    copies = load_augmented(utts, extractor, design.config.augment, groups=kfold_groups(utts, 6),
+                            recipe=design.config.augment_recipe())
     for test in speaker_folds(speakers, 6):
-        ensemble = train_ensemble(tests["clean"][~test], [u for u, t in zip(utts, test) if not t], config=design.config)
+        train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
+        ensemble = train_ensemble(tests["clean"][~test], train_utts, config=design.config,
+                                  augmented=None if copies is None else copies[:, ~test])
         for name, X in tests.items():
             predicted[name][test] = [ensemble.labels[i] for i in ensemble.probabilities(X[test]).argmax(1)]
     truth = [u.label for u in utts]
@@ -283,7 +295,8 @@ def main() -> None:
         design = DESIGNS[name]
         print(f"## {name}: {design.note}", flush=True)
         start = time.time()
-        rows = loco(design, X, utts)
+        copies = load_augmented(utts, extractor, design.config.augment, recipe=design.config.augment_recipe())
+        rows = loco(design, X, utts, copies)
         entry = {"note": design.note, "config": dataclasses.asdict(design.config),
                  "corpora": counts, "loco": rows, "summary": summary(rows),
                  "split": "leave-one-corpus-out: train on every other corpus, test on all of the held-out one (4 classes "
@@ -293,7 +306,8 @@ def main() -> None:
             entry["ravdess_6fold"] = ravdess_reference(design, args.corpora, extractor, args.room)
         entry["seconds"] = round(time.time() - start, 1)
         s = entry["summary"]
-        print(f"| {name} | single mean {s['single']['mean']:.3f} worst {s['single']['worst']:.3f} ({s['single']['worst_corpus']}) "
+        single = s["single"]
+        print(f"| {name} | single mean {single['mean']:.3f} worst {single['worst']:.3f} ({single['worst_corpus']}) "
               f"| profile {s['profile_b0.5']['mean']:.3f} | skewed {s['skewed_b0.5']['mean']:.3f} "
               f"| RAVDESS {entry.get('ravdess_6fold', {}).get('clean', float('nan')):.3f} |", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)

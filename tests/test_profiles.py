@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -192,6 +193,31 @@ def test_training_with_centred_corpora_keeps_the_reference_and_doubles_rows_for_
     assert training_rows(X, utts, "")[0] is X
     with pytest.raises(ValueError, match="centre_corpora"):
         TrainConfig(centre_corpora="sideways")
+
+
+def test_augmented_copies_are_centred_on_their_own_corpus_mean_and_train_with_centring():
+    """A noisy copy of a corpus is moved by its own mean (what a profile built from noisy audio
+    does) to the clean rows' mean; under "both" the copies come raw and centred, aligned with
+    the doubled clean rows, and a whole ensemble trains on them."""
+    from emovox.training.train import train_ensemble, training_copies, training_rows
+
+    rng = np.random.default_rng(1)
+    utts = [Utterance(f"/c/{i}.wav", "sad" if i % 2 else "happy", "x", str(i % 4), "a" if i < 16 else "b")
+            for i in range(32)]
+    X = rng.normal(0, 1, (32, 2, 3)).astype(np.float32)
+    X[16:] += 3.0
+    noisy = X[None] + rng.normal(2.0, 0.1, (1, 32, 2, 3)).astype(np.float32)  # a shifted copy
+    copies = training_copies(noisy, X, utts, "both")
+    rows, _ = training_rows(X, utts, "both")
+    assert copies.shape == (1, *rows.shape)
+    np.testing.assert_allclose(copies[0, :32], noisy[0])
+    for corpus in (slice(32, 48), slice(48, 64)):
+        np.testing.assert_allclose(copies[0, corpus].mean(0), X.mean(0), atol=1e-4)
+    assert training_copies(noisy, X, utts, "") is noisy
+    config = TrainConfig(ensemble=2, augment=1, centre_corpora="both",
+                         fit=dataclasses.replace(TrainConfig().fit, epochs=3, hidden=8))
+    ensemble = train_ensemble(X, utts, config=config, augmented=noisy)
+    assert len(ensemble.heads) == 2 and ensemble.probabilities(X).shape == (32, 2)
 
 
 def test_class_balanced_corpus_centring_ignores_the_label_mix():

@@ -22,4 +22,5 @@ BALANCE_CORPORA = typer.Option(False, help="Weight clips so that every corpus co
                                "(lost slightly on held-out corpora with the shared ones; for very uneven corpora).")
 CENTRE_CORPORA = typer.Option("", "--centre-corpora", help="Centre each training corpus on the mean of all: '' "
                               "(no), centred, or both (every clip as it is and centred, so that the heads serve single "
-                              "clips and domain profiles alike; emovox.training.profiles), or balanced (centred on each corpus's class-balanced mean).")
+                              "clips and domain profiles alike; emovox.training.profiles), or balanced (centred on each corpus's "
+                              "class-balanced mean).")

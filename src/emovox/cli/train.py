@@ -31,7 +31,8 @@ def load_corpora(specs: list[str], manifests: list[Path] | None = None):
 
 @app.command()
 def train(
-    corpora: list[str] = typer.Argument(None, help="Corpora as NAME:PATH (e.g. ravdess:/data/RAVDESS) or a path whose layout is detected."),
+    corpora: list[str] = typer.Argument(
+        None, help="Corpora as NAME:PATH (e.g. ravdess:/data/RAVDESS) or a path whose layout is detected."),
     out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
     manifest: list[Path] = typer.Option([], "--manifest", help="Extra JSONL manifests of utterances."),
     encoder: str = typer.Option("whisper-base", help="Encoder id or weights path."),
@@ -53,10 +54,10 @@ def train(
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
     """Train an emotion model; features are cached, so re-training on the same audio is fast."""
+    from emovox.corpora.manifest import summarize
     from emovox.errors import EmovoxError
     from emovox.features.extractor import FeatureExtractor
     from emovox.training.fit import FitConfig
-    from emovox.corpora.manifest import summarize
     from emovox.training.train import TrainConfig, parse_layers, train_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -18,17 +18,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from emovox.corpora.labels import EMOTIONS
+from emovox.corpora.manifest import Utterance
+from emovox.encoder.weights import DEFAULT_ENCODER
+from emovox.errors import EmovoxError
+from emovox.evaluation.splits import speaker_folds, speaker_holdout
+from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
 from emovox.training.adaptation import adapt_groups, centre
 from emovox.training.calibration import fit_temperature
 from emovox.training.checkpoint import save_model
-from emovox.encoder.weights import DEFAULT_ENCODER
-from emovox.errors import EmovoxError
-from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
 from emovox.training.fit import FitConfig, fit_head, group_balance_weights
 from emovox.training.head import Ensemble, predict_logits
-from emovox.corpora.labels import EMOTIONS
-from emovox.corpora.manifest import Utterance
-from emovox.evaluation.splits import speaker_folds, speaker_holdout
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,11 @@ log = logging.getLogger(__name__)
 CENTRE_MODES = ("", "centred", "both", "balanced")
 
 
-def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance], *, balanced: bool = False) -> np.ndarray:
-    """``X`` with each corpus's rows shifted so that the corpus mean is the mean of all rows
-    (``balanced``: the corpus's class-balanced mean, the mean of its per-label means, so that a
-    corpus of mostly one emotion is not moved as if that emotion were its voice).
+def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance], *, balanced: bool = False,
+                   target: np.ndarray | None = None) -> np.ndarray:
+    """``X`` with each corpus's rows shifted so that the corpus mean is ``target`` (default: the
+    mean of all rows; ``balanced``: the corpus's class-balanced mean, the mean of its per-label
+    means, so that a corpus of mostly one emotion is not moved as if that emotion were its voice).
 
     Examples:
         >>> from emovox.corpora.manifest import Utterance
@@ -49,7 +50,7 @@ def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance], *, balanced: 
     """
     corpora = np.array([u.corpus for u in utterances])
     labels = np.array([u.label for u in utterances])
-    target = X.mean(0)
+    target = X.mean(0) if target is None else target
     out = np.array(X, dtype=np.float32, copy=True)
     for corpus in np.unique(corpora):
         rows = corpora == corpus
@@ -68,6 +69,28 @@ def training_rows(X: np.ndarray, utterances: Sequence[Utterance], mode: str) -> 
     if mode == "both":
         return np.concatenate([X, corpus_centred(X, utterances)]), [*utterances, *utterances]
     return X, list(utterances)
+
+
+def training_copies(augmented: np.ndarray | None, X: np.ndarray, utterances: Sequence[Utterance],
+                    mode: str) -> np.ndarray | None:
+    """Augmented copies ``(copies, n, ...)`` aligned with :func:`training_rows` under ``mode``: each
+    copy's corpus is centred on its own mean (what a profile built from noisy audio does), moved to
+    the clean rows' mean; under "both" the copies come raw and centred, like the clean rows.
+
+    Examples:
+        >>> from emovox.corpora.manifest import Utterance
+        >>> u = [Utterance(f"{c}{i}.wav", "sad", "sad", "s", c) for c, i in ("a1", "a2", "b1")]
+        >>> X = np.array([[[0.0]], [[2.0]], [[7.0]]])
+        >>> copies = training_copies(X[None] + 10, X, u, "both")
+        >>> copies.shape, copies[0, 3:, 0, 0].tolist()
+        ((1, 6, 1, 1), [2.0, 4.0, 3.0])
+    """
+    if augmented is None or not len(augmented) or not mode:
+        return augmented
+    target = X.mean(0)
+    centred = np.stack([corpus_centred(copy, utterances, balanced=mode == "balanced", target=target)
+                        for copy in augmented])
+    return np.concatenate([augmented, centred], axis=1) if mode == "both" else centred
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +117,6 @@ class TrainConfig:
             raise ValueError("reverb and mask shape the augmented copies: ask for copies too (--augment N)")
         if self.centre_corpora not in CENTRE_MODES:
             raise ValueError(f"centre_corpora must be one of {CENTRE_MODES}, got {self.centre_corpora!r}")
-        if self.centre_corpora and self.augment:
-            raise ValueError("corpus centring with augmented copies is not supported yet")
 
     def augment_recipe(self):
         """The :class:`emovox.audio.augment.AugmentRecipe` of this config's copies."""
@@ -142,8 +163,8 @@ def load_augmented(utterances: Sequence[Utterance], extractor: FeatureExtractor,
 
     Babble noise comes from utterances of other speakers of the same group (like the test
     babble of ``benchmarks/bench_accuracy.py``; a group of one speaker uses that speaker's other
-    clips): by default the group is the utterance's corpus, so copies of one corpus never contain another corpus's audio (a held-out corpus
-    stays unheard in cross-corpus tests). For k-fold tests give each utterance its fold
+    clips): by default the group is the utterance's corpus, so copies of one corpus never contain
+    another corpus's audio (a held-out corpus stays unheard in cross-corpus tests). For k-fold tests give each utterance its fold
     (:func:`kfold_groups`): a clip of fold k trains only models tested on other folds, so no
     test speaker is ever heard, not even as noise. ``recipe``: an
     :class:`emovox.audio.augment.AugmentRecipe` (default: level, pitch, tempo and noise only).
@@ -181,7 +202,7 @@ def kfold_groups(utterances: Sequence[Utterance], n_folds: int) -> list[str]:
     fold = np.zeros(len(utterances), int)
     for k, test in enumerate(speaker_folds(speakers, n_folds)):
         fold[test] = k
-    return [f"{u.corpus}/{k}" for u, k in zip(utterances, fold)]
+    return [f"{u.corpus}/{k}" for u, k in zip(utterances, fold, strict=True)]
 
 
 def augmenting_trainer(config: TrainConfig, utterances: Sequence[Utterance], augmented: np.ndarray | None):
@@ -207,6 +228,7 @@ def train_ensemble(
     adds each training speaker's augmented copies to that head's training rows; validation and
     temperature use the original clips only.
     """
+    augmented = training_copies(augmented, X, utterances, config.centre_corpora)
     X, utterances = training_rows(X, utterances, config.centre_corpora)
     labels = labels or label_set(utterances)
     if len(labels) < 2:
@@ -275,7 +297,8 @@ def train_model(
         "n_speakers": len({u.speaker_key for u in utterances}),
         "split": "each head validates on its own held-out speakers "
                  f"({config.val_fraction:.0%} of each corpus's speakers); no speaker is in both its train and validation sets",
-        "augmentation": ({"copies": config.augment, "recipe": config.augment_recipe().tag(), "babble": "utterances of other speakers of the same corpus",
+        "augmentation": ({"copies": config.augment, "recipe": config.augment_recipe().tag(),
+                          "babble": "utterances of other speakers of the same corpus",
                           "validation": "original clips only"} if config.augment else None),
         "ensemble": members,
         "mean_val_ua": round(float(np.mean([m["val_ua"] for m in members])), 4),
