@@ -23,12 +23,12 @@ import numpy as np
 
 from emovox.cli.train import load_corpora
 from emovox.encoder.weights import cache_dir
-from emovox.features.extractor import FeatureExtractor
-from emovox.training.fit import FitConfig
-from emovox.text.fusion import fuse_arrays
 from emovox.evaluation.metrics import classification_metrics
 from emovox.evaluation.splits import speaker_folds
+from emovox.features.extractor import FeatureExtractor
 from emovox.text import TextEmotionModel, embed_cached
+from emovox.text.fusion import fuse_arrays
+from emovox.training.fit import FitConfig
 from emovox.training.train import TrainConfig, load_features, train_ensemble
 
 log = logging.getLogger("eval_fusion")
@@ -39,7 +39,7 @@ def out_of_fold(X, utts, labels, folds, ensemble, seed):
     probs = np.zeros((len(utts), len(labels)))
     config = TrainConfig(encoder="whisper-base", ensemble=ensemble, seed=seed, fit=FitConfig(layers=(4,)))
     for k, test in enumerate(speaker_folds(speakers, folds)):
-        train = [u for u, t in zip(utts, test) if not t]
+        train = [u for u, t in zip(utts, test, strict=False) if not t]
         ens = train_ensemble(X[~test], train, config=config, labels=labels)
         probs[test] = ens.probabilities(X[test])
         log.info("fold %d/%d: %d test utterances", k + 1, folds, int(test.sum()))
@@ -62,7 +62,7 @@ def synthetic(audio, labels, text_model, weight, threshold):
     texts = list(SYNTHETIC.values())
     p = text_model.probabilities_for_embeddings(embed_cached(texts, "minilm"), "minilm")
     out = {}
-    for (target, sentence), row in zip(SYNTHETIC.items(), p):
+    for (target, sentence), row in zip(SYNTHETIC.items(), p, strict=False):
         fused = fuse_arrays(audio, labels, np.tile(row, (len(audio), 1)), text_model.labels,
                             weight=weight, threshold=threshold)
         out[target] = {
@@ -116,7 +116,7 @@ def main(argv=None):
         encoder = text_model.encoder_for(language)
         texts = sorted({u.transcript for u in utts})
         emb = embed_cached(texts, encoder)
-        by_text = dict(zip(texts, text_model.probabilities_for_embeddings(emb, encoder)))
+        by_text = dict(zip(texts, text_model.probabilities_for_embeddings(emb, encoder), strict=False))
         text = np.array([by_text[u.transcript] for u in utts])
         truth = [u.label for u in utts]
         text_only_labels = [l for l in labels if l in text_model.labels]

@@ -35,12 +35,12 @@ from tqdm.auto import tqdm
 
 from emovox.audio.load import load_audio
 from emovox.corpora import scan_corpus
-from emovox.encoder.weights import cache_dir
-from emovox.features.extractor import FeatureExtractor, content_hash
-from emovox.training.fit import class_weights
 from emovox.corpora.labels import collapse
 from emovox.encoder.mel import mel_windows
+from emovox.encoder.weights import cache_dir
 from emovox.evaluation.splits import speaker_folds, speaker_holdout
+from emovox.features.extractor import FeatureExtractor, content_hash
+from emovox.training.fit import class_weights
 from emovox.training.train import label_set
 
 
@@ -64,15 +64,18 @@ def frame_features(paths: list[str], extractor: FeatureExtractor, stride: int, *
             part = todo[start : start + 32]
             signals = [load_audio(paths[i], max_duration=None) for i, _, _ in part]
             if transform is not None:
-                signals = [transform(x, digest) for x, (_, _, digest) in zip(signals, part)]
+                signals = [transform(x, digest) for x, (_, _, digest) in zip(signals, part, strict=False)]
             mels = [mel_windows(x, n_mels=extractor.n_mels)[0][0] for x in signals]
             order = sorted(range(len(part)), key=lambda j: mels[j].shape[1])
             for group in np.array_split(order, max(1, len(order) // 8)):
                 with torch.inference_mode():
                     encoded = extractor._encode([mels[j] for j in group])
-                for j, states in zip(group, encoded):
+                for j, states in zip(group, encoded, strict=False):
                     t = max(1, states.shape[1] // stride)
-                    pooled = states[:, : t * stride].reshape(states.shape[0], t, stride, -1).mean(2) if states.shape[1] >= stride else states.mean(1, keepdims=True)
+                    if states.shape[1] >= stride:
+                        pooled = states[:, : t * stride].reshape(states.shape[0], t, stride, -1).mean(2)
+                    else:
+                        pooled = states.mean(1, keepdims=True)
                     pooled = pooled.astype(np.float16)
                     np.save(part[j][1], pooled)
                     out[part[j][0]] = pooled
@@ -126,7 +129,7 @@ def logits_of(head: FrameHead, frames, rows) -> np.ndarray:
     out = {}
     for s in range(0, len(order), 128):
         idx = order[s : s + 128]
-        for i, row in zip(idx, head(*batch(frames, idx)).numpy()):
+        for i, row in zip(idx, head(*batch(frames, idx)).numpy(), strict=False):
             out[i] = row
     return np.stack([out[i] for i in rows])
 
@@ -323,8 +326,8 @@ def main() -> None:
                                       attention=attention, heads=args.heads)
             probs = torch.softmax(torch.from_numpy(logits / args.heads), -1).numpy()
             four = [l for l in ("neutral", "happy", "sad", "angry") if l in labels]
-            scores = np.stack([probs[:, labels.index(l)] + (probs[:, labels.index("calm")] if l == "neutral" and "calm" in labels else 0)
-                               for l in four], 1)
+            calm = probs[:, labels.index("calm")] if "calm" in labels else 0
+            scores = np.stack([probs[:, labels.index(l)] + (calm if l == "neutral" else 0) for l in four], 1)
             keep = np.isin(mapped[test_rows], four)
             ua = balanced_accuracy_score(mapped[test_rows][keep], np.array(four)[scores[keep].argmax(1)])
             result["cross_4class"].setdefault(variant, {})[held] = round(float(ua), 4)

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from emovox.corpora import scan_corpus
-from emovox.features.extractor import FeatureExtractor
-from emovox.training.fit import FitConfig
 from emovox.evaluation.metrics import classification_metrics
-from emovox.features.pooling import POOLINGS
 from emovox.evaluation.protocols import cross_corpus, default_trainer
+from emovox.features.extractor import FeatureExtractor
+from emovox.features.pooling import POOLINGS
+from emovox.training.fit import FitConfig
 from emovox.training.train import TrainConfig, load_features, parse_layers
 
 BASE = TrainConfig(fit=FitConfig(layers=(4,), label_smoothing=0.1))  # the v2 default model's recipe

@@ -37,13 +37,13 @@ from tqdm.auto import tqdm
 
 from emovox.audio.load import load_audio
 from emovox.corpora import scan_corpus
-from emovox.encoder.weights import cache_dir
-from emovox.features.extractor import FeatureExtractor, content_hash
-from emovox.training.fit import class_weights
 from emovox.corpora.labels import collapse
 from emovox.encoder.mel import mel_windows
-from emovox.evaluation.splits import speaker_folds, speaker_holdout
+from emovox.encoder.weights import cache_dir
 from emovox.encoder.whisper import WhisperEncoder
+from emovox.evaluation.splits import speaker_folds, speaker_holdout
+from emovox.features.extractor import FeatureExtractor, content_hash
+from emovox.training.fit import class_weights
 
 
 def encode_until(encoder: WhisperEncoder, mels: list[np.ndarray], state: int) -> list[np.ndarray]:
@@ -83,7 +83,7 @@ def state_frames(paths: list[str], extractor: FeatureExtractor, state: int) -> l
             for group in np.array_split(order, max(1, len(order) // 8)):
                 with torch.inference_mode():
                     encoded = encode_until(extractor.encoder, [mels[j] for j in group], state)
-                for j, frames in zip(group, encoded):
+                for j, frames in zip(group, encoded, strict=False):
                     frames = frames.astype(np.float16)
                     np.save(part[j][1], frames)
                     out[part[j][0]] = frames
@@ -136,7 +136,7 @@ def pooled_of(model: TunedTop, frames, rows, batch: int = 32) -> np.ndarray:
     out = {}
     for s in range(0, len(order), batch):
         idx = order[s : s + batch]
-        for i, row in zip(idx, model.pooled(*pad(frames, idx)).numpy()):
+        for i, row in zip(idx, model.pooled(*pad(frames, idx)).numpy(), strict=False):
             out[i] = row
     return np.stack([out[i] for i in rows])
 
@@ -229,9 +229,10 @@ def run_split(blocks, frames, frozen_pooled, y, speakers, corpora, train_rows, t
     torch.manual_seed(args.seed)
     model = TunedTop(blocks, n_classes)
     frozen_val = fit_head(model, frozen_pooled, y, train, val, weights, seed=args.seed)
-    frozen_ua = balanced_accuracy_score(y[test_rows], model.classify(torch.from_numpy(frozen_pooled[test_rows])).argmax(1).numpy())
-    tuned_val, epoch, history = fit_tuned(model, frames, y, list(train), list(val), weights, seed=args.seed, block_lr=args.block_lr, head_lr=args.head_lr,
-                                          epochs=args.epochs, patience=args.patience, frame_drop=args.frame_drop,
+    frozen_predicted = model.classify(torch.from_numpy(frozen_pooled[test_rows])).argmax(1).numpy()
+    frozen_ua = balanced_accuracy_score(y[test_rows], frozen_predicted)
+    tuned_val, epoch, history = fit_tuned(model, frames, y, list(train), list(val), weights, seed=args.seed,
+                                          block_lr=args.block_lr, head_lr=args.head_lr, epochs=args.epochs, patience=args.patience, frame_drop=args.frame_drop,
                                           watch=test_rows if args.watch_test else None)
     tuned_ua = balanced_accuracy_score(y[test_rows], logits_of(model, frames, list(test_rows)).argmax(1))
     return {"frozen_ua": float(frozen_ua), "tuned_ua": float(tuned_ua), "frozen_val_ua": float(frozen_val),

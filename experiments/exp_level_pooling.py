@@ -29,11 +29,11 @@ from tqdm.auto import tqdm
 
 from emovox.audio.load import load_audio
 from emovox.corpora import scan_corpus
+from emovox.evaluation.splits import speaker_folds, speaker_holdout
 from emovox.features.extractor import FeatureExtractor, content_hash
+from emovox.features.pooling import mean_std_pool
 from emovox.training.fit import FitConfig, fit_head
 from emovox.training.head import predict_logits
-from emovox.features.pooling import mean_std_pool
-from emovox.evaluation.splits import speaker_folds, speaker_holdout
 from emovox.training.train import label_set
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -79,7 +79,7 @@ def main() -> None:
     for name, tag in STUDY_TAGS.items():
         frames = frame_features(paths, extractor, 4, transform=transforms.get(name), tag=tag)
         rows = {m: [] for m in modes}
-        for path, states in zip(tqdm(paths, desc=f"levels {name}", mininterval=10), frames):
+        for path, states in zip(tqdm(paths, desc=f"levels {name}", mininterval=10), frames, strict=False):
             signal = load_audio(path, max_duration=None)
             if name in transforms:
                 signal = transforms[name](signal, content_hash(path))

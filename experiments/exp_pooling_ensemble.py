@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from emovox.corpora import scan_corpus
-from emovox.features.extractor import FeatureExtractor
-from emovox.training.fit import FitConfig
 from emovox.evaluation.metrics import classification_metrics
 from emovox.evaluation.protocols import cross_corpus, default_trainer, speaker_kfold
+from emovox.features.extractor import FeatureExtractor
+from emovox.training.fit import FitConfig
 from emovox.training.train import TrainConfig, load_features
 
 RECIPES = {  # name: (pooling, recipe)
@@ -51,7 +51,7 @@ def main() -> None:
     for split in runs["default-v3"]:
         outcomes = [runs[name][split] for name in RECIPES]
         assert all(o.truth == outcomes[0].truth and o.labels == outcomes[0].labels for o in outcomes)
-        row = {name: ua(o, o.probs) for name, o in zip(RECIPES, outcomes)}
+        row = {name: ua(o, o.probs) for name, o in zip(RECIPES, outcomes, strict=False)}
         row["average"] = ua(outcomes[0], np.mean([o.probs for o in outcomes], axis=0))
         result[split] = row
         print(f"| {split} | " + " | ".join(f"{k} {v:.3f}" for k, v in row.items()) + " |", flush=True)
