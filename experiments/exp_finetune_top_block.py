@@ -232,7 +232,8 @@ def run_split(blocks, frames, frozen_pooled, y, speakers, corpora, train_rows, t
     frozen_predicted = model.classify(torch.from_numpy(frozen_pooled[test_rows])).argmax(1).numpy()
     frozen_ua = balanced_accuracy_score(y[test_rows], frozen_predicted)
     tuned_val, epoch, history = fit_tuned(model, frames, y, list(train), list(val), weights, seed=args.seed,
-                                          block_lr=args.block_lr, head_lr=args.head_lr, epochs=args.epochs, patience=args.patience, frame_drop=args.frame_drop,
+                                          block_lr=args.block_lr, head_lr=args.head_lr, epochs=args.epochs,
+                                          patience=args.patience, frame_drop=args.frame_drop,
                                           watch=test_rows if args.watch_test else None)
     tuned_ua = balanced_accuracy_score(y[test_rows], logits_of(model, frames, list(test_rows)).argmax(1))
     return {"frozen_ua": float(frozen_ua), "tuned_ua": float(tuned_ua), "frozen_val_ua": float(frozen_val),
