@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
+from emovox.conversation.dimensions import CIRCUMPLEX, arousal_valence, level
 from emovox.corpora import parse_spec, scan_corpus
 from emovox.corpora.labels import FOUR_CLASS, collapse
 from emovox.corpora.manifest import Utterance
@@ -167,6 +168,7 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
                 mean = domain_mean(Xt[rows_], reference, probabilities=probs, balance=balance)
                 centred = centre(Xt[half], mean, reference)
                 row[f"{name}_b{balance:g}"] = ua(truth_half, four_class_decision(ensemble, probs(centred)))
+        row.update(dimension_levels(ensemble, X[test], [utts[i] for i in np.flatnonzero(test)]))
         row["skewed_share"] = SKEW
         row["seconds"] = round(time.time() - t0, 1)
         rows[held] = row
@@ -175,11 +177,33 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
     return rows
 
 
+VALENCE_LEVELS = ("negative", "neutral", "positive")
+
+
+def dimension_levels(ensemble: Ensemble, X: np.ndarray, utts: Sequence[Utterance]) -> dict:
+    """3-level UA of the arousal and valence every prediction carries (read off the model's full
+    probabilities through :data:`emovox.conversation.dimensions.CIRCUMPLEX`), against the levels of
+    each clip's true label on the same table; every clip whose label has a point counts (fear,
+    disgust, surprise, calm too), so this is not limited to the four classes."""
+    keep = [i for i, u in enumerate(utts) if u.label in CIRCUMPLEX]
+    if not keep:
+        return {}
+    probs = ensemble.probabilities(X[keep])
+    found = [arousal_valence(dict(zip(ensemble.labels, map(float, p), strict=True))) for p in probs]
+    out = {}
+    for k, (name, names) in enumerate((("arousal3", ("low", "mid", "high")), ("valence3", VALENCE_LEVELS))):
+        truth = [level(CIRCUMPLEX[utts[i].label][k], names) for i in keep]
+        predicted = [level(f[k], names) for f in found]
+        if len(set(truth)) >= 2:
+            out[name] = classification_metrics(truth, predicted, labels=list(names))["ua"]
+    return out
+
+
 def summary(rows: dict) -> dict:
-    keys = [k for k in next(iter(rows.values())) if k not in {"n", "classes", "skewed_share", "seconds"}]
+    keys = [k for k in dict.fromkeys(k for r in rows.values() for k in r) if k not in {"n", "classes", "skewed_share", "seconds"}]
     out = {}
     for k in keys:
-        values = {c: r[k] for c, r in rows.items()}
+        values = {c: r[k] for c, r in rows.items() if k in r}
         worst = min(values, key=values.get)
         out[k] = {"mean": float(np.mean(list(values.values()))), "worst": values[worst], "worst_corpus": worst}
     return out

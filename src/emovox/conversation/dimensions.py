@@ -60,6 +60,19 @@ def arousal_valence(scores: dict[str, float]) -> tuple[float, float]:
     return round(arousal + 0.0, 4), round(valence + 0.0, 4)
 
 
+LEVEL = 0.3  # |arousal| or |valence| from which a value counts as high/low (positive/negative)
+
+
+def level(value: float, names: tuple[str, str, str] = ("low", "mid", "high"), threshold: float = LEVEL) -> str:
+    """The 3-level name of an arousal or valence value: below ``-threshold``, between, above.
+
+    Examples:
+        >>> level(0.8), level(-0.1), level(-0.6, ("negative", "neutral", "positive"))
+        ('high', 'mid', 'negative')
+    """
+    return names[0] if value <= -threshold else names[2] if value >= threshold else names[1]
+
+
 def add_dimensions(segments) -> None:
     """Set ``arousal`` and ``valence`` on every :class:`emovox.prediction.timeline.Segment` from its scores."""
     for s in segments:
