@@ -61,6 +61,7 @@ def test_predict_multipart_and_raw_body(server, label):
     assert body["label"] == label and body["model"] == "tiny-voice-model"
     assert body["duration"] == pytest.approx(2.0) and sum(body["scores"].values()) == pytest.approx(1.0)
     assert body["request_id"] == headers["x-request-id"]
+    assert -1 <= body["arousal"] <= 1 and -1 <= body["valence"] <= 1  # read off the scores (test_dimensions.py)
     status, raw, _ = server.request("POST", "/v1/predict", data, {"Content-Type": "audio/wav"})
     assert status == 200 and raw["scores"] == pytest.approx(body["scores"], abs=1e-5)
 
@@ -70,6 +71,7 @@ def test_predict_48k_stereo_flac_and_label_subset(server):
     data = wav_bytes(np.stack([mono, mono], axis=1), 48000, subtype="PCM_16", fmt="FLAC")
     status, body, _ = server.request("POST", "/v1/predict?labels=sad", data, {"Content-Type": "audio/flac"})
     assert status == 200 and body["scores"] == {"sad": 1.0} and body["label"] == "sad"
+    assert (body["arousal"], body["valence"]) == (-0.6, -0.7)  # the subset's scores: all sad
     status, body, _ = server.post_file("/v1/predict", data, filename="x.flac", fields={"labels": "angry,sad"})
     assert status == 200 and list(body["scores"]) == ["angry", "sad"] and body["label"] == "angry"
     assert body["duration"] == pytest.approx(1.5)
@@ -100,6 +102,7 @@ def test_timeline_finds_segments_with_labels(server, recording):
     shares = body["summary"]["shares"]
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3) and shares["sad"] > shares["angry"] > 0.1
     assert body["summary"]["dominant"] == "sad"
+    assert all(-1 <= s["arousal"] <= 1 and -1 <= s["valence"] <= 1 for s in segments)  # without ?parties= too
     status, body, _ = server.post_file("/v1/timeline?labels=angry&window=5", wav_bytes(signal))
     assert status == 200 and {s["label"] for s in body["segments"]} == {"angry"}
     assert [s["speech_segment"] for s in body["segments"]].count(2) == 3
@@ -166,9 +169,12 @@ def test_stream_updates_and_segments(server, recording):
         if inside:  # a window wholly inside one stretch of speech has its label
             assert u["label"] == inside[0], u
         if u["label"] is None:
-            assert u["scores"] is None and u["speech"] < 0.2
+            assert u["scores"] is None and u["speech"] < 0.2 and u["arousal"] is u["valence"] is None
+        else:
+            assert -1 <= u["arousal"] <= 1 and -1 <= u["valence"] <= 1
     segments = [m for m in messages if m["type"] == "segment"]
     assert [s["label"] for s in segments] == [label for _, _, label in truth]
+    assert all(-1 <= s["arousal"] <= 1 and -1 <= s["valence"] <= 1 for s in segments)
     for s, (a, b, _) in zip(segments, truth, strict=True):
         assert abs(s["start"] - a) < 0.3 and abs(s["end"] - b) < 0.4
 

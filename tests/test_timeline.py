@@ -117,7 +117,7 @@ def test_timeline_cli_writes_csv_json_png(model_path, recording, tmp_path):
     assert result.exit_code == 0, result.output
     assert "share of speech time" in result.stdout and "angry" in result.stdout
     rows = out[0].read_text().splitlines()
-    assert rows[0] == "start,end,label,speech_segment,sad,angry" and len(rows) == 1 + 4
+    assert rows[0] == "start,end,label,speech_segment,sad,angry,arousal,valence" and len(rows) == 1 + 4
     data = json.loads(out[1].read_text())
     assert [s["label"] for s in data["segments"]] == ["sad", "angry", "sad", "sad"]
     assert out[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out[2].stat().st_size > 10_000

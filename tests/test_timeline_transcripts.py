@@ -89,8 +89,9 @@ def test_each_segment_gets_its_own_words(recording, tiny):
 def test_without_a_transcriber_the_output_is_unchanged(recording):
     timeline = make_timeline(Fixed(), recording)
     assert not timeline.transcribed and all(s.text is None for s in timeline.segments)
-    assert all(set(s.to_dict()) == {"start", "end", "label", "speech_segment", "scores"} for s in timeline.segments)
-    assert timeline.to_csv().splitlines()[0] == "start,end,label,speech_segment,neutral,happy,sad,angry"
+    assert all(set(s.to_dict()) == {"start", "end", "label", "speech_segment", "scores", "arousal", "valence"}
+               for s in timeline.segments)
+    assert timeline.to_csv().splitlines()[0] == "start,end,label,speech_segment,neutral,happy,sad,angry,arousal,valence"
 
 
 def test_fusion_lets_emotional_words_move_the_label(tmp_path, tiny):

@@ -9,7 +9,7 @@ without an error has finite scores.
 
 Examples:
     >>> result_schema(["sad", "angry"]).names
-    ['path', 'duration', 'label', 'score_sad', 'score_angry', 'model_id', 'error', 'error_type']
+    ['path', 'duration', 'label', 'score_sad', 'score_angry', 'arousal', 'valence', 'model_id', 'error', 'error_type']
 """
 
 from __future__ import annotations
@@ -28,12 +28,15 @@ from emovox.prediction.result import PredictionError
 
 TIMELINE_COLUMNS = [("segment", pa.int32()), ("start", pa.float64()), ("end", pa.float64()),
                     ("speech_segment", pa.int32())]
-PARTY_COLUMNS = [("party", pa.string()), ("overlap", pa.bool_()), ("arousal", pa.float64()), ("valence", pa.float64())]
+DIMENSION_COLUMNS = [("arousal", pa.float64()), ("valence", pa.float64())]  # emovox.prediction.result's rule
+PARTY_COLUMNS = [("party", pa.string()), ("overlap", pa.bool_()), *DIMENSION_COLUMNS]
 
 
 def result_schema(labels: Sequence[str], *, timeline: bool | str = False) -> pa.Schema:
     """Columns of the output: path, [segment, start, end, speech_segment, [party, overlap, arousal,
-    valence,]] duration, label, ``score_<label>`` per label, model_id, error, error_type.
+    valence,]] duration, label, ``score_<label>`` per label, [arousal, valence,] model_id, error,
+    error_type. Every row without an error has arousal and valence in [-1, 1]: a conversation's
+    next to its party (where they have always been), any other's after the scores.
 
     Examples:
         >>> result_schema(["sad"], timeline="channels").names[5:9]
@@ -46,6 +49,8 @@ def result_schema(labels: Sequence[str], *, timeline: bool | str = False) -> pa.
         fields += PARTY_COLUMNS
     fields += [("duration", pa.float64()), ("label", pa.string())]
     fields += [(f"score_{label}", pa.float64()) for label in labels]
+    if not isinstance(timeline, str):
+        fields += DIMENSION_COLUMNS
     fields += [("model_id", pa.string()), ("error", pa.string()), ("error_type", pa.string())]
     return pa.schema(fields)
 
@@ -125,7 +130,8 @@ def _row(result, labels: Sequence[str], model_id: str) -> dict:
         return {"path": result.path, "model_id": model_id, "error": result.error, "error_type": result.kind}
     if not _finite(result.scores, labels):
         return _not_finite(result.path, model_id)
-    row = {"path": result.path, "duration": round(result.duration, 3), "label": result.label, "model_id": model_id}
+    row = {"path": result.path, "duration": round(result.duration, 3), "label": result.label, "model_id": model_id,
+           "arousal": result.arousal, "valence": result.valence}
     row.update({f"score_{label}": result.scores[label] for label in labels})
     return row
 
@@ -163,8 +169,9 @@ def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str, parti
     for n, s in enumerate(timeline.segments):
         row = {"path": path, "segment": n, "start": s.start, "end": s.end, "speech_segment": s.speech_segment,
                "duration": duration, "label": s.label, "model_id": model_id}
+        row.update(arousal=s.arousal, valence=s.valence)
         if parties:
-            row.update(party=s.party, overlap=s.overlap, arousal=s.arousal, valence=s.valence)
+            row.update(party=s.party, overlap=s.overlap)
         row.update({f"score_{label}": s.scores[label] for label in labels})
         rows.append(row)
     return rows

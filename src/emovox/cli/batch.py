@@ -30,8 +30,8 @@ def batch(
     model_dir: Path | None = model_option.MODEL,
     timeline: bool = typer.Option(False, "--timeline", help="One row per speech segment instead of per file."),
     parties: str | None = typer.Option(None, "--parties", help="With --timeline: each file is a conversation: "
-                                       "'channels' or 'speakers', 'speakers:N', 'speakers:auto'; adds party, overlap, "
-                                       "arousal and valence columns."),
+                                       "'channels' or 'speakers', 'speakers:N', 'speakers:auto'; adds party and overlap "
+                                       "columns (every row has arousal and valence)."),
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Files per task and per part file."),
     threads: int = typer.Option(1, "--threads", min=1, help="Compute threads per worker."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with throughput and ETA."),

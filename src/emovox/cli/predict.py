@@ -27,7 +27,8 @@ class OutputFormat(str, Enum):
 @app.command()
 def predict(
     inputs: list[str] = typer.Argument(..., help="Audio files, directories or glob patterns."),
-    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format."),
+    output_format: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format; "
+                                         "json and jsonl also give each file's arousal and valence (-1 to 1)."),
     labels: str | None = typer.Option(None, "--labels", help="Comma-separated subset of labels to decide among."),
     model_dir: Path | None = model_option.MODEL,
     batch_size: int = typer.Option(16, help="Clips encoded together."),
@@ -163,6 +164,7 @@ def _fuse(result, text_model, abstain=None) -> None:
     except ValueError:  # a --labels subset the text branch shares too little of: audio only
         return
     result.audio_label, result.scores = result.label, scores
+    result.dimensions = None  # arousal and valence follow the fused scores
     result.label = top_label(scores)
     if abstain is not None and scores[result.label] < abstain:
         result.label = UNKNOWN

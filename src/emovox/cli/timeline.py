@@ -144,6 +144,8 @@ def _print(result) -> None:
     console.print(table)
     summary = result.summary()
     console.print("share of speech time: " + ", ".join(f"{l} {v:.0%}" for l, v in summary["shares"].items()))
+    if "arousal" in summary:  # per segment in --format json/csv
+        console.print(f"arousal {summary['arousal']:+.2f}, valence {summary['valence']:+.2f} (time-weighted, -1 to 1)")
     for name, own in summary.get("parties", {}).items():
         shares = ", ".join(f"{l} {v:.0%}" for l, v in own["shares"].items() if v)
         console.print(f"{escape(name)}: {own['speech']:.1f} s of speech, mostly {own['dominant']} ({shares})")

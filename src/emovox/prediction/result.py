@@ -1,8 +1,27 @@
 """One clip's answer: :class:`Prediction` (label, scores, duration) or :class:`PredictionError`.
 
+Every prediction also carries ``arousal`` and ``valence`` in [-1, 1], read off its ``scores``
+through the circumplex table of :mod:`emovox.conversation.dimensions` (not a trained head): the
+probability-weighted mean of the labels' points. The rule, whatever the labels:
+
+* they follow the ``scores`` the result shows, so with a ``--labels`` subset they come from the
+  subset's renormalised scores (calm merged into neutral, see :mod:`emovox.prediction.decision`);
+* a label without a point in the table (a custom label of a fine-tuned model) counts for
+  nothing and the other labels' weights are renormalised; when no label has a point, both are 0
+  (the centre of the circumplex);
+* an abstention (label ``unknown``) changes only the label: the scores, and so arousal and
+  valence, are still the model's;
+* a long recording judged on its speech (``basis`` set) takes its timeline's time-weighted
+  means of the windows' arousal and valence, the same numbers as its timeline's summary.
+
 Examples:
-    >>> Prediction("sad", {"sad": 0.75, "angry": 0.25}, 1.5).to_dict()["label"]
+    >>> result = Prediction("sad", {"sad": 0.75, "angry": 0.25}, 1.5)
+    >>> result.to_dict()["label"]
     'sad'
+    >>> result.arousal, result.valence
+    (-0.25, -0.675)
+    >>> Prediction("unknown", {"joy": 0.5, "other": 0.5}, 1.0).to_dict()["arousal"]
+    0.0
 """
 
 from __future__ import annotations
@@ -19,6 +38,9 @@ class Prediction:
     ``basis`` is set when the answer is not the model's judgement of the whole clip: for a
     long recording, ``"speech segments (n=..., ... s of speech)"`` with ``scores`` the share of
     speech time per label (see :func:`emovox.prediction.timeline.predict_recording`).
+
+    ``dimensions`` is ``(arousal, valence)`` when they are not read off ``scores`` (a long
+    recording's, from its timeline); None reads them off the current ``scores``.
     """
 
     label: str
@@ -26,10 +48,30 @@ class Prediction:
     duration: float
     path: str | None = None
     basis: str | None = None
+    dimensions: tuple[float, float] | None = None
+
+    @property
+    def arousal(self) -> float:
+        """Arousal in [-1, 1] (see the module's rule)."""
+        return self._dimensions()[0]
+
+    @property
+    def valence(self) -> float:
+        """Valence in [-1, 1] (see the module's rule)."""
+        return self._dimensions()[1]
+
+    def _dimensions(self) -> tuple[float, float]:
+        if self.dimensions is not None:
+            return self.dimensions
+        from emovox.conversation.dimensions import arousal_valence  # at call time: conversation imports prediction
+
+        return arousal_valence(self.scores)
 
     def to_dict(self) -> dict:
         out: dict = {"path": self.path} if self.path is not None else {}
-        out = {**out, "label": self.label, "scores": self.scores, "duration": round(self.duration, 3)}
+        arousal, valence = self._dimensions()
+        out = {**out, "label": self.label, "scores": self.scores, "duration": round(self.duration, 3),
+               "arousal": arousal, "valence": valence}
         return {**out, "basis": self.basis} if self.basis is not None else out
 
 
@@ -43,4 +85,3 @@ class PredictionError:
 
     def to_dict(self) -> dict:
         return {"path": self.path, "error": self.error, "error_type": self.kind}
-

@@ -57,7 +57,7 @@ class Segment:
     audio_label: str | None = None  # the audio-only label, when the label fuses audio and words
     party: str | None = None  # who spoke (a conversation's channel or speaker; None: not asked)
     overlap: bool = False  # another party speaks during this window too
-    arousal: float | None = None  # in [-1, 1], from the scores (emovox.conversation.dimensions)
+    arousal: float | None = None  # in [-1, 1], from the scores (emovox.conversation.dimensions; make_timeline sets them)
     valence: float | None = None
 
     def to_dict(self) -> dict:
@@ -192,8 +192,12 @@ def make_timeline(
             speaker's turns, :mod:`emovox.conversation`).
 
     Returns:
-        A :class:`Timeline`; silence-only input gives one without segments.
+        A :class:`Timeline`; silence-only input gives one without segments. Every segment has
+        ``arousal`` and ``valence`` in [-1, 1], read off its (restricted, fused) scores by
+        :func:`emovox.conversation.dimensions.arousal_valence`.
     """
+    from emovox.conversation.dimensions import add_dimensions  # at call time: conversation imports this module
+
     if text_model is not None and transcriber is None:
         raise ValueError("fusing with a text model needs a transcriber")
     stretches = speech_segments(signal, vad) if speech is None else speech
@@ -217,6 +221,7 @@ def make_timeline(
             if fused:
                 segment.audio_label = top_label(restrict(result.scores, labels))
             segments.append(segment)
+    add_dimensions(segments)
     names = list(labels) if labels else list(model.labels)
     return Timeline(len(signal) / SAMPLING_RATE, names, segments, getattr(model, "model_id", ""),
                     transcribed=transcriber is not None, adapted=adapted is not None)
@@ -238,7 +243,8 @@ def predict_recording(
     A longer recording is judged on its speech: its :func:`make_timeline` finds the speech
     segments with the VAD and labels each window; the answer is the timeline summary's
     dominant label, with ``scores`` the share of speech time of each label (they sum to 1),
-    and ``basis`` says so, e.g. ``"speech segments (n=3, 21.5 s of speech)"``. A long
+    and ``basis`` says so, e.g. ``"speech segments (n=3, 21.5 s of speech)"``, and ``arousal`` and
+    ``valence`` are the timeline's time-weighted means (its summary's). A long
     recording without speech is judged whole, with basis ``"whole recording (no speech
     found)"``. The model's ``abstain`` threshold, if any, applies to the dominant share.
 
@@ -286,8 +292,8 @@ def predict_recording(
     if abstain is not None and scores[label] < abstain:
         label = UNKNOWN
     stretches = len({s.speech_segment for s in timeline.segments})
-    return Prediction(label, scores, duration,
-                      basis=f"speech segments (n={stretches}, {summary['speech']:.1f} s of speech)")
+    return Prediction(label, scores, duration, basis=f"speech segments (n={stretches}, {summary['speech']:.1f} s of speech)",
+                      dimensions=(summary["arousal"], summary["valence"]))
 
 
 def _fused_scores(audio: list[dict[str, float]], spoken: list, text_model) -> list[dict[str, float]]:

@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from emovox.audio.load import SAMPLING_RATE, load_audio
+from emovox.conversation.dimensions import arousal_valence
 from emovox.errors import EmovoxError
 from emovox.prediction.timeline import LONG_RECORDING, make_timeline, predict_recording
 from emovox.serving.limits import RAW_AUDIO_TYPES, ApiError, api_error_from, check_declared_duration, read_capped
@@ -78,6 +79,8 @@ class PredictResponse(BaseModel):
     label: str
     scores: dict[str, float]
     duration: float
+    arousal: float  # in [-1, 1], read off the scores (emovox.prediction.result's rule)
+    valence: float
     model: str
     request_id: str
     transcript: str | None = None
@@ -95,7 +98,7 @@ class SegmentOut(BaseModel):
     language: str | None = None
     party: str | None = None  # with ?parties=: who spoke
     overlap: bool | None = None  # with ?parties=: another party speaks during this segment too
-    arousal: float | None = None  # with ?parties=: in [-1, 1], from the scores (emovox.conversation.dimensions)
+    arousal: float | None = None  # in [-1, 1], from the scores (emovox.conversation.dimensions)
     valence: float | None = None
 
 
@@ -202,11 +205,15 @@ async def predict(request: Request, labels: str | None = LABELS_QUERY,
                 Stoppable(state.engine, gone), signal, labels=subset, max_window=state.settings.timeline_window),
                 limiter=state.timeline_limiter, what="job")
             label, scores, duration, basis = judged.label, judged.scores, judged.duration, judged.basis
+            dimensions = (judged.arousal, judged.valence)  # the timeline's time-weighted means
         else:
             result = await state.engine.predict(signal)
             (label, scores), duration, basis = result.decide(subset), result.duration, None
+            dimensions = None
         require_finite(scores)
-        body = {"label": label, "scores": scores, "duration": round(duration, 3), "model": state.info["id"]}
+        arousal, valence = dimensions or arousal_valence(scores)
+        body = {"label": label, "scores": scores, "duration": round(duration, 3), "arousal": arousal, "valence": valence,
+                "model": state.info["id"]}
         if basis:
             body["basis"] = basis
         if transcribe:

@@ -5,7 +5,9 @@ messages of little-endian 16-bit mono PCM and ends with ``stop``. The server ans
 ``ready``; an ``update`` each ``interval`` seconds of audio (the emotion of the last
 ``window`` seconds, or ``label: null`` when that window holds too little speech); a
 ``segment`` each time Silero VAD finds the end of a stretch of speech (the emotion of the
-whole stretch); ``end`` after ``stop``; and ``error`` followed by a close on bad input.
+whole stretch); ``end`` after ``stop``; and ``error`` followed by a close on bad input. Updates
+and segments carry ``arousal`` and ``valence`` in [-1, 1], read off their scores
+(:func:`emovox.conversation.dimensions.arousal_valence`; ``null`` with ``label: null``).
 
 Time is audio time: ``time`` is seconds of audio received since ``start``. A client that
 sends faster than real time gets updates coalesced (the latest window wins), never a backlog.
@@ -34,6 +36,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from emovox.audio.load import SAMPLING_RATE
 from emovox.audio.vad import FRAME, Segmenter, VADSettings, VADStream, split_windows
+from emovox.conversation.dimensions import arousal_valence
 from emovox.serving.engine import Result
 from emovox.serving.guard import clean
 from emovox.serving.limits import ApiError
@@ -315,11 +318,12 @@ class StreamSession:
     async def _update(self, end: int, audio: np.ndarray, speech: float, queued: float) -> None:
         message = {"type": "update", "time": round(end / SAMPLING_RATE, 3),
                    "start": round((end - len(audio)) / SAMPLING_RATE, 3), "end": round(end / SAMPLING_RATE, 3),
-                   "speech": round(speech, 3), "label": None, "scores": None}
+                   "speech": round(speech, 3), "label": None, "scores": None, "arousal": None, "valence": None}
         if speech >= MIN_SPEECH_SHARE and len(audio) >= SAMPLING_RATE // 10:
             result = await self.state.engine.predict(audio)
             message["label"], message["scores"] = result.decide(self.labels)
             require_finite(message["scores"])
+            message["arousal"], message["valence"] = arousal_valence(message["scores"])
         message["processing_ms"] = round(1000 * (time.perf_counter() - queued), 1)
         await self.send(message)
 
@@ -340,8 +344,9 @@ class StreamSession:
                 total += len(piece)
             label, scores = Result({k: v / total for k, v in weights.items()}, total / SAMPLING_RATE).decide(self.labels)
             require_finite(scores)
+            arousal, valence = arousal_valence(scores)
             await self.send({"type": "segment", "index": self.segments, "start": round(start, 3),
-                             "end": round(end, 3), "label": label, "scores": scores})
+                             "end": round(end, 3), "label": label, "scores": scores, "arousal": arousal, "valence": valence})
             self.segments += 1
 
     # ---- transport -------------------------------------------------------------------------
