@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import emovox
+from emovox.batch import run_batch
 from emovox.cli import app
 from emovox.conversation import conversation_timeline, diarise, load_channels, parse_parties
 from emovox.conversation.parties import own_speech
@@ -218,6 +219,26 @@ def test_batch_timeline_takes_parties(model_path, call_file, tmp_path):
     assert all(-1 <= r["arousal"] <= 1 for r in rows)
     result = CliRunner().invoke(app, [*args, "--parties", "channels"])
     assert result.exit_code == 2 and "--parties needs --timeline" in result.output
+
+
+def test_batch_rows_carry_the_party_names(model_path, call_file, tmp_path):
+    """--party-names reaches the rows, through a pool of worker processes too."""
+    import pyarrow.dataset as ds
+
+    out = tmp_path / "out"
+    args = ["batch", str(call_file.parent), str(out), "--model", str(model_path), "--no-progress", "--timeline"]
+    result = CliRunner().invoke(app, [*args, "--workers", "2", "--parties", "channels", "--party-names", "agent,customer"])
+    assert result.exit_code == 0, result.output
+    rows = ds.dataset(out, format="parquet").to_table().to_pylist()
+    assert {r["party"] for r in rows} == {"agent", "customer"}
+    for party, label in (("agent", "angry"), ("customer", "sad")):
+        assert {r["label"] for r in rows if r["party"] == party} == {label}
+    for extra, message in [(["--party-names", "a,b"], "--party-names needs --parties"),
+                           (["--parties", "channels", "--party-names", "a,a"], "party names must differ")]:
+        result = CliRunner().invoke(app, [*args, *extra])
+        assert result.exit_code == 2 and message in result.output
+    with pytest.raises(ValueError, match="needs a --parties"):
+        run_batch(call_file.parent, tmp_path / "other", timeline=True, party_names="a,b")
 
 
 def test_conversation_plot_has_a_lane_per_party(model, tmp_path):

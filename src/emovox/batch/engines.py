@@ -1,6 +1,6 @@
 """Engines: run :func:`~emovox.batch.rows.annotate` over chunks of paths, one model per worker.
 
-Each engine is a generator ``engine(chunks, model_dir, *, workers, timeline, ...)`` that yields
+Each engine is a generator ``engine(chunks, model_dir, *, workers, timeline, party_names, ...)`` that yields
 one Arrow table per chunk as chunks finish (in any order); the caller writes each as a part.
 Both keep a bounded number of chunks in flight, so memory stays flat on any archive size.
 
@@ -22,13 +22,16 @@ from emovox.batch.rows import annotate, load_worker_model
 
 _worker_model = None  # the model of this pool process, loaded by _init_worker
 _worker_timeline = False
+_worker_party_names: str | list[str] | None = None
 
 
-def _init_worker(model_dir: str, threads: int, timeline: bool | str, profile: str | None = None) -> None:
-    global _worker_model, _worker_timeline
+def _init_worker(model_dir: str, threads: int, timeline: bool | str, profile: str | None = None,
+                 party_names: str | list[str] | None = None) -> None:
+    global _worker_model, _worker_timeline, _worker_party_names
     _die_with_parent()
     _worker_model = load_worker_model(model_dir, threads=threads, timeline=timeline, profile=profile)
     _worker_timeline = timeline
+    _worker_party_names = party_names
 
 
 def _die_with_parent() -> None:
@@ -43,22 +46,24 @@ def _die_with_parent() -> None:
 
 
 def _annotate_chunk(paths: list[str]) -> pa.Table:
-    return annotate(_worker_model, paths, timeline=_worker_timeline)
+    return annotate(_worker_model, paths, timeline=_worker_timeline, party_names=_worker_party_names)
 
 
 def local_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 1, timeline: bool | str = False,
-                 threads: int = 1, profile: str | None = None) -> Iterator[pa.Table]:
+                 threads: int = 1, profile: str | None = None,
+                 party_names: str | list[str] | None = None) -> Iterator[pa.Table]:
     """Annotate ``chunks`` in ``workers`` processes; at most two chunks per worker in flight
-    (``profile``: a domain profile every worker applies, :mod:`emovox.training.profiles`)."""
+    (``profile``: a domain profile every worker applies, :mod:`emovox.training.profiles`;
+    ``party_names``: with a ``--parties`` ``timeline``, the parties' names)."""
     if workers <= 1:  # in this process: no start-up cost, same results
         model = load_worker_model(model_dir, threads=threads, timeline=timeline, profile=profile)
         for chunk in chunks:
-            yield annotate(model, chunk, timeline=timeline)
+            yield annotate(model, chunk, timeline=timeline, party_names=party_names)
         return
     context = multiprocessing.get_context("spawn")  # no inherited threads or locks from the driver
     pending = iter(chunks)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(model_dir, threads, timeline, profile)) as pool:
+                             initargs=(model_dir, threads, timeline, profile, party_names)) as pool:
         try:
             running = set()
             for chunk in pending:
@@ -77,17 +82,21 @@ def local_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 
 class RayPredictor:
     """A Ray Data actor: loads the model once, annotates ``path`` batches into result tables."""
 
-    def __init__(self, model_dir: str, threads: int = 1, timeline: bool | str = False, profile: str | None = None):
+    def __init__(self, model_dir: str, threads: int = 1, timeline: bool | str = False, profile: str | None = None,
+                 party_names: str | list[str] | None = None):
         self.model = load_worker_model(model_dir, threads=threads, timeline=timeline, profile=profile)
         self.timeline = timeline
+        self.party_names = party_names
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         chunks = batch.column("paths").to_pylist()
-        return pa.concat_tables(annotate(self.model, chunk, timeline=self.timeline) for chunk in chunks)
+        return pa.concat_tables(annotate(self.model, chunk, timeline=self.timeline, party_names=self.party_names)
+                                for chunk in chunks)
 
 
 def ray_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 2, timeline: bool | str = False,
-               threads: int = 1, address: str | None = None, profile: str | None = None) -> Iterator[pa.Table]:
+               threads: int = 1, address: str | None = None, profile: str | None = None,
+               party_names: str | list[str] | None = None) -> Iterator[pa.Table]:
     """Annotate ``chunks`` with Ray Data: ``workers`` predictor actors of ``threads`` CPUs each.
 
     Connects to the cluster at ``address`` (``auto``: the one ``ray start`` made here), uses
@@ -117,7 +126,7 @@ def ray_engine(chunks: Sequence[list[str]], model_dir: str, *, workers: int = 2,
             dataset = ray.data.from_items(items, parallelism=len(chunks))
         dataset = dataset.map_batches(
             RayPredictor, fn_constructor_kwargs={"model_dir": str(model_dir), "threads": threads, "timeline": timeline,
-                                                 "profile": profile},
+                                                 "profile": profile, "party_names": party_names},
             batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=threads)
         yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")

@@ -99,16 +99,18 @@ def load_worker_model(directory: str | os.PathLike, *, threads: int = 1, timelin
 
 
 def annotate(model, paths: Sequence[str], *, labels: Sequence[str] | None = None, timeline: bool | str = False,
-             batch_size: int = 16) -> pa.Table:
+             batch_size: int = 16, party_names: str | list[str] | None = None) -> pa.Table:
     """Annotate ``paths`` with ``model``: an Arrow table of :func:`result_schema` rows, in input order
-    (``timeline``: True for a row per speech window, or a ``--parties`` spec for a conversation's)."""
+    (``timeline``: True for a row per speech window, or a ``--parties`` spec for a conversation's, whose
+    parties are called ``party_names`` if given, see :func:`emovox.conversation.parties.party_names`)."""
     labels = list(labels or model.labels)
     schema = result_schema(labels, timeline=timeline)
     model_id = getattr(model, "model_id", "")
     rows = []
     if timeline:
         for path in paths:
-            rows += _timeline_rows(model, path, labels, model_id, timeline if isinstance(timeline, str) else None)
+            rows += _timeline_rows(model, path, labels, model_id, timeline if isinstance(timeline, str) else None,
+                                   party_names)
     else:
         try:
             results = list(model.predict_files(paths, batch_size=batch_size))
@@ -145,7 +147,8 @@ def _not_finite(path: str, model_id: str) -> dict:
             "error_type": "InvalidAudioError"}
 
 
-def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str, parties: str | None = None) -> list[dict]:
+def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str, parties: str | None = None,
+                   party_names: str | list[str] | None = None) -> list[dict]:
     """One row per speech window (of each party, given ``parties``); a file without speech is one
     row with no segment."""
     from emovox.audio.load import load_audio
@@ -155,7 +158,8 @@ def _timeline_rows(model, path: str, labels: Sequence[str], model_id: str, parti
         if parties:
             from emovox.conversation.parties import conversation_timeline, load_channels
 
-            timeline = conversation_timeline(model, load_channels(path, max_duration=None), parties=parties)
+            timeline = conversation_timeline(model, load_channels(path, max_duration=None), parties=parties,
+                                             names=party_names)
         else:
             timeline = make_timeline(model, load_audio(path, max_duration=None))
     except Exception as exc:  # noqa: BLE001  recorded in the row, the run goes on

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 
 from emovox.batch.engines import local_engine, ray_engine
 from emovox.batch.inputs import path_identity, read_inputs
@@ -53,7 +54,7 @@ class BatchSummary:
 def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: str = "local", workers: int = 1,
               model_dir: str | os.PathLike | None = None, timeline: bool | str = False, chunk_size: int = 64,
               threads: int = 1, address: str | None = None, progress: bool = True,
-              profile: str | os.PathLike | None = None) -> BatchSummary:
+              profile: str | os.PathLike | None = None, party_names: str | Sequence[str] | None = None) -> BatchSummary:
     """Annotate every audio file of ``inputs`` into the Parquet dataset folder ``output``.
 
     Args:
@@ -72,13 +73,24 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
         address: the Ray cluster to connect to (``ray`` engine; default: a local one).
         progress: show a progress bar with throughput and ETA on stderr.
         profile: a domain profile made for this model (``emovox profile``), applied by every worker.
+        party_names: with a ``--parties`` ``timeline``: the parties' names, comma-separated or a list
+            (channel order, or order of first speech; see :func:`emovox.conversation.parties.party_names`).
+
+    Raises:
+        ValueError: an unknown engine, a bad ``--parties`` spec, ``party_names`` without one, or
+            names that repeat: before any worker starts.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if party_names is not None and not isinstance(timeline, str):
+        raise ValueError("party_names needs a --parties timeline")
+    names = list(party_names) if party_names is not None and not isinstance(party_names, str) else party_names
     if isinstance(timeline, str):
         from emovox.conversation.parties import parse_parties
+        from emovox.conversation.parties import party_names as check_names
 
         parse_parties(timeline)  # a bad spec fails here, not in every worker
+        check_names(names, 0)  # so do names that repeat
     passed_over: list[tuple[str, str]] = []
     paths = read_inputs(inputs, passed_over)
     for path, reason in passed_over:
@@ -95,10 +107,10 @@ def run_batch(inputs: str | os.PathLike, output: str | os.PathLike, *, engine: s
         log.info("%d files, %d already done, %d to annotate", len(paths), len(paths) - len(todo), len(todo))
         if engine == "local":
             tables = local_engine(chunks, str(model_path), workers=workers, timeline=timeline, threads=threads,
-                                  profile=profile)
+                                  profile=profile, party_names=names)
         else:
             tables = ray_engine(chunks, str(model_path), workers=workers, timeline=timeline, threads=threads,
-                                address=address, profile=profile)
+                                address=address, profile=profile, party_names=names)
         processed, failed_paths, first_part = 0, set(), None
         start = time.perf_counter()
         bar = _progress(len(todo), len(paths) - len(todo), progress)

@@ -32,6 +32,8 @@ def batch(
     parties: str | None = typer.Option(None, "--parties", help="With --timeline: each file is a conversation: "
                                        "'channels' or 'speakers', 'speakers:N', 'speakers:auto'; adds party and overlap "
                                        "columns (every row has arousal and valence)."),
+    party_names: str | None = typer.Option(None, "--party-names", help="With --parties: comma-separated names, e.g. "
+                                           "agent,customer (channel order, or order of first speech)."),
     chunk_size: int = typer.Option(64, "--chunk-size", min=1, help="Files per task and per part file."),
     threads: int = typer.Option(1, "--threads", min=1, help="Compute threads per worker."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with throughput and ETA."),
@@ -51,17 +53,26 @@ def batch(
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     quiet_decoder_messages()
     err = Console(stderr=True, soft_wrap=True)  # one line per error however long: grep finds it
+    if party_names and not parties:
+        err.print("[red]error:[/] --party-names needs --parties")
+        raise typer.Exit(2)
     if parties is not None:
         from emovox.cli.timeline import _party_spec
+        from emovox.conversation.parties import party_names as check_names
 
         if not timeline:
             err.print("[red]error:[/] --parties needs --timeline")
             raise typer.Exit(2)
         _party_spec(parties, err)
+        try:
+            check_names(party_names, 0)  # names that repeat fail here, before any worker starts
+        except ValueError as exc:
+            err.print(f"[red]error:[/] --party-names: {escape(str(exc))}")
+            raise typer.Exit(2) from None
     try:
         summary = run_batch(inputs, output, engine=engine.value, workers=workers or (os.cpu_count() or 1),
                             model_dir=model_dir, timeline=parties or timeline, chunk_size=chunk_size, threads=threads,
-                            address=address, progress=progress, profile=profile)
+                            address=address, progress=progress, profile=profile, party_names=party_names or None)
     except EmovoxError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
