@@ -50,6 +50,54 @@ def test_report_cli_errors(tmp_path):
     assert result.exit_code == 2 and "--parties takes" in result.output
 
 
+class StubTranscriber:
+    """Stands in for faster-whisper: each clip's words name it, with HTML in them to escape."""
+
+    def __init__(self, model, **kwargs):
+        self.model, self.said = str(model), []
+
+    def transcribe_clips(self, clips, *, language=None):
+        from emovox.text.transcribe import Segment, Transcript
+
+        out = []
+        for clip in clips:
+            text = f"turn {len(self.said)} <script>alert({len(self.said)})</script> & <b>bold</b>"
+            self.said.append(text)
+            out.append(Transcript(text, "en", 1.0, [Segment(0.0, len(clip) / SR, text)]))
+        return out
+
+
+def test_report_transcribe_shows_each_segments_words_escaped(tmp_path_factory, monkeypatch):
+    """--transcribe: a words column with every segment's transcript, HTML in it escaped, never injected."""
+    import html as _html
+
+    import emovox.text.transcribe
+
+    made: list[StubTranscriber] = []
+
+    def stub(*args, **kwargs) -> StubTranscriber:
+        made.append(StubTranscriber(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(emovox.text.transcribe, "Transcriber", stub)  # what emovox.cli.timeline._text_branch makes
+    model = train_tiny_model(tmp_path_factory.getbasetemp())
+    folder = tmp_path_factory.mktemp("report-words")
+    call = write_wav(folder / "call.wav", stereo_call(SCRIPT), SR)
+    out = folder / "report.html"
+    result = CliRunner().invoke(app, ["report", str(call), "-o", str(out), "--model", str(model), "--transcribe",
+                                      "--asr-model", "whisper-tiny.en"])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    (transcriber,) = made
+    assert transcriber.model == "whisper-tiny.en" and len(transcriber.said) >= 8  # a window per turn at least
+    assert page.count("<th>words</th>") == 1
+    segments = page.split("<th>words</th></tr>", 1)[1].split("</table>", 1)[0]
+    assert segments.count("<tr>") == len(transcriber.said)  # a row per segment, each with its own words
+    for text in transcriber.said:
+        assert f"<td>{_html.escape(text)}</td>" in segments
+    assert "<script" not in page and "<b>" not in page and "&lt;script&gt;alert(0)&lt;/script&gt; &amp;" in page
+
+
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Chromium and chromedriver are not installed")
 def test_report_opens_offline_in_chromium(report_file, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
