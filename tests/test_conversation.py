@@ -84,6 +84,7 @@ def test_conversation_csv_and_table_carry_the_parties(model_path, call_file, tmp
     (["--parties", "voices"], "--parties takes channels, speakers"),
     (["--parties", "speakers:9"], "N from 1 to 6"),
     (["--party-names", "a,b"], "--party-names needs --parties"),
+    (["--parties", "channels", "--party-names", "a,a"], "party names must differ"),
 ])
 def test_parties_option_errors(model_path, call_file, args, message):
     result = CliRunner().invoke(app, ["timeline", str(call_file), "--model", str(model_path), *args])

@@ -68,6 +68,14 @@ def timeline(
     if party_names and not parties:
         err.print("[red]error:[/] --party-names needs --parties")
         raise typer.Exit(2)
+    if party_names:
+        from emovox.conversation.parties import party_names as check_names
+
+        try:
+            check_names(party_names, 0)  # two parties of one name fail before any work
+        except ValueError as exc:
+            err.print(f"[red]error:[/] --party-names: {escape(str(exc))}")
+            raise typer.Exit(2) from None
     spec = _party_spec(parties, err) if parties else None
     subset = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
     try:
