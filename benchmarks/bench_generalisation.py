@@ -249,6 +249,7 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    results = {name: entry for name, entry in results.items() if "summary" in entry}  # not stopped runs
     designs = list(results)
     corpora = list(next(iter(results.values()))["loco"])
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
@@ -270,6 +271,7 @@ def plot(results: dict, path: Path) -> None:
 
 def markdown(results: dict, profile_key: str = "profile_b0.5", skewed_key: str = "skewed_b0.5") -> str:
     """The designs in ``results`` as one markdown table (UA in %, 4 classes)."""
+    results = {name: entry for name, entry in results.items() if "summary" in entry}  # not stopped runs
     corpora = list(next(iter(results.values()))["loco"])
     head = ["design", *corpora, "mean", "worst", "profile mean (half)", "skewed-profile mean", "RAVDESS 6-fold",
             "white / babble 10 dB"]
