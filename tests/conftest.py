@@ -1,4 +1,5 @@
-"""Shared test fixtures: the real development corpora and a tiny audio-file writer."""
+"""Shared test fixtures: the real development corpora, a tiny audio-file writer, and the tiny
+model trained on synthetic voices (``model_path``, loaded as ``model``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
+import emovox
+from server_support import train_tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +46,15 @@ def write_audio():
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    """The tiny model trained on synthetic voices (``server_support.train_tiny_model``, once per session)."""
+    return train_tiny_model(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    """``model_path`` loaded; one instance per test module, so a module's settings never leak."""
+    return emovox.load(model_path)

@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import emovox
 from emovox.batch import run_batch
 from emovox.cli import app
 from emovox.conversation import conversation_timeline, diarise, load_channels, parse_parties
 from emovox.conversation.parties import own_speech
 from emovox.errors import ModelError
 from emovox.testing import voice, write_wav
-from server_support import SR, in_process_server, silence, styled, train_tiny_model, wav_bytes
+from server_support import SR, in_process_server, silence, styled, wav_bytes
 
 # (party, style, start, seconds): the agent speaks in the tiny model's "angry" style, the customer
 # in its quiet "sad" one; the customer's second turn starts 0.5 s before the agent's third ends.
@@ -33,16 +32,6 @@ def stereo_call(script=CALL, seed: int = 70) -> np.ndarray:
         x = styled(style, seconds, seed + k)
         out[int(start * SR) : int(start * SR) + len(x), party] += x
     return out + 0.0316 * out[:, ::-1]
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return train_tiny_model(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
-def model(model_path):
-    return emovox.load(model_path)
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
-import emovox
 from emovox.batch.rows import annotate, result_schema
 from emovox.cli import app
 from emovox.conversation.dimensions import CIRCUMPLEX, arousal_valence
@@ -19,7 +17,7 @@ from emovox.prediction.decision import restrict
 from emovox.prediction.result import UNKNOWN, Prediction
 from emovox.prediction.timeline import make_timeline, predict_recording
 from emovox.testing import write_wav
-from server_support import SR, scripted_recording, silence, styled, train_tiny_model
+from server_support import SR, scripted_recording, silence, styled
 
 EMOTIONS = ["neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise"]
 
@@ -32,16 +30,6 @@ def heavy(label: str, p: float = 0.8) -> dict[str, float]:
 
 def in_range(*values) -> bool:
     return all(isinstance(v, float) and -1.0 <= v <= 1.0 for v in values)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return train_tiny_model(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
-def model(model_path):
-    return emovox.load(model_path)
 
 
 def test_angry_is_aroused_and_negative_sad_is_low_and_negative():

@@ -10,27 +10,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import emovox
 from emovox.batch.rows import annotate
 from emovox.cli import app
 from emovox.prediction.timeline import LONG_RECORDING, make_timeline, predict_recording
 from emovox.testing import write_wav
-from server_support import SR, scripted_recording, silence, styled, train_tiny_model
+from server_support import SR, scripted_recording, silence, styled
 
 # 46 s: three stretches of "angry" speech (12 s in all) between long silences, and a short
 # "sad" one; pooled over 30 s windows, the silence weighs on the whole-file judgement.
 SCRIPT = [(None, 6.0), ("angry", 4.0), (None, 9.0), ("angry", 5.0), (None, 8.0), ("sad", 2.0), (None, 7.0),
           ("angry", 3.0), (None, 2.0)]
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return train_tiny_model(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
-def model(model_path):
-    return emovox.load(model_path)
 
 
 @pytest.fixture(scope="module")

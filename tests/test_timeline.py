@@ -10,23 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import emovox
 from emovox.audio.vad import FRAME, Segmenter, VADStream, speech_segments, split_windows
 from emovox.cli import app
 from emovox.errors import ModelError
 from emovox.prediction.timeline import Timeline, make_timeline
 from emovox.testing import speechlike, whitenoise, write_wav
-from server_support import SR, scripted_recording, silence, styled, train_tiny_model
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return train_tiny_model(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="module")
-def model(model_path):
-    return emovox.load(model_path)
+from server_support import SR, scripted_recording, silence, styled
 
 
 @pytest.fixture(scope="module")
