@@ -46,11 +46,13 @@ from emovox.corpora.manifest import Utterance
 from emovox.evaluation.metrics import classification_metrics
 from emovox.evaluation.splits import speaker_folds
 from emovox.features.extractor import FeatureExtractor
+from emovox.features.pooling import POOLINGS
 from emovox.prediction.decision import restrict, top_label
+from emovox.training.finetune import FinetuneConfig, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
 from emovox.training.profiles import centre, domain_mean
-from emovox.training.train import TrainConfig, kfold_groups, load_augmented, load_features, train_ensemble
+from emovox.training.train import TrainConfig, kfold_groups, load_augmented, load_features, train_ensemble, tune_encoder
 
 SHARED = ("ravdess", "nemo", "turev")
 EXTRA = ("tess", "koetts", "emospeech", "baved", "banglaser")
@@ -64,6 +66,11 @@ class Design:
 
     config: TrainConfig
     note: str = ""
+    pooling: str = "mean_std"  # the features' pooling over time (emovox.features.pooling.POOLINGS)
+
+
+FT_CAP = 2000  # clips the blocks are tuned on per held-out corpus (each corpus keeps its share); heads use all
+FT = {"max_train_clips": FT_CAP, "max_val_clips": 800, "epochs": 3, "patience": 1}  # what fits 2 cores
 
 
 def _config(layers, hidden=256, ensemble=5, **kw) -> TrainConfig:
@@ -86,6 +93,19 @@ DESIGNS: dict[str, Design] = {
     "all-mixed-aug1": Design(_config(None, centre_corpora="both", augment=1),
                              "all-mixed with one augmented copy of every clip (gain, pitch, tempo, white or babble "
                              "noise at 0-20 dB), raw and centred with its corpus"),
+    "all-mixed-level": Design(_config(None, centre_corpora="both"),
+                              "all-mixed over level-weighted pooling (each frame counted by its level against the "
+                              "clip's loud frames: the main talker, as noise-robust pools)", pooling="level_mean_std"),
+    "all-mixed-ft1": Design(_config(None, centre_corpora="both",
+                                    finetune=FinetuneConfig(blocks=1, rank=8, **FT)),
+                            "all-mixed on an encoder whose top block is tuned (low-rank adapters, rank 8, on 2000 "
+                            "training clips, 3 epochs) with a head, before the heads train on the tuned features"),
+    "all-mixed-ft1-full": Design(_config(None, centre_corpora="both",
+                                         finetune=FinetuneConfig(blocks=1, rank=0, lr=2e-5, **FT)),
+                                 "all-mixed on an encoder whose top block is fully tuned (lr 2e-5, 2000 clips, 3 epochs)"),
+    "all-mixed-ft2": Design(_config(None, centre_corpora="both",
+                                    finetune=FinetuneConfig(blocks=2, rank=8, **FT)),
+                            "all-mixed on an encoder whose top two blocks are tuned (adapters, rank 8, 2000 clips, 3 epochs)"),
     "all-h128x3": Design(_config(None, hidden=128, ensemble=3, label_smoothing=0.1),
                          "the old default-adaptive recipe: all states, 3 heads of 128, smoothing 0.1"),
 }
@@ -142,10 +162,12 @@ def halves(truth: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarray | None = None,
-         held_out: Sequence[str] = ()) -> dict:
+         held_out: Sequence[str] = (), *, extractor: FeatureExtractor | None = None, frames=None) -> dict:
     """Leave-one-corpus-out rows; ``copies``: the design's augmented copies of every clip
     (babble from the clip's own corpus, so the held-out corpus is never heard, not even as noise);
-    ``held_out``: hold out only these corpora (default: each in turn); training still uses all others."""
+    ``held_out``: hold out only these corpora (default: each in turn); training still uses all others.
+    A design that fine-tunes the encoder tunes it on the training corpora only (``frames``: every
+    clip's frames below the tuned blocks), then both sides use the tuned encoder's features."""
     corpora = np.array([u.corpus for u in utts])
     truth_all = [collapse(u.label, "4class") for u in utts]
     rows = {}
@@ -158,11 +180,19 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
             continue
         train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
         t0 = time.time()
-        ensemble = train_ensemble(X[~test], train_utts, config=design.config,
+        X_fold, tuning = X, None
+        if design.config.finetune.blocks:
+            X_train, result = tune_encoder(train_utts, X[~test], extractor, design.config,
+                                           frames=[frames[i] for i in np.flatnonzero(~test)])
+            X_fold = np.array(X, copy=True)
+            X_fold[~test] = X_train
+            X_fold[test] = tuned_features(result.top, [frames[i] for i in np.flatnonzero(test)], X[test])
+            tuning = {"best_epoch": result.best_epoch, "history": result.history, "seconds": result.seconds}
+        ensemble = train_ensemble(X_fold[~test], train_utts, config=design.config,
                                   augmented=None if copies is None else copies[:, ~test])
         idx = np.flatnonzero(mask)
         truth = [truth_all[i] for i in idx]
-        Xt = X[idx]
+        Xt = X_fold[idx]
         probs = ensemble.probabilities
         row = {"n": len(idx), "classes": sorted(set(truth)), "single": ua(truth, four_class_decision(ensemble, probs(Xt)))}
         profile, half, skewed = halves(truth)
@@ -174,7 +204,9 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
                 mean = domain_mean(Xt[rows_], reference, probabilities=probs, balance=balance)
                 centred = centre(Xt[half], mean, reference)
                 row[f"{name}_b{balance:g}"] = ua(truth_half, four_class_decision(ensemble, probs(centred)))
-        row.update(dimension_levels(ensemble, X[test], [utts[i] for i in np.flatnonzero(test)]))
+        row.update(dimension_levels(ensemble, X_fold[test], [utts[i] for i in np.flatnonzero(test)]))
+        if tuning:
+            row["finetuning"] = tuning
         row["skewed_share"] = SKEW
         row["seconds"] = round(time.time() - t0, 1)
         rows[held] = row
@@ -206,7 +238,8 @@ def dimension_levels(ensemble: Ensemble, X: np.ndarray, utts: Sequence[Utterance
 
 
 def summary(rows: dict) -> dict:
-    keys = [k for k in dict.fromkeys(k for r in rows.values() for k in r) if k not in {"n", "classes", "skewed_share", "seconds"}]
+    keys = [k for k in dict.fromkeys(k for r in rows.values() for k in r)
+            if k not in {"n", "classes", "skewed_share", "seconds", "finetuning"}]
     out = {}
     for k in keys:
         values = {c: r[k] for c, r in rows.items() if k in r}
@@ -311,9 +344,10 @@ def main() -> None:
     unknown = [d for d in args.designs.split(",") if d not in DESIGNS]
     if unknown:
         parser.error(f"unknown design(s) {unknown}; known: {', '.join(DESIGNS)}")
-    extractor = FeatureExtractor("whisper-base")
+    extractors = {pooling: FeatureExtractor("whisper-base", pooling=pooling) for pooling in POOLINGS}
     if args.ravdess_only:
         for name in args.designs.split(","):
+            extractor = extractors[DESIGNS[name].pooling]
             results = json.loads(args.out.read_text())
             reference = ravdess_reference(DESIGNS[name], args.corpora, extractor, args.room)
             results = json.loads(args.out.read_text())  # merged late: other runs may have written meanwhile
@@ -322,19 +356,30 @@ def main() -> None:
             print(f"| {name} | RAVDESS 6-fold " + " | ".join(f"{k} {v}" for k, v in reference.items()) + " |", flush=True)
         return
     utts = load_corpora(args.corpora, args.extra, [n for n in args.only.split(",") if n], min_classes=args.min_classes)
-    X = load_features(utts, extractor)
+    features = {}  # pooling -> features of every clip, encoded (or read from the cache) once
     counts = {c: sum(u.corpus == c for u in utts) for c in dict.fromkeys(u.corpus for u in utts)}
     print("corpora:", counts, flush=True)
     for name in args.designs.split(","):
         design = DESIGNS[name]
         print(f"## {name}: {design.note}", flush=True)
         start = time.time()
+        extractor = extractors[design.pooling]
+        if design.pooling not in features:
+            features[design.pooling] = load_features(utts, extractor)
+        X = features[design.pooling]
         copies = load_augmented(utts, extractor, design.config.augment, recipe=design.config.augment_recipe())
         held_out = [n for n in args.held_out.split(",") if n]
-        rows = loco(design, X, utts, copies, held_out)
+        frames = None
+        if design.config.finetune.blocks:
+            from emovox.features.frames import FrameCache, clip_frames
+
+            state = extractor.encoder.config.n_layers - design.config.finetune.blocks
+            frames = clip_frames([u.path for u in utts], extractor.encoder, extractor.settings, state=state,
+                                 cache=FrameCache(extractor.settings, state))
+        rows = loco(design, X, utts, copies, held_out, extractor=extractor, frames=frames)
         if held_out and args.out.exists() and name in (previous := json.loads(args.out.read_text())):
             rows = {**previous[name]["loco"], **rows}  # complete an earlier, partial run
-        entry = {"note": design.note, "config": dataclasses.asdict(design.config),
+        entry = {"note": design.note, "config": dataclasses.asdict(design.config), "pooling": design.pooling,
                  "corpora": counts, "loco": rows, "summary": summary(rows),
                  "split": "leave-one-corpus-out: train on every other corpus, test on all of the held-out one (4 classes "
                           "as --labels angry,happy,sad,neutral); profiles from a random half (or a 70 %-one-emotion "

@@ -47,6 +47,11 @@ def evaluate(
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
+    finetune_blocks: int = recipe_options.FINETUNE_BLOCKS,
+    finetune_rank: int = recipe_options.FINETUNE_RANK,
+    finetune_epochs: int = recipe_options.FINETUNE_EPOCHS,
+    finetune_lr: float = recipe_options.FINETUNE_LR,
+    finetune_max_clips: int = recipe_options.FINETUNE_MAX_CLIPS,
     seed: int = typer.Option(0),
     plots: bool = typer.Option(True, help="Write PNG plots."),
 ) -> None:
@@ -61,7 +66,15 @@ def evaluate(
     from emovox.evaluation.report import write_report
     from emovox.features.extractor import FeatureExtractor
     from emovox.training.fit import FitConfig
-    from emovox.training.train import TrainConfig, augmenting_trainer, kfold_groups, load_augmented, load_features, parse_layers
+    from emovox.training.train import (
+        TrainConfig,
+        augmenting_trainer,
+        finetuning_trainer,
+        kfold_groups,
+        load_augmented,
+        load_features,
+        parse_layers,
+    )
 
     logging.basicConfig(level=logging.WARNING)
     err = Console(stderr=True)
@@ -70,14 +83,17 @@ def evaluate(
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                         layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
-                             balance_corpora=balance_corpora, centre_corpora=centre_corpora,
-                             fit=fit)
+                             balance_corpora=balance_corpora, centre_corpora=centre_corpora, fit=fit,
+                             finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
+                                                                     finetune_lr, finetune_max_clips))
         trainer = default_trainer(config)
         if protocol is Protocol.fixed:
             if not (train_manifest and test_manifest):
                 raise EmovoxError("the fixed protocol needs --train and --test manifests")
             tr, te = read_jsonl(train_manifest), read_jsonl(test_manifest)
             trainer = augmenting_trainer(config, tr, load_augmented(tr, extractor, augment, recipe=config.augment_recipe()))
+            if finetune_blocks:
+                trainer = finetuning_trainer(config, [*tr, *te], extractor)
             outcomes = [fixed_split(load_features(tr, extractor), tr, load_features(te, extractor), te,
                                     trainer=trainer, scheme=scheme, name=test_manifest.stem, adapt=adapt)]
         else:
@@ -91,6 +107,8 @@ def evaluate(
                 groups = kfold_groups(utts, n) if kfold else None  # babble never made of a test speaker
                 copies = load_augmented(utts, extractor, augment, groups=groups, recipe=config.augment_recipe())
                 trainer = augmenting_trainer(config, utts, copies)
+            if finetune_blocks:  # each fold's blocks are tuned on its training part only
+                trainer = finetuning_trainer(config, utts, extractor)
             if not kfold:
                 if len({u.corpus for u in utts}) < 2:
                     raise EmovoxError("cross-corpus evaluation needs at least two corpora")
@@ -109,6 +127,11 @@ def evaluate(
                               f"; masking with probability {mask:g}" if mask else ""])
             o.split += (f"; training clips plus {augment} augmented copies each (babble noise made of utterances of other "
                         f"speakers of {source}{extras}; test clips are not augmented)")
+    if finetune_blocks:
+        for o in outcomes:
+            o.split += (f"; the encoder's top {finetune_blocks} block(s) fine-tuned with a head on each training part only "
+                        f"({config.finetune.describe()}; the epoch chosen on held-out training speakers), test clips "
+                        "encoded by that part's tuned encoder")
     results = []
     for o in outcomes:
         metrics = classification_metrics(o.truth, o.predicted, labels=o.labels, probs=o.probs)

@@ -24,3 +24,22 @@ CENTRE_CORPORA = typer.Option("", "--centre-corpora", help="Centre each training
                               "(no), centred, or both (every clip as it is and centred, so that the heads serve single "
                               "clips and domain profiles alike; emovox.training.profiles), or balanced (centred on each corpus's "
                               "class-balanced mean).")
+FINETUNE_BLOCKS = typer.Option(
+    0, min=0, help="Fine-tune the encoder's top K blocks with the heads (0: frozen encoder). The frozen part below "
+    "them runs once per clip and is cached (float16 frames); the model folder then carries only what changed "
+    "(encoder_tuned.safetensors), exported and served like any model.")
+FINETUNE_RANK = typer.Option(8, min=0, help="With --finetune-blocks: low-rank adapters of this rank on every linear map "
+                             "of the tuned blocks (kilobytes); 0 tunes every weight (~6 MB a block).")
+FINETUNE_EPOCHS = typer.Option(6, min=1, help="With --finetune-blocks: at most this many epochs (the one with the best "
+                               "UA on held-out speakers is kept).")
+FINETUNE_LR = typer.Option(3e-4, min=0.0, help="With --finetune-blocks: learning rate of the tuned blocks (adapters; "
+                           "~2e-5 for --finetune-rank 0).")
+FINETUNE_MAX_CLIPS = typer.Option(0, min=0, help="With --finetune-blocks: tune on at most this many clips (each corpus "
+                                  "keeps its share; 0: all); the heads still train on all.")
+
+
+def finetune_config(blocks: int, rank: int, epochs: int, lr: float, max_clips: int):
+    """The :class:`emovox.training.finetune.FinetuneConfig` of the options above."""
+    from emovox.training.finetune import FinetuneConfig
+
+    return FinetuneConfig(blocks=blocks, rank=rank, epochs=epochs, lr=lr, max_train_clips=max_clips)

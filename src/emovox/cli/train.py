@@ -50,6 +50,11 @@ def train(
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
+    finetune_blocks: int = recipe_options.FINETUNE_BLOCKS,
+    finetune_rank: int = recipe_options.FINETUNE_RANK,
+    finetune_epochs: int = recipe_options.FINETUNE_EPOCHS,
+    finetune_lr: float = recipe_options.FINETUNE_LR,
+    finetune_max_clips: int = recipe_options.FINETUNE_MAX_CLIPS,
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -70,6 +75,8 @@ def train(
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora,
+                             finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
+                                                                     finetune_lr, finetune_max_clips),
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                                            layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),

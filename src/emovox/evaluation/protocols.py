@@ -58,7 +58,9 @@ ADAPTED = ("; test speakers adapted: each held-out speaker's features are centre
 
 
 def _adapted(ensemble: Ensemble, X: np.ndarray, utts: Sequence[Utterance], adapt: bool) -> np.ndarray:
-    """``X`` of the test utterances ``utts``, adapted per speaker when asked."""
+    """``X`` of the test utterances ``utts`` as the ensemble reads them (a fine-tuned encoder's
+    states recomputed, :meth:`Ensemble.features_for`), adapted per speaker when asked."""
+    X = ensemble.features_for(X, utts)
     return adapt_groups(X, [u.speaker_key for u in utts], ensemble.reference_mean()) if adapt else X
 
 

@@ -219,7 +219,7 @@ def build_graph(model_dir: str | os.PathLike) -> Exported:
     if settings.encoder_sha256 and actual != settings.encoder_sha256:
         raise ModelError(f"encoder {settings.encoder} weights ({actual[:12]}) differ from the model's "
                          f"({settings.encoder_sha256[:12]})")
-    encoder = load_encoder(settings.encoder)
+    encoder = bundle.tuned_encoder() if bundle.tuned else load_encoder(settings.encoder)
     graph = ExportGraph(encoder, bundle.heads, bundle.temperature, mask_padding=not settings.window,
                         average=bundle.average, pooling=settings.pooling).eval()
     cfg = encoder.config
@@ -246,6 +246,7 @@ def metadata(exported: Exported) -> dict[str, str]:
         "feature_settings": json.dumps(b.features.to_dict(), sort_keys=True),
         "encoder": b.features.encoder,
         "encoder_sha256": b.features.encoder_sha256,
+        "encoder_tuned_sha256": b.features.tuned_sha256,
         "temperature": repr(b.temperature),
         "n_heads": str(len(b.heads)),
         "front_end": "Whisper log-mel of the clip's own length (faster-whisper numpy extractor); "

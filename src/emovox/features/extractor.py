@@ -45,10 +45,15 @@ class FeatureSettings:
     window: float = 0.0  # 0: encode each clip's own length; 30: pad each window to 30 s like Whisper
     sampling_rate: int = 16000
     version: int = FEATURE_VERSION
+    tuned_sha256: str = ""  # sha256 of the model's tuned top blocks (emovox.encoder.tuned); "" = frozen encoder
 
     def key(self) -> str:
-        """Short hash of the settings, used as the cache namespace."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        """Short hash of the settings, used as the cache namespace (a frozen encoder's key is the
+        one it had before fine-tuning existed, so caches stay valid)."""
+        fields = dataclasses.asdict(self)
+        if not fields["tuned_sha256"]:
+            del fields["tuned_sha256"]
+        blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def to_dict(self) -> dict:
@@ -70,12 +75,16 @@ class FeatureExtractor:
         window: float = 0.0,
         pooling: str = "mean_std",
         module: WhisperEncoder | None = None,
+        tuned_sha256: str = "",
     ):
+        """``module``: an encoder already built (e.g. with tuned top blocks merged, whose file's
+        sha256 is ``tuned_sha256``); default: ``encoder``'s weights, loaded."""
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         self.encoder = module if module is not None else load_encoder(encoder)
         self.settings = FeatureSettings(
-            encoder=str(encoder), encoder_sha256=encoder_weight_hash(encoder), pooling=pooling, window=window
+            encoder=str(encoder), encoder_sha256=encoder_weight_hash(encoder), pooling=pooling, window=window,
+            tuned_sha256=tuned_sha256,
         )
         self.max_batch_frames = max_batch_frames
         self.n_mels = self.encoder.config.n_mels

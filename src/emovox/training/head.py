@@ -14,6 +14,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -99,6 +100,13 @@ class Ensemble:
     members: list[dict] = dataclasses.field(default_factory=list)
     average: str = "logits"  # "logits": softmax(mean logits / T); "probs": mean of softmax(logits / T) (older models)
     adapted_temperature: float | None = None  # T for speaker-adapted features (emovox.training.adaptation)
+    # how a test clip's frozen-encoder features become this ensemble's (``(X, utterances) -> X``): set
+    # when the encoder was fine-tuned with the heads (emovox.training.train.finetuning_trainer)
+    transform: Callable[[np.ndarray, Sequence], np.ndarray] | None = None
+
+    def features_for(self, X: np.ndarray, utterances: Sequence) -> np.ndarray:
+        """``X`` (frozen-encoder features of ``utterances``) as these heads' input."""
+        return X if self.transform is None else self.transform(X, utterances)
 
     def probabilities(self, X: np.ndarray, *, calibrated: bool = True, adapted: bool = False) -> np.ndarray:
         """The heads' calibrated probabilities, ``(n, len(labels))``: softmax of the mean logits

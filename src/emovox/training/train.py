@@ -27,6 +27,7 @@ from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_fi
 from emovox.training.adaptation import adapt_groups, centre
 from emovox.training.calibration import fit_temperature
 from emovox.training.checkpoint import save_model
+from emovox.training.finetune import FinetuneConfig, FinetuneResult, finetune, tuned_features
 from emovox.training.fit import FitConfig, fit_head, group_balance_weights
 from emovox.training.head import Ensemble, predict_logits
 
@@ -111,8 +112,11 @@ class TrainConfig:
     # every clip twice, as it is and centred, so that heads serve single clips and profiles alike;
     # "balanced": like "centred", on each corpus's class-balanced mean (its per-label means averaged)
     centre_corpora: str = ""
+    finetune: FinetuneConfig = FinetuneConfig()  # tune the encoder's top blocks first (blocks > 0)
 
     def __post_init__(self):
+        if self.finetune.blocks and self.augment:
+            raise ValueError("fine-tuning (--finetune-blocks) does not take augmented copies (--augment) yet")
         if (self.reverb or self.mask) and not self.augment:
             raise ValueError("reverb and mask shape the augmented copies: ask for copies too (--augment N)")
         if self.centre_corpora not in CENTRE_MODES:
@@ -217,6 +221,27 @@ def augmenting_trainer(config: TrainConfig, utterances: Sequence[Utterance], aug
     return trainer
 
 
+def finetuning_trainer(config: TrainConfig, utterances: Sequence[Utterance], extractor: FeatureExtractor):
+    """A protocol trainer (``(X, utts) -> Ensemble``) for a recipe that fine-tunes the encoder: the
+    top blocks are tuned on each training part only, the heads train on the tuned features, and the
+    ensemble recomputes a test clip's tuned states itself (:meth:`Ensemble.features_for`). The
+    frames of every clip in ``utterances`` are computed (and cached) once, here."""
+    from emovox.features.frames import FrameCache, clip_frames
+
+    state = extractor.encoder.config.n_layers - config.finetune.blocks
+    frames = clip_frames([u.path for u in utterances], extractor.encoder, extractor.settings, state=state,
+                         cache=FrameCache(extractor.settings, state))
+    row = {u.path: i for i, u in enumerate(utterances)}
+
+    def trainer(X: np.ndarray, utts: Sequence[Utterance]) -> Ensemble:
+        X_tuned, result = tune_encoder(utts, X, extractor, config, frames=[frames[row[u.path]] for u in utts])
+        ensemble = train_ensemble(X_tuned, utts, config=config)
+        ensemble.transform = lambda Xs, us: tuned_features(result.top, [frames[row[u.path]] for u in us], Xs)
+        return ensemble
+
+    return trainer
+
+
 def train_ensemble(
     X: np.ndarray, utterances: Sequence[Utterance], *, config: TrainConfig = TrainConfig(), labels: list[str] | None = None,
     augmented: np.ndarray | None = None,
@@ -269,6 +294,34 @@ def train_ensemble(
     return Ensemble(heads, labels, temperature, members, adapted_temperature=adapted_temperature)
 
 
+def tune_encoder(utterances: Sequence[Utterance], X: np.ndarray, extractor: FeatureExtractor, config: TrainConfig, *,
+                 cache_root=None, frames=None) -> tuple[np.ndarray, FinetuneResult]:
+    """Fine-tune the top ``config.finetune.blocks`` encoder blocks with a head (validated on held-out
+    speakers, 15 % of each corpus's, other than the ensemble heads' own), and return the features
+    of the tuned encoder (``X`` with the tuned states recomputed) with the result.
+
+    ``frames``: the clips' :class:`emovox.features.frames.ClipFrames` (default: computed, cached)."""
+    from emovox.features.frames import FrameCache, clip_frames
+
+    state = extractor.encoder.config.n_layers - config.finetune.blocks
+    if frames is None:
+        frames = clip_frames([u.path for u in utterances], extractor.encoder, extractor.settings, state=state,
+                             cache=FrameCache(extractor.settings, state, None if cache_root is None else
+                                              os.path.join(cache_root, "frames")))
+    labels = label_set(utterances)
+    y = np.array([labels.index(u.label) for u in utterances])
+    speakers = np.array([u.speaker_key for u in utterances])
+    corpora = np.array([u.corpus for u in utterances])
+    val = speaker_holdout(speakers, corpora, fraction=config.val_fraction, seed=config.seed + 997)
+    if not val.any():
+        raise EmovoxError("fine-tuning needs held-out speakers: at least two speakers in some corpus")
+    result = finetune(extractor.encoder, frames, X, y, np.flatnonzero(~val), np.flatnonzero(val), n_classes=len(labels),
+                      config=dataclasses.replace(config.finetune, seed=config.seed), fit=config.fit, corpora=corpora)
+    log.info("fine-tuned %s: val UA %.3f at epoch %d (%.0f s)", config.finetune.describe(), result.best_val_ua,
+             result.best_epoch, result.seconds)
+    return tuned_features(result.top, frames, X, progress=True), result
+
+
 def train_model(
     utterances: Sequence[Utterance],
     out_dir: str | os.PathLike,
@@ -286,6 +339,14 @@ def train_model(
     start = time.time()
     X = features if features is not None else load_features(utterances, extractor, cache_root=cache_root)
     augmented = load_augmented(utterances, extractor, config.augment, cache_root=cache_root, recipe=config.augment_recipe())
+    tuned, finetuning = None, None
+    if config.finetune.blocks:
+        X, result = tune_encoder(utterances, X, extractor, config, cache_root=cache_root)
+        tuned = {"tensors": result.top.tuned_tensors(), "scale": result.top.scale, "rank": result.top.rank}
+        finetuning = {"recipe": config.finetune.describe(), "best_val_ua": round(result.best_val_ua, 4),
+                      "best_epoch": result.best_epoch, "history": result.history, "seconds": result.seconds,
+                      "split": "tuned on the training speakers less a held-out 15 % of each corpus's speakers, "
+                               "whose UA chose the epoch"}
     ensemble = train_ensemble(X, utterances, config=config, augmented=augmented)
     members = ensemble.members
     report = {
@@ -305,10 +366,11 @@ def train_model(
         "temperature": round(ensemble.temperature, 4),
         "adapted_temperature": round(ensemble.adapted_temperature, 4),
         "config": {**dataclasses.asdict(config)},
+        "finetuning": finetuning,
         "seconds": round(time.time() - start, 1),
     }
     save_model(out_dir, heads=ensemble.heads, labels=ensemble.labels, features=extractor.settings,
                temperature=ensemble.temperature, average=ensemble.average,
-               adapted_temperature=ensemble.adapted_temperature, training=report)
+               adapted_temperature=ensemble.adapted_temperature, training=report, tuned=tuned)
     return report
 
