@@ -24,3 +24,13 @@ CENTRE_CORPORA = typer.Option("", "--centre-corpora", help="Centre each training
                               "(no), centred, or both (every clip as it is and centred, so that the heads serve single "
                               "clips and domain profiles alike; emovox.training.profiles), or balanced (centred on each corpus's "
                               "class-balanced mean).")
+DIMENSIONS = typer.Option(False, "--dimensions", help="Also train arousal and valence on every head (multi-task: a "
+                          "tanh output beside the emotion logits, targets the circumplex points of the labels; "
+                          "emovox.training.fit). Predictions then take their arousal and valence from the heads.")
+DIMENSIONS_WEIGHT = typer.Option(0.5, min=0.0, help="With --dimensions: weight of the arousal/valence squared error "
+                                 "against the emotion cross-entropy.")
+
+
+def dimensions_weight(dimensions: bool, weight: float) -> float:
+    """``FitConfig.dimensions_weight`` for the ``--dimensions`` flag and its weight (0: off)."""
+    return weight if dimensions else 0.0

@@ -50,6 +50,8 @@ def train(
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
+    dimensions: bool = recipe_options.DIMENSIONS,
+    dimensions_weight: float = recipe_options.DIMENSIONS_WEIGHT,
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -71,6 +73,7 @@ def train(
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora,
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
+                                           dimensions_weight=recipe_options.dimensions_weight(dimensions, dimensions_weight),
                                            layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
                       "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}
