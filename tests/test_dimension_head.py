@@ -159,6 +159,8 @@ def test_the_api_answers_with_the_heads_values(dims_path, dims_model):
     clip = styled("angry", 2.0, seed=11)
     want = dims_model.predict(clip, SR)
     with in_process_server(dims_path, ServerSettings()) as server:
+        status, body, _ = server.request("GET", "/v1/models")
+        assert status == 200 and body["models"][0]["dimensions"] == "head"
         status, body, _ = server.post_file("/v1/predict", wav_bytes(clip))
         assert status == 200 and (body["arousal"], body["valence"]) == pytest.approx(want.dimensions, abs=1e-3)
         status, body, _ = server.post_file("/v1/predict?labels=sad", wav_bytes(clip))

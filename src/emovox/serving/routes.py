@@ -131,6 +131,7 @@ class ModelInfo(BaseModel):
     backend: str
     sampling_rate: int
     profile: dict | None = None  # the domain profile applied to every clip (n_clips, created, balance)
+    dimensions: str = "circumplex"  # where arousal and valence come from: "head" (trained) or "circumplex" (the table)
 
 
 class ModelsResponse(BaseModel):
