@@ -84,6 +84,11 @@ DESIGNS: dict[str, Design] = {
     "all-mixed-dims": Design(_config(None, centre_corpora="both", dimensions_weight=0.5),
                              "all-mixed with the dimensional output: arousal and valence trained with the emotions "
                              "(weight 0.5, targets the circumplex points of the labels)"),
+    "all-mixed-dims-w0.1": Design(_config(None, centre_corpora="both", dimensions_weight=0.1),
+                                  "all-mixed-dims with weight 0.1"),
+    "all-mixed-dims-probe": Design(_config(None, centre_corpora="both", dimensions_weight=0.5, dimensions_shared=False),
+                                   "all-mixed with the dimensional output trained on the hidden layer as the emotion "
+                                   "loss shapes it (no gradient into the shared layers: emotions exactly all-mixed's)"),
     "all-mixed-balanced": Design(_config(None, centre_corpora="both", balance_corpora=True),
                                  "all-mixed with every training corpus weighing the same (EmoSpeech is 39 % of the clips)"),
     "all-mixed-aug1": Design(_config(None, centre_corpora="both", augment=1),

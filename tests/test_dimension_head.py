@@ -193,3 +193,15 @@ def test_save_model_keeps_the_dims_weights(tmp_path):
     loaded = load_model_files(tmp_path).heads
     X = np.random.default_rng(0).normal(size=(5, 2, 4)).astype(np.float32)
     assert np.allclose(Ensemble(loaded, ["a", "b", "c"]).dimensions(X), Ensemble(heads, ["a", "b", "c"]).dimensions(X))
+
+
+def test_an_unshared_dimensional_output_leaves_the_emotion_logits_as_they_were():
+    X, y = clusters(90, seed=3)
+    points = class_points(["angry", "sad", "joy"])
+    plain = fit_head(X, y, None, None, n_classes=3, config=FitConfig(epochs=8, hidden=8))
+    probe = fit_head(X, y, None, None, n_classes=3, points=points,
+                     config=FitConfig(epochs=8, hidden=8, dimensions_weight=1.0, dimensions_shared=False))
+    assert probe.head.has_dimensions
+    Xt = torch.from_numpy(clusters(30, seed=4)[0])
+    with torch.no_grad():
+        assert torch.equal(plain.head(Xt), probe.head(Xt))

@@ -58,6 +58,10 @@ class FitConfig:
     # weight of the arousal/valence squared error (a dimensional output on the head, targets from
     # the circumplex points of the labels: see the module docstring); 0: no dimensional output
     dimensions_weight: float = 0.0
+    # True: the arousal/valence loss trains the shared layers too (multi-task); False: only the
+    # dimensional output learns, on the hidden layer the emotion loss alone shapes, so that the
+    # emotion logits are exactly those of a head trained without it
+    dimensions_shared: bool = True
 
 
 @dataclasses.dataclass
@@ -88,9 +92,11 @@ def class_points(labels: list[str]) -> np.ndarray:
     return np.array([CIRCUMPLEX.get(label, (np.nan, np.nan)) for label in labels], dtype=np.float64)
 
 
-def compute_forward(head: EmotionHead, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Logits and (arousal, valence) (None without the dimensional output) for a batch."""
-    return head.outputs(features)
+def compute_forward(head: EmotionHead, features: torch.Tensor, *,
+                    shared: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits and (arousal, valence) (None without the dimensional output) for a batch;
+    ``shared=False``: the latter's loss does not reach the layers the logits share with it."""
+    return head.outputs(features, detach=not shared)
 
 
 def dimensions_objective(dims: torch.Tensor, targets: torch.Tensor, points: torch.Tensor,
@@ -187,7 +193,7 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
 
     def objective(batch: torch.Tensor, targets: torch.Tensor, row_weights: torch.Tensor | None):
         """The batch's logits and loss (cross-entropy, plus the weighted dimensional error)."""
-        logits, dims = compute_forward(head, batch)
+        logits, dims = compute_forward(head, batch, shared=config.dimensions_shared)
         loss = compute_objective(logits, targets, weights, config.label_smoothing, row_weights)
         if dims is not None:
             rows = weights[targets] * (1.0 if row_weights is None else row_weights)

@@ -62,8 +62,13 @@ class EmotionHead(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, n_classes),
         )
-        # only when asked: a head without it keeps the state dict of the models saved before
-        self.dims = nn.Linear(hidden, 2) if dimensions else None
+        # only when asked: a head without it keeps the state dict of the models saved before;
+        # initialised on a forked generator, so that the dropout masks of training (and so the
+        # emotion path, when the dims do not share its gradients) are those of a head without it
+        self.dims: nn.Linear | None = None
+        if dimensions:
+            with torch.random.fork_rng(devices=[]):
+                self.dims = nn.Linear(hidden, 2)
 
     @classmethod
     def from_config(cls, config: HeadConfig) -> EmotionHead:
@@ -93,11 +98,12 @@ class EmotionHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.mlp[-1](self.hidden(features))
 
-    def outputs(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def outputs(self, features: torch.Tensor, *, detach: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits ``(batch, n_classes)`` and (arousal, valence) ``(batch, 2)`` in [-1, 1] (None
-        for a head without the dimensional output), from one pass."""
+        for a head without the dimensional output), from one pass. ``detach``: the dimensional
+        output reads the hidden layer without passing gradients back into it (training only)."""
         h = self.hidden(features)
-        return self.mlp[-1](h), None if self.dims is None else torch.tanh(self.dims(h))
+        return self.mlp[-1](h), None if self.dims is None else torch.tanh(self.dims(h.detach() if detach else h))
 
 
 @torch.no_grad()
