@@ -82,6 +82,7 @@ def test_the_model_directory_says_where_the_dimensions_come_from(dims_path, mode
     config = json.loads((dims_path / "config.json").read_text())
     assert config["dimensions"] == "head" and config["head"]["dimensions"] is True
     assert config["training"]["config"]["fit"]["dimensions_weight"] == 0.5  # --dimensions' default weight
+    assert config["training"]["config"]["fit"]["dimensions_shared"] is True
     assert load_model_files(dims_path).has_dimensions
     assert json.loads((model_path / "config.json").read_text())["dimensions"] == "circumplex"
     # a directory saved before the dimensional output existed: no "dimensions" anywhere

@@ -30,6 +30,12 @@ DIMENSIONS = typer.Option(False, "--dimensions", help="Also train arousal and va
 DIMENSIONS_WEIGHT = typer.Option(0.5, min=0.0, help="With --dimensions: weight of the arousal/valence squared error "
                                  "against the emotion cross-entropy.")
 
+DIMENSIONS_SHARED = typer.Option(True, "--dimensions-shared/--dimensions-unshared",
+                                 help="With --dimensions: shared (multi-task: the arousal/valence loss trains the "
+                                 "shared layers too; better valence, cost 2.5 points of emotion UA on unseen corpora) or "
+                                 "unshared (only the dimensional output learns, so the emotion predictions are exactly "
+                                 "those of a model without it).")
+
 
 def dimensions_weight(dimensions: bool, weight: float) -> float:
     """``FitConfig.dimensions_weight`` for the ``--dimensions`` flag and its weight (0: off)."""

@@ -52,6 +52,7 @@ def train(
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
     dimensions: bool = recipe_options.DIMENSIONS,
     dimensions_weight: float = recipe_options.DIMENSIONS_WEIGHT,
+    dimensions_shared: bool = recipe_options.DIMENSIONS_SHARED,
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -74,6 +75,7 @@ def train(
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora,
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                                            dimensions_weight=recipe_options.dimensions_weight(dimensions, dimensions_weight),
+                                           dimensions_shared=dimensions_shared,
                                            layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
                       "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}
