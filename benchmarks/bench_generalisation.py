@@ -88,6 +88,14 @@ DESIGNS: dict[str, Design] = {
                              "all states; each training corpus centred on its class-balanced mean (profiles: balance 1)"),
     "all-mixed": Design(_config(None, centre_corpora="both"),
                         "all states; every clip twice, raw and centred with its corpus (for single clips and profiles)"),
+    "all-mixed-dims": Design(_config(None, centre_corpora="both", dimensions_weight=0.5),
+                             "all-mixed with the dimensional output: arousal and valence trained with the emotions "
+                             "(weight 0.5, targets the circumplex points of the labels)"),
+    "all-mixed-dims-w0.1": Design(_config(None, centre_corpora="both", dimensions_weight=0.1),
+                                  "all-mixed-dims with weight 0.1"),
+    "all-mixed-dims-probe": Design(_config(None, centre_corpora="both", dimensions_weight=0.5, dimensions_shared=False),
+                                   "all-mixed with the dimensional output trained on the hidden layer as the emotion "
+                                   "loss shapes it (no gradient into the shared layers: emotions exactly all-mixed's)"),
     "all-mixed-balanced": Design(_config(None, centre_corpora="both", balance_corpora=True),
                                  "all-mixed with every training corpus weighing the same (EmoSpeech is 39 % of the clips)"),
     "all-mixed-aug1": Design(_config(None, centre_corpora="both", augment=1),
@@ -219,21 +227,27 @@ VALENCE_LEVELS = ("negative", "neutral", "positive")
 
 
 def dimension_levels(ensemble: Ensemble, X: np.ndarray, utts: Sequence[Utterance]) -> dict:
-    """3-level UA of the arousal and valence every prediction carries (read off the model's full
-    probabilities through :data:`emovox.conversation.dimensions.CIRCUMPLEX`), against the levels of
-    each clip's true label on the same table; every clip whose label has a point counts (fear,
-    disgust, surprise, calm too), so this is not limited to the four classes."""
+    """3-level UA of the arousal and valence every prediction carries, against the levels of each
+    clip's true label on :data:`emovox.conversation.dimensions.CIRCUMPLEX`; every clip whose label
+    has a point counts (fear, disgust, surprise, calm too), so this is not limited to the four
+    classes. ``arousal3``/``valence3``: what predictions carry (the heads' values when the
+    ensemble has the dimensional output, else read off the full probabilities through the table);
+    with the dimensional output, ``arousal3_table``/``valence3_table`` are the table's as well."""
     keep = [i for i, u in enumerate(utts) if u.label in CIRCUMPLEX]
     if not keep:
         return {}
     probs = ensemble.probabilities(X[keep])
-    found = [arousal_valence(dict(zip(ensemble.labels, map(float, p), strict=True))) for p in probs]
+    table = [arousal_valence(dict(zip(ensemble.labels, map(float, p), strict=True))) for p in probs]
+    sources = {"": table}
+    if ensemble.has_dimensions:
+        sources = {"": [tuple(d) for d in ensemble.dimensions(X[keep])], "_table": table}
     out = {}
-    for k, (name, names) in enumerate((("arousal3", ("low", "mid", "high")), ("valence3", VALENCE_LEVELS))):
-        truth = [level(CIRCUMPLEX[utts[i].label][k], names) for i in keep]
-        predicted = [level(f[k], names) for f in found]
-        if len(set(truth)) >= 2:
-            out[name] = classification_metrics(truth, predicted, labels=list(names))["ua"]
+    for suffix, found in sources.items():
+        for k, (name, names) in enumerate((("arousal3", ("low", "mid", "high")), ("valence3", VALENCE_LEVELS))):
+            truth = [level(CIRCUMPLEX[utts[i].label][k], names) for i in keep]
+            predicted = [level(f[k], names) for f in found]
+            if len(set(truth)) >= 2:
+                out[name + suffix] = classification_metrics(truth, predicted, labels=list(names))["ua"]
     return out
 
 

@@ -56,9 +56,10 @@ def scripted_recording(script=SCRIPT, seed: int = 50) -> tuple[np.ndarray, list[
     return np.concatenate(parts), truth
 
 
-def train_tiny_model(base: Path) -> Path:
-    """Train (once per session) a tiny.en model on 2 styles x 3 speakers x 4 takes of ``voice``."""
-    out = base / "tiny-voice-model"
+def train_tiny_model(base: Path, *, dimensions: bool = False) -> Path:
+    """Train (once per session) a tiny.en model on 2 styles x 3 speakers x 4 takes of ``voice``;
+    ``dimensions``: with the arousal/valence output too (``emovox train --dimensions``)."""
+    out = base / ("tiny-voice-model-dims" if dimensions else "tiny-voice-model")
     if (out / "config.json").exists():
         return out
     corpus = base / "tiny-voice-corpus"
@@ -73,7 +74,8 @@ def train_tiny_model(base: Path) -> Path:
     from emovox.cli import app
 
     result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(out), "--encoder", "whisper-tiny.en",
-                                      "--ensemble", "1", "--epochs", "30", "--hidden", "16"])
+                                      "--ensemble", "1", "--epochs", "30", "--hidden", "16",
+                                      *(["--dimensions"] if dimensions else [])])
     assert result.exit_code == 0, result.output
     return out
 

@@ -52,6 +52,9 @@ def evaluate(
     finetune_epochs: int = recipe_options.FINETUNE_EPOCHS,
     finetune_lr: float = recipe_options.FINETUNE_LR,
     finetune_max_clips: int = recipe_options.FINETUNE_MAX_CLIPS,
+    dimensions: bool = recipe_options.DIMENSIONS,
+    dimensions_weight: float = recipe_options.DIMENSIONS_WEIGHT,
+    dimensions_shared: bool = recipe_options.DIMENSIONS_SHARED,
     seed: int = typer.Option(0),
     plots: bool = typer.Option(True, help="Write PNG plots."),
 ) -> None:
@@ -81,6 +84,8 @@ def evaluate(
     try:
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
+                        dimensions_weight=recipe_options.dimensions_weight(dimensions, dimensions_weight),
+                        dimensions_shared=dimensions_shared,
                         layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora, fit=fit,

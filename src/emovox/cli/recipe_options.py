@@ -43,3 +43,19 @@ def finetune_config(blocks: int, rank: int, epochs: int, lr: float, max_clips: i
     from emovox.training.finetune import FinetuneConfig
 
     return FinetuneConfig(blocks=blocks, rank=rank, epochs=epochs, lr=lr, max_train_clips=max_clips)
+DIMENSIONS = typer.Option(False, "--dimensions", help="Also train arousal and valence on every head (multi-task: a "
+                          "tanh output beside the emotion logits, targets the circumplex points of the labels; "
+                          "emovox.training.fit). Predictions then take their arousal and valence from the heads.")
+DIMENSIONS_WEIGHT = typer.Option(0.5, min=0.0, help="With --dimensions: weight of the arousal/valence squared error "
+                                 "against the emotion cross-entropy.")
+
+DIMENSIONS_SHARED = typer.Option(True, "--dimensions-shared/--dimensions-unshared",
+                                 help="With --dimensions: shared (multi-task: the arousal/valence loss trains the "
+                                 "shared layers too; better valence, cost 2.5 points of emotion UA on unseen corpora) or "
+                                 "unshared (only the dimensional output learns, so the emotion predictions are exactly "
+                                 "those of a model without it).")
+
+
+def dimensions_weight(dimensions: bool, weight: float) -> float:
+    """``FitConfig.dimensions_weight`` for the ``--dimensions`` flag and its weight (0: off)."""
+    return weight if dimensions else 0.0

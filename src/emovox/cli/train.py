@@ -55,6 +55,9 @@ def train(
     finetune_epochs: int = recipe_options.FINETUNE_EPOCHS,
     finetune_lr: float = recipe_options.FINETUNE_LR,
     finetune_max_clips: int = recipe_options.FINETUNE_MAX_CLIPS,
+    dimensions: bool = recipe_options.DIMENSIONS,
+    dimensions_weight: float = recipe_options.DIMENSIONS_WEIGHT,
+    dimensions_shared: bool = recipe_options.DIMENSIONS_SHARED,
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -78,6 +81,8 @@ def train(
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips),
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
+                                           dimensions_weight=recipe_options.dimensions_weight(dimensions, dimensions_weight),
+                                           dimensions_shared=dimensions_shared,
                                            layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
                       "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}

@@ -1,13 +1,22 @@
-"""Arousal and valence in [-1, 1], read off the categorical emotion probabilities.
+"""Arousal and valence in [-1, 1]: the circumplex points of the emotion labels.
 
-Not a trained dimensional model: each emotion label sits at a fixed point of the circumplex of
-affect (Russell, J. A. (1980). A circumplex model of affect. *Journal of Personality and Social
-Psychology*, 39(6), 1161–1178), in the coordinates that speech-emotion work commonly uses
-for mapping categories onto arousal and valence, and a window's arousal and valence are the
-probability-weighted mean of its labels' points. So they move only as far as the class
-probabilities move: a confident "angry" gives high arousal and negative valence; a window split
-between happy and sad lands near the middle. Labels without a point (``unknown``) are left out
-and the rest renormalised.
+Each emotion label sits at a fixed point of the circumplex of affect (Russell, J. A. (1980). A
+circumplex model of affect. *Journal of Personality and Social Psychology*, 39(6), 1161–1178),
+in the coordinates that speech-emotion work commonly uses for mapping categories onto arousal
+and valence (:data:`CIRCUMPLEX`). The table serves twice:
+
+* **training targets** of the dimensional output of a model trained with ``emovox train
+  --dimensions`` (:mod:`emovox.training.fit`): each clip's target is its label's point, a clip
+  whose label has none adds nothing to that loss. Such a model gives every prediction the heads'
+  own arousal and valence (``dimensions: "head"`` in its ``config.json``), which can move
+  within a class, not only between classes;
+* **the mapping** for any other model (:func:`arousal_valence`): a window's arousal and valence
+  are the probability-weighted mean of its labels' points. They move only as far as the class
+  probabilities move: a confident "angry" gives high arousal and negative valence; a window
+  split between happy and sad lands near the middle. Labels without a point (``unknown``) are
+  left out and the rest renormalised.
+
+The 3-level accuracy of both on corpora never heard is in ``docs/conversations.md``.
 
 =========  =======  =======
 label      arousal  valence
@@ -74,6 +83,8 @@ def level(value: float, names: tuple[str, str, str] = ("low", "mid", "high"), th
 
 
 def add_dimensions(segments) -> None:
-    """Set ``arousal`` and ``valence`` on every :class:`emovox.prediction.timeline.Segment` from its scores."""
+    """Set ``arousal`` and ``valence`` from its scores on every :class:`emovox.prediction.timeline.Segment`
+    that has none yet (a window of a model with the dimensional output has the heads')."""
     for s in segments:
-        s.arousal, s.valence = arousal_valence(s.scores)
+        if s.arousal is None:
+            s.arousal, s.valence = arousal_valence(s.scores)

@@ -10,6 +10,8 @@ ensemble, and their calibrated average (:meth:`emovox.training.head.Ensemble.pro
       → features float32 (batch, n_states, 2 d)    pooled [mean, std] of hidden states 0..k
       → weight   float32 (batch,)                  total frame weight pooled (frame count, or
                                                    level weights: emovox.audio.speech_level)
+      → dims     float32 (batch, 2)                (arousal, valence) in [-1, 1], the heads' mean
+                                                   (only for a model trained with --dimensions)
 
 k is the highest state any head reads: blocks past it are not computed (a head of the shipped
 model reads state 4 of Whisper base's 7, so 4 of its 6 blocks run — exact, a third less work).
@@ -17,7 +19,7 @@ Batch and frames are dynamic (frames ≤ 3000, one 30 s encoder window). Models 
 ``window=30`` see Whisper's padded 30 s windows unmasked and pool over the valid frames only,
 as :class:`emovox.features.extractor.FeatureExtractor` does; ``window=0`` models mask the padding.
 Clips over 30 s are handled by the runtime, which merges the windows' pooled statistics and
-runs ``head.onnx`` (features → probs). The folder's ``config.json`` (format ``emovox-onnx``)
+runs ``head.onnx`` (features → probs, and dims when the model has them). The folder's ``config.json`` (format ``emovox-onnx``)
 describes it all; the graphs carry the same facts as ONNX metadata.
 
 Examples:
@@ -80,16 +82,25 @@ def pool_valid(states: torch.Tensor, lengths: torch.Tensor, frame_weights: torch
 
 class HeadGraph(nn.Module):
     """Pooled features → the ensemble's calibrated probabilities, averaged as the model says
-    (``logits``: softmax of the mean logits over T; ``probs``: mean of the softmaxes)."""
+    (``logits``: softmax of the mean logits over T; ``probs``: mean of the softmaxes); for heads
+    with the dimensional output, also their mean (arousal, valence)
+    (:meth:`emovox.training.head.Ensemble.dimensions`)."""
 
     def __init__(self, heads: Sequence[nn.Module], temperature: float, average: str = "logits"):
         super().__init__()
         self.heads = nn.ModuleList(heads)
         self.average = average
+        self.dimensions = all(getattr(head, "has_dimensions", False) for head in heads)
         self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        logits = torch.stack([head(features) for head in self.heads])
+    def forward(self, features: torch.Tensor):
+        if self.dimensions:
+            outputs = [head.outputs(features) for head in self.heads]
+            logits = torch.stack([o[0] for o in outputs])
+            return self._probs(logits), torch.stack([o[1] for o in outputs]).mean(0)
+        return self._probs(torch.stack([head(features) for head in self.heads]))
+
+    def _probs(self, logits: torch.Tensor) -> torch.Tensor:
         if self.average == "logits":
             return torch.softmax(logits.mean(0) * self.inv_temperature, dim=-1)
         return torch.softmax(logits * self.inv_temperature, dim=-1).mean(0)
@@ -171,9 +182,10 @@ def states_read(heads: Sequence[nn.Module], n_states: int) -> int:
 
 
 class ExportGraph(nn.Module):
-    """Log-mel frames → (probs, features, weight): encoder, pooling over valid frames, heads.
-    ``weight`` is each row's total frame weight (its valid frames, or their level weights),
-    which the runtime needs to merge the windows of a long clip."""
+    """Log-mel frames → (probs, features, weight), and dims for heads with the dimensional
+    output: encoder, pooling over valid frames, heads. ``weight`` is each row's total frame
+    weight (its valid frames, or their level weights), which the runtime needs to merge the
+    windows of a long clip."""
 
     def __init__(self, encoder: WhisperEncoder, heads: Sequence[nn.Module], temperature: float, *,
                  mask_padding: bool = True, average: str = "logits", pooling: str = "mean_std"):
@@ -183,7 +195,11 @@ class ExportGraph(nn.Module):
         self.mask_padding = mask_padding
         self.level = pooling == "level_mean_std"
 
-    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    @property
+    def output_names(self) -> list[str]:
+        return ["probs", "features", "weight", *(["dims"] if self.head.dimensions else [])]
+
+    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         states = self.encoder(mel, mel_lengths if self.mask_padding else None)
         pooled_frames = torch.clamp((mel_lengths + 1) // 2, min=1)  # stride-2 convolution
         stacked = torch.stack(states, dim=1)
@@ -193,6 +209,9 @@ class ExportGraph(nn.Module):
         else:
             frame_weights, weight = None, pooled_frames.to(mel.dtype)
         features = pool_valid(stacked, pooled_frames, frame_weights)
+        if self.head.dimensions:
+            probs, dims = self.head(features)
+            return probs, features, weight, dims
         return self.head(features), features, weight
 
 
@@ -249,6 +268,7 @@ def metadata(exported: Exported) -> dict[str, str]:
         "encoder_tuned_sha256": b.features.tuned_sha256,
         "temperature": repr(b.temperature),
         "n_heads": str(len(b.heads)),
+        "dimensions": "head" if b.has_dimensions else "circumplex",
         "front_end": "Whisper log-mel of the clip's own length (faster-whisper numpy extractor); "
                      "window=30: each 30 s chunk zero-padded before its log-mel",
     }
@@ -270,30 +290,33 @@ def add_metadata(path: str | os.PathLike, props: dict[str, str], *, doc: str = "
 
 
 def export_onnx(exported: Exported, path: str | os.PathLike) -> Path:
-    """Write the full graph (mel, mel_lengths → probs, features) with dynamic batch and frames."""
+    """Write the full graph (mel, mel_lengths → probs, features, weight, and dims when the model
+    has them) with dynamic batch and frames."""
     path = Path(path)
+    names = exported.graph.output_names
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer notes about Python-side shape checks
         torch.onnx.export(
             exported.graph, _example_inputs(exported.n_mels), os.fspath(path), dynamo=False, opset_version=OPSET,
-            input_names=["mel", "mel_lengths"], output_names=["probs", "features", "weight"],
-            dynamic_axes={"mel": {0: "batch", 2: "frames"}, "mel_lengths": {0: "batch"},
-                          "probs": {0: "batch"}, "features": {0: "batch"}, "weight": {0: "batch"}},
+            input_names=["mel", "mel_lengths"], output_names=names,
+            dynamic_axes={"mel": {0: "batch", 2: "frames"}, "mel_lengths": {0: "batch"}, **{n: {0: "batch"} for n in names}},
         )
     add_metadata(path, metadata(exported), doc=__doc__.split("\n\n")[1])
     return path
 
 
 def export_head(exported: Exported, path: str | os.PathLike) -> Path:
-    """Write the head-only graph (features → probs) used to finish clips over 30 s."""
+    """Write the head-only graph (features → probs, and dims when the model has them) used to
+    finish clips over 30 s."""
     path = Path(path)
     example = torch.randn(2, exported.n_states, exported.dim)
+    names = ["probs", "dims"] if exported.graph.head.dimensions else ["probs"]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             exported.graph.head, (example,), os.fspath(path), dynamo=False, opset_version=OPSET,
-            input_names=["features"], output_names=["probs"],
-            dynamic_axes={"features": {0: "batch"}, "probs": {0: "batch"}},
+            input_names=["features"], output_names=names,
+            dynamic_axes={"features": {0: "batch"}, **{n: {0: "batch"} for n in names}},
         )
     add_metadata(path, metadata(exported))
     return path
@@ -311,8 +334,9 @@ def export_torchscript(exported: Exported, path: str | os.PathLike) -> Path:
 
 def check_graph(exported: Exported, path: str | os.PathLike,
                 shapes: Sequence[tuple[int, int]] = ((1, 100), (3, 517), (2, 3000))) -> float:
-    """Largest |probs_onnx − probs_torch| over random inputs of several batch sizes and lengths:
-    proves the dynamic axes work. Rows of a batch get different valid lengths."""
+    """Largest |probs_onnx − probs_torch| (and |dims_onnx − dims_torch|, for a model with them)
+    over random inputs of several batch sizes and lengths: proves the dynamic axes work. Rows of
+    a batch get different valid lengths."""
     from emovox.runtime.session import make_session
 
     session = make_session(path, device="cpu")
@@ -321,10 +345,12 @@ def check_graph(exported: Exported, path: str | os.PathLike,
     for batch, frames in shapes:
         mel = torch.randn(batch, exported.n_mels, frames, generator=generator) * 0.5
         lengths = torch.tensor([max(1, frames - 37 * i) for i in range(batch)])
+        names = ["probs", "dims"] if exported.graph.head.dimensions else ["probs"]
         with torch.no_grad():
-            expected = exported.graph(mel, lengths)[0].numpy()
-        got = session.run(["probs"], {"mel": mel.numpy(), "mel_lengths": lengths.numpy()})[0]
-        worst = max(worst, float(np.abs(got - expected).max()))
+            out = exported.graph(mel, lengths)
+            expected = [out[0].numpy()] + ([out[3].numpy()] if len(names) > 1 else [])
+        got = session.run(names, {"mel": mel.numpy(), "mel_lengths": lengths.numpy()})
+        worst = max(worst, *(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True)))
     return worst
 
 
@@ -465,7 +491,9 @@ def _sidecar(exported: Exported, model_dir, graphs: dict, check: dict) -> dict:
         "graphs": graphs,
         "default_variant": "fp32",
         "inputs": {"mel": ["batch", exported.n_mels, "frames"], "mel_lengths": ["batch"]},
-        "outputs": {"probs": ["batch", len(b.labels)], "features": ["batch", exported.n_states, exported.dim]},
+        "outputs": {"probs": ["batch", len(b.labels)], "features": ["batch", exported.n_states, exported.dim],
+                    **({"dims": ["batch", 2]} if b.has_dimensions else {})},
+        "dimensions": "head" if b.has_dimensions else "circumplex",
         "long_clips": "windows of 3000 frames; pooled stats merged by frame count, then head.onnx",
         "check": check,
         "source": {"model_dir": os.fspath(model_dir), "training": b.config.get("training", {}),

@@ -1,7 +1,11 @@
 """What every emotion model shares, torch-free: :class:`Predictor`.
 
 :class:`Predictor` turns a backend's ``probabilities_for_signals`` (16 kHz signals →
-probabilities) into the public entry points ``predict``, ``predict_file`` and ``predict_files``;
+probabilities) into the public entry points ``predict``, ``predict_file`` and ``predict_files``.
+A backend whose heads also give arousal and valence (``has_dimensions``, a model trained with
+``emovox train --dimensions``) implements ``outputs_for_signals`` and ``outputs_for_features``
+as well, and every :class:`~emovox.prediction.result.Prediction` then carries the heads' values
+instead of the circumplex table's;
 the PyTorch model (:class:`emovox.prediction.torch_model.EmotionModel`) and the ONNX runtime
 (:class:`emovox.runtime.OnnxEmotionModel`) both build on it.
 
@@ -36,6 +40,7 @@ class Predictor:
     labels: list[str]
     max_duration: float | None = DEFAULT_MAX_DURATION
     abstain: float | None = None  # top probability below this gives the label "unknown"
+    has_dimensions: bool = False  # the heads give arousal and valence (else: the circumplex table)
 
     def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(len(signals), len(labels))`` for 16 kHz mono signals."""
@@ -49,6 +54,16 @@ class Predictor:
         """Class probabilities from pooled features (the heads only); ``adapted``: the features
         were adapted to their speaker (the model's adapted temperature applies)."""
         raise NotImplementedError
+
+    def outputs_for_signals(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and the heads' (arousal, valence) ``(len(signals), 2)`` for 16 kHz signals,
+        from one pass; None instead of the latter for a model without the dimensional output."""
+        return self.probabilities_for_signals(signals), None
+
+    def outputs_for_features(self, features: np.ndarray, *,
+                             adapted: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`probabilities_for_features` and the heads' (arousal, valence) (None without them)."""
+        return self.probabilities_for_features(features, adapted=adapted), None
 
     def reference_mean(self) -> np.ndarray:
         """The training feature mean the heads standardise with (see :mod:`emovox.training.adaptation`)."""
@@ -83,12 +98,13 @@ class Predictor:
             self._profile_reference = self.reference_mean()
         self.profile = profile
 
-    def _probabilities(self, signals: Sequence[np.ndarray]) -> np.ndarray:
-        """Probabilities for signals, through the domain profile when one is set."""
+    def _outputs_for(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and the heads' (arousal, valence) or None, through the domain profile
+        when one is set."""
         if self.profile is None:
-            return self.probabilities_for_signals(signals)
+            return self.outputs_for_signals(signals)
         features = self.profile.apply(self.features_for_signals(signals), self._profile_reference)
-        return self.probabilities_for_features(features)
+        return self.outputs_for_features(features)
 
     def predict_speaker(self, signals: Sequence[np.ndarray], *, labels: Sequence[str] | None = None) -> list[Prediction]:
         """Predict for several 16 kHz clips of *one* speaker, adapted to that speaker: their
@@ -99,24 +115,32 @@ class Predictor:
         if len(signals) < MIN_CLIPS:
             raise EmovoxError(f"speaker adaptation needs at least {MIN_CLIPS} clips of the speaker, got {len(signals)}")
         features = adapt(self.features_for_signals(signals), self.reference_mean())
-        probs = self.probabilities_for_features(features, adapted=True)
-        return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals, strict=True)]
+        probs, dims = self.outputs_for_features(features, adapted=True)
+        return self._results(probs, dims, signals, labels)
 
-    def _result(self, probs: np.ndarray, duration: float, labels: Sequence[str] | None, path: str | None) -> Prediction:
-        if not np.isfinite(probs).all():  # never a result: NaN is not JSON, and not an answer
-            raise InvalidAudioError("the model's probabilities for this clip are not finite")
+    def _results(self, probs: np.ndarray, dims: np.ndarray | None, signals: Sequence[np.ndarray],
+                 labels: Sequence[str] | None) -> list[Prediction]:
+        rows = [None] * len(signals) if dims is None else list(dims)
+        return [self._result(p, len(s) / SAMPLING_RATE, labels, None, d)
+                for p, d, s in zip(probs, rows, signals, strict=True)]
+
+    def _result(self, probs: np.ndarray, duration: float, labels: Sequence[str] | None, path: str | None,
+                dims: np.ndarray | None = None) -> Prediction:
+        if not np.isfinite(probs).all() or (dims is not None and not np.isfinite(dims).all()):
+            raise InvalidAudioError("the model's probabilities for this clip are not finite")  # NaN is not an answer
         scores = restrict({l: float(p) for l, p in zip(self.labels, probs, strict=True)}, labels)
         label = top_label(scores)
         if self.abstain is not None and scores[label] < self.abstain:
             label = UNKNOWN
-        return Prediction(label, scores, duration, path)
+        dimensions = None if dims is None else (round(float(dims[0]) + 0.0, 4), round(float(dims[1]) + 0.0, 4))
+        return Prediction(label, scores, duration, path, dimensions=dimensions)
 
     def predict_signals(self, signals: Sequence[np.ndarray], *, labels: Sequence[str] | None = None) -> list[Prediction]:
         """Predict for 16 kHz mono float32 signals (already loaded)."""
         if not len(signals):
             return []
-        probs = self._probabilities(signals)
-        return [self._result(p, len(s) / SAMPLING_RATE, labels, None) for p, s in zip(probs, signals, strict=True)]
+        probs, dims = self._outputs_for(signals)
+        return self._results(probs, dims, signals, labels)
 
     def predict_recording(self, signal: np.ndarray, *, labels: Sequence[str] | None = None) -> Prediction:
         """Predict for one whole 16 kHz recording: a clip up to 30 s is judged whole, a longer

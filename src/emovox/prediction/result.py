@@ -1,11 +1,16 @@
 """One clip's answer: :class:`Prediction` (label, scores, duration) or :class:`PredictionError`.
 
-Every prediction also carries ``arousal`` and ``valence`` in [-1, 1], read off its ``scores``
-through the circumplex table of :mod:`emovox.conversation.dimensions` (not a trained head): the
-probability-weighted mean of the labels' points. The rule, whatever the labels:
+Every prediction also carries ``arousal`` and ``valence`` in [-1, 1]. A model trained with
+``emovox train --dimensions`` gives them from its heads (a dimensional output trained with the
+emotion classes, :mod:`emovox.training.fit`): the prediction's ``dimensions``, the same whatever
+``--labels`` subset decides the label. Any other model's are read off its ``scores`` through
+the circumplex table of :mod:`emovox.conversation.dimensions`: the probability-weighted mean of
+the labels' points. The rule for the table, whatever the labels:
 
 * they follow the ``scores`` the result shows, so with a ``--labels`` subset they come from the
-  subset's renormalised scores (calm merged into neutral, see :mod:`emovox.prediction.decision`);
+  subset's renormalised scores (calm merged into neutral, see :mod:`emovox.prediction.decision`),
+  and scores fused with the words (``--text-model``) use the table even for a model with the
+  dimensional output, so that they agree with the fused label;
 * a label without a point in the table (a custom label of a fine-tuned model) counts for
   nothing and the other labels' weights are renormalised; when no label has a point, both are 0
   (the centre of the circumplex);
@@ -39,8 +44,9 @@ class Prediction:
     long recording, ``"speech segments (n=..., ... s of speech)"`` with ``scores`` the share of
     speech time per label (see :func:`emovox.prediction.timeline.predict_recording`).
 
-    ``dimensions`` is ``(arousal, valence)`` when they are not read off ``scores`` (a long
-    recording's, from its timeline); None reads them off the current ``scores``.
+    ``dimensions`` is ``(arousal, valence)`` when they are not read off ``scores``: the heads'
+    own (a model trained with ``--dimensions``), or a long recording's, from its timeline; None
+    reads them off the current ``scores`` (the circumplex table).
     """
 
     label: str

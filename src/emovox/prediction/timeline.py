@@ -57,7 +57,7 @@ class Segment:
     audio_label: str | None = None  # the audio-only label, when the label fuses audio and words
     party: str | None = None  # who spoke (a conversation's channel or speaker; None: not asked)
     overlap: bool = False  # another party speaks during this window too
-    arousal: float | None = None  # in [-1, 1], from the scores (emovox.conversation.dimensions; make_timeline sets them)
+    arousal: float | None = None  # in [-1, 1], the heads' or from the scores (make_timeline sets them)
     valence: float | None = None
 
     def to_dict(self) -> dict:
@@ -193,8 +193,9 @@ def make_timeline(
 
     Returns:
         A :class:`Timeline`; silence-only input gives one without segments. Every segment has
-        ``arousal`` and ``valence`` in [-1, 1], read off its (restricted, fused) scores by
-        :func:`emovox.conversation.dimensions.arousal_valence`.
+        ``arousal`` and ``valence`` in [-1, 1]: the heads' for a model with the dimensional
+        output (``Prediction.dimensions``), else (and for scores fused with words) read off its
+        (restricted, fused) scores by :func:`emovox.conversation.dimensions.arousal_valence`.
     """
     from emovox.conversation.dimensions import add_dimensions  # at call time: conversation imports this module
 
@@ -220,6 +221,8 @@ def make_timeline(
                 segment.text, segment.language = said.text, said.language
             if fused:
                 segment.audio_label = top_label(restrict(result.scores, labels))
+            elif result.dimensions is not None:  # the heads' arousal and valence (fused scores: the table's)
+                segment.arousal, segment.valence = result.dimensions
             segments.append(segment)
     add_dimensions(segments)
     names = list(labels) if labels else list(model.labels)

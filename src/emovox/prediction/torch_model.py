@@ -44,6 +44,10 @@ class EmotionModel(Predictor):
             )
 
     @property
+    def has_dimensions(self) -> bool:  # type: ignore[override]  # a fact of the loaded heads
+        return self.ensemble.has_dimensions
+
+    @property
     def model_id(self) -> str:
         return self.bundle.config.get("training", {}).get("name", "emovox-model")
 
@@ -57,6 +61,16 @@ class EmotionModel(Predictor):
 
     def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False) -> np.ndarray:
         return self.ensemble.probabilities(features, adapted=adapted)
+
+    @torch.inference_mode()
+    def outputs_for_features(self, features: np.ndarray, *,
+                             adapted: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        dims = self.ensemble.dimensions(features) if self.ensemble.has_dimensions else None
+        return self.ensemble.probabilities(features, adapted=adapted), dims
+
+    def outputs_for_signals(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and the heads' (arousal, valence) (None without them) for 16 kHz signals."""
+        return self.outputs_for_features(self.extractor(signals))
 
     def reference_mean(self) -> np.ndarray:
         return self.ensemble.reference_mean()

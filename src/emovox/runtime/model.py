@@ -5,6 +5,10 @@ An exported folder (written by ``emovox export``, see :mod:`emovox.export.onnx`)
 pooled features, encoder and heads in one graph), maybe ``model.int8.onnx``, and
 ``head.onnx`` (pooled features → probabilities).
 
+A model trained with ``--dimensions`` has one more output in both graphs, ``dims`` (the heads'
+mean arousal and valence in [-1, 1]); its predictions carry those instead of the circumplex
+table's (``has_dimensions``). Folders exported before have no ``dims`` and work as they did.
+
 Clips of up to 30 s are one encoder window: one run of the model graph gives their
 probabilities. A longer clip is several windows; their pooled statistics (mean and std per
 layer over valid frames) are merged with the windows' frame weights (their frame counts, or
@@ -103,7 +107,9 @@ class OnnxEmotionModel(Predictor):
         self.window = float(self.config["features"]["window"])
         self._session_args: dict[str, Any] = dict(device=device, threads=threads)
         self.session = make_session(self.directory / graphs[self.variant], **self._session_args)
-        self._outputs = ["probs", "features"] + [o.name for o in self.session.get_outputs() if o.name == "weight"]
+        names = {o.name for o in self.session.get_outputs()}
+        self._outputs = ["probs", "features"] + [n for n in ("weight", "dims") if n in names]
+        self.has_dimensions = "dims" in names  # the heads give arousal and valence
         self._head_session = None
 
     @property
@@ -120,21 +126,39 @@ class OnnxEmotionModel(Predictor):
     def run(self, mel: np.ndarray, mel_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One graph run: ``mel (b, n_mels, frames)`` and valid frame counts → probs, features,
         and each row's frame weight (its valid encoder frames for graphs exported before it)."""
-        out = self.session.run(
-            self._outputs, {"mel": mel.astype(np.float32, copy=False), "mel_lengths": mel_lengths.astype(np.int64)})
-        weight = out[2] if len(out) > 2 else np.maximum(1, (mel_lengths + 1) // 2).astype(np.float32)
-        return out[0], out[1], weight
+        return self._run(mel, mel_lengths)[:3]
+
+    def _run(self, mel: np.ndarray, mel_lengths: np.ndarray):
+        """:meth:`run`'s three outputs, then ``dims`` (None for a graph without it)."""
+        out = dict(zip(self._outputs, self.session.run(
+            self._outputs, {"mel": mel.astype(np.float32, copy=False), "mel_lengths": mel_lengths.astype(np.int64)}),
+            strict=True))
+        weight = out["weight"] if "weight" in out else np.maximum(1, (mel_lengths + 1) // 2).astype(np.float32)
+        return out["probs"], out["features"], weight, out.get("dims")
 
     def head_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Probabilities from pooled features ``(n, n_states, 2 d)`` (the head graph)."""
-        return self.head_session.run(["probs"], {"features": np.asarray(features, dtype=np.float32)})[0]
+        return self.head_outputs(features)[0]
+
+    def head_outputs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and (arousal, valence) (None without them) from pooled features (the head graph)."""
+        names = ["probs", "dims"] if self.has_dimensions else ["probs"]
+        out = self.head_session.run(names, {"features": np.asarray(features, dtype=np.float32)})
+        return out[0], out[1] if self.has_dimensions else None
 
     def features_and_probabilities(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Pooled features ``(n, n_states, 2 d)`` and probabilities ``(n, n_labels)``."""
+        features, probs, _ = self.features_and_outputs(signals)
+        return features, probs
+
+    def features_and_outputs(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Pooled features ``(n, n_states, 2 d)``, probabilities ``(n, n_labels)`` and the heads'
+        (arousal, valence) ``(n, 2)`` (None for a model without them); a clip of several windows
+        gets all three from its merged features, as its probabilities always were."""
         windows = []  # (signal index, mel, valid frames)
         for index, signal in enumerate(signals):
             windows += [(index, mel, valid) for mel, valid in mel_windows(signal, n_mels=self.n_mels, window=self.window)]
-        per_signal: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in signals]
+        per_signal: list[list[tuple[np.ndarray, np.ndarray, float, np.ndarray | None]]] = [[] for _ in signals]
         lengths = [w[1].shape[1] for w in windows]
         # int8 quantizes activations per tensor, with a range taken over the whole batch: a clip's
         # answer would depend on the clips beside it. One window per run keeps it batch-invariant
@@ -146,27 +170,35 @@ class OnnxEmotionModel(Predictor):
             mel = np.zeros((len(batch), self.n_mels, frames), np.float32)
             for row, i in enumerate(batch):
                 mel[row, :, : windows[i][1].shape[1]] = windows[i][1]
-            probs, feats, weight = self.run(mel, np.array([windows[i][2] for i in batch], np.int64))
+            probs, feats, weight, dims = self._run(mel, np.array([windows[i][2] for i in batch], np.int64))
             for row, i in enumerate(batch):
-                per_signal[windows[i][0]].append((probs[row], feats[row], float(weight[row])))
+                per_signal[windows[i][0]].append((probs[row], feats[row], float(weight[row]),
+                                                  None if dims is None else dims[row]))
         features: list[np.ndarray] = []
         clip_probs: list[np.ndarray | None] = []
+        clip_dims: list[np.ndarray | None] = []
         merged: list[int] = []
         for index, parts in enumerate(per_signal):
             if len(parts) == 1:
                 features.append(parts[0][1])
                 clip_probs.append(parts[0][0])
+                clip_dims.append(parts[0][3])
             else:
                 features.append(merge_pooled(np.stack([p[1] for p in parts]), [max(p[2], 1e-12) for p in parts]))
                 clip_probs.append(None)
+                clip_dims.append(None)
                 merged.append(index)
         if merged:
-            for index, p in zip(merged, self.head_probabilities(np.stack([features[i] for i in merged])), strict=True):
-                clip_probs[index] = p
+            probs, dims = self.head_outputs(np.stack([features[i] for i in merged]))
+            for row, index in enumerate(merged):
+                clip_probs[index] = probs[row]
+                clip_dims[index] = None if dims is None else dims[row]
         if not features:
             return (np.zeros((0, self.config["n_states"], 2 * self.config["dim"]), np.float32),
-                    np.zeros((0, len(self.labels)), np.float32))
-        return np.stack(features), np.stack(cast(list[np.ndarray], clip_probs))  # no None left: merged ones filled
+                    np.zeros((0, len(self.labels)), np.float32), np.zeros((0, 2), np.float32) if self.has_dimensions else None)
+        # no None left: merged ones filled
+        return (np.stack(features), np.stack(cast(list[np.ndarray], clip_probs)),
+                np.stack(cast(list[np.ndarray], clip_dims)) if self.has_dimensions else None)
 
     def probabilities_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         return self.features_and_probabilities(signals)[1]
@@ -174,8 +206,20 @@ class OnnxEmotionModel(Predictor):
     def features_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         return self.features_and_probabilities(signals)[0]
 
+    def outputs_for_signals(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        _, probs, dims = self.features_and_outputs(signals)
+        return probs, dims
+
+    def outputs_for_features(self, features: np.ndarray, *,
+                             adapted: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        probs, dims = self.head_outputs(features)
+        return self._adapted(probs, adapted), dims
+
     def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False) -> np.ndarray:
-        probs = self.head_probabilities(features)
+        return self._adapted(self.head_probabilities(features), adapted)
+
+    def _adapted(self, probs: np.ndarray, adapted: bool) -> np.ndarray:
+        """``probs`` at the adapted temperature when ``adapted`` (and the model has one)."""
         t, t_adapted = self.config["temperature"], self.config.get("adapted_temperature")
         if adapted and t_adapted and self.config.get("ensemble_average") == "logits":
             # softmax(z / T) → softmax(z / T'): exact, since log p = z / T - const per row

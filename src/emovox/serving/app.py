@@ -127,7 +127,8 @@ def describe_model(model) -> dict:
     versions = config.get("versions") or config.get("source", {}).get("versions") or {}
     return {"id": getattr(model, "model_id", "emovox-model"), "labels": list(model.labels),
             "encoder": features.get("encoder"), "version": versions.get("emovox"), "backend": type(model).__name__,
-            "sampling_rate": 16000, "profile": _describe_profile(getattr(model, "profile", None))}
+            "sampling_rate": 16000, "profile": _describe_profile(getattr(model, "profile", None)),
+            "dimensions": "head" if getattr(model, "has_dimensions", False) else "circumplex"}
 
 
 def _describe_profile(profile) -> dict | None:

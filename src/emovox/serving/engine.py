@@ -39,12 +39,14 @@ log = logging.getLogger("emovox.serving")
 
 
 class Result:
-    """One clip's scores over the model's labels, with :meth:`decide` for a label subset."""
+    """One clip's scores over the model's labels, with :meth:`decide` for a label subset;
+    ``dimensions``: the heads' (arousal, valence) for a model with the dimensional output
+    (None: read them off the decided scores, :func:`emovox.conversation.dimensions.arousal_valence`)."""
 
-    __slots__ = ("scores", "duration")
+    __slots__ = ("scores", "duration", "dimensions")
 
-    def __init__(self, scores: dict[str, float], duration: float):
-        self.scores, self.duration = scores, duration
+    def __init__(self, scores: dict[str, float], duration: float, dimensions: tuple[float, float] | None = None):
+        self.scores, self.duration, self.dimensions = scores, duration, dimensions
 
     def decide(self, labels: Sequence[str] | None = None) -> tuple[str, dict[str, float]]:
         scores = restrict(self.scores, labels)
@@ -132,8 +134,9 @@ class InferenceEngine:
         futures = [self.submit(s) for s in signals]
         out = []
         for s, f in zip(signals, futures, strict=True):
-            label, scores = f.result().decide(labels)
-            out.append(Prediction(label, scores, len(s) / SAMPLING_RATE))
+            result = f.result()
+            label, scores = result.decide(labels)
+            out.append(Prediction(label, scores, len(s) / SAMPLING_RATE, dimensions=result.dimensions))
         return out
 
     def _take_batch(self) -> list[tuple[np.ndarray, concurrent.futures.Future]] | None:
@@ -207,5 +210,5 @@ class InferenceEngine:
                 self.batches += 1
                 self.clips += len(batch)
             for (signal, future), p in zip(batch, predictions, strict=True):
-                future.set_result(Result(p.scores, len(signal) / SAMPLING_RATE))
+                future.set_result(Result(p.scores, len(signal) / SAMPLING_RATE, p.dimensions))
             thread.emovox_batch = []

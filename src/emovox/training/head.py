@@ -4,11 +4,20 @@ Input is ``(batch, n_states, dim)`` — one pooled vector per encoder layer. Fea
 standardised with statistics of the training set (stored as buffers, so they travel with the
 weights), mixed by a softmax over learned per-layer weights, and classified by a two-layer MLP.
 
+A head made with ``dimensions=True`` also has a dimensional output: a linear layer from the
+same hidden layer to two values squashed by tanh, (arousal, valence) in [-1, 1], trained with
+the emotion logits (multi-task, :mod:`emovox.training.fit`). ``forward`` still returns the
+logits only, so every caller of a head made before works unchanged; :meth:`EmotionHead.outputs`
+gives both.
+
 Examples:
     >>> import torch
     >>> head = EmotionHead(n_states=3, dim=8, n_classes=4, hidden=16)
     >>> head(torch.randn(2, 3, 8)).shape
     torch.Size([2, 4])
+    >>> logits, dims = EmotionHead(3, 8, 4, hidden=16, dimensions=True).outputs(torch.randn(2, 3, 8))
+    >>> dims.shape, bool(dims.abs().max() <= 1)
+    (torch.Size([2, 2]), True)
 """
 
 from __future__ import annotations
@@ -31,16 +40,17 @@ class HeadConfig:
     hidden: int = 256
     dropout: float = 0.3
     layers: tuple[int, ...] | None = None  # encoder states the head reads (None: all)
+    dimensions: bool = False  # also (arousal, valence) from the hidden layer (models saved before: no)
 
 
 class EmotionHead(nn.Module):
     """Layer-weighted pooled features → logits over emotion classes."""
 
     def __init__(self, n_states: int, dim: int, n_classes: int, *, hidden: int = 256, dropout: float = 0.3,
-                 layers: tuple[int, ...] | list[int] | None = None):
+                 layers: tuple[int, ...] | list[int] | None = None, dimensions: bool = False):
         super().__init__()
         layers = tuple(int(i) for i in layers) if layers is not None else None
-        self.config = HeadConfig(n_states, dim, n_classes, hidden, dropout, layers)
+        self.config = HeadConfig(n_states, dim, n_classes, hidden, dropout, layers, bool(dimensions))
         self.register_buffer("layer_index", torch.tensor(layers if layers is not None else range(n_states), dtype=torch.long))
         n_used = len(self.layer_index)
         self.register_buffer("feature_mean", torch.zeros(n_used, dim))
@@ -53,11 +63,18 @@ class EmotionHead(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, n_classes),
         )
+        # only when asked: a head without it keeps the state dict of the models saved before;
+        # initialised on a forked generator, so that the dropout masks of training (and so the
+        # emotion path, when the dims do not share its gradients) are those of a head without it
+        self.dims: nn.Linear | None = None
+        if dimensions:
+            with torch.random.fork_rng(devices=[]):
+                self.dims = nn.Linear(hidden, 2)
 
     @classmethod
     def from_config(cls, config: HeadConfig) -> EmotionHead:
         return cls(config.n_states, config.dim, config.n_classes, hidden=config.hidden, dropout=config.dropout,
-                   layers=config.layers)
+                   layers=config.layers, dimensions=config.dimensions)
 
     def set_normalization(self, features: torch.Tensor) -> None:
         """Store per-layer, per-dimension mean and std of training ``features`` (all states)."""
@@ -69,10 +86,25 @@ class EmotionHead(nn.Module):
         """Softmax weights given to each encoder layer."""
         return torch.softmax(self.layer_logits, dim=0)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    @property
+    def has_dimensions(self) -> bool:
+        return self.dims is not None
+
+    def hidden(self, features: torch.Tensor) -> torch.Tensor:
+        """The MLP's hidden layer (after its activation and dropout), ``(batch, hidden)``."""
         x = (features[:, self.layer_index] - self.feature_mean) / self.feature_std
         x = torch.einsum("bld,l->bd", x, self.layer_weights())
-        return self.mlp(x)
+        return self.mlp[:-1](x)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mlp[-1](self.hidden(features))
+
+    def outputs(self, features: torch.Tensor, *, detach: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits ``(batch, n_classes)`` and (arousal, valence) ``(batch, 2)`` in [-1, 1] (None
+        for a head without the dimensional output), from one pass. ``detach``: the dimensional
+        output reads the hidden layer without passing gradients back into it (training only)."""
+        h = self.hidden(features)
+        return self.mlp[-1](h), None if self.dims is None else torch.tanh(self.dims(h.detach() if detach else h))
 
 
 @torch.no_grad()
@@ -82,6 +114,17 @@ def predict_logits(head: EmotionHead, X: np.ndarray, batch_size: int = 512) -> n
     X = np.ascontiguousarray(X, dtype=np.float32)
     out = [head(torch.from_numpy(X[i : i + batch_size])) for i in range(0, len(X), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, head.config.n_classes), np.float32)
+
+
+@torch.no_grad()
+def predict_dimensions(head: EmotionHead, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """(arousal, valence) ``(n, 2)`` of a head with the dimensional output, in batches."""
+    if not head.has_dimensions:
+        raise ValueError("this head has no dimensional output (trained without dimensions)")
+    head.eval()
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    out = [head.outputs(torch.from_numpy(X[i : i + batch_size]))[1] for i in range(0, len(X), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
 
 
 @dataclasses.dataclass
@@ -121,6 +164,24 @@ class Ensemble:
         if self.average == "logits":
             return torch.softmax(torch.from_numpy(logits.mean(0)) / t, -1).numpy()
         return torch.softmax(torch.from_numpy(logits) / t, -1).numpy().mean(0)
+
+    @property
+    def has_dimensions(self) -> bool:
+        """True when every head has the dimensional output (:meth:`dimensions` works)."""
+        return bool(self.heads) and all(h.has_dimensions for h in self.heads)
+
+    def dimensions(self, X: np.ndarray) -> np.ndarray:
+        """(arousal, valence) ``(n, 2)`` in [-1, 1]: the mean of the heads' dimensional outputs
+        (no temperature: they are values, not probabilities).
+
+        Examples:
+            >>> heads = [EmotionHead(2, 4, 3, hidden=8, dimensions=True) for _ in range(2)]
+            >>> Ensemble(heads, ["a", "b", "c"]).dimensions(np.zeros((5, 2, 4))).shape
+            (5, 2)
+        """
+        if not self.has_dimensions:
+            raise ValueError("the heads have no dimensional output (trained without dimensions)")
+        return np.stack([predict_dimensions(h, X) for h in self.heads]).mean(0)
 
     def temperature_for(self, adapted: bool) -> float:
         return self.adapted_temperature if adapted and self.adapted_temperature else self.temperature

@@ -28,7 +28,7 @@ from emovox.training.adaptation import adapt_groups, centre
 from emovox.training.calibration import fit_temperature
 from emovox.training.checkpoint import save_model
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, finetune, tuned_features
-from emovox.training.fit import FitConfig, fit_head, group_balance_weights
+from emovox.training.fit import FitConfig, class_points, fit_head, group_balance_weights
 from emovox.training.head import Ensemble, predict_logits
 
 log = logging.getLogger(__name__)
@@ -261,6 +261,7 @@ def train_ensemble(
     y = np.array([labels.index(u.label) for u in utterances])
     speakers = np.array([u.speaker_key for u in utterances])
     corpora = np.array([u.corpus for u in utterances])
+    points = class_points(labels) if config.fit.dimensions_weight > 0 else None
     heads, members, val_logits, val_targets, adapted_logits = [], [], [], [], []
     for k in range(config.ensemble):
         seed = config.seed + k
@@ -277,7 +278,7 @@ def train_ensemble(
             corpora_fit = np.tile(corpora_fit, 1 + len(augmented))
         weights = group_balance_weights(corpora_fit) if config.balance_corpora else None
         result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights,
-                          copies=copies)
+                          copies=copies, points=points)
         heads.append(result.head)
         val_logits.append(predict_logits(result.head, X[val]))
         reference = Ensemble([result.head], labels).reference_mean()
