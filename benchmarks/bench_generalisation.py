@@ -52,7 +52,15 @@ from emovox.training.finetune import FinetuneConfig, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
 from emovox.training.profiles import centre, domain_mean
-from emovox.training.train import TrainConfig, kfold_groups, load_augmented, load_features, train_ensemble, tune_encoder
+from emovox.training.train import (
+    TrainConfig,
+    kfold_groups,
+    load_augmented,
+    load_features,
+    load_frames,
+    train_ensemble,
+    tune_encoder,
+)
 
 SHARED = ("ravdess", "nemo", "turev")
 EXTRA = ("tess", "koetts", "emospeech", "baved", "banglaser")
@@ -383,13 +391,7 @@ def main() -> None:
         X = features[design.pooling]
         copies = load_augmented(utts, extractor, design.config.augment, recipe=design.config.augment_recipe())
         held_out = [n for n in args.held_out.split(",") if n]
-        frames = None
-        if design.config.finetune.blocks:
-            from emovox.features.frames import FrameCache, clip_frames
-
-            state = extractor.encoder.config.n_layers - design.config.finetune.blocks
-            frames = clip_frames([u.path for u in utts], extractor.encoder, extractor.settings, state=state,
-                                 cache=FrameCache(extractor.settings, state))
+        frames = load_frames(utts, extractor, design.config.finetune.blocks) if design.config.finetune.blocks else None
         rows = loco(design, X, utts, copies, held_out, extractor=extractor, frames=frames)
         if held_out and args.out.exists() and name in (previous := json.loads(args.out.read_text())):
             rows = {**previous[name]["loco"], **rows}  # complete an earlier, partial run

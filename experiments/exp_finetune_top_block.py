@@ -40,27 +40,10 @@ from emovox.corpora import scan_corpus
 from emovox.corpora.labels import collapse
 from emovox.encoder.mel import mel_windows
 from emovox.encoder.weights import cache_dir
-from emovox.encoder.whisper import WhisperEncoder
 from emovox.evaluation.splits import speaker_folds, speaker_holdout
 from emovox.features.extractor import FeatureExtractor, content_hash
+from emovox.features.frames import encode_windows_below
 from emovox.training.fit import class_weights
-
-
-def encode_until(encoder: WhisperEncoder, mels: list[np.ndarray], state: int) -> list[np.ndarray]:
-    """Hidden state ``state`` (the input to block ``state + 1``) of each mel window, ``(frames, d)``."""
-    lengths = torch.tensor([m.shape[1] for m in mels])
-    mel = torch.zeros(len(mels), encoder.config.n_mels, int(lengths.max()))
-    for i, m in enumerate(mels):
-        mel[i, :, : m.shape[1]] = torch.from_numpy(m)
-    frame_ok = torch.arange(mel.shape[-1])[None, :] < lengths[:, None]
-    x = F.gelu(encoder.conv1(mel)) * frame_ok[:, None, :]
-    x = F.gelu(encoder.conv2(x)).transpose(1, 2)
-    out_len = WhisperEncoder.output_lengths(lengths)
-    mask = torch.arange(x.shape[1])[None, :] < out_len[:, None]
-    x = x + encoder.positional_embedding[: x.shape[1]]
-    for block in encoder.blocks[:state]:
-        x = block(x, mask)
-    return [x[i, : out_len[i]].numpy() for i in range(len(mels))]
 
 
 def state_frames(paths: list[str], extractor: FeatureExtractor, state: int) -> list[np.ndarray]:
@@ -81,10 +64,8 @@ def state_frames(paths: list[str], extractor: FeatureExtractor, state: int) -> l
             mels = [mel_windows(load_audio(paths[i], max_duration=None), n_mels=extractor.n_mels)[0][0] for i, _ in part]
             order = sorted(range(len(part)), key=lambda j: mels[j].shape[1])
             for group in np.array_split(order, max(1, len(order) // 8)):
-                with torch.inference_mode():
-                    encoded = encode_until(extractor.encoder, [mels[j] for j in group], state)
+                encoded = encode_windows_below(extractor.encoder, [mels[j] for j in group], state)
                 for j, frames in zip(group, encoded, strict=False):
-                    frames = frames.astype(np.float16)
                     np.save(part[j][1], frames)
                     out[part[j][0]] = frames
                 bar.update(len(group))

@@ -102,12 +102,14 @@ class WhisperEncoder(nn.Module):
         return (mel_lengths + 1) // 2
 
     def forward(
-        self, mel: torch.Tensor, mel_lengths: torch.Tensor | None = None
+        self, mel: torch.Tensor, mel_lengths: torch.Tensor | None = None, *, n_blocks: int | None = None
     ) -> list[torch.Tensor]:
         """Encode log-mel frames ``(batch, n_mels, frames)``; frames ≤ 3000.
 
         ``mel_lengths`` gives each clip's true frame count in a zero-padded batch; the padding
-        then has no effect on the valid frames of any clip.
+        then has no effect on the valid frames of any clip. ``n_blocks``: run only the first
+        ``n_blocks`` blocks and return states ``0..n_blocks`` (the final layer norm applies only
+        when every block runs): the frozen part below fine-tuned blocks.
         """
         if mel.shape[-1] > 2 * self.config.n_positions:
             raise ValueError(f"at most {2 * self.config.n_positions} mel frames per window")
@@ -122,8 +124,10 @@ class WhisperEncoder(nn.Module):
             mask = torch.arange(x.shape[1], device=x.device)[None, :] < out_len[:, None]
         x = x + self.positional_embedding[: x.shape[1]]
         states = [x]
-        for block in self.blocks:
+        blocks = self.blocks if n_blocks is None else self.blocks[:n_blocks]
+        for block in blocks:
             x = block(x, mask)
             states.append(x)
-        states[-1] = self.ln_post(x)
+        if len(blocks) == self.config.n_layers:
+            states[-1] = self.ln_post(x)
         return states

@@ -35,6 +35,44 @@ from emovox.features.pooling import POOLINGS, mean_std_pool
 FEATURE_VERSION = 1  # bump when the meaning of cached features changes
 
 
+def length_batches(lengths: Sequence[int], max_frames: int) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into batches of similar length: sorted ascending, each batch
+    grown while (its size x its longest item) stays within ``max_frames`` (an item longer than
+    that is a batch of its own).
+
+    Examples:
+        >>> length_batches([5, 1, 3, 9], 9)
+        [[1, 2], [0], [3]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches, start = [], 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and (stop - start + 1) * lengths[order[stop]] <= max_frames:
+            stop += 1
+        batches.append(order[start:stop])
+        start = stop
+    return batches
+
+
+def pad_mels(mels: Sequence[np.ndarray], n_mels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mel windows zero-padded into one batch ``(b, n_mels, longest)`` and their frame counts."""
+    lengths = torch.tensor([m.shape[1] for m in mels])
+    batch = torch.zeros(len(mels), n_mels, int(lengths.max()))
+    for i, m in enumerate(mels):
+        batch[i, :, : m.shape[1]] = torch.from_numpy(m)
+    return batch, lengths
+
+
+def atomic_save(path: Path, save: Callable) -> None:
+    """Write ``path`` through ``save(file)`` on a temporary file in its folder, then rename it:
+    a crash never leaves a half-written entry."""
+    path.parent.mkdir(exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        save(tmp)
+    os.replace(tmp.name, path)
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureSettings:
     """Everything that determines a feature vector; stored in model checkpoints."""
@@ -110,34 +148,22 @@ class FeatureExtractor:
                                if level else None)
         per_signal: list[list[np.ndarray]] = [[] for _ in signals]
         per_signal_weights: list[list[np.ndarray]] = [[] for _ in signals]
-        order = sorted(range(len(windows)), key=lambda i: windows[i][1].shape[1])
-        start = 0
-        while start < len(order):
-            longest = windows[order[start]][1].shape[1]
-            stop = start + 1
-            while stop < len(order) and (stop - start + 1) * windows[order[stop]][1].shape[1] <= max(
-                self.max_batch_frames, longest
-            ):
-                stop += 1
-            batch = [windows[i] for i in order[start:stop]]
+        for part in length_batches([w.shape[1] for _, w in windows], self.max_batch_frames):
+            batch = [windows[i] for i in part]
             encoded = self._encode([w for _, w in batch])
-            for j, (index, _), states in zip(order[start:stop], batch, encoded, strict=True):
+            for j, (index, _), states in zip(part, batch, encoded, strict=True):
                 per_signal[index].append(states[:, : valid[j]])
                 if level:
                     per_signal_weights[index].append(weights[j][: valid[j]])
             if progress:
                 progress(len({index for index, _ in batch}))
-            start = stop
         pooled = [mean_std_pool(np.concatenate(parts, axis=1), np.concatenate(w) if w else None)
                   for parts, w in zip(per_signal, per_signal_weights, strict=True)]
         return np.stack(pooled) if pooled else np.zeros((0, *self.feature_shape), np.float32)
 
     def _encode(self, mels: list[np.ndarray]) -> list[np.ndarray]:
         """Encode a batch of mel windows; returns each window's ``(n_states, frames, d)``."""
-        lengths = torch.tensor([m.shape[1] for m in mels])
-        batch = torch.zeros(len(mels), self.n_mels, int(lengths.max()))
-        for i, m in enumerate(mels):
-            batch[i, :, : m.shape[1]] = torch.from_numpy(m)
+        batch, lengths = pad_mels(mels, self.n_mels)
         states = torch.stack(self.encoder(batch, lengths), dim=1)  # (b, n_states, t, d)
         out_len = WhisperEncoder.output_lengths(lengths)
         return [states[i, :, : out_len[i]].numpy() for i in range(len(mels))]
@@ -175,11 +201,7 @@ class FeatureCache:
             return None
 
     def put(self, digest: str, features: np.ndarray) -> None:
-        path = self._path(digest)
-        path.parent.mkdir(exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
-            np.save(tmp, features.astype(np.float16))
-        os.replace(tmp.name, path)  # atomic: a crash never leaves a half-written entry
+        atomic_save(self._path(digest), lambda f: np.save(f, features.astype(np.float16)))
 
 
 def extract_files(

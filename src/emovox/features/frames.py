@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from emovox.audio.speech_level import level_weights
 from emovox.encoder.mel import mel_windows
 from emovox.encoder.weights import cache_dir
 from emovox.encoder.whisper import WhisperEncoder
-from emovox.features.extractor import FeatureSettings, content_hash
+from emovox.features.extractor import FeatureSettings, atomic_save, content_hash, length_batches, pad_mels
 
 
 @dataclasses.dataclass
@@ -50,60 +48,33 @@ class ClipFrames:
 
 
 @torch.inference_mode()
-def _encode_windows(encoder: WhisperEncoder, mels: list[np.ndarray], state: int) -> list[np.ndarray]:
-    lengths = torch.tensor([m.shape[1] for m in mels])
-    batch = torch.zeros(len(mels), encoder.config.n_mels, int(lengths.max()))
-    for i, m in enumerate(mels):
-        batch[i, :, : m.shape[1]] = torch.from_numpy(m)
-    frame_ok = torch.arange(batch.shape[-1])[None, :] < lengths[:, None]
-    x = F.gelu(encoder.conv1(batch)) * frame_ok[:, None, :]
-    x = F.gelu(encoder.conv2(x)).transpose(1, 2)
-    out_len = WhisperEncoder.output_lengths(lengths)
-    mask = torch.arange(x.shape[1])[None, :] < out_len[:, None]
-    x = x + encoder.positional_embedding[: x.shape[1]]
-    for block in encoder.blocks[:state]:
-        x = block(x, mask)
-    return [x[i, : out_len[i]].numpy().astype(np.float16) for i in range(len(mels))]
+def encode_windows_below(encoder: WhisperEncoder, mels: Sequence[np.ndarray], state: int) -> list[np.ndarray]:
+    """Hidden state ``state`` of each mel window (a padded batch), ``(frames, d)`` float16 each."""
+    batch, lengths = pad_mels(mels, encoder.config.n_mels)
+    x = encoder(batch, lengths, n_blocks=state)[-1]
+    return [x[i, :n].numpy().astype(np.float16) for i, n in enumerate(WhisperEncoder.output_lengths(lengths).tolist())]
 
 
 def encode_below(encoder: WhisperEncoder, signals: Sequence[np.ndarray], *, state: int, level: bool = False,
                  max_batch_frames: int = 6000) -> list[ClipFrames]:
     """Hidden state ``state`` (the input of block ``state + 1``) of every 16 kHz signal, per
     window (each clip's own length, cut every 30 s, as the pooled features are computed)."""
-    items: list[tuple[int, np.ndarray, np.ndarray | None]] = []
+    items: list[tuple[int, int, np.ndarray, int]] = []  # (signal, window position, mel, valid frames)
+    out = []
     for index, signal in enumerate(signals):
-        for mel, valid in mel_windows(signal, n_mels=encoder.config.n_mels):
-            w = level_weights(torch.from_numpy(mel)[None], torch.tensor([valid]))[0].numpy() if level else None
-            items.append((index, mel, w))
-    out = [ClipFrames([], [] if level else None) for _ in signals]
-    order = sorted(range(len(items)), key=lambda i: items[i][1].shape[1])
-    start = 0
-    while start < len(order):
-        longest = items[order[start]][1].shape[1]
-        stop = start + 1
-        while stop < len(order) and (stop - start + 1) * items[order[stop]][1].shape[1] <= max(max_batch_frames, longest):
-            stop += 1
-        part = order[start:stop]
-        for i, frames in zip(part, _encode_windows(encoder, [items[i][1] for i in part], state), strict=True):
-            out[items[i][0]].windows.append(frames)
+        windows = mel_windows(signal, n_mels=encoder.config.n_mels)
+        items += [(index, k, mel, valid) for k, (mel, valid) in enumerate(windows)]
+        n = len(windows)
+        out.append(ClipFrames([np.empty(0)] * n, [np.empty(0)] * n if level else None))
+    for part in length_batches([mel.shape[1] for _, _, mel, _ in items], max_batch_frames):
+        encoded = encode_windows_below(encoder, [items[i][2] for i in part], state)
+        for i, frames in zip(part, encoded, strict=True):
+            index, k, mel, valid = items[i]
+            out[index].windows[k] = frames
             if level:
-                out[items[i][0]].weights.append(items[i][2][: len(frames)].astype(np.float16))  # type: ignore[union-attr]
-        start = stop
-    # windows were encoded by length; put each clip's back in time order (mel_windows order)
-    for clip, index_list in zip(out, _window_order(items, len(signals)), strict=True):
-        clip.windows = [clip.windows[k] for k in index_list]
-        if clip.weights is not None:
-            clip.weights = [clip.weights[k] for k in index_list]
+                w = level_weights(torch.from_numpy(mel)[None], torch.tensor([valid]))[0].numpy()
+                out[index].weights[k] = w[: len(frames)].astype(np.float16)  # type: ignore[index]
     return out
-
-
-def _window_order(items, n_signals: int) -> list[list[int]]:
-    """For each clip, the positions (in encoding order) of its windows in time order."""
-    order = sorted(range(len(items)), key=lambda i: items[i][1].shape[1])
-    seen: list[list[int]] = [[] for _ in range(n_signals)]
-    for i in order:
-        seen[items[i][0]].append(i)
-    return [sorted(range(len(ids)), key=lambda k: ids[k]) for ids in seen]
 
 
 class FrameCache:
@@ -127,14 +98,10 @@ class FrameCache:
         return ClipFrames(windows, weights)
 
     def put(self, digest: str, clip: ClipFrames) -> None:
-        path = self._path(digest)
-        path.parent.mkdir(exist_ok=True)
         arrays = {"n": np.array(len(clip.windows))}
         arrays.update({f"w{k}": w for k, w in enumerate(clip.windows)})
         arrays.update({f"l{k}": w for k, w in enumerate(clip.weights or [])})
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
-            np.savez(tmp, **arrays)
-        os.replace(tmp.name, path)  # atomic: a crash never leaves a half-written entry
+        atomic_save(self._path(digest), lambda f: np.savez(f, **arrays))
 
 
 def clip_frames(paths: Sequence[str | os.PathLike], encoder: WhisperEncoder, settings: FeatureSettings, *, state: int,

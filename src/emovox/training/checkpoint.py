@@ -44,7 +44,7 @@ from safetensors.torch import load_file, save_file
 from emovox._version import __version__
 from emovox.errors import ModelError
 from emovox.features.extractor import FeatureSettings
-from emovox.training.head import EmotionHead, HeadConfig
+from emovox.training.head import EmotionHead, HeadConfig, heads_have_dimensions
 
 FORMAT = "emovox-model"
 FORMAT_VERSION = 1
@@ -76,7 +76,7 @@ class ModelBundle:
     @property
     def has_dimensions(self) -> bool:
         """True when arousal and valence come from the heads' dimensional output."""
-        return bool(self.heads) and all(h.has_dimensions for h in self.heads)
+        return heads_have_dimensions(self.heads)
 
 
 def _versions() -> dict:
@@ -110,7 +110,9 @@ def save_model(
         tuned_entry = save_tuned(directory, tuned["tensors"], scale=tuned["scale"], rank=tuned["rank"])
         features = dataclasses.replace(features, tuned_sha256=tuned_entry["sha256"])
     else:
-        (directory / "encoder_tuned.safetensors").unlink(missing_ok=True)  # a retrain without tuning
+        from emovox.encoder.tuned import TUNED_FILE
+
+        (directory / TUNED_FILE).unlink(missing_ok=True)  # a retrain without tuning
     tensors = {
         f"head{k}.{name}": t.detach().contiguous().clone()
         for k, head in enumerate(heads)
@@ -122,7 +124,7 @@ def save_model(
         "labels": list(labels),
         "features": features.to_dict(),
         "head": dataclasses.asdict(heads[0].config),
-        "dimensions": "head" if all(h.has_dimensions for h in heads) else "circumplex",
+        "dimensions": "head" if heads_have_dimensions(heads) else "circumplex",
         "n_heads": len(heads),
         "temperature": float(temperature),
         "ensemble_average": average,

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from emovox.encoder.tuned import TunedTop
 from emovox.encoder.whisper import WhisperEncoder
+from emovox.features.extractor import length_batches
 from emovox.features.frames import ClipFrames
 from emovox.training.fit import FitConfig, class_weights, fit_head
 from emovox.training.head import EmotionHead
@@ -119,18 +120,11 @@ def tuned_features(top: TunedTop, frames: Sequence[ClipFrames], X: np.ndarray, *
     recomputed from ``frames`` by ``top``: the features of the tuned encoder."""
     top.eval()
     out = np.array(X, dtype=np.float32, copy=True)
-    order = sorted(range(len(frames)), key=lambda i: frames[i].n_frames)
     first = top.first + 1  # hidden state index of the lowest tuned block's output
-    start = 0
-    with tqdm(total=len(order), desc="tuned states", unit="clip", disable=not progress) as bar:
-        while start < len(order):
-            stop = start + 1
-            while stop < len(order) and (stop - start + 1) * frames[order[stop]].n_frames <= batch_frames:
-                stop += 1
-            idx = order[start:stop]
+    with tqdm(total=len(frames), desc="tuned states", unit="clip", disable=not progress) as bar:
+        for idx in length_batches([f.n_frames for f in frames], batch_frames):
             out[idx, first:] = pooled_tuned(top, [frames[i] for i in idx]).numpy()
             bar.update(len(idx))
-            start = stop
     return out
 
 

@@ -116,6 +116,11 @@ def predict_logits(head: EmotionHead, X: np.ndarray, batch_size: int = 512) -> n
     return torch.cat(out).numpy() if out else np.zeros((0, head.config.n_classes), np.float32)
 
 
+def heads_have_dimensions(heads: Sequence[EmotionHead]) -> bool:
+    """True when there are heads and every one has the dimensional output."""
+    return bool(heads) and all(h.has_dimensions for h in heads)
+
+
 @torch.no_grad()
 def predict_dimensions(head: EmotionHead, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """(arousal, valence) ``(n, 2)`` of a head with the dimensional output, in batches."""
@@ -168,7 +173,7 @@ class Ensemble:
     @property
     def has_dimensions(self) -> bool:
         """True when every head has the dimensional output (:meth:`dimensions` works)."""
-        return bool(self.heads) and all(h.has_dimensions for h in self.heads)
+        return heads_have_dimensions(self.heads)
 
     def dimensions(self, X: np.ndarray) -> np.ndarray:
         """(arousal, valence) ``(n, 2)`` in [-1, 1]: the mean of the heads' dimensional outputs

@@ -221,16 +221,22 @@ def augmenting_trainer(config: TrainConfig, utterances: Sequence[Utterance], aug
     return trainer
 
 
+def load_frames(utterances: Sequence[Utterance], extractor: FeatureExtractor, blocks: int, *, cache_root=None) -> list:
+    """Every utterance's frames below the top ``blocks`` encoder blocks
+    (:class:`emovox.features.frames.ClipFrames`), from the frame cache where possible."""
+    from emovox.features.frames import FrameCache, clip_frames
+
+    state = extractor.encoder.config.n_layers - blocks
+    cache = FrameCache(extractor.settings, state, None if cache_root is None else os.path.join(cache_root, "frames"))
+    return clip_frames([u.path for u in utterances], extractor.encoder, extractor.settings, state=state, cache=cache)
+
+
 def finetuning_trainer(config: TrainConfig, utterances: Sequence[Utterance], extractor: FeatureExtractor):
     """A protocol trainer (``(X, utts) -> Ensemble``) for a recipe that fine-tunes the encoder: the
     top blocks are tuned on each training part only, the heads train on the tuned features, and the
     ensemble recomputes a test clip's tuned states itself (:meth:`Ensemble.features_for`). The
     frames of every clip in ``utterances`` are computed (and cached) once, here."""
-    from emovox.features.frames import FrameCache, clip_frames
-
-    state = extractor.encoder.config.n_layers - config.finetune.blocks
-    frames = clip_frames([u.path for u in utterances], extractor.encoder, extractor.settings, state=state,
-                         cache=FrameCache(extractor.settings, state))
+    frames = load_frames(utterances, extractor, config.finetune.blocks)
     row = {u.path: i for i, u in enumerate(utterances)}
 
     def trainer(X: np.ndarray, utts: Sequence[Utterance]) -> Ensemble:
@@ -301,14 +307,9 @@ def tune_encoder(utterances: Sequence[Utterance], X: np.ndarray, extractor: Feat
     speakers, 15 % of each corpus's, other than the ensemble heads' own), and return the features
     of the tuned encoder (``X`` with the tuned states recomputed) with the result.
 
-    ``frames``: the clips' :class:`emovox.features.frames.ClipFrames` (default: computed, cached)."""
-    from emovox.features.frames import FrameCache, clip_frames
-
-    state = extractor.encoder.config.n_layers - config.finetune.blocks
+    ``frames``: the clips' :class:`emovox.features.frames.ClipFrames` (default: :func:`load_frames`)."""
     if frames is None:
-        frames = clip_frames([u.path for u in utterances], extractor.encoder, extractor.settings, state=state,
-                             cache=FrameCache(extractor.settings, state, None if cache_root is None else
-                                              os.path.join(cache_root, "frames")))
+        frames = load_frames(utterances, extractor, config.finetune.blocks, cache_root=cache_root)
     labels = label_set(utterances)
     y = np.array([labels.index(u.label) for u in utterances])
     speakers = np.array([u.speaker_key for u in utterances])
