@@ -112,6 +112,14 @@ DESIGNS: dict[str, Design] = {
     "all-mixed-level": Design(_config(None, centre_corpora="both"),
                               "all-mixed over level-weighted pooling (each frame counted by its level against the "
                               "clip's loud frames: the main talker, as noise-robust pools)", pooling="level_mean_std"),
+    "all-mixed-level-room": Design(_config(None, centre_corpora="both", augment=1, reverb=0.5),
+                                   "all-mixed-level with one augmented copy of every clip (gain, pitch, tempo, a "
+                                   "simulated room with probability 0.5, white or babble noise at 0-20 dB), raw and "
+                                   "centred with its corpus", pooling="level_mean_std"),
+    "all-mixed-level-dims-probe": Design(_config(None, centre_corpora="both", dimensions_weight=0.5,
+                                                 dimensions_shared=False),
+                                         "all-mixed-level with the dimensional output trained on the hidden layer "
+                                         "(no gradient into the shared layers)", pooling="level_mean_std"),
     "all-mixed-ft1": Design(_config(None, centre_corpora="both",
                                     finetune=FinetuneConfig(blocks=1, rank=8, **FT)),
                             "all-mixed on an encoder whose top block is tuned (low-rank adapters, rank 8, on 2000 "

@@ -196,12 +196,18 @@ def test_save_model_keeps_the_dims_weights(tmp_path):
     assert np.allclose(Ensemble(loaded, ["a", "b", "c"]).dimensions(X), Ensemble(heads, ["a", "b", "c"]).dimensions(X))
 
 
-def test_an_unshared_dimensional_output_leaves_the_emotion_logits_as_they_were():
+@pytest.mark.parametrize("validated", [False, True])
+def test_an_unshared_dimensional_output_leaves_the_emotion_logits_as_they_were(validated):
     X, y = clusters(90, seed=3)
+    # validated: every epoch ties on validation UA (checked below); the dims' validation error
+    # must not pick another epoch than the plain head keeps
+    X_val, y_val = clusters(30, seed=5) if validated else (None, None)
     points = class_points(["angry", "sad", "joy"])
-    plain = fit_head(X, y, None, None, n_classes=3, config=FitConfig(epochs=8, hidden=8))
-    probe = fit_head(X, y, None, None, n_classes=3, points=points,
-                     config=FitConfig(epochs=8, hidden=8, dimensions_weight=1.0, dimensions_shared=False))
+    plain = fit_head(X, y, X_val, y_val, n_classes=3, config=FitConfig(epochs=8, hidden=8, patience=8))
+    probe = fit_head(X, y, X_val, y_val, n_classes=3, points=points,
+                     config=FitConfig(epochs=8, hidden=8, patience=8, dimensions_weight=1.0, dimensions_shared=False))
+    if validated:
+        assert len(probe.history) == 8 and len({r["val_ua"] for r in probe.history}) == 1  # the ties
     assert probe.head.has_dimensions
     Xt = torch.from_numpy(clusters(30, seed=4)[0])
     with torch.no_grad():

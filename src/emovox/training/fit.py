@@ -10,10 +10,10 @@ targets are the circumplex points of each row's label (:func:`class_points`, the
 :mod:`emovox.conversation.dimensions`), the loss adds ``dimensions_weight`` times their squared
 error (class-weighted like the cross-entropy, so a corpus of mostly neutral clips does not pull
 every answer to the centre), and rows whose label has no point add nothing to it. The epoch is
-still chosen by emotion UA (ties: the smaller validation error of arousal and valence). With
-``dimensions_shared=False`` that loss reaches only the dimensional layer: the emotion path trains
-exactly as without it (the layer is initialised on a forked generator, so that dropout draws the
-same masks). Shared, on unseen corpora, it cost 2.5 points of emotion UA (``docs/conversations.md``).
+still chosen by emotion UA (shared, ties go to the smaller validation error of arousal and
+valence). With ``dimensions_shared=False`` that loss reaches only the dimensional layer: the
+emotion path trains exactly as without it (the layer is initialised on a forked generator, so that
+dropout draws the same masks, and ties of UA are broken as without it). Shared, on unseen corpora, it cost 2.5 points of emotion UA (``docs/conversations.md``).
 
 Examples:
     >>> import numpy as np
@@ -204,7 +204,9 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
         return logits, loss
 
     best, best_ua, best_epoch, history, stale = None, -1.0, -1, [], 0
-    best_error = float("inf")  # validation arousal/valence error: breaks ties of UA (multi-task only)
+    # validation arousal/valence error breaks ties of UA, when the output shares the emotion layers;
+    # unshared, the epoch is chosen as without it, so the emotion path stays exactly the same
+    best_error = float("inf")
     for epoch in range(config.epochs):
         head.train()
         perm = rng.permutation(len(Xt))
@@ -238,7 +240,7 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
         history.append(record)
         if progress:
             progress(record)
-        error = record.get("val_dims_mse", float("inf"))
+        error = record.get("val_dims_mse", float("inf")) if config.dimensions_shared else float("inf")
         if ua > best_ua or (ua == best_ua and error < best_error):  # a tie: the epoch whose dims are closer
             best, best_ua, best_epoch, stale = copy.deepcopy(head.state_dict()), ua, epoch, 0
             best_error = error
