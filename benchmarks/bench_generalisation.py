@@ -120,6 +120,9 @@ DESIGNS: dict[str, Design] = {
                                                  dimensions_shared=False),
                                          "all-mixed-level with the dimensional output trained on the hidden layer "
                                          "(no gradient into the shared layers)", pooling="level_mean_std"),
+    "all-mixed-level-dims-w0.1": Design(_config(None, centre_corpora="both", dimensions_weight=0.1),
+                                        "all-mixed-level with the dimensional output shared at weight 0.1",
+                                        pooling="level_mean_std"),
     "all-mixed-ft1": Design(_config(None, centre_corpora="both",
                                     finetune=FinetuneConfig(blocks=1, rank=8, **FT)),
                             "all-mixed on an encoder whose top block is tuned (low-rank adapters, rank 8, on 2000 "
