@@ -27,32 +27,13 @@ from tqdm.auto import tqdm
 
 from emovox._version import __version__
 from emovox.audio.speech_level import level_weights
+from emovox.encoder.batches import length_batches
 from emovox.encoder.mel import mel_windows
 from emovox.encoder.weights import DEFAULT_ENCODER, cache_dir, encoder_weight_hash, load_encoder
 from emovox.encoder.whisper import WhisperEncoder
 from emovox.features.pooling import POOLINGS, mean_std_pool
 
 FEATURE_VERSION = 1  # bump when the meaning of cached features changes
-
-
-def length_batches(lengths: Sequence[int], max_frames: int) -> list[list[int]]:
-    """Indices of ``lengths`` grouped into batches of similar length: sorted ascending, each batch
-    grown while (its size x its longest item) stays within ``max_frames`` (an item longer than
-    that is a batch of its own).
-
-    Examples:
-        >>> length_batches([5, 1, 3, 9], 9)
-        [[1, 2], [0], [3]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches, start = [], 0
-    while start < len(order):
-        stop = start + 1
-        while stop < len(order) and (stop - start + 1) * lengths[order[stop]] <= max_frames:
-            stop += 1
-        batches.append(order[start:stop])
-        start = stop
-    return batches
 
 
 def pad_mels(mels: Sequence[np.ndarray], n_mels: int) -> tuple[torch.Tensor, torch.Tensor]:

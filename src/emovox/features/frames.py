@@ -28,10 +28,11 @@ import torch
 from tqdm.auto import tqdm
 
 from emovox.audio.speech_level import level_weights
+from emovox.encoder.batches import length_batches
 from emovox.encoder.mel import mel_windows
 from emovox.encoder.weights import cache_dir
 from emovox.encoder.whisper import WhisperEncoder
-from emovox.features.extractor import FeatureSettings, atomic_save, content_hash, length_batches, pad_mels
+from emovox.features.extractor import FeatureSettings, atomic_save, content_hash, pad_mels
 
 
 @dataclasses.dataclass

@@ -33,6 +33,7 @@ from typing import Any, cast
 import numpy as np
 
 from emovox.audio.load import DEFAULT_MAX_DURATION
+from emovox.encoder.batches import length_batches
 from emovox.encoder.mel import mel_windows
 from emovox.errors import ModelError
 from emovox.prediction.predictor import Predictor
@@ -164,7 +165,7 @@ class OnnxEmotionModel(Predictor):
         # answer would depend on the clips beside it. One window per run keeps it batch-invariant
         # (the CPU cost per clip is about the same; fp32 batches are exact to 1e-6 and do batch).
         batches = ([[i] for i in sorted(range(len(lengths)), key=lengths.__getitem__)] if self.variant == "int8"
-                   else _length_batches(lengths, self.max_batch_frames))
+                   else length_batches(lengths, self.max_batch_frames))
         for batch in batches:
             frames = max(windows[i][1].shape[1] for i in batch)
             mel = np.zeros((len(batch), self.n_mels, frames), np.float32)
@@ -237,24 +238,3 @@ class OnnxEmotionModel(Predictor):
         if not name:
             raise ModelError(f"{self.directory} has no reference_mean.npy: export the model again to adapt to speakers")
         return np.load(self.directory / name, allow_pickle=False)
-
-
-def _length_batches(lengths: Sequence[int], max_frames: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length, at most ``max_frames`` padded frames each
-    (a single longer item gets a batch of its own), shortest first: the rule of
-    :class:`emovox.features.extractor.FeatureExtractor`.
-
-    Examples:
-        >>> _length_batches([300, 100, 3000, 120], 400)
-        [[1, 3], [0], [2]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches, start = [], 0
-    while start < len(order):
-        longest = lengths[order[start]]
-        stop = start + 1
-        while stop < len(order) and (stop - start + 1) * lengths[order[stop]] <= max(max_frames, longest):
-            stop += 1
-        batches.append(order[start:stop])
-        start = stop
-    return batches

@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
 from tqdm.auto import tqdm
 
+from emovox.encoder.batches import length_batches
 from emovox.encoder.tuned import TunedTop
 from emovox.encoder.whisper import WhisperEncoder
-from emovox.features.extractor import length_batches
 from emovox.features.frames import ClipFrames
 from emovox.training.fit import FitConfig, class_weights, fit_head
 from emovox.training.head import EmotionHead
