@@ -69,10 +69,11 @@ def test_train_cli_records_room_and_mask_and_needs_copies_for_them(corpus, tmp_p
             "--epochs", "5", "--hidden", "16", "--reverb", "1", "--mask", "0.5"]
     refused = CliRunner().invoke(app, args)
     assert refused.exit_code == 2 and "--augment" in refused.output and not out.exists()
-    result = CliRunner().invoke(app, [*args, "--augment", "1"])
+    result = CliRunner().invoke(app, [*args, "--augment", "1", "--copy-weight", "0.5"])
     assert result.exit_code == 0, result.output
     augmentation = json.loads((out / "config.json").read_text())["training"]["augmentation"]
     assert augmentation["recipe"] == AugmentRecipe(reverb=1.0, mask=0.5).tag() == RECIPE + "+room1+mask0.5"
+    assert augmentation["copy_weight"] == 0.5
 
 
 def test_evaluate_cli_states_augmentation_in_the_split(corpus, tmp_path):

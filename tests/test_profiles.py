@@ -232,3 +232,42 @@ def test_class_balanced_corpus_centring_ignores_the_label_mix():
     assert np.isclose(plain[:4].mean(), target)  # corpus a's plain mean (1.0) moved onto the target
     assert np.isclose((balanced[0] + balanced[3]) / 2, target)  # its balanced mean (2.0) instead
     np.testing.assert_allclose(balanced[4:], plain[4:])  # corpus b is balanced already
+
+
+def test_copy_weight_weighs_copy_rows_against_clean_rows(monkeypatch):
+    """``copy_weight`` reaches the heads' loss as per-row weights: 1 for every clean row (raw and
+    centred), ``copy_weight`` for every copy row, times the corpus balance when that is on too."""
+    from emovox.training import train as train_module
+
+    rng = np.random.default_rng(2)
+    utts = [Utterance(f"/c/{i}.wav", "sad" if i % 2 else "happy", "x", str(i % 4), "a" if i < 24 else "b")
+            for i in range(32)]
+    X = rng.normal(0, 1, (32, 2, 3)).astype(np.float32)
+    noisy = X[None] + 0.5
+    seen = []
+    real_fit = train_module.fit_head
+
+    def spy(X_fit, y_fit, *args, sample_weights=None, **kw):
+        seen.append((len(X_fit), None if sample_weights is None else np.asarray(sample_weights)))
+        return real_fit(X_fit, y_fit, *args, sample_weights=sample_weights, **kw)
+
+    monkeypatch.setattr(train_module, "fit_head", spy)
+    fit = dataclasses.replace(TrainConfig().fit, epochs=2, hidden=8)
+    train_module.train_ensemble(X, utts, config=TrainConfig(ensemble=1, augment=1, centre_corpora="both",
+                                                            copy_weight=0.3, fit=fit), augmented=noisy)
+    rows, weights = seen[-1]
+    clean = rows // 2  # one copy of each clean row
+    assert weights is not None and len(weights) == rows
+    assert np.all(weights[:clean] == 1.0) and np.allclose(weights[clean:], 0.3)
+    train_module.train_ensemble(X, utts, config=TrainConfig(ensemble=1, augment=1, copy_weight=0.3,
+                                                            balance_corpora=True, fit=fit), augmented=noisy)
+    rows, weights = seen[-1]
+    clean = rows // 2
+    assert len(set(np.round(weights[:clean], 6))) == 2  # corpus a (24 clips) and b (8) balanced
+    np.testing.assert_allclose(weights[clean:], 0.3 * weights[:clean])  # each copy: 0.3 of its clip
+    train_module.train_ensemble(X, utts, config=TrainConfig(ensemble=1, augment=1, fit=fit), augmented=noisy)
+    assert seen[-1][1] is None  # copy_weight 1: plain rows, as before
+    with pytest.raises(ValueError, match="copy_weight"):
+        TrainConfig(augment=1, copy_weight=0.0)
+    with pytest.raises(ValueError, match="consistency"):
+        TrainConfig(augment=1, copy_weight=0.5, fit=dataclasses.replace(fit, consistency=1.0))

@@ -43,6 +43,7 @@ def evaluate(
                                 "test clips are never augmented."),
     reverb: float = recipe_options.REVERB,
     mask: float = recipe_options.MASK,
+    copy_weight: float = recipe_options.COPY_WEIGHT,
     dropout: float = recipe_options.DROPOUT,
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
@@ -88,6 +89,7 @@ def evaluate(
                         dimensions_shared=dimensions_shared,
                         layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
+                             copy_weight=copy_weight,
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora, fit=fit,
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips))

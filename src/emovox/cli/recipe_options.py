@@ -18,6 +18,9 @@ REVERB = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability t
                      "room (RT60 0.2-0.8 s, microphone 0.3-2.5 m away; emovox.audio.augment.reverberate).")
 MASK = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability that a copy has a stretch of time "
                    "silenced and a band of frequencies stopped (SpecAugment-like masking of the waveform).")
+COPY_WEIGHT = typer.Option(1.0, min=0.0, max=1.0, help="With --augment: weight of each augmented copy in the heads' "
+                          "loss against a clean clip's 1 (lower: the copies teach noise and rooms while the clean "
+                          "speech shapes the heads most).")
 BALANCE_CORPORA = typer.Option(False, help="Weight clips so that every corpus counts the same "
                                "(lost slightly on held-out corpora with the shared ones; for very uneven corpora).")
 CENTRE_CORPORA = typer.Option("", "--centre-corpora", help="Centre each training corpus on the mean of all: '' "

@@ -107,6 +107,9 @@ class TrainConfig:
     balance_corpora: bool = False  # weight rows so that every training corpus counts the same
     reverb: float = 0.0  # probability of a simulated room in each copy (emovox.audio.augment.AugmentRecipe)
     mask: float = 0.0  # probability of time and band masking in each copy
+    # weight of each augmented copy's rows in the loss against a clean clip's 1 (the copies shape the
+    # heads less than the clean speech they must above all serve, while still teaching rooms and noise)
+    copy_weight: float = 1.0
     # "": train on the features as they are; "centred": each training corpus shifted so that its
     # mean is the mean of all rows (what a domain profile does to a deployment's audio); "both":
     # every clip twice, as it is and centred, so that heads serve single clips and profiles alike;
@@ -119,6 +122,10 @@ class TrainConfig:
             raise ValueError("fine-tuning (--finetune-blocks) does not take augmented copies (--augment) yet")
         if (self.reverb or self.mask) and not self.augment:
             raise ValueError("reverb and mask shape the augmented copies: ask for copies too (--augment N)")
+        if not 0.0 < self.copy_weight <= 1.0:
+            raise ValueError(f"copy_weight is a weight in (0, 1], got {self.copy_weight}")
+        if self.copy_weight != 1.0 and self.fit.consistency:
+            raise ValueError("copy_weight weighs copies as extra rows; the consistency loss pairs them with their clips")
         if self.centre_corpora not in CENTRE_MODES:
             raise ValueError(f"centre_corpora must be one of {CENTRE_MODES}, got {self.centre_corpora!r}")
 
@@ -248,6 +255,23 @@ def finetuning_trainer(config: TrainConfig, utterances: Sequence[Utterance], ext
     return trainer
 
 
+def copy_row_weights(clean: int, rows: int, copy_weight: float) -> np.ndarray | None:
+    """Per-row loss weights when the first ``clean`` of ``rows`` training rows are clean clips and
+    the rest their augmented copies: 1 for clean rows, ``copy_weight`` for copies (None: all 1).
+
+    Examples:
+        >>> copy_row_weights(2, 4, 0.5).tolist()
+        [1.0, 1.0, 0.5, 0.5]
+        >>> copy_row_weights(2, 4, 1.0) is None
+        True
+    """
+    if copy_weight == 1.0 or rows == clean:
+        return None
+    out = np.full(rows, copy_weight)
+    out[:clean] = 1.0
+    return out
+
+
 def train_ensemble(
     X: np.ndarray, utterances: Sequence[Utterance], *, config: TrainConfig = TrainConfig(), labels: list[str] | None = None,
     augmented: np.ndarray | None = None,
@@ -282,7 +306,10 @@ def train_ensemble(
             X_fit = np.concatenate([X_fit, *augmented[:, ~val]])
             y_fit = np.tile(y_fit, 1 + len(augmented))
             corpora_fit = np.tile(corpora_fit, 1 + len(augmented))
-        weights = group_balance_weights(corpora_fit) if config.balance_corpora else None
+        weights = copy_row_weights(len(y[~val]), len(y_fit), config.copy_weight)
+        if config.balance_corpora:
+            balance = group_balance_weights(corpora_fit)
+            weights = balance if weights is None else balance * weights
         result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights,
                           copies=copies, points=points)
         heads.append(result.head)
@@ -361,6 +388,7 @@ def train_model(
         "split": "each head validates on its own held-out speakers "
                  f"({config.val_fraction:.0%} of each corpus's speakers); no speaker is in both its train and validation sets",
         "augmentation": ({"copies": config.augment, "recipe": config.augment_recipe().tag(),
+                          "copy_weight": config.copy_weight,
                           "babble": "utterances of other speakers of the same corpus",
                           "validation": "original clips only"} if config.augment else None),
         "ensemble": members,
