@@ -119,9 +119,10 @@ DESIGNS: dict[str, Design] = {
     **{f"all-mixed-level-room-w{w:g}": Design(_config(None, centre_corpora="both", augment=1, reverb=0.5, copy_weight=w),
                                               f"all-mixed-level-room with the copies weighing {w:g} of a clean clip in "
                                               "the heads' loss", pooling="level_mean_std") for w in (0.1, 0.2, 0.3, 0.5)},
-    "all-mixed-level-d0.5": Design(_config(None, centre_corpora="both", dropout=0.5),
-                                   "all-mixed-level with dropout 0.5 in each head (0.3 in v5): stronger regularisation "
-                                   "against learning the training corpora's voices", pooling="level_mean_std"),
+    **{f"all-mixed-level-d{p:g}": Design(_config(None, centre_corpora="both", dropout=p),
+                                         f"all-mixed-level with dropout {p:g} in each head (0.3 in v5): stronger "
+                                         "regularisation against learning the training corpora's voices",
+                                         pooling="level_mean_std") for p in (0.5, 0.6, 0.7)},
     "all-mixed-level-dims-probe": Design(_config(None, centre_corpora="both", dimensions_weight=0.5,
                                                  dimensions_shared=False),
                                          "all-mixed-level with the dimensional output trained on the hidden layer "
