@@ -123,6 +123,11 @@ DESIGNS: dict[str, Design] = {
                                          f"all-mixed-level with dropout {p:g} in each head (0.3 in v5): stronger "
                                          "regularisation against learning the training corpora's voices",
                                          pooling="level_mean_std") for p in (0.5, 0.6, 0.7)},
+    # a second seed set (heads seeded 5-9 instead of 0-4): how much of a design's margin is the seeds'
+    "all-mixed-level-s5": Design(dataclasses.replace(_config(None, centre_corpora="both"), seed=5),
+                                 "v5 (all-mixed-level) with heads seeded 5-9", pooling="level_mean_std"),
+    "all-mixed-level-d0.5-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5), seed=5),
+                                      "v6 (all-mixed-level-d0.5) with heads seeded 5-9", pooling="level_mean_std"),
     "all-mixed-level-dims-probe": Design(_config(None, centre_corpora="both", dimensions_weight=0.5,
                                                  dimensions_shared=False),
                                          "all-mixed-level with the dimensional output trained on the hidden layer "
