@@ -392,11 +392,10 @@ def main() -> None:
     extractors = {pooling: FeatureExtractor("whisper-base", pooling=pooling) for pooling in POOLINGS}
     if args.ravdess_only:
         for name in args.designs.split(","):
-            extractor = extractors[DESIGNS[name].pooling]
-            reference = ravdess_reference(DESIGNS[name], args.corpora, extractor, args.room)
+            design = DESIGNS[name]
+            reference = ravdess_reference(design, args.corpora, extractors[design.pooling], args.room)
             # merged late (other runs may have written meanwhile); a design not run yet gets an entry
             results = json.loads(args.out.read_text()) if args.out.exists() else {}
-            design = DESIGNS[name]
             results.setdefault(name, {"note": design.note, "config": dataclasses.asdict(design.config),
                                       "pooling": design.pooling})["ravdess_6fold"] = reference
             args.out.write_text(json.dumps(results, indent=2) + "\n")

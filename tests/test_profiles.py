@@ -269,5 +269,7 @@ def test_copy_weight_weighs_copy_rows_against_clean_rows(monkeypatch):
     assert seen[-1][1] is None  # copy_weight 1: plain rows, as before
     with pytest.raises(ValueError, match="copy_weight"):
         TrainConfig(augment=1, copy_weight=0.0)
+    with pytest.raises(ValueError, match="--augment"):
+        TrainConfig(copy_weight=0.5)  # no copies to weigh: refused like --reverb and --mask without copies
     with pytest.raises(ValueError, match="consistency"):
         TrainConfig(augment=1, copy_weight=0.5, fit=dataclasses.replace(fit, consistency=1.0))

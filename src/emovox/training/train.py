@@ -120,8 +120,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.finetune.blocks and self.augment:
             raise ValueError("fine-tuning (--finetune-blocks) does not take augmented copies (--augment) yet")
-        if (self.reverb or self.mask) and not self.augment:
-            raise ValueError("reverb and mask shape the augmented copies: ask for copies too (--augment N)")
+        if (self.reverb or self.mask or self.copy_weight != 1.0) and not self.augment:
+            raise ValueError("reverb, mask and copy_weight shape the augmented copies: ask for copies too (--augment N)")
         if not 0.0 < self.copy_weight <= 1.0:
             raise ValueError(f"copy_weight is a weight in (0, 1], got {self.copy_weight}")
         if self.copy_weight != 1.0 and self.fit.consistency:
