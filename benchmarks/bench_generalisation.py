@@ -145,6 +145,11 @@ DESIGNS: dict[str, Design] = {
     "all-mixed-ft2": Design(_config(None, centre_corpora="both",
                                     finetune=FinetuneConfig(blocks=2, rank=8, **FT)),
                             "all-mixed on an encoder whose top two blocks are tuned (adapters, rank 8, 2000 clips, 3 epochs)"),
+    "all-mixed-level-d0.5-ft1": Design(_config(None, centre_corpora="both", dropout=0.5,
+                                               finetune=FinetuneConfig(blocks=1, rank=8, **FT)),
+                                       "v6 (all-mixed-level-d0.5) on an encoder whose top block is tuned (low-rank "
+                                       "adapters, rank 8, on 2000 training clips, 3 epochs) with a head, before the "
+                                       "heads train on the tuned features", pooling="level_mean_std"),
     "all-h128x3": Design(_config(None, hidden=128, ensemble=3, label_smoothing=0.1),
                          "the old default-adaptive recipe: all states, 3 heads of 128, smoothing 0.1"),
 }

@@ -71,6 +71,39 @@ def test_frame_cache_round_trip(tmp_path, extractor, corpus):
     assert again[0].windows[0].dtype == np.float16
 
 
+def test_uniform_and_level_pooling_share_the_frame_cache(tmp_path, monkeypatch, extractor, corpus):
+    """A level-pooled run reuses the states a uniform run cached (only the weights are added, from
+    the audio) and gets exactly what a cold level-pooled run computes; a uniform read of the
+    now-weighted entry gets no weights."""
+    import dataclasses
+
+    state = 2
+    uniform = dataclasses.replace(extractor.settings, pooling="mean_std")
+    level = dataclasses.replace(extractor.settings, pooling="level_mean_std")
+    paths = [u.path for u in corpus[:3]]
+    shared = FrameCache(uniform, state, tmp_path / "shared")
+    assert FrameCache(level, state, tmp_path / "shared").dir == shared.dir
+    clip_frames(paths, extractor.encoder, uniform, state=state, cache=shared)
+    stamps = {f: f.stat().st_mtime_ns for f in shared.dir.rglob("*.npz")}
+    import emovox.features.frames as frames_module
+
+    encoded = []
+    real = frames_module.encode_windows_below
+    monkeypatch.setattr(frames_module, "encode_windows_below", lambda *a, **k: encoded.append(1) or real(*a, **k))
+    warm = clip_frames(paths, extractor.encoder, level, state=state, cache=FrameCache(level, state, tmp_path / "shared"))
+    assert not encoded  # no encoder pass: the states came from the uniform run's entries
+    cold = clip_frames(paths, extractor.encoder, level, state=state, cache=FrameCache(level, state, tmp_path / "cold"))
+    assert encoded
+    for a, b in zip(warm, cold, strict=True):
+        assert b.weights is not None and a.weights is not None
+        for wa, wb, fa, fb in zip(a.weights, b.weights, a.windows, b.windows, strict=True):
+            np.testing.assert_array_equal(wa, wb)
+            np.testing.assert_array_equal(fa, fb)
+    assert all(f.stat().st_mtime_ns != t for f, t in stamps.items())  # entries now hold the weights
+    again = clip_frames(paths, extractor.encoder, uniform, state=state, cache=shared)
+    assert all(c.weights is None for c in again)
+
+
 def test_frozen_cache_key_is_unchanged_by_the_tuned_field():
     """Caches made before fine-tuning existed stay valid: an empty tuned hash is not in the key."""
     frozen = FeatureSettings(encoder="whisper-base", encoder_sha256="abc")

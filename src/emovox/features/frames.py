@@ -3,9 +3,10 @@
 Fine-tuning the top K blocks (:mod:`emovox.training.finetune`) runs them on every training clip
 in every epoch; the frozen part below them never changes, so its output (hidden state
 ``n_layers - K``, one ``(frames, d)`` array per encoder window) is computed once per clip and
-stored in float16, keyed like the pooled cache on the file's content, the encoder's weights, the
-pooling and the window, plus the state. A clip's entry also holds the level weights of its frames
-when the pooling is level-weighted.
+stored in float16, keyed like the pooled cache on the file's content, the encoder's weights and
+the window, plus the state. The states do not depend on the pooling, so uniform and level-weighted
+pooling share one cache: a clip's entry also holds the level weights of its frames once a
+level-pooled run has needed them (computed from the clip's log-mel alone, no encoder pass).
 
 Examples:
     >>> import numpy as np
@@ -73,16 +74,42 @@ def encode_below(encoder: WhisperEncoder, signals: Sequence[np.ndarray], *, stat
             index, k, mel, valid = items[i]
             out[index].windows[k] = frames
             if level:
-                w = level_weights(torch.from_numpy(mel)[None], torch.tensor([valid]))[0].numpy()
-                out[index].weights[k] = w[: len(frames)].astype(np.float16)  # type: ignore[index]
+                out[index].weights[k] = window_level_weights(mel, valid, len(frames))  # type: ignore[index]
     return out
 
 
+def window_level_weights(mel: np.ndarray, valid: int, n_frames: int) -> np.ndarray:
+    """Level pooling weight of each of a window's ``n_frames`` encoder frames, float16.
+
+    Examples:
+        >>> window_level_weights(np.zeros((80, 100), np.float32), 100, 50).shape
+        (50,)
+    """
+    w = level_weights(torch.from_numpy(mel)[None], torch.tensor([valid]))[0].numpy()
+    return w[:n_frames].astype(np.float16)
+
+
+def add_level_weights(clip: ClipFrames, signal: np.ndarray, n_mels: int) -> ClipFrames:
+    """``clip`` with the level weights of its frames, from ``signal``'s log-mel (cheap: no encoder)."""
+    windows = mel_windows(signal, n_mels=n_mels)
+    if len(windows) != len(clip.windows):
+        raise ValueError(f"cached frames have {len(clip.windows)} windows, the audio {len(windows)}")
+    weights = [window_level_weights(mel, valid, len(frames)) for (mel, valid), frames in zip(windows, clip.windows,
+                                                                                               strict=True)]
+    return ClipFrames(clip.windows, weights)
+
+
 class FrameCache:
-    """Frame-level states on disk: one ``.npz`` per (file content, feature settings, state)."""
+    """Frame-level states on disk: one ``.npz`` per (file content, feature settings, state).
+
+    The pooling is not part of the key (the states below the tuned blocks do not depend on it), so
+    a uniform and a level-pooled run share the entries; the key is the uniform settings' own, which
+    keeps caches made before the sharing valid.
+    """
 
     def __init__(self, settings: FeatureSettings, state: int, root: str | os.PathLike | None = None):
-        self.dir = (Path(root) if root else cache_dir() / "frames") / f"{settings.key()}-state{state}"
+        key = dataclasses.replace(settings, pooling="mean_std").key()
+        self.dir = (Path(root) if root else cache_dir() / "frames") / f"{key}-state{state}"
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def _path(self, digest: str) -> Path:
@@ -118,14 +145,22 @@ def clip_frames(paths: Sequence[str | os.PathLike], encoder: WhisperEncoder, set
         loader = lambda p: load_audio(p, max_duration=None)  # noqa: E731
     level = settings.pooling == "level_mean_std"
     out: list[ClipFrames | None] = [None] * len(paths)
-    todo = []
+    todo, unweighted = [], []
     for i, path in enumerate(paths):
         digest = content_hash(path)
         hit = cache.get(digest) if cache else None
-        if hit is not None and (hit.weights is not None) == level:
-            out[i] = hit
-        else:
+        if hit is None:
             todo.append((i, digest))
+        elif level and hit.weights is None:
+            out[i] = hit
+            unweighted.append((i, digest))  # states cached by a uniform run: only the weights are missing
+        else:
+            out[i] = hit if level else ClipFrames(hit.windows)
+    for i, digest in tqdm(unweighted, desc=f"{desc} level weights", unit="file", disable=not unweighted):
+        clip = add_level_weights(out[i], loader(os.fspath(paths[i])), encoder.config.n_mels)  # type: ignore[arg-type]
+        out[i] = clip
+        if cache:
+            cache.put(digest, clip)
     with tqdm(total=len(paths), initial=len(paths) - len(todo), desc=desc, unit="file") as bar:
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
