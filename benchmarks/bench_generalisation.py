@@ -159,6 +159,15 @@ DESIGNS: dict[str, Design] = {
                                                               seed=5),
                                           "all-mixed-level-d0.5-ft1 with heads, tuning subset and adapters seeded 5",
                                           pooling="level_mean_std"),
+    "all-mixed-level-d0.5-ft1-all": Design(_config(None, centre_corpora="both", dropout=0.5,
+                                                   finetune=FinetuneConfig(blocks=1, rank=8,
+                                                                           **{**FT, "max_train_clips": 0})),
+                                           "all-mixed-level-d0.5-ft1 tuned on every training clip (11-13k) instead "
+                                           "of 2000", pooling="level_mean_std"),
+    "all-mixed-level-d0.5-ft2": Design(_config(None, centre_corpora="both", dropout=0.5,
+                                               finetune=FinetuneConfig(blocks=2, rank=8, **FT)),
+                                       "v6 on an encoder whose top two blocks are tuned (adapters, rank 8, 2000 clips, "
+                                       "3 epochs)", pooling="level_mean_std"),
     "all-h128x3": Design(_config(None, hidden=128, ensemble=3, label_smoothing=0.1),
                          "the old default-adaptive recipe: all states, 3 heads of 128, smoothing 0.1"),
 }
