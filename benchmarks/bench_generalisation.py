@@ -371,19 +371,21 @@ def plot(results: dict, path: Path) -> None:
     results = {name: entry for name, entry in results.items() if "summary" in entry}  # not stopped runs
     designs = list(results)
     corpora = list(next(iter(results.values()))["loco"])
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
     width = 0.8 / len(designs)
+    colours = plt.get_cmap("tab20").colors  # one colour per design up to 20 (tab10 repeated after 10)
     for ax, key, title in ((axes[0], "single", "single clips (no profile)"),
                            (axes[1], "profile_b0.5", "with a profile from the other half")):
         for j, d in enumerate(designs):
             values = [results[d]["loco"][c][key] for c in corpora] + [results[d]["summary"][key]["mean"]]
-            ax.bar(np.arange(len(corpora) + 1) + j * width, values, width, label=d)
+            ax.bar(np.arange(len(corpora) + 1) + j * width, values, width, label=d, color=colours[j % len(colours)])
         ax.set_xticks(np.arange(len(corpora) + 1) + width * (len(designs) - 1) / 2, [*corpora, "mean"], rotation=20)
         ax.axhline(0.25, color="grey", lw=0.8, ls=":")
         ax.set_title(f"held-out corpus, 4-class UA: {title}")
     axes[0].set_ylabel("UA")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    # below the axes, not over the bars
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(designs) + 3) // 4), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
