@@ -48,7 +48,7 @@ from emovox.evaluation.splits import speaker_folds
 from emovox.features.extractor import FeatureExtractor
 from emovox.features.pooling import POOLINGS
 from emovox.prediction.decision import restrict, top_label
-from emovox.training.finetune import FinetuneConfig, tuned_features
+from emovox.training.finetune import FinetuneConfig, FinetuneResult, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
 from emovox.training.profiles import centre, domain_mean
@@ -223,6 +223,19 @@ def halves(truth: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
     return profile, test, skewed
 
 
+def tuned_split(design: Design, X: np.ndarray, train_utts: list[Utterance], test: np.ndarray,
+                extractor: FeatureExtractor | None, frames: list) -> tuple[np.ndarray, FinetuneResult]:
+    """Every clip's features from an encoder whose top blocks ``design`` tuned on the training
+    clips only (``~test``; ``train_utts`` are they), and the tuning's result. ``frames``: every
+    clip's frames below the tuned blocks."""
+    X_train, result = tune_encoder(train_utts, X[~test], extractor, design.config,
+                                   frames=[frames[i] for i in np.flatnonzero(~test)])
+    X_split = np.array(X, copy=True)
+    X_split[~test] = X_train
+    X_split[test] = tuned_features(result.top, [frames[i] for i in np.flatnonzero(test)], X[test])
+    return X_split, result
+
+
 def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarray | None = None,
          held_out: Sequence[str] = (), *, extractor: FeatureExtractor | None = None, frames=None) -> dict:
     """Leave-one-corpus-out rows; ``copies``: the design's augmented copies of every clip
@@ -244,11 +257,7 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         t0 = time.time()
         X_fold, tuning = X, None
         if design.config.finetune.blocks:
-            X_train, result = tune_encoder(train_utts, X[~test], extractor, design.config,
-                                           frames=[frames[i] for i in np.flatnonzero(~test)])
-            X_fold = np.array(X, copy=True)
-            X_fold[~test] = X_train
-            X_fold[test] = tuned_features(result.top, [frames[i] for i in np.flatnonzero(test)], X[test])
+            X_fold, result = tuned_split(design, X, train_utts, test, extractor, frames)
             tuning = {"best_epoch": result.best_epoch, "history": result.history, "seconds": result.seconds}
         ensemble = train_ensemble(X_fold[~test], train_utts, config=design.config,
                                   augmented=None if copies is None else copies[:, ~test])
@@ -344,12 +353,7 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
         train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
         fold = dict(tests)
         if frames is not None:  # this fold's own tuned encoder: its test speakers never tuned it
-            X_train, result = tune_encoder(train_utts, tests["clean"][~test], extractor, design.config,
-                                           frames=[frames[i] for i in np.flatnonzero(~test)])
-            fold["clean"] = np.array(tests["clean"], copy=True)
-            fold["clean"][~test] = X_train
-            fold["clean"][test] = tuned_features(result.top, [frames[i] for i in np.flatnonzero(test)],
-                                                 tests["clean"][test])
+            fold["clean"], _ = tuned_split(design, tests["clean"], train_utts, test, extractor, frames)
         ensemble = train_ensemble(fold["clean"][~test], train_utts, config=design.config,
                                   augmented=None if copies is None else copies[:, ~test])
         for name, X in fold.items():
