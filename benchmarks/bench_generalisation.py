@@ -123,6 +123,17 @@ DESIGNS: dict[str, Design] = {
                                          f"all-mixed-level with dropout {p:g} in each head (0.3 in v5): stronger "
                                          "regularisation against learning the training corpora's voices",
                                          pooling="level_mean_std") for p in (0.5, 0.6, 0.7)},
+    # v6 with copies heard in rooms and nothing else (no noise): the room recipe above fixed rooms but
+    # its noise and rooms together cost held-out corpora (TESS, clean studio speech, most)
+    "all-mixed-level-d0.5-rooms": Design(_config(None, centre_corpora="both", dropout=0.5, augment=1, reverb=1.0,
+                                                 noise=0.0),
+                                         "v6 (all-mixed-level-d0.5) with one copy of every clip heard in a simulated "
+                                         "room (RT60 0.2-0.8 s, 0.3-2.5 m; level, pitch and tempo as the recipe, no "
+                                         "noise), raw and centred with its corpus", pooling="level_mean_std"),
+    "all-mixed-level-d0.5-rooms-w0.5": Design(_config(None, centre_corpora="both", dropout=0.5, augment=1, reverb=1.0,
+                                                      noise=0.0, copy_weight=0.5),
+                                              "all-mixed-level-d0.5-rooms with the copies weighing 0.5 of a clean clip",
+                                              pooling="level_mean_std"),
     # a second seed set (heads seeded 5-9 instead of 0-4): how much of a design's margin is the seeds'
     "all-mixed-level-s5": Design(dataclasses.replace(_config(None, centre_corpora="both"), seed=5),
                                  "v5 (all-mixed-level) with heads seeded 5-9", pooling="level_mean_std"),

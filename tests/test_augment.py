@@ -74,6 +74,12 @@ def test_train_cli_records_room_and_mask_and_needs_copies_for_them(corpus, tmp_p
     augmentation = json.loads((out / "config.json").read_text())["training"]["augmentation"]
     assert augmentation["recipe"] == AugmentRecipe(reverb=1.0, mask=0.5).tag() == RECIPE + "+room1+mask0.5"
     assert augmentation["copy_weight"] == 0.5
+    quiet = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(tmp_path / "rooms"), "--encoder",
+                                     "whisper-tiny.en", "--ensemble", "1", "--epochs", "5", "--hidden", "16",
+                                     "--augment", "1", "--reverb", "1", "--noise", "0"])
+    assert quiet.exit_code == 0, quiet.output
+    recipe = json.loads((tmp_path / "rooms" / "config.json").read_text())["training"]["augmentation"]["recipe"]
+    assert recipe == AugmentRecipe(reverb=1.0, noise=0.0).tag()
 
 
 def test_evaluate_cli_states_augmentation_in_the_split(corpus, tmp_path):
@@ -158,3 +164,36 @@ def test_recipe_keeps_v2_copies_and_names_its_extras():
     assert len(y) == len(augment(x, seed=9)) and not np.allclose(y, augment(x, seed=9))
     with pytest.raises(ValueError, match="probability"):
         AugmentRecipe(reverb=1.5)
+
+
+def test_noise_probability_zero_adds_no_noise_and_needs_no_babble(monkeypatch):
+    """Room-only copies: ``noise=0`` leaves silence silent (level, pitch, tempo and the room only
+    scale, resample and smear what is there), while the default recipe fills it with noise for most seeds; and the
+    copies no longer depend on the babble pool, so one copy serves every pool."""
+    silence_then_tone = np.concatenate([np.zeros(8000, np.float32), speechlike(duration=0.5, seed=1)])
+    quiet = AugmentRecipe(reverb=1.0, noise=0.0)
+    for seed in range(8):
+        assert np.abs(augment(silence_then_tone, seed=seed, recipe=quiet)[:4000]).max() < 1e-5  # resampling dust only
+    noisy = [np.abs(augment(silence_then_tone, seed=s)[:4000]).max() > 1e-3 for s in range(8)]
+    assert sum(noisy) >= 5  # p 0.9 per copy
+    assert quiet.tag() != AugmentRecipe(reverb=1.0).tag() and "noise0@" in quiet.tag()
+    with pytest.raises(ValueError, match="probability"):
+        AugmentRecipe(noise=-0.1)
+
+    from emovox.features import extractor as extractor_module
+
+    keys = []
+
+    def record(paths, extractor, *, cache, desc, transform, cache_key):
+        keys.append([cache_key("d")])
+        return np.zeros((len(paths), 1), np.float32)
+
+    monkeypatch.setattr(extractor_module, "extract_files", record)
+
+    class Stub:
+        feature_shape = (1,)
+
+    for pool in (["a.wav"] * 6, ["b.wav"] * 6):
+        augmented_features(["x.wav"], Stub(), copies=1, babble_pool=pool, recipe=quiet)
+        augmented_features(["x.wav"], Stub(), copies=1, babble_pool=pool, recipe=AugmentRecipe(reverb=1.0))
+    assert keys[0] == keys[2] and keys[1] != keys[3]  # room-only: the pool is not in the key; with noise it is

@@ -36,6 +36,8 @@ RECIPE = "v2:gain6,noise0.9@snr0-20(white|babble4),pitch2@0.3,tempo0.9-1.1@0.3"
 class AugmentRecipe:
     """What an augmented copy may have on top of :data:`RECIPE`'s level, pitch, tempo and noise.
 
+    ``noise``: probability of white or babble noise (:data:`RECIPE`'s 0.9; 0 gives copies that
+    differ from the clip by level, pitch, tempo and whatever else is asked, such as rooms only).
     ``reverb``: probability of a simulated room (RT60 0.2–0.8 s, microphone 0.3–2.5 m from the
     talker); ``mask``: probability of masking (5–20 % of the time silenced, and a band around
     200–4000 Hz, 0.5–2 times as wide as its centre frequency, stopped). All-zero is :data:`RECIPE`
@@ -46,19 +48,23 @@ class AugmentRecipe:
         True
         >>> AugmentRecipe(reverb=0.5).tag()
         'v2:gain6,noise0.9@snr0-20(white|babble4),pitch2@0.3,tempo0.9-1.1@0.3+room0.5'
+        >>> AugmentRecipe(reverb=1.0, noise=0.0).tag()
+        'v2:gain6,noise0@snr0-20(white|babble4),pitch2@0.3,tempo0.9-1.1@0.3+room1'
     """
 
     reverb: float = 0.0
     mask: float = 0.0
+    noise: float = 0.9
 
     def __post_init__(self):
-        for name in ("reverb", "mask"):
+        for name in ("reverb", "mask", "noise"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} is a probability, got {getattr(self, name)}")
 
     def tag(self) -> str:
         """The recipe's name in copy seeds and cache keys."""
-        return RECIPE + (f"+room{self.reverb:g}" if self.reverb else "") + (f"+mask{self.mask:g}" if self.mask else "")
+        base = RECIPE if self.noise == 0.9 else RECIPE.replace("noise0.9@", f"noise{self.noise:g}@")
+        return base + (f"+room{self.reverb:g}" if self.reverb else "") + (f"+mask{self.mask:g}" if self.mask else "")
 
 
 def room_impulse_response(rng: np.random.Generator, *, rt60: float, distance: float, volume: float,
@@ -162,7 +168,7 @@ def augment(signal: np.ndarray, *, seed: int, sampling_rate: int = 16000,
     """One random augmentation of a 16 kHz signal (deterministic for a given ``seed``).
 
     Level ±6 dB (p 0.8), pitch ±2 semitones (p 0.3), tempo 0.9–1.1× (p 0.3), then a room
-    (``recipe.reverb``), then noise (p 0.9) at an SNR drawn uniformly from 0–20 dB: babble of
+    (``recipe.reverb``), then noise (``recipe.noise``, 0.9 by default) at an SNR drawn uniformly from 0–20 dB: babble of
     four ``others`` (when given) or white noise, half and half; then masking (``recipe.mask``).
     """
     from audiomentations import Compose, Gain, PitchShift, TimeStretch
@@ -179,7 +185,7 @@ def augment(signal: np.ndarray, *, seed: int, sampling_rate: int = 16000,
     extra = np.random.default_rng([seed, 1])  # the room's and the mask's draws leave RECIPE's alone
     if recipe.reverb and extra.random() < recipe.reverb:
         out = same_level(reverberate(out, seed=int(extra.integers(2**31)), sampling_rate=sampling_rate), out)
-    if rng.random() < 0.9:
+    if rng.random() < recipe.noise:
         snr = rng.uniform(0.0, 20.0)
         if others is not None and len(others) > 1 and rng.random() < 0.5:
             noise = babble(others, len(out), rng)
@@ -215,7 +221,7 @@ def augmented_features(paths: Sequence[str], extractor, *, copies: int, babble_p
     from emovox.audio.load import load_audio
     from emovox.features.extractor import content_hash, extract_files
 
-    pool = [os.fspath(p) for p in babble_pool]
+    pool = [os.fspath(p) for p in babble_pool] if recipe.noise else []  # no noise, no babble: one copy for every pool
     pool_tag = hashlib.sha256("\n".join(sorted(pool)).encode()).hexdigest()[:12]  # other babble, other copies
 
     def make_transform(copy: int):

@@ -43,6 +43,7 @@ def evaluate(
                                 "test clips are never augmented."),
     reverb: float = recipe_options.REVERB,
     mask: float = recipe_options.MASK,
+    noise: float = recipe_options.NOISE,
     copy_weight: float = recipe_options.COPY_WEIGHT,
     dropout: float = recipe_options.DROPOUT,
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
@@ -89,7 +90,7 @@ def evaluate(
                         dimensions_shared=dimensions_shared,
                         layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
-                             copy_weight=copy_weight,
+                             noise=noise, copy_weight=copy_weight,
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora, fit=fit,
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips))
@@ -131,7 +132,8 @@ def evaluate(
             source = ("the same fold, so no test speaker is heard even as noise" if protocol is not Protocol.cross_corpus
                       else "the same corpus")
             extras = "".join([f"; a simulated room with probability {reverb:g}" if reverb else "",
-                              f"; masking with probability {mask:g}" if mask else ""])
+                              f"; masking with probability {mask:g}" if mask else "",
+                              f"; noise with probability {noise:g}" if noise != 0.9 else ""])
             o.split += (f"; training clips plus {augment} augmented copies each (babble noise made of utterances of other "
                         f"speakers of {source}{extras}; test clips are not augmented)")
     if finetune_blocks:

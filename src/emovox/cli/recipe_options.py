@@ -16,6 +16,8 @@ POOLING = typer.Option("mean_std", help="How each encoder state is pooled over t
                        "emovox.audio.speech_level).")
 REVERB = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability that a copy is heard in a simulated "
                      "room (RT60 0.2-0.8 s, microphone 0.3-2.5 m away; emovox.audio.augment.reverberate).")
+NOISE = typer.Option(0.9, min=0.0, max=1.0, help="With --augment: probability that a copy has white or babble noise "
+                    "at 0-20 dB SNR (0 with --reverb 1: copies heard in rooms only).")
 MASK = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability that a copy has a stretch of time "
                    "silenced and a band of frequencies stopped (SpecAugment-like masking of the waveform).")
 COPY_WEIGHT = typer.Option(1.0, min=0.0, max=1.0, help="With --augment: weight of each augmented copy in the heads' "

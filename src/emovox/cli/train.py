@@ -46,6 +46,7 @@ def train(
                                 "white or babble noise at 0-20 dB SNR; features cached). 2 makes the model robust to noise."),
     reverb: float = recipe_options.REVERB,
     mask: float = recipe_options.MASK,
+    noise: float = recipe_options.NOISE,
     copy_weight: float = recipe_options.COPY_WEIGHT,
     dropout: float = recipe_options.DROPOUT,
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
@@ -78,7 +79,7 @@ def train(
         err.print(json.dumps(summarize(utterances), ensure_ascii=False))
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
-                             copy_weight=copy_weight,
+                             noise=noise, copy_weight=copy_weight,
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora,
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips),

@@ -107,6 +107,7 @@ class TrainConfig:
     balance_corpora: bool = False  # weight rows so that every training corpus counts the same
     reverb: float = 0.0  # probability of a simulated room in each copy (emovox.audio.augment.AugmentRecipe)
     mask: float = 0.0  # probability of time and band masking in each copy
+    noise: float = 0.9  # probability of white or babble noise in each copy (0 with reverb 1: rooms only)
     # weight of each augmented copy's rows in the loss against a clean clip's 1 (the copies shape the
     # heads less than the clean speech they must above all serve, while still teaching rooms and noise)
     copy_weight: float = 1.0
@@ -120,8 +121,9 @@ class TrainConfig:
     def __post_init__(self):
         if self.finetune.blocks and self.augment:
             raise ValueError("fine-tuning (--finetune-blocks) does not take augmented copies (--augment) yet")
-        if (self.reverb or self.mask or self.copy_weight != 1.0) and not self.augment:
-            raise ValueError("reverb, mask and copy_weight shape the augmented copies: ask for copies too (--augment N)")
+        if (self.reverb or self.mask or self.copy_weight != 1.0 or self.noise != 0.9) and not self.augment:
+            raise ValueError("reverb, mask, noise and copy_weight shape the augmented copies: ask for copies too "
+                             "(--augment N)")
         if not 0.0 < self.copy_weight <= 1.0:
             raise ValueError(f"copy_weight is a weight in (0, 1], got {self.copy_weight}")
         if self.copy_weight != 1.0 and self.fit.consistency:
@@ -133,7 +135,7 @@ class TrainConfig:
         """The :class:`emovox.audio.augment.AugmentRecipe` of this config's copies."""
         from emovox.audio.augment import AugmentRecipe
 
-        return AugmentRecipe(reverb=self.reverb, mask=self.mask)
+        return AugmentRecipe(reverb=self.reverb, mask=self.mask, noise=self.noise)
 
 
 def parse_layers(spec: str | None, n_states: int) -> tuple[int, ...] | None:
