@@ -98,6 +98,7 @@ def test_evaluate_cli_states_room_copies_in_the_split(corpus, tmp_path):
     assert result.exit_code == 0, result.output
     (res,) = json.loads((tmp_path / "report.json").read_text())["results"]
     assert "a simulated room with probability 0.5" in res["split"] and "masking" not in res["split"]
+    assert "noise with probability 0.9, its babble made of utterances of other speakers" in res["split"]
 
 
 def test_kfold_babble_never_uses_a_test_speaker_of_the_models_a_copy_trains(monkeypatch):
@@ -197,3 +198,12 @@ def test_noise_probability_zero_adds_no_noise_and_needs_no_babble(monkeypatch):
         augmented_features(["x.wav"], Stub(), copies=1, babble_pool=pool, recipe=quiet)
         augmented_features(["x.wav"], Stub(), copies=1, babble_pool=pool, recipe=AugmentRecipe(reverb=1.0))
     assert keys[0] == keys[2] and keys[1] != keys[3]  # room-only: the pool is not in the key; with noise it is
+
+
+def test_evaluate_cli_states_rooms_only_copies_in_the_split(corpus, tmp_path):
+    result = CliRunner().invoke(app, ["evaluate", f"folder:{corpus}", "--folds", "3", "--encoder", "whisper-tiny.en",
+                                      "--ensemble", "1", "--augment", "1", "--reverb", "1", "--noise", "0",
+                                      "--out", str(tmp_path), "--no-plots"])
+    assert result.exit_code == 0, result.output
+    (res,) = json.loads((tmp_path / "report.json").read_text())["results"]
+    assert "(no noise; a simulated room with probability 1;" in res["split"] and "babble" not in res["split"]

@@ -132,10 +132,11 @@ def evaluate(
             source = ("the same fold, so no test speaker is heard even as noise" if protocol is not Protocol.cross_corpus
                       else "the same corpus")
             extras = "".join([f"; a simulated room with probability {reverb:g}" if reverb else "",
-                              f"; masking with probability {mask:g}" if mask else "",
-                              f"; noise with probability {noise:g}" if noise != 0.9 else ""])
-            o.split += (f"; training clips plus {augment} augmented copies each (babble noise made of utterances of other "
-                        f"speakers of {source}{extras}; test clips are not augmented)")
+                              f"; masking with probability {mask:g}" if mask else ""])
+            noisy = (f"noise with probability {noise:g}, its babble made of utterances of other speakers of {source}"
+                     if noise else "no noise")
+            o.split += (f"; training clips plus {augment} augmented copies each ({noisy}{extras}; "
+                        "test clips are not augmented)")
     if finetune_blocks:
         for o in outcomes:
             o.split += (f"; the encoder's top {finetune_blocks} block(s) fine-tuned with a head on each training part only "
