@@ -180,6 +180,10 @@ DESIGNS: dict[str, Design] = {
                                                finetune=FinetuneConfig(blocks=2, rank=8, **FT)),
                                        "v6 on an encoder whose top two blocks are tuned (adapters, rank 8, 2000 clips, "
                                        "3 epochs)", pooling="level_mean_std"),
+    # the shipped noise-robust recipe (RAVDESS 6-fold only, to compare with the default and a profile)
+    "noise-robust": Design(_config(None, hidden=128, ensemble=3, augment=2, reverb=0.5),
+                           "the noise-robust v2 recipe: all states, 3 heads of 128, two noisy copies of every clip "
+                           "(a room in half of them)", pooling="level_mean_std"),
     "all-h128x3": Design(_config(None, hidden=128, ensemble=3, label_smoothing=0.1),
                          "the old default-adaptive recipe: all states, 3 heads of 128, smoothing 0.1"),
 }
