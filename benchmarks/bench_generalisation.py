@@ -361,7 +361,8 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
             tests["room"] = noisy_features(utts, extractor, "room", 10.0)
     frames = load_frames(utts, extractor, design.config.finetune.blocks) if tuned else None
     speakers = np.array([u.speaker_key for u in utts])
-    predicted = {name: np.empty(len(utts), dtype=object) for name in tests}
+    conditions = [*tests, *(f"{name} + profile" for name in tests)] if frames is None else list(tests)
+    predicted = {name: np.empty(len(utts), dtype=object) for name in conditions}
     # a copy's babble comes from its own fold: no test speaker is heard, not even as noise
     copies = load_augmented(utts, extractor, design.config.augment, groups=kfold_groups(utts, 6),
                             recipe=design.config.augment_recipe())
@@ -375,7 +376,6 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
         for name, X in fold.items():
             predicted[name][test] = [ensemble.labels[i] for i in ensemble.probabilities(X[test]).argmax(1)]
             if frames is None:  # the same condition with a domain profile of its own audio
-                predicted.setdefault(f"{name} + profile", np.empty(len(utts), dtype=object))
                 predicted[f"{name} + profile"][test] = profiled_predictions(ensemble, X[test])
     truth = [u.label for u in utts]
     out: dict = {name: float(balanced_accuracy_score(truth, list(p))) for name, p in predicted.items()}

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 RECIPE = "v2:gain6,noise0.9@snr0-20(white|babble4),pitch2@0.3,tempo0.9-1.1@0.3"
+RECIPE_NOISE = 0.9  # RECIPE's probability of noise in a copy (the "noise0.9" of its name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +55,7 @@ class AugmentRecipe:
 
     reverb: float = 0.0
     mask: float = 0.0
-    noise: float = 0.9
+    noise: float = RECIPE_NOISE
 
     def __post_init__(self):
         for name in ("reverb", "mask", "noise"):
@@ -63,7 +64,8 @@ class AugmentRecipe:
 
     def tag(self) -> str:
         """The recipe's name in copy seeds and cache keys."""
-        base = RECIPE if self.noise == 0.9 else RECIPE.replace("noise0.9@", f"noise{self.noise:g}@")
+        base = (RECIPE if self.noise == RECIPE_NOISE
+                else RECIPE.replace(f"noise{RECIPE_NOISE:g}@", f"noise{self.noise:g}@"))
         return base + (f"+room{self.reverb:g}" if self.reverb else "") + (f"+mask{self.mask:g}" if self.mask else "")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from emovox.audio.augment import RECIPE_NOISE
+
 LAYERS = typer.Option("all", help="Encoder hidden states the heads read: all (every state, learned weights; "
                       "best on corpora and languages the model never heard), auto (two thirds up: 4 of "
                       "Whisper-base's 0-6), or a list such as 2,3,4.")
@@ -16,7 +18,7 @@ POOLING = typer.Option("mean_std", help="How each encoder state is pooled over t
                        "emovox.audio.speech_level).")
 REVERB = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability that a copy is heard in a simulated "
                      "room (RT60 0.2-0.8 s, microphone 0.3-2.5 m away; emovox.audio.augment.reverberate).")
-NOISE = typer.Option(0.9, min=0.0, max=1.0, help="With --augment: probability that a copy has white or babble noise "
+NOISE = typer.Option(RECIPE_NOISE, min=0.0, max=1.0, help="With --augment: probability that a copy has white or babble noise "
                     "at 0-20 dB SNR (0 with --reverb 1: copies heard in rooms only).")
 MASK = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability that a copy has a stretch of time "
                    "silenced and a band of frequencies stopped (SpecAugment-like masking of the waveform).")

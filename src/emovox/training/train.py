@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from emovox.audio.augment import RECIPE_NOISE, AugmentRecipe
 from emovox.corpora.labels import EMOTIONS
 from emovox.corpora.manifest import Utterance
 from emovox.encoder.weights import DEFAULT_ENCODER
@@ -107,7 +108,7 @@ class TrainConfig:
     balance_corpora: bool = False  # weight rows so that every training corpus counts the same
     reverb: float = 0.0  # probability of a simulated room in each copy (emovox.audio.augment.AugmentRecipe)
     mask: float = 0.0  # probability of time and band masking in each copy
-    noise: float = 0.9  # probability of white or babble noise in each copy (0 with reverb 1: rooms only)
+    noise: float = RECIPE_NOISE  # probability of white or babble noise in each copy (0 with reverb 1: rooms only)
     # weight of each augmented copy's rows in the loss against a clean clip's 1 (the copies shape the
     # heads less than the clean speech they must above all serve, while still teaching rooms and noise)
     copy_weight: float = 1.0
@@ -121,7 +122,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.finetune.blocks and self.augment:
             raise ValueError("fine-tuning (--finetune-blocks) does not take augmented copies (--augment) yet")
-        if (self.reverb or self.mask or self.copy_weight != 1.0 or self.noise != 0.9) and not self.augment:
+        if (self.augment_recipe() != AugmentRecipe() or self.copy_weight != 1.0) and not self.augment:
             raise ValueError("reverb, mask, noise and copy_weight shape the augmented copies: ask for copies too "
                              "(--augment N)")
         if not 0.0 < self.copy_weight <= 1.0:
@@ -131,10 +132,8 @@ class TrainConfig:
         if self.centre_corpora not in CENTRE_MODES:
             raise ValueError(f"centre_corpora must be one of {CENTRE_MODES}, got {self.centre_corpora!r}")
 
-    def augment_recipe(self):
+    def augment_recipe(self) -> AugmentRecipe:
         """The :class:`emovox.audio.augment.AugmentRecipe` of this config's copies."""
-        from emovox.audio.augment import AugmentRecipe
-
         return AugmentRecipe(reverb=self.reverb, mask=self.mask, noise=self.noise)
 
 
@@ -184,7 +183,7 @@ def load_augmented(utterances: Sequence[Utterance], extractor: FeatureExtractor,
     """
     if copies <= 0:
         return None
-    from emovox.audio.augment import AugmentRecipe, augmented_features
+    from emovox.audio.augment import augmented_features  # looked up at call time (tests replace it)
 
     cache = FeatureCache(extractor.settings, cache_root)
     out = np.zeros((copies, len(utterances), *extractor.feature_shape), np.float32)
