@@ -62,3 +62,60 @@ def test_copies_must_pair_with_the_training_rows():
     X, y, copies = _noisy_pairs(0)
     with pytest.raises(ValueError, match="do not pair"):
         fit_head(X, y, None, None, n_classes=2, config=FitConfig(epochs=1), copies=copies[:, :10])
+
+
+def _shortcut(seed: int, share: float):
+    """Dimension 0 carries the class weakly, dimension 1 the corpus strongly; in ``share`` of each
+    corpus's rows the class is the corpus's own, so the corpus is a shortcut where share is high."""
+    rng = np.random.default_rng(seed)
+    corpus = np.repeat([0, 1], 200)
+    y = np.where(rng.random(400) < share, corpus, 1 - corpus)
+    X = rng.normal(size=(400, 1, 8)).astype("float32")
+    X[:, 0, 0] += 1.5 * y
+    X[:, 0, 1] += 4.0 * corpus
+    return X, y, corpus
+
+
+def test_the_corpus_adversary_keeps_a_head_off_a_corpus_shortcut():
+    from emovox.training.fit import FitConfig, fit_head
+
+    X, y, corpus = _shortcut(0, 0.85)
+    X_test, y_test, _ = _shortcut(1, 0.15)  # the shortcut now points the wrong way
+    accuracy = {}
+    for weight in (0.0, 3.0):
+        config = FitConfig(epochs=40, hidden=16, lr=1e-2, dropout=0.0, adversary=weight)
+        head = fit_head(X, y, None, None, n_classes=2, config=config, domains=corpus).head
+        accuracy[weight] = float((head(torch.from_numpy(X_test)).argmax(1).numpy() == y_test).mean())
+    assert accuracy[0.0] < 0.6 and accuracy[3.0] > accuracy[0.0] + 0.1, accuracy
+
+
+def test_mixup_teaches_an_even_answer_halfway_between_two_classes():
+    from emovox.training.fit import FitConfig, fit_head
+
+    rng = np.random.default_rng(0)
+    y = np.tile([0, 1], 100)
+    X = rng.normal(size=(200, 1, 8)).astype("float32")
+    X[:, 0, 0] += 4.0 * y
+    halfway = 0.5 * (X[y == 0] + X[y == 1])
+    doubt = {}
+    for alpha in (0.0, 1.0):
+        config = FitConfig(epochs=40, hidden=16, lr=1e-2, dropout=0.0, mixup=alpha)
+        head = fit_head(X, y, None, None, n_classes=2, config=config).head
+        with torch.no_grad():
+            p = torch.softmax(head(torch.from_numpy(halfway)), -1)[:, 1].numpy()
+        doubt[alpha] = float(np.abs(p - 0.5).mean())
+    assert doubt[1.0] < 0.8 * doubt[0.0], doubt
+
+
+def test_the_adversary_needs_domains_and_mixup_refuses_what_it_cannot_mix():
+    from emovox.training.fit import FitConfig, fit_head
+
+    X, y, corpus = _shortcut(0, 0.5)
+    with pytest.raises(ValueError, match="one domain per training row"):
+        fit_head(X, y, None, None, n_classes=2, config=FitConfig(epochs=1, adversary=0.1))
+    with pytest.raises(ValueError, match="at least two domains"):
+        fit_head(X, y, None, None, n_classes=2, config=FitConfig(epochs=1, adversary=0.1), domains=np.zeros(len(y)))
+    with pytest.raises(ValueError, match="non-negative"):
+        FitConfig(mixup=-0.1)
+    with pytest.raises(ValueError, match="arousal/valence"):
+        FitConfig(mixup=0.2, dimensions_weight=0.5)

@@ -47,6 +47,9 @@ def evaluate(
     copy_weight: float = recipe_options.COPY_WEIGHT,
     dropout: float = recipe_options.DROPOUT,
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
+    mixup: float = recipe_options.MIXUP,
+    adversary: float = recipe_options.ADVERSARY,
+    validation: str = recipe_options.VALIDATION,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
     finetune_blocks: int = recipe_options.FINETUNE_BLOCKS,
@@ -86,11 +89,12 @@ def evaluate(
     try:
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
+                        mixup=mixup, adversary=adversary,
                         dimensions_weight=recipe_options.dimensions_weight(dimensions, dimensions_weight),
                         dimensions_shared=dimensions_shared,
                         layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
-                             noise=noise, copy_weight=copy_weight,
+                             noise=noise, copy_weight=copy_weight, validation=validation,
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora, fit=fit,
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips))

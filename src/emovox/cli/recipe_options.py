@@ -25,6 +25,12 @@ MASK = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability tha
 COPY_WEIGHT = typer.Option(1.0, min=0.0, max=1.0, help="With --augment: weight of each augmented copy in the heads' "
                           "loss against a clean clip's 1 (lower: the copies teach noise and rooms while the clean "
                           "speech shapes the heads most).")
+MIXUP = typer.Option(0.0, min=0.0, help="Mixup of the heads' training rows: each batch mixed with a shuffled copy of "
+                    "itself, the weight drawn from Beta(a, a), the loss mixed likewise (0: none; 0.2-0.4 usual).")
+ADVERSARY = typer.Option(0.0, min=0.0, help="Weight of a corpus adversary on each head's hidden layer (gradient "
+                        "reversal): the head learns features that do not tell the training corpora apart (0: none).")
+VALIDATION = typer.Option("speakers", help="What each head validates on (its UA picks the epoch): speakers (held-out "
+                          "speakers of every corpus) or corpus (one whole training corpus per head, in turn).")
 BALANCE_CORPORA = typer.Option(False, help="Weight clips so that every corpus counts the same "
                                "(lost slightly on held-out corpora with the shared ones; for very uneven corpora).")
 CENTRE_CORPORA = typer.Option("", "--centre-corpora", help="Centre each training corpus on the mean of all: '' "

@@ -50,6 +50,9 @@ def train(
     copy_weight: float = recipe_options.COPY_WEIGHT,
     dropout: float = recipe_options.DROPOUT,
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
+    mixup: float = recipe_options.MIXUP,
+    adversary: float = recipe_options.ADVERSARY,
+    validation: str = recipe_options.VALIDATION,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
     finetune_blocks: int = recipe_options.FINETUNE_BLOCKS,
@@ -79,11 +82,12 @@ def train(
         err.print(json.dumps(summarize(utterances), ensure_ascii=False))
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
-                             noise=noise, copy_weight=copy_weight,
+                             noise=noise, copy_weight=copy_weight, validation=validation,
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora,
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips),
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
+                                           mixup=mixup, adversary=adversary,
                                            dimensions_weight=recipe_options.dimensions_weight(dimensions, dimensions_weight),
                                            dimensions_shared=dimensions_shared,
                                            layers=parse_layers(layers, extractor.feature_shape[0])))
@@ -93,5 +97,6 @@ def train(
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
+    held_out = "held-out corpora" if validation == "corpus" else "held-out speakers"
     err.print(f"saved {out}: labels {', '.join(report['labels'])}; mean validation UA "
-              f"{report['mean_val_ua']:.3f} (held-out speakers); temperature {report['temperature']:.2f}")
+              f"{report['mean_val_ua']:.3f} ({held_out}); temperature {report['temperature']:.2f}")

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
+from torch import nn
 
 from emovox.training.head import EmotionHead, predict_dimensions, predict_logits
 
@@ -67,6 +68,20 @@ class FitConfig:
     # dimensional output learns, on the hidden layer the emotion loss alone shapes, so that the
     # emotion logits are exactly those of a head trained without it
     dimensions_shared: bool = True
+    # mixup (Zhang et al. 2018): each batch is mixed with a shuffled copy of itself, weight drawn from
+    # Beta(mixup, mixup), and the loss mixed likewise; rows of a batch come from every training corpus,
+    # so most pairs mix two corpora's voices (0: none)
+    mixup: float = 0.0
+    # weight of a corpus adversary (Ganin & Lempitsky 2015): a linear classifier of the training row's
+    # corpus reads the hidden layer through a gradient reversal, so the layer learns to hide which
+    # corpus a clip came from (0: none; needs the rows' domains in fit_head)
+    adversary: float = 0.0
+
+    def __post_init__(self):
+        if self.mixup < 0 or self.adversary < 0:
+            raise ValueError(f"mixup and adversary are non-negative weights, got {self.mixup}, {self.adversary}")
+        if self.mixup and self.dimensions_weight:
+            raise ValueError("mixup does not mix the arousal/valence targets: use one or the other")
 
 
 @dataclasses.dataclass
@@ -149,6 +164,7 @@ def fit_head(
     sample_weights: np.ndarray | None = None,
     copies: np.ndarray | None = None,
     points: np.ndarray | None = None,
+    domains: np.ndarray | None = None,
     progress=None,
 ) -> FitResult:
     """Train a head; validation UA picks the epoch (or the last epoch without validation).
@@ -160,19 +176,46 @@ def fit_head(
     cross-entropies plus ``config.consistency`` times the KL divergence from the clip's
     (fixed) prediction to the copy's, which teaches the head to answer the same under noise.
 
+    ``domains`` (one label per training row, e.g. its corpus): what the adversary of
+    ``config.adversary`` learns to tell apart (its loss weighs every domain the same).
+
     Runs on one thread: the head is small, and extra threads only contend with other work.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         return _fit(X_train, y_train, X_val, y_val, n_classes=n_classes, config=config, progress=progress,
-                    sample_weights=sample_weights, copies=copies, points=points)
+                    sample_weights=sample_weights, copies=copies, points=points, domains=domains)
     finally:
         torch.set_num_threads(threads)
 
 
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by ``-scale`` (the adversary's reversal)."""
+
+    @staticmethod
+    def forward(ctx, x, scale: float):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.scale * grad, None
+
+
+def adversary_ramp(progress: float) -> float:
+    """The reversal's scale at ``progress`` (0 to 1) through training: 0 at the start, rising to
+    nearly 1, so that the adversary first learns what to tell apart (Ganin & Lempitsky's schedule).
+
+    Examples:
+        >>> [round(adversary_ramp(p), 2) for p in (0.0, 0.1, 0.5, 1.0)]
+        [0.0, 0.46, 0.99, 1.0]
+    """
+    return float(2.0 / (1.0 + np.exp(-10.0 * progress)) - 1.0)
+
+
 def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_weights=None, copies=None,
-         points=None) -> FitResult:
+         points=None, domains=None) -> FitResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     X_train = np.ascontiguousarray(X_train, dtype=np.float32)
@@ -189,7 +232,23 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
         head.set_normalization(torch.cat([torch.from_numpy(X_train), copies.flatten(0, 1)]))
     else:
         head.set_normalization(torch.from_numpy(X_train))
-    opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    adversary, dt, domain_weights = None, None, None
+    if config.adversary:
+        if domains is None or len(domains) != len(X_train):
+            raise ValueError("adversary > 0 needs one domain per training row (domains)")
+        names, codes = np.unique(np.asarray(domains), return_inverse=True)
+        if len(names) < 2:
+            raise ValueError(f"the adversary needs rows of at least two domains, got {list(names)}")
+        if copies is not None:
+            raise ValueError("the adversary does not take paired copies (consistency): give copies as rows")
+        with torch.random.fork_rng(devices=[]):  # the head's own initialisation and dropout as without it
+            adversary = nn.Linear(config.hidden, len(names))
+        dt = torch.from_numpy(codes.astype(np.int64))
+        domain_weights = class_weights(codes, len(names))
+    if config.mixup and copies is not None:
+        raise ValueError("mixup does not take paired copies (consistency): give copies as rows")
+    params = list(head.parameters()) + ([] if adversary is None else list(adversary.parameters()))
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
     weights = class_weights(y_train, n_classes)
     Xt, yt = torch.from_numpy(X_train), torch.from_numpy(np.asarray(y_train, dtype=np.int64))
@@ -216,6 +275,15 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
         for i in range(0, len(perm), config.batch_size):
             idx = torch.from_numpy(perm[i : i + config.batch_size])
             row_weights = None if st is None else st[idx]
+            if config.mixup or adversary is not None:
+                loss = _regularised_loss(head, adversary, Xt[idx], yt[idx], None if dt is None else dt[idx],
+                                         row_weights, weights, domain_weights, config, rng,
+                                         adversary_ramp((epoch + i / len(perm)) / config.epochs))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+                continue
             logits, loss = objective(Xt[idx], yt[idx], row_weights)
             if copies is not None:
                 pick = torch.from_numpy(rng.integers(0, len(copies), len(idx)))
@@ -253,6 +321,32 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
     head.load_state_dict(best)
     head.eval()
     return FitResult(head, best_ua if X_val is not None else float("nan"), best_epoch, history)
+
+
+def _regularised_loss(head: EmotionHead, adversary: nn.Linear | None, batch: torch.Tensor, targets: torch.Tensor,
+                      domains: torch.Tensor | None, row_weights: torch.Tensor | None, weights: torch.Tensor,
+                      domain_weights: torch.Tensor | None, config: FitConfig, rng: np.random.Generator,
+                      scale: float) -> torch.Tensor:
+    """One batch's loss with mixup and/or the corpus adversary: the (mixed) cross-entropy, plus
+    ``config.adversary`` times the adversary's cross-entropy on the reversed hidden layer (its
+    targets mixed like the emotions')."""
+    lam, other = 1.0, None
+    if config.mixup:
+        lam = float(rng.beta(config.mixup, config.mixup))
+        other = torch.from_numpy(rng.permutation(len(batch)))
+        batch = lam * batch + (1.0 - lam) * batch[other]
+    hidden = head.hidden(batch)
+    logits = head.mlp[-1](hidden)
+
+    def mixed(loss_of) -> torch.Tensor:
+        return loss_of(slice(None)) if other is None else lam * loss_of(slice(None)) + (1.0 - lam) * loss_of(other)
+
+    loss = mixed(lambda rows: compute_objective(logits, targets[rows], weights, config.label_smoothing,
+                                                None if row_weights is None else row_weights[rows]))
+    if adversary is not None:
+        guess = adversary(_ReverseGradient.apply(hidden, scale))
+        loss = loss + config.adversary * mixed(lambda rows: F.cross_entropy(guess, domains[rows], weight=domain_weights))
+    return loss
 
 
 @torch.no_grad()

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 
 CENTRE_MODES = ("", "centred", "both", "balanced")
+VALIDATIONS = ("speakers", "corpus")
 
 
 def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance], *, balanced: bool = False,
@@ -118,6 +119,10 @@ class TrainConfig:
     # "balanced": like "centred", on each corpus's class-balanced mean (its per-label means averaged)
     centre_corpora: str = ""
     finetune: FinetuneConfig = FinetuneConfig()  # tune the encoder's top blocks first (blocks > 0)
+    # what each head validates on (its UA picks the epoch, its logits the temperature): "speakers", a
+    # held-out val_fraction of every corpus's speakers; "corpus", one whole training corpus (head k:
+    # the k-th in name order, cycling), so the epoch is the one that does best on a corpus it never heard
+    validation: str = "speakers"
 
     def __post_init__(self):
         if self.finetune.blocks and self.augment:
@@ -129,6 +134,8 @@ class TrainConfig:
             raise ValueError(f"copy_weight is a weight in (0, 1], got {self.copy_weight}")
         if self.copy_weight != 1.0 and self.fit.consistency:
             raise ValueError("copy_weight weighs copies as extra rows; the consistency loss pairs them with their clips")
+        if self.validation not in VALIDATIONS:
+            raise ValueError(f"validation must be one of {VALIDATIONS}, got {self.validation!r}")
         if self.centre_corpora not in CENTRE_MODES:
             raise ValueError(f"centre_corpora must be one of {CENTRE_MODES}, got {self.centre_corpora!r}")
 
@@ -273,6 +280,26 @@ def copy_row_weights(clean: int, rows: int, copy_weight: float) -> np.ndarray | 
     return out
 
 
+def validation_rows(speakers: np.ndarray, corpora: np.ndarray, config: TrainConfig, k: int) -> np.ndarray:
+    """Head ``k``'s validation mask under ``config.validation``: held-out speakers of every corpus
+    (seeded ``config.seed + k``), or the whole ``k``-th corpus in name order (cycling).
+
+    Examples:
+        >>> speakers, corpora = np.array(["a", "b", "c", "d"]), np.array(["x", "x", "y", "y"])
+        >>> validation_rows(speakers, corpora, TrainConfig(validation="corpus"), 1).tolist()
+        [False, False, True, True]
+    """
+    if config.validation == "corpus":
+        names = np.unique(corpora)
+        if len(names) < 2:
+            raise EmovoxError(f"validation on a held-out corpus needs at least two training corpora, got {list(names)}")
+        return corpora == names[k % len(names)]
+    val = speaker_holdout(speakers, corpora, fraction=config.val_fraction, seed=config.seed + k)
+    if not val.any():
+        raise EmovoxError("speaker-disjoint validation needs at least two speakers in some corpus")
+    return val
+
+
 def train_ensemble(
     X: np.ndarray, utterances: Sequence[Utterance], *, config: TrainConfig = TrainConfig(), labels: list[str] | None = None,
     augmented: np.ndarray | None = None,
@@ -296,9 +323,7 @@ def train_ensemble(
     heads, members, val_logits, val_targets, adapted_logits = [], [], [], [], []
     for k in range(config.ensemble):
         seed = config.seed + k
-        val = speaker_holdout(speakers, corpora, fraction=config.val_fraction, seed=seed)
-        if not val.any():
-            raise EmovoxError("speaker-disjoint validation needs at least two speakers in some corpus")
+        val = validation_rows(speakers, corpora, config, k)
         fit_cfg = dataclasses.replace(config.fit, seed=seed)
         X_fit, y_fit, corpora_fit, copies = X[~val], y[~val], corpora[~val], None
         if augmented is not None and len(augmented) and config.fit.consistency:
@@ -312,7 +337,7 @@ def train_ensemble(
             balance = group_balance_weights(corpora_fit)
             weights = balance if weights is None else balance * weights
         result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights,
-                          copies=copies, points=points)
+                          copies=copies, points=points, domains=corpora_fit if config.fit.adversary else None)
         heads.append(result.head)
         val_logits.append(predict_logits(result.head, X[val]))
         reference = Ensemble([result.head], labels).reference_mean()
@@ -386,8 +411,9 @@ def train_model(
         "label_counts": dict(Counter(u.label for u in utterances)),
         "corpora": dict(Counter(u.corpus for u in utterances)),
         "n_speakers": len({u.speaker_key for u in utterances}),
-        "split": "each head validates on its own held-out speakers "
-                 f"({config.val_fraction:.0%} of each corpus's speakers); no speaker is in both its train and validation sets",
+        "split": ("each head validates on one whole training corpus, in turn, and trains on the others"
+                  if config.validation == "corpus" else "each head validates on its own held-out speakers "
+                  f"({config.val_fraction:.0%} of each corpus's speakers); no speaker is in both its train and validation sets"),
         "augmentation": ({"copies": config.augment, "recipe": config.augment_recipe().tag(),
                           "copy_weight": config.copy_weight,
                           "babble": "utterances of other speakers of the same corpus",
