@@ -136,11 +136,11 @@ DESIGNS: dict[str, Design] = {
     **{f"all-mixed-level-d0.5-mix{a:g}": Design(_config(None, centre_corpora="both", dropout=0.5, mixup=a),
                                                 f"v6 with mixup (Beta({a:g}, {a:g})): each batch mixed with a shuffled "
                                                 "copy of itself, mostly clips of two corpora", pooling="level_mean_std")
-       for a in (0.2, 0.4)},
+       for a in (0.4,)},
     **{f"all-mixed-level-d0.5-adv{w:g}": Design(_config(None, centre_corpora="both", dropout=0.5, adversary=w),
                                                 f"v6 with a corpus adversary (weight {w:g}) on the hidden layer through "
                                                 "a gradient reversal: the layer learns to hide the clip's corpus",
-                                                pooling="level_mean_std") for w in (0.1, 0.3)},
+                                                pooling="level_mean_std") for w in (0.3, 1.0)},
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
@@ -153,6 +153,9 @@ DESIGNS: dict[str, Design] = {
                                  "v5 (all-mixed-level) with heads seeded 5-9", pooling="level_mean_std"),
     "all-mixed-level-d0.5-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5), seed=5),
                                       "v6 (all-mixed-level-d0.5) with heads seeded 5-9", pooling="level_mean_std"),
+    "all-mixed-level-d0.5-adv1-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5,
+                                                                     adversary=1.0), seed=5),
+                                           "all-mixed-level-d0.5-adv1 with heads seeded 5-9", pooling="level_mean_std"),
     "all-mixed-level-dims-probe": Design(_config(None, centre_corpora="both", dimensions_weight=0.5,
                                                  dimensions_shared=False),
                                          "all-mixed-level with the dimensional output trained on the hidden layer "

@@ -279,19 +279,15 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
                 loss = _regularised_loss(head, adversary, Xt[idx], yt[idx], None if dt is None else dt[idx],
                                          row_weights, weights, domain_weights, config, rng,
                                          adversary_ramp((epoch + i / len(perm)) / config.epochs))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
-                continue
-            logits, loss = objective(Xt[idx], yt[idx], row_weights)
-            if copies is not None:
-                pick = torch.from_numpy(rng.integers(0, len(copies), len(idx)))
-                noisy, noisy_loss = objective(copies[pick, idx], yt[idx], row_weights)
-                loss = loss + noisy_loss
-                if config.consistency:
-                    loss = loss + config.consistency * F.kl_div(F.log_softmax(noisy, -1), F.softmax(logits, -1).detach(),
-                                                                reduction="batchmean")
+            else:
+                logits, loss = objective(Xt[idx], yt[idx], row_weights)
+                if copies is not None:
+                    pick = torch.from_numpy(rng.integers(0, len(copies), len(idx)))
+                    noisy, noisy_loss = objective(copies[pick, idx], yt[idx], row_weights)
+                    loss = loss + noisy_loss
+                    if config.consistency:
+                        loss = loss + config.consistency * F.kl_div(F.log_softmax(noisy, -1),
+                                                                    F.softmax(logits, -1).detach(), reduction="batchmean")
             opt.zero_grad()
             loss.backward()
             opt.step()
