@@ -108,7 +108,7 @@ def test_kfold_outcome_covers_every_utterance_once():
 
 def test_train_and_evaluate_take_the_same_recipe_options(two_corpora, tmp_path):
     recipe = ["--layers", "all", "--dropout", "0.4", "--label-smoothing", "0.05", "--balance-corpora",
-              "--pooling", "level_mean_std", "--centre-corpora", "both"]
+              "--pooling", "level_mean_std", "--centre-corpora", "both", "--mixup", "0.2"]
     corpora = [f"folder:{two_corpora[0]}"]
     out = tmp_path / "model"
     trained = CliRunner().invoke(app, ["train", *corpora, "--out", str(out), "--encoder", "whisper-tiny.en",
@@ -119,10 +119,17 @@ def test_train_and_evaluate_take_the_same_recipe_options(two_corpora, tmp_path):
     assert saved["features"]["pooling"] == "level_mean_std"
     assert config["balance_corpora"] is True and config["fit"]["layers"] is None
     assert config["fit"]["dropout"] == 0.4 and config["fit"]["label_smoothing"] == 0.05
-    assert config["centre_corpora"] == "both"
+    assert config["centre_corpora"] == "both" and config["fit"]["mixup"] == 0.2
     evaluated = CliRunner().invoke(app, ["evaluate", *corpora, "--folds", "3", "--encoder", "whisper-tiny.en",
                                          "--ensemble", "1", "--hidden", "16", "--out", str(tmp_path / "r"), "--no-plots",
                                          *recipe])
     assert evaluated.exit_code == 0, evaluated.output
     bad = CliRunner().invoke(app, ["evaluate", *corpora, "--encoder", "whisper-tiny.en", "--pooling", "median"])
     assert bad.exit_code == 2 and "unknown pooling 'median'" in bad.output
+    bad = CliRunner().invoke(app, ["train", *corpora, "--out", str(tmp_path / "m2"), "--encoder", "whisper-tiny.en",
+                                   "--validation", "folds"])
+    assert bad.exit_code == 2 and "validation must be one of" in bad.output
+    # one corpus gives the adversary nothing to tell apart: a clear error, not a silent no-op
+    bad = CliRunner().invoke(app, ["train", *corpora, "--out", str(tmp_path / "m3"), "--encoder", "whisper-tiny.en",
+                                   "--ensemble", "1", "--epochs", "2", "--hidden", "16", "--adversary", "0.5"])
+    assert bad.exit_code == 2 and "needs at least two training corpora" in bad.output, bad.output
