@@ -113,7 +113,7 @@ def test_the_adversary_needs_domains_and_mixup_refuses_what_it_cannot_mix():
     X, y, corpus = _shortcut(0, 0.5)
     with pytest.raises(ValueError, match="one domain per training row"):
         fit_head(X, y, None, None, n_classes=2, config=FitConfig(epochs=1, adversary=0.1))
-    with pytest.raises(ValueError, match="at least two domains"):
+    with pytest.raises(ValueError, match="at least two training corpora"):
         fit_head(X, y, None, None, n_classes=2, config=FitConfig(epochs=1, adversary=0.1), domains=np.zeros(len(y)))
     with pytest.raises(ValueError, match="non-negative"):
         FitConfig(mixup=-0.1)

@@ -238,15 +238,14 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
             raise ValueError("adversary > 0 needs one domain per training row (domains)")
         names, codes = np.unique(np.asarray(domains), return_inverse=True)
         if len(names) < 2:
-            raise ValueError(f"the adversary needs rows of at least two domains, got {list(names)}")
-        if copies is not None:
-            raise ValueError("the adversary does not take paired copies (consistency): give copies as rows")
+            raise ValueError("the corpus adversary (--adversary) needs at least two training corpora (domains), "
+                             f"got {list(names)}")
         with torch.random.fork_rng(devices=[]):  # the head's own initialisation and dropout as without it
             adversary = nn.Linear(config.hidden, len(names))
         dt = torch.from_numpy(codes.astype(np.int64))
         domain_weights = class_weights(codes, len(names))
-    if config.mixup and copies is not None:
-        raise ValueError("mixup does not take paired copies (consistency): give copies as rows")
+    if (config.mixup or config.adversary) and copies is not None:
+        raise ValueError("mixup and the adversary do not take paired copies (consistency): give copies as rows")
     params = list(head.parameters()) + ([] if adversary is None else list(adversary.parameters()))
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)

@@ -320,8 +320,6 @@ def train_ensemble(
     speakers = np.array([u.speaker_key for u in utterances])
     corpora = np.array([u.corpus for u in utterances])
     points = class_points(labels) if config.fit.dimensions_weight > 0 else None
-    if config.fit.adversary and len(set(corpora)) < 2:
-        raise EmovoxError(f"the corpus adversary (--adversary) needs at least two training corpora, got {sorted(set(corpora))}")
     heads, members, val_logits, val_targets, adapted_logits = [], [], [], [], []
     for k in range(config.ensemble):
         seed = config.seed + k
