@@ -138,6 +138,18 @@ DESIGNS: dict[str, Design] = {
                                                 f"v6 with a corpus adversary (weight {w:g}) on the hidden layer through "
                                                 "a gradient reversal: the layer learns to hide the clip's corpus",
                                                 pooling="level_mean_std") for w in (0.3, 1.0)},
+    # head shape and weight decay on v6's recipe (v6: 256 hidden units, AdamW weight decay 0.01)
+    "all-mixed-level-d0.5-h64": Design(_config(None, hidden=64, centre_corpora="both", dropout=0.5),
+                                       "v6 with 64 hidden units in each head instead of 256: less room to learn the "
+                                       "training corpora's voices", pooling="level_mean_std"),
+    "all-mixed-level-d0.5-h64-s5": Design(dataclasses.replace(_config(None, hidden=64, centre_corpora="both",
+                                                                    dropout=0.5), seed=5),
+                                          "all-mixed-level-d0.5-h64 with heads seeded 5-9", pooling="level_mean_std"),
+    "all-mixed-level-d0.5-wd0.1": Design(_config(None, centre_corpora="both", dropout=0.5, weight_decay=0.1),
+                                         "v6 with AdamW weight decay 0.1 instead of 0.01", pooling="level_mean_std"),
+    "all-mixed-level-d0.5-wd0.1-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5,
+                                                                      weight_decay=0.1), seed=5),
+                                            "all-mixed-level-d0.5-wd0.1 with heads seeded 5-9", pooling="level_mean_std"),
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
@@ -356,9 +368,11 @@ def summary(rows: dict) -> dict:
     return out
 
 
-def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor, room: bool) -> dict:
+def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor, room: bool,
+                      dereverb: bool = False) -> dict:
     """RAVDESS speaker-independent 6-fold UA over all its labels: heads train on the clean clips of
-    five folds and are tested on the sixth, clean and with noise (or a room) on its clips only.
+    five folds and are tested on the sixth, clean and with noise (or a room) on its clips only;
+    ``dereverb`` adds each condition with WPE dereverberation of the test clips (``+ WPE``).
 
     A design that fine-tunes the encoder tunes it per fold on the five training folds' clips and
     is tested clean only (the noisy conditions would need every noisy clip re-encoded by each
@@ -374,6 +388,11 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
         tests["babble 10 dB"] = noisy_features(utts, extractor, "babble", 10.0)
         if room:
             tests["room"] = noisy_features(utts, extractor, "room", 10.0)
+        if dereverb:  # every condition again, each test clip dereverberated before the encoder
+            recipes = {"clean": ("clean", 0.0), "white 10 dB": ("white", 10.0), "babble 10 dB": ("babble", 10.0),
+                       "room": ("room", 10.0)}
+            for name in list(tests):
+                tests[f"{name} + WPE"] = noisy_features(utts, extractor, *recipes[name], dereverb=True)
     frames = load_frames(utts, extractor, design.config.finetune.blocks) if tuned else None
     speakers = np.array([u.speaker_key for u in utts])
     conditions = [*tests, *(f"{name} + profile" for name in tests)] if frames is None else list(tests)
@@ -484,6 +503,8 @@ def main() -> None:
     parser.add_argument("--ravdess-only", action="store_true",
                         help="only add the RAVDESS 6-fold / noise reference to designs already in --out")
     parser.add_argument("--room", action="store_true", help="add the simulated room (needs pyroomacoustics)")
+    parser.add_argument("--dereverb", action="store_true",
+                        help="add every RAVDESS condition with WPE dereverberation of the test clips (needs nara_wpe)")
     parser.add_argument("--markdown", action="store_true", help="print the designs already in --out as a table and stop")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_generalisation.json"))
     args = parser.parse_args()
@@ -497,7 +518,8 @@ def main() -> None:
     if args.ravdess_only:
         for name in args.designs.split(","):
             design = DESIGNS[name]
-            reference = ravdess_reference(design, args.corpora, extractors[design.pooling], args.room)
+            reference = ravdess_reference(design, args.corpora, extractors[design.pooling], args.room,
+                                          args.dereverb)
             # merged late (other runs may have written meanwhile); a design not run yet gets an entry
             results = json.loads(args.out.read_text()) if args.out.exists() else {}
             results.setdefault(name, {"note": design.note, "config": dataclasses.asdict(design.config),
@@ -529,7 +551,7 @@ def main() -> None:
                           "as --labels angry,happy,sad,neutral); profiles from a random half (or a 70 %-one-emotion "
                           "subset of it), tested on the other half"}
         if not args.skip_ravdess:
-            entry["ravdess_6fold"] = ravdess_reference(design, args.corpora, extractor, args.room)
+            entry["ravdess_6fold"] = ravdess_reference(design, args.corpora, extractor, args.room, args.dereverb)
         elif args.out.exists() and "ravdess_6fold" in (kept := json.loads(args.out.read_text()).get(name, {})):
             entry["ravdess_6fold"] = kept["ravdess_6fold"]  # measured before (--ravdess-only): kept
         entry["seconds"] = round(time.time() - start, 1)
