@@ -384,15 +384,13 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
     tuned = design.config.finetune.blocks > 0
     tests = {"clean": load_features(utts, extractor)}
     if not tuned:
-        tests["white 10 dB"] = noisy_features(utts, extractor, "white", 10.0)
-        tests["babble 10 dB"] = noisy_features(utts, extractor, "babble", 10.0)
-        if room:
-            tests["room"] = noisy_features(utts, extractor, "room", 10.0)
+        # each test condition: its name and its noisy_features recipe (kind, SNR in dB)
+        recipes = {"white 10 dB": ("white", 10.0), "babble 10 dB": ("babble", 10.0),
+                   **({"room": ("room", 10.0)} if room else {})}
+        tests.update({name: noisy_features(utts, extractor, *recipe) for name, recipe in recipes.items()})
         if dereverb:  # every condition again, each test clip dereverberated before the encoder
-            recipes = {"clean": ("clean", 0.0), "white 10 dB": ("white", 10.0), "babble 10 dB": ("babble", 10.0),
-                       "room": ("room", 10.0)}
-            for name in list(tests):
-                tests[f"{name} + WPE"] = noisy_features(utts, extractor, *recipes[name], dereverb=True)
+            tests.update({f"{name} + WPE": noisy_features(utts, extractor, *recipe, dereverb=True)
+                          for name, recipe in {"clean": ("clean", 0.0), **recipes}.items()})
     frames = load_frames(utts, extractor, design.config.finetune.blocks) if tuned else None
     speakers = np.array([u.speaker_key for u in utts])
     conditions = [*tests, *(f"{name} + profile" for name in tests)] if frames is None else list(tests)
