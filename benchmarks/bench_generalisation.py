@@ -150,6 +150,19 @@ DESIGNS: dict[str, Design] = {
     "all-mixed-level-d0.5-wd0.1-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5,
                                                                       weight_decay=0.1), seed=5),
                                             "all-mixed-level-d0.5-wd0.1 with heads seeded 5-9", pooling="level_mean_std"),
+    # voice swapping (emovox.training.voices): rows moved into other training speakers' voices while
+    # heads train, so that a new speaker's (and language's) offset matters less to a single clip
+    **{f"all-mixed-level-d0.5-vs{p:g}": Design(_config(None, centre_corpora="both", dropout=0.5, voice_swap=p),
+                                               f"v6 with each training row moved, with probability {p:g} in each "
+                                               "batch, from its speaker's class-balanced mean to another training "
+                                               "speaker's", pooling="level_mean_std") for p in (0.5, 1.0)},
+    "all-mixed-level-d0.5-vs0.5-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5,
+                                                                      voice_swap=0.5), seed=5),
+                                            "all-mixed-level-d0.5-vs0.5 with heads seeded 5-9", pooling="level_mean_std"),
+    **{f"all-mixed-level-d0.5-vs1-s{seed}": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5,
+                                                                             voice_swap=1.0), seed=seed),
+                                                   f"all-mixed-level-d0.5-vs1 with heads seeded {seed}-{seed + 4}",
+                                                   pooling="level_mean_std") for seed in (5, 10)},
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
@@ -162,8 +175,10 @@ DESIGNS: dict[str, Design] = {
     # a second seed set (heads seeded 5-9 instead of 0-4): how much of a design's margin is the seeds'
     "all-mixed-level-s5": Design(dataclasses.replace(_config(None, centre_corpora="both"), seed=5),
                                  "v5 (all-mixed-level) with heads seeded 5-9", pooling="level_mean_std"),
-    "all-mixed-level-d0.5-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5), seed=5),
-                                      "v6 (all-mixed-level-d0.5) with heads seeded 5-9", pooling="level_mean_std"),
+    **{f"all-mixed-level-d0.5-s{seed}": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5),
+                                                                  seed=seed),
+                                               f"v6 (all-mixed-level-d0.5) with heads seeded {seed}-{seed + 4}",
+                                               pooling="level_mean_std") for seed in (5, 10)},
     "all-mixed-level-d0.5-adv1-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5,
                                                                      adversary=1.0), seed=5),
                                            "all-mixed-level-d0.5-adv1 with heads seeded 5-9", pooling="level_mean_std"),

@@ -119,3 +119,56 @@ def test_the_adversary_needs_domains_and_mixup_refuses_what_it_cannot_mix():
         FitConfig(mixup=-0.1)
     with pytest.raises(ValueError, match="arousal/valence"):
         FitConfig(mixup=0.2, dimensions_weight=0.5)
+
+
+def _voice_shortcut(seed: int, share: float):
+    """Like :func:`_shortcut` with eight speakers for corpora: odd speakers' voices sit 4 higher on
+    dimension 1, and in ``share`` of each speaker's rows the class is its voice's (odd: 1)."""
+    rng = np.random.default_rng(seed)
+    speaker = np.repeat(np.arange(8), 50)
+    voice = speaker % 2
+    y = np.where(rng.random(400) < share, voice, 1 - voice)
+    X = rng.normal(size=(400, 1, 8)).astype("float32")
+    X[:, 0, 0] += 1.5 * y
+    X[:, 0, 1] += 4.0 * voice
+    return X, y, speaker
+
+
+def test_voice_swapping_keeps_a_head_off_a_speaker_shortcut():
+    from emovox.training.fit import FitConfig, fit_head
+    from emovox.training.voices import VoiceTable
+
+    X, y, speaker = _voice_shortcut(0, 0.85)
+    X_test, y_test, _ = _voice_shortcut(1, 0.15)  # the voices now point the wrong way
+    voices = VoiceTable.build(X, speaker.astype(str), y.astype(str), min_clips=10, min_labels=2)
+    assert (voices.rows >= 0).all() and len(voices.means) == 8
+    accuracy = {}
+    for p in (0.0, 1.0):
+        config = FitConfig(epochs=40, hidden=16, lr=1e-2, dropout=0.0, voice_swap=p)
+        head = fit_head(X, y, None, None, n_classes=2, config=config, voices=voices).head
+        accuracy[p] = float((head(torch.from_numpy(X_test)).argmax(1).numpy() == y_test).mean())
+    assert accuracy[0.0] < 0.6 and accuracy[1.0] > accuracy[0.0] + 0.1, accuracy
+
+
+def test_voice_tables_leave_out_thin_voices_and_never_move_them():
+    from emovox.training.fit import FitConfig, fit_head
+    from emovox.training.voices import VoiceTable
+
+    X = np.arange(12, dtype="float32").reshape(12, 1, 1)
+    speakers = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    labels = ["sad", "sad", "sad", "happy", "sad", "happy", "sad", "happy", "sad"] + ["sad"] * 3  # c: one label
+    voices = VoiceTable.build(X, speakers, labels, min_clips=3, min_labels=2)
+    assert voices.rows.tolist() == [0] * 4 + [1] * 4 + [-1] * 4
+    # class-balanced: a's mean is the mean of its sad mean (1) and its happy clip (3)
+    assert voices.means[:, 0, 0].tolist() == [2.0, 5.5]
+    rng = np.random.default_rng(0)
+    moved = voices.swap(X, np.arange(12), p=1.0, rng=rng)
+    assert np.allclose(moved[:4] - X[:4], 3.5) and np.allclose(moved[4:8] - X[4:8], -3.5)
+    assert np.array_equal(moved[8:], X[8:])
+    assert np.array_equal(voices.swap(X, np.arange(12), p=0.0, rng=rng), X)
+    with pytest.raises(ValueError, match="one voice and one label per row"):
+        VoiceTable.build(X, speakers[:5], labels)
+    with pytest.raises(ValueError, match="VoiceTable"):
+        fit_head(X, np.zeros(12, dtype=int), None, None, n_classes=2, config=FitConfig(epochs=1, voice_swap=0.5))
+    with pytest.raises(ValueError, match="probability"):
+        FitConfig(voice_swap=1.5)

@@ -13,12 +13,12 @@ from emovox.training.fit import FitConfig
 from emovox.training.train import TrainConfig, train_ensemble
 
 
-def _corpora(names=("a", "b", "c")):
+def _corpora(names=("a", "b", "c"), clips=24, labels=("sad", "angry")):
     rng = np.random.default_rng(0)
     utts, X = [], []
     for c, corpus in enumerate(names):
-        for i in range(24):
-            label = ("sad", "angry")[i % 2]
+        for i in range(clips):
+            label = labels[i % len(labels)]
             utts.append(Utterance(f"/{corpus}/{i}.wav", label, label, f"s{i % 4}", corpus))
             X.append(rng.normal(size=(1, 6)) + (2.0 if label == "angry" else 0.0) + c)
     return np.array(X, np.float32), utts
@@ -60,3 +60,27 @@ def test_the_adversary_is_given_each_training_row_s_corpus(monkeypatch):
     train_ensemble(X, utts, config=TrainConfig(ensemble=1, fit=FitConfig(epochs=1, hidden=8)))
     # one of each corpus's four speakers (six clips) validates; the rest train, each with its corpus
     assert sorted(set(seen[0])) == ["a", "b", "c"] and len(seen[0]) == 3 * (24 - 6) and seen[1] is None
+
+
+def test_voice_swapping_uses_each_head_s_training_speakers_per_view_and_never_moves_copies(monkeypatch):
+    # 12 clips and three labels a speaker: enough for a voice (VoiceTable.build: 10 and 3)
+    X, utts = _corpora(clips=48, labels=("sad", "angry", "happy"))
+    seen = []
+    real = train_module.fit_head
+
+    def spy(*args, voices=None, **kw):
+        seen.append(voices)
+        return real(*args, voices=voices, **kw)
+
+    monkeypatch.setattr(train_module, "fit_head", spy)
+    copies = X[None] + 0.1
+    config = TrainConfig(ensemble=1, centre_corpora="both", augment=1,
+                         fit=FitConfig(epochs=1, hidden=8, voice_swap=0.5))
+    train_ensemble(X, utts, config=config, augmented=copies)
+    train_ensemble(X, utts, config=TrainConfig(ensemble=1, fit=FitConfig(epochs=1, hidden=8)))
+    voices = seen[0]
+    clean = 2 * 3 * (48 - 12)  # raw and centred rows of the three speakers per corpus that train
+    # each training speaker is two voices (raw, centred); the copies (raw and centred too) stay put
+    assert len(voices.means) == 2 * 3 * 3 and len(voices.rows) == 2 * clean
+    assert (voices.rows[:clean] >= 0).all() and (voices.rows[clean:] == -1).all()
+    assert seen[1] is None

@@ -49,6 +49,7 @@ def evaluate(
     label_smoothing: float = recipe_options.LABEL_SMOOTHING,
     mixup: float = recipe_options.MIXUP,
     adversary: float = recipe_options.ADVERSARY,
+    voice_swap: float = recipe_options.VOICE_SWAP,
     validation: str = recipe_options.VALIDATION,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
@@ -89,7 +90,7 @@ def evaluate(
     try:
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
-                        mixup=mixup, adversary=adversary,
+                        mixup=mixup, adversary=adversary, voice_swap=voice_swap,
                         dimensions_weight=recipe_options.dimensions_weight(dimensions, dimensions_weight),
                         dimensions_shared=dimensions_shared,
                         layers=parse_layers(layers, extractor.feature_shape[0]))

@@ -29,6 +29,9 @@ MIXUP = typer.Option(0.0, min=0.0, help="Mixup of the heads' training rows: each
                     "itself, the weight drawn from Beta(a, a), the loss mixed likewise (0: none; 0.2-0.4 usual).")
 ADVERSARY = typer.Option(0.0, min=0.0, help="Weight of a corpus adversary on each head's hidden layer (gradient "
                         "reversal): the head learns features that do not tell the training corpora apart (0: none).")
+VOICE_SWAP = typer.Option(0.0, min=0.0, max=1.0, help="Probability that a training row, in each batch, is moved from "
+                          "its speaker's class-balanced mean to another training speaker's (feature-space voice "
+                          "swapping; speakers with 10+ clips of 3+ labels; 0: none).")
 VALIDATION = typer.Option("speakers", help="What each head validates on (its UA picks the epoch): speakers (held-out "
                           "speakers of every corpus) or corpus (one whole training corpus per head, in turn).")
 BALANCE_CORPORA = typer.Option(False, help="Weight clips so that every corpus counts the same "

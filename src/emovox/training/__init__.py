@@ -1,4 +1,5 @@
 """Train emotion heads on cached features: the head and its ensemble (:mod:`.head`), fitting
 with validation (:mod:`.fit`), calibration (:mod:`.calibration`), the recipe
 (:mod:`.train`), model folders (:mod:`.checkpoint`), centring on a speaker or corpus
-(:mod:`.adaptation`) and domain profiles (:mod:`.profiles`)."""
+(:mod:`.adaptation`), domain profiles (:mod:`.profiles`) and voice swapping while heads train
+(:mod:`.voices`)."""

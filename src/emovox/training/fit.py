@@ -40,6 +40,7 @@ from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 
 from emovox.training.head import EmotionHead, predict_dimensions, predict_logits
+from emovox.training.voices import VoiceTable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,10 +77,15 @@ class FitConfig:
     # corpus reads the hidden layer through a gradient reversal, so the layer learns to hide which
     # corpus a clip came from (0: none; needs the rows' domains in fit_head)
     adversary: float = 0.0
+    # probability that a training row, in each batch, is moved into another training speaker's voice
+    # (emovox.training.voices; needs the rows' voices in fit_head); 0: none
+    voice_swap: float = 0.0
 
     def __post_init__(self):
         if self.mixup < 0 or self.adversary < 0:
             raise ValueError(f"mixup and adversary are non-negative weights, got {self.mixup}, {self.adversary}")
+        if not 0.0 <= self.voice_swap <= 1.0:
+            raise ValueError(f"voice_swap is a probability, got {self.voice_swap}")
         if self.mixup and self.dimensions_weight:
             raise ValueError("mixup does not mix the arousal/valence targets: use one or the other")
 
@@ -165,6 +171,7 @@ def fit_head(
     copies: np.ndarray | None = None,
     points: np.ndarray | None = None,
     domains: np.ndarray | None = None,
+    voices: VoiceTable | None = None,
     progress=None,
 ) -> FitResult:
     """Train a head; validation UA picks the epoch (or the last epoch without validation).
@@ -179,13 +186,16 @@ def fit_head(
     ``domains`` (one label per training row, e.g. its corpus): what the adversary of
     ``config.adversary`` learns to tell apart (its loss weighs every domain the same).
 
+    ``voices`` (a :class:`~emovox.training.voices.VoiceTable` of the training rows): the speakers'
+    means that ``config.voice_swap`` moves rows between.
+
     Runs on one thread: the head is small, and extra threads only contend with other work.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         return _fit(X_train, y_train, X_val, y_val, n_classes=n_classes, config=config, progress=progress,
-                    sample_weights=sample_weights, copies=copies, points=points, domains=domains)
+                    sample_weights=sample_weights, copies=copies, points=points, domains=domains, voices=voices)
     finally:
         torch.set_num_threads(threads)
 
@@ -215,7 +225,7 @@ def adversary_ramp(progress: float) -> float:
 
 
 def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_weights=None, copies=None,
-         points=None, domains=None) -> FitResult:
+         points=None, domains=None, voices=None) -> FitResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     X_train = np.ascontiguousarray(X_train, dtype=np.float32)
@@ -244,6 +254,8 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
             adversary = nn.Linear(config.hidden, len(names))
         dt = torch.from_numpy(codes.astype(np.int64))
         domain_weights = class_weights(codes, len(names))
+    if config.voice_swap and (voices is None or len(voices.rows) != len(X_train)):
+        raise ValueError("voice_swap > 0 needs the training rows' voices (a VoiceTable of X_train)")
     if (config.mixup or config.adversary) and copies is not None:
         raise ValueError("mixup and the adversary do not take paired copies (consistency): give copies as rows")
     params = list(head.parameters()) + ([] if adversary is None else list(adversary.parameters()))
@@ -274,12 +286,15 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
         for i in range(0, len(perm), config.batch_size):
             idx = torch.from_numpy(perm[i : i + config.batch_size])
             row_weights = None if st is None else st[idx]
+            batch = Xt[idx]
+            if config.voice_swap:
+                batch = torch.from_numpy(voices.swap(batch.numpy(), idx.numpy(), p=config.voice_swap, rng=rng))
             if config.mixup or adversary is not None:
-                loss = _regularised_loss(head, adversary, Xt[idx], yt[idx], None if dt is None else dt[idx],
+                loss = _regularised_loss(head, adversary, batch, yt[idx], None if dt is None else dt[idx],
                                          row_weights, weights, domain_weights, config, rng,
                                          adversary_ramp((epoch + i / len(perm)) / config.epochs))
             else:
-                logits, loss = objective(Xt[idx], yt[idx], row_weights)
+                logits, loss = objective(batch, yt[idx], row_weights)
                 if copies is not None:
                     pick = torch.from_numpy(rng.integers(0, len(copies), len(idx)))
                     noisy, noisy_loss = objective(copies[pick, idx], yt[idx], row_weights)

@@ -31,6 +31,7 @@ from emovox.training.checkpoint import save_model
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, finetune, tuned_features
 from emovox.training.fit import FitConfig, class_points, fit_head, group_balance_weights
 from emovox.training.head import Ensemble, predict_logits
+from emovox.training.voices import VoiceTable
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +313,7 @@ def train_ensemble(
     temperature use the original clips only.
     """
     augmented = training_copies(augmented, X, utterances, config.centre_corpora)
+    n_clips = len(X)
     X, utterances = training_rows(X, utterances, config.centre_corpora)
     labels = labels or label_set(utterances)
     if len(labels) < 2:
@@ -319,6 +321,8 @@ def train_ensemble(
     y = np.array([labels.index(u.label) for u in utterances])
     speakers = np.array([u.speaker_key for u in utterances])
     corpora = np.array([u.corpus for u in utterances])
+    # a speaker's raw and corpus-centred rows ("both") are two voices: each view swaps within itself
+    voice_keys = np.char.add((np.arange(len(X)) >= n_clips).astype(int).astype(str), speakers.astype(str))
     points = class_points(labels) if config.fit.dimensions_weight > 0 else None
     heads, members, val_logits, val_targets, adapted_logits = [], [], [], [], []
     for k in range(config.ensemble):
@@ -333,11 +337,17 @@ def train_ensemble(
             y_fit = np.tile(y_fit, 1 + len(augmented))
             corpora_fit = np.tile(corpora_fit, 1 + len(augmented))
         weights = copy_row_weights(len(y[~val]), len(y_fit), config.copy_weight)
+        voices = None
+        if config.fit.voice_swap:  # the head's own training speakers only; copies are never moved
+            table = VoiceTable.build(X_fit[: int((~val).sum())], voice_keys[~val], [labels[i] for i in y[~val]])
+            voices = dataclasses.replace(table, rows=np.pad(table.rows, (0, len(y_fit) - len(table.rows)),
+                                                            constant_values=-1))
         if config.balance_corpora:
             balance = group_balance_weights(corpora_fit)
             weights = balance if weights is None else balance * weights
         result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights,
-                          copies=copies, points=points, domains=corpora_fit if config.fit.adversary else None)
+                          copies=copies, points=points, domains=corpora_fit if config.fit.adversary else None,
+                          voices=voices)
         heads.append(result.head)
         val_logits.append(predict_logits(result.head, X[val]))
         reference = Ensemble([result.head], labels).reference_mean()

@@ -1,0 +1,70 @@
+"""Voice swapping: train a head on clips moved into other speakers' voices, in feature space.
+
+A clip's pooled features carry its speaker's voice (and language and channel) as an offset from
+what the emotion alone would give. Speaker adaptation removes that offset at test time, but
+single clips of a new speaker cannot. Voice swapping teaches the head to ignore it instead: while
+a head trains, each row of a batch is, with probability ``p``, moved from its own speaker's mean
+to another training speaker's (``x - mean[own] + mean[other]``). The means are class-balanced (the
+mean of the speaker's per-label means), so a speaker who recorded mostly one emotion is not moved
+as if that emotion were the voice; speakers with too few clips or labels for a trustworthy mean
+are neither moved nor a target.
+
+Examples:
+    >>> import numpy as np
+    >>> X = np.array([[[0.0]], [[2.0]], [[10.0]], [[12.0]]], dtype="float32")
+    >>> voices = VoiceTable.build(X, ["a", "a", "b", "b"], ["sad", "happy"] * 2, min_clips=2, min_labels=2)
+    >>> voices.means[:, 0, 0].tolist(), voices.rows.tolist()
+    ([1.0, 11.0], [0, 0, 1, 1])
+    >>> moved = voices.swap(X, np.arange(4), p=1.0, rng=np.random.default_rng(0))
+    >>> moved[:, 0, 0].tolist()  # a's clips in b's voice and b's in a's
+    [10.0, 12.0, 0.0, 2.0]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class VoiceTable:
+    """Each usable voice's class-balanced mean ``means`` ``(voices, ...)`` and each training row's
+    voice ``rows`` (an index into ``means``; -1: a row that is never moved)."""
+
+    means: np.ndarray
+    rows: np.ndarray
+
+    @classmethod
+    def build(cls, X: np.ndarray, voices: Sequence[str], labels: Sequence[str], *, min_clips: int = 10,
+              min_labels: int = 3) -> VoiceTable:
+        """The table of ``X``'s rows, grouped by ``voices`` (e.g. speaker keys); a voice is used
+        when it has at least ``min_clips`` rows and ``min_labels`` distinct labels."""
+        voices, labels = np.asarray(voices), np.asarray(labels)
+        if len(voices) != len(X) or len(labels) != len(X):
+            raise ValueError(f"one voice and one label per row: {len(X)} rows, {len(voices)} voices, {len(labels)} labels")
+        means, rows = [], np.full(len(X), -1, dtype=np.int64)
+        for voice in np.unique(voices):
+            own = voices == voice
+            present = np.unique(labels[own])
+            if own.sum() < min_clips or len(present) < min_labels:
+                continue
+            rows[own] = len(means)
+            means.append(np.mean([X[own & (labels == label)].mean(0) for label in present], axis=0))
+        shape = (0, *np.shape(X)[1:])
+        table = np.stack(means).astype(np.float32) if means else np.zeros(shape, dtype=np.float32)
+        return cls(table, rows)
+
+    def swap(self, batch: np.ndarray, index: np.ndarray, *, p: float, rng: np.random.Generator) -> np.ndarray:
+        """``batch`` (the training rows ``index``) with each movable row, with probability ``p``,
+        moved into a voice drawn at random from the other usable voices."""
+        own = self.rows[index]
+        movable = np.flatnonzero((own >= 0) & (rng.random(len(index)) < p))
+        if len(self.means) < 2 or not len(movable):
+            return batch
+        # a different voice: shift by 1..voices-1 around the table
+        other = (own[movable] + rng.integers(1, len(self.means), len(movable))) % len(self.means)
+        out = np.array(batch, dtype=np.float32, copy=True)
+        out[movable] += self.means[other] - self.means[own[movable]]
+        return out
