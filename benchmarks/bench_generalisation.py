@@ -156,13 +156,11 @@ DESIGNS: dict[str, Design] = {
                                                f"v6 with each training row moved, with probability {p:g} in each "
                                                "batch, from its speaker's class-balanced mean to another training "
                                                "speaker's", pooling="level_mean_std") for p in (0.5, 1.0)},
-    "all-mixed-level-d0.5-vs0.5-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5,
-                                                                      voice_swap=0.5), seed=5),
-                                            "all-mixed-level-d0.5-vs0.5 with heads seeded 5-9", pooling="level_mean_std"),
-    **{f"all-mixed-level-d0.5-vs1-s{seed}": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5,
-                                                                             voice_swap=1.0), seed=seed),
-                                                   f"all-mixed-level-d0.5-vs1 with heads seeded {seed}-{seed + 4}",
-                                                   pooling="level_mean_std") for seed in (5, 10)},
+    **{f"all-mixed-level-d0.5-vs{p:g}-s{seed}": Design(dataclasses.replace(_config(None, centre_corpora="both",
+                                                                                 dropout=0.5, voice_swap=p), seed=seed),
+                                                       f"all-mixed-level-d0.5-vs{p:g} with heads seeded {seed}-{seed + 4}",
+                                                       pooling="level_mean_std")
+       for p, seed in ((0.5, 5), (1.0, 5), (1.0, 10))},
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
