@@ -64,16 +64,18 @@ def test_copies_must_pair_with_the_training_rows():
         fit_head(X, y, None, None, n_classes=2, config=FitConfig(epochs=1), copies=copies[:, :10])
 
 
-def _shortcut(seed: int, share: float):
-    """Dimension 0 carries the class weakly, dimension 1 the corpus strongly; in ``share`` of each
-    corpus's rows the class is the corpus's own, so the corpus is a shortcut where share is high."""
+def _shortcut(seed: int, share: float, groups: int = 2):
+    """Dimension 0 carries the class weakly, dimension 1 the group strongly (odd groups sit 4
+    higher); in ``share`` of each group's rows the class is its side's (odd: 1), so the group is a
+    shortcut where share is high. Groups: two corpora, or eight speakers (``groups=8``)."""
     rng = np.random.default_rng(seed)
-    corpus = np.repeat([0, 1], 200)
-    y = np.where(rng.random(400) < share, corpus, 1 - corpus)
+    group = np.repeat(np.arange(groups), 400 // groups)
+    side = group % 2
+    y = np.where(rng.random(400) < share, side, 1 - side)
     X = rng.normal(size=(400, 1, 8)).astype("float32")
     X[:, 0, 0] += 1.5 * y
-    X[:, 0, 1] += 4.0 * corpus
-    return X, y, corpus
+    X[:, 0, 1] += 4.0 * side
+    return X, y, group
 
 
 def test_the_corpus_adversary_keeps_a_head_off_a_corpus_shortcut():
@@ -121,25 +123,12 @@ def test_the_adversary_needs_domains_and_mixup_refuses_what_it_cannot_mix():
         FitConfig(mixup=0.2, dimensions_weight=0.5)
 
 
-def _voice_shortcut(seed: int, share: float):
-    """Like :func:`_shortcut` with eight speakers for corpora: odd speakers' voices sit 4 higher on
-    dimension 1, and in ``share`` of each speaker's rows the class is its voice's (odd: 1)."""
-    rng = np.random.default_rng(seed)
-    speaker = np.repeat(np.arange(8), 50)
-    voice = speaker % 2
-    y = np.where(rng.random(400) < share, voice, 1 - voice)
-    X = rng.normal(size=(400, 1, 8)).astype("float32")
-    X[:, 0, 0] += 1.5 * y
-    X[:, 0, 1] += 4.0 * voice
-    return X, y, speaker
-
-
 def test_voice_swapping_keeps_a_head_off_a_speaker_shortcut():
     from emovox.training.fit import FitConfig, fit_head
     from emovox.training.voices import VoiceTable
 
-    X, y, speaker = _voice_shortcut(0, 0.85)
-    X_test, y_test, _ = _voice_shortcut(1, 0.15)  # the voices now point the wrong way
+    X, y, speaker = _shortcut(0, 0.85, groups=8)
+    X_test, y_test, _ = _shortcut(1, 0.15, groups=8)  # the voices now point the wrong way
     voices = VoiceTable.build(X, speaker.astype(str), y.astype(str), min_clips=10, min_labels=2)
     assert (voices.rows >= 0).all() and len(voices.means) == 8
     accuracy = {}

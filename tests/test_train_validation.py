@@ -46,16 +46,22 @@ def test_corpus_validation_needs_two_corpora_and_unknown_modes_are_refused():
         TrainConfig(validation="folds")
 
 
-def test_the_adversary_is_given_each_training_row_s_corpus(monkeypatch):
-    X, utts = _corpora()
+def _spy_on_fit_head(monkeypatch, keyword: str) -> list:
+    """What train_ensemble passes fit_head as ``keyword``, one entry per head, in order."""
     seen = []
     real = train_module.fit_head
 
-    def spy(*args, domains=None, **kw):
-        seen.append(domains)
-        return real(*args, domains=domains, **kw)
+    def spy(*args, **kw):
+        seen.append(kw.get(keyword))
+        return real(*args, **kw)
 
     monkeypatch.setattr(train_module, "fit_head", spy)
+    return seen
+
+
+def test_the_adversary_is_given_each_training_row_s_corpus(monkeypatch):
+    X, utts = _corpora()
+    seen = _spy_on_fit_head(monkeypatch, "domains")
     train_ensemble(X, utts, config=TrainConfig(ensemble=1, fit=FitConfig(epochs=1, hidden=8, adversary=0.5)))
     train_ensemble(X, utts, config=TrainConfig(ensemble=1, fit=FitConfig(epochs=1, hidden=8)))
     # one of each corpus's four speakers (six clips) validates; the rest train, each with its corpus
@@ -65,14 +71,7 @@ def test_the_adversary_is_given_each_training_row_s_corpus(monkeypatch):
 def test_voice_swapping_uses_each_head_s_training_speakers_per_view_and_never_moves_copies(monkeypatch):
     # 12 clips and three labels a speaker: enough for a voice (VoiceTable.build: 10 and 3)
     X, utts = _corpora(clips=48, labels=("sad", "angry", "happy"))
-    seen = []
-    real = train_module.fit_head
-
-    def spy(*args, voices=None, **kw):
-        seen.append(voices)
-        return real(*args, voices=voices, **kw)
-
-    monkeypatch.setattr(train_module, "fit_head", spy)
+    seen = _spy_on_fit_head(monkeypatch, "voices")
     copies = X[None] + 0.1
     config = TrainConfig(ensemble=1, centre_corpora="both", augment=1,
                          fit=FitConfig(epochs=1, hidden=8, voice_swap=0.5))

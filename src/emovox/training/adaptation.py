@@ -45,6 +45,20 @@ def centre(X: np.ndarray, mean: np.ndarray, reference: np.ndarray) -> np.ndarray
     return (np.asarray(X, np.float32) + shift[None]).astype(np.float32)
 
 
+def class_balanced_mean(X: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """The mean of ``X``'s per-label means: a group's mean as if it had recorded every label it
+    has equally often, so a corpus or speaker of mostly one emotion is not moved as if that
+    emotion were its voice (:func:`emovox.training.train.corpus_centred`,
+    :class:`emovox.training.voices.VoiceTable`).
+
+    Examples:
+        >>> class_balanced_mean(np.array([[0.0], [0.0], [0.0], [4.0]]), ["sad"] * 3 + ["happy"]).tolist()
+        [2.0]
+    """
+    labels = np.asarray(labels)
+    return np.mean([X[labels == label].mean(0) for label in np.unique(labels)], axis=0)
+
+
 def adapt(X: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Shift the pooled features ``X`` ``(n, n_states, dim)`` of *one* speaker so that their
     mean equals ``reference`` ``(n_states, dim)`` (NaN entries: no shift)."""

@@ -25,7 +25,7 @@ from emovox.encoder.weights import DEFAULT_ENCODER
 from emovox.errors import EmovoxError
 from emovox.evaluation.splits import speaker_folds, speaker_holdout
 from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
-from emovox.training.adaptation import adapt_groups, centre
+from emovox.training.adaptation import adapt_groups, centre, class_balanced_mean
 from emovox.training.calibration import fit_temperature
 from emovox.training.checkpoint import save_model
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, finetune, tuned_features
@@ -59,7 +59,7 @@ def corpus_centred(X: np.ndarray, utterances: Sequence[Utterance], *, balanced: 
     for corpus in np.unique(corpora):
         rows = corpora == corpus
         if balanced:
-            mean = np.mean([X[rows & (labels == label)].mean(0) for label in np.unique(labels[rows])], axis=0)
+            mean = class_balanced_mean(X[rows], labels[rows])
         else:
             mean = X[rows].mean(0)
         out[rows] = centre(X[rows], mean, target)

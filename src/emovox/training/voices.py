@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from emovox.training.adaptation import class_balanced_mean
+
 
 @dataclasses.dataclass(frozen=True)
 class VoiceTable:
@@ -51,7 +53,7 @@ class VoiceTable:
             if own.sum() < min_clips or len(present) < min_labels:
                 continue
             rows[own] = len(means)
-            means.append(np.mean([X[own & (labels == label)].mean(0) for label in present], axis=0))
+            means.append(class_balanced_mean(X[own], labels[own]))
         shape = (0, *np.shape(X)[1:])
         table = np.stack(means).astype(np.float32) if means else np.zeros(shape, dtype=np.float32)
         return cls(table, rows)
