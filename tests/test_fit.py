@@ -78,16 +78,20 @@ def _shortcut(seed: int, share: float, groups: int = 2):
     return X, y, group
 
 
-def test_the_corpus_adversary_keeps_a_head_off_a_corpus_shortcut():
+def _shortcut_accuracy(X, y, X_test, y_test, option: str, value: float, **fit_kw) -> float:
+    """Test accuracy of a small head trained on ``(X, y)`` with ``FitConfig(option=value)``
+    (``fit_kw``: what ``fit_head`` needs for that option, e.g. ``domains`` or ``voices``)."""
     from emovox.training.fit import FitConfig, fit_head
 
+    config = FitConfig(epochs=40, hidden=16, lr=1e-2, dropout=0.0, **{option: value})
+    head = fit_head(X, y, None, None, n_classes=2, config=config, **fit_kw).head
+    return float((head(torch.from_numpy(X_test)).argmax(1).numpy() == y_test).mean())
+
+
+def test_the_corpus_adversary_keeps_a_head_off_a_corpus_shortcut():
     X, y, corpus = _shortcut(0, 0.85)
     X_test, y_test, _ = _shortcut(1, 0.15)  # the shortcut now points the wrong way
-    accuracy = {}
-    for weight in (0.0, 3.0):
-        config = FitConfig(epochs=40, hidden=16, lr=1e-2, dropout=0.0, adversary=weight)
-        head = fit_head(X, y, None, None, n_classes=2, config=config, domains=corpus).head
-        accuracy[weight] = float((head(torch.from_numpy(X_test)).argmax(1).numpy() == y_test).mean())
+    accuracy = {w: _shortcut_accuracy(X, y, X_test, y_test, "adversary", w, domains=corpus) for w in (0.0, 3.0)}
     assert accuracy[0.0] < 0.6 and accuracy[3.0] > accuracy[0.0] + 0.1, accuracy
 
 
@@ -124,18 +128,13 @@ def test_the_adversary_needs_domains_and_mixup_refuses_what_it_cannot_mix():
 
 
 def test_voice_swapping_keeps_a_head_off_a_speaker_shortcut():
-    from emovox.training.fit import FitConfig, fit_head
     from emovox.training.voices import VoiceTable
 
     X, y, speaker = _shortcut(0, 0.85, groups=8)
     X_test, y_test, _ = _shortcut(1, 0.15, groups=8)  # the voices now point the wrong way
     voices = VoiceTable.build(X, speaker.astype(str), y.astype(str), min_clips=10, min_labels=2)
     assert (voices.rows >= 0).all() and len(voices.means) == 8
-    accuracy = {}
-    for p in (0.0, 1.0):
-        config = FitConfig(epochs=40, hidden=16, lr=1e-2, dropout=0.0, voice_swap=p)
-        head = fit_head(X, y, None, None, n_classes=2, config=config, voices=voices).head
-        accuracy[p] = float((head(torch.from_numpy(X_test)).argmax(1).numpy() == y_test).mean())
+    accuracy = {p: _shortcut_accuracy(X, y, X_test, y_test, "voice_swap", p, voices=voices) for p in (0.0, 1.0)}
     assert accuracy[0.0] < 0.6 and accuracy[1.0] > accuracy[0.0] + 0.1, accuracy
 
 
