@@ -75,6 +75,23 @@ class Design:
     config: TrainConfig
     note: str = ""
     pooling: str = "mean_std"  # the features' pooling over time (emovox.features.pooling.POOLINGS)
+    # what of each state's pooled vector the heads read: "mean_std" (all of it) or "mean" (its first half,
+    # the mean over frames, without the std: a channel's and a speaker's texture may live in the std)
+    inputs: str = "mean_std"
+
+
+def design_inputs(design: Design, X: np.ndarray | None) -> np.ndarray | None:
+    """``X`` (``(..., n_states, 2 d)`` mean-and-std features, or copies of them) as ``design``'s heads read it.
+
+    Examples:
+        >>> design_inputs(Design(TrainConfig(), inputs="mean"), np.arange(4.0).reshape(1, 1, 4)).tolist()
+        [[[0.0, 1.0]]]
+    """
+    if X is None or design.inputs == "mean_std":
+        return X
+    if design.inputs == "mean":
+        return X[..., : X.shape[-1] // 2]
+    raise ValueError(f"unknown inputs {design.inputs!r}")
 
 
 FT_CAP = 2000  # clips the blocks are tuned on per held-out corpus (each corpus keeps its share); heads use all
@@ -168,6 +185,18 @@ DESIGNS: dict[str, Design] = {
                                                        f"all-mixed-level-d0.5-vs{p:g} with heads seeded {seed}-{seed + 4}",
                                                        pooling="level_mean_std")
        for p, seed in ((0.5, 5), (1.0, 5), (1.0, 10))},
+    # drawn voices: rows moved into new voices from a Gaussian of the training speakers' voices (their
+    # spread times s) instead of into another training speaker's: a user's voice is never among them
+    **{f"all-mixed-level-d0.5-vs1-spread{s:g}{'' if seed == 0 else f'-s{seed}'}": Design(
+        dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5, voice_swap=1.0, voice_spread=s),
+                            seed=seed),
+        f"all-mixed-level-d0.5-vs1 with each row moved into a new voice drawn from a Gaussian with the training "
+        f"voices' mean and {s:g} times their spread, heads seeded {seed}-{seed + 4}", pooling="level_mean_std")
+       for s, seed in ((1.0, 0), (1.5, 0), (1.0, 5), (1.5, 5), (2.0, 0))},
+    # the heads read each state's mean over frames only (no std): v6's recipe otherwise
+    "all-mixed-level-d0.5-mean": Design(_config(None, centre_corpora="both", dropout=0.5),
+                                        "v6 (all-mixed-level-d0.5) reading each state's level-weighted mean over "
+                                        "frames only, not its std", pooling="level_mean_std", inputs="mean"),
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
@@ -403,6 +432,8 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
     utts = scan_corpus("ravdess", shared / "ravdess")
     tuned = design.config.finetune.blocks > 0
     tests = {"clean": load_features(utts, extractor)}
+    if design.inputs != "mean_std" and tuned:
+        raise ValueError("a fine-tuned encoder's features are read whole (inputs mean_std)")
     if not tuned:
         # each test condition: its name and its noisy_features recipe (kind, SNR in dB)
         recipes = {"white 10 dB": ("white", 10.0), "babble 10 dB": ("babble", 10.0),
@@ -416,8 +447,9 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
     conditions = [*tests, *(f"{name} + profile" for name in tests)] if frames is None else list(tests)
     predicted = {name: np.empty(len(utts), dtype=object) for name in conditions}
     # a copy's babble comes from its own fold: no test speaker is heard, not even as noise
-    copies = load_augmented(utts, extractor, design.config.augment, groups=kfold_groups(utts, 6),
-                            recipe=design.config.augment_recipe())
+    copies = design_inputs(design, load_augmented(utts, extractor, design.config.augment,
+                                                  groups=kfold_groups(utts, 6), recipe=design.config.augment_recipe()))
+    tests = {name: design_inputs(design, X) for name, X in tests.items()}
     for test in speaker_folds(speakers, 6):
         train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
         fold = dict(tests)
@@ -556,8 +588,9 @@ def main() -> None:
         extractor = extractors[design.pooling]
         if design.pooling not in features:
             features[design.pooling] = load_features(utts, extractor)
-        X = features[design.pooling]
-        copies = load_augmented(utts, extractor, design.config.augment, recipe=design.config.augment_recipe())
+        X = design_inputs(design, features[design.pooling])
+        copies = design_inputs(design, load_augmented(utts, extractor, design.config.augment,
+                                                      recipe=design.config.augment_recipe()))
         held_out = [n for n in args.held_out.split(",") if n]
         frames = load_frames(utts, extractor, design.config.finetune.blocks) if design.config.finetune.blocks else None
         rows = loco(design, X, utts, copies, held_out, extractor=extractor, frames=frames)

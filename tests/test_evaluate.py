@@ -109,7 +109,7 @@ def test_kfold_outcome_covers_every_utterance_once():
 def test_train_and_evaluate_take_the_same_recipe_options(two_corpora, tmp_path):
     recipe = ["--layers", "all", "--dropout", "0.4", "--label-smoothing", "0.05", "--balance-corpora",
               "--pooling", "level_mean_std", "--centre-corpora", "both", "--mixup", "0.2",
-              "--voice-swap", "0.3"]
+              "--voice-swap", "0.3", "--voice-spread", "1.5"]
     corpora = [f"folder:{two_corpora[0]}"]
     out = tmp_path / "model"
     trained = CliRunner().invoke(app, ["train", *corpora, "--out", str(out), "--encoder", "whisper-tiny.en",
@@ -121,7 +121,7 @@ def test_train_and_evaluate_take_the_same_recipe_options(two_corpora, tmp_path):
     assert config["balance_corpora"] is True and config["fit"]["layers"] is None
     assert config["fit"]["dropout"] == 0.4 and config["fit"]["label_smoothing"] == 0.05
     assert config["centre_corpora"] == "both" and config["fit"]["mixup"] == 0.2
-    assert config["fit"]["voice_swap"] == 0.3
+    assert config["fit"]["voice_swap"] == 0.3 and config["fit"]["voice_spread"] == 1.5
     evaluated = CliRunner().invoke(app, ["evaluate", *corpora, "--folds", "3", "--encoder", "whisper-tiny.en",
                                          "--ensemble", "1", "--hidden", "16", "--out", str(tmp_path / "r"), "--no-plots",
                                          *recipe])

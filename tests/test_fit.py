@@ -78,12 +78,12 @@ def _shortcut(seed: int, share: float, groups: int = 2):
     return X, y, group
 
 
-def _shortcut_accuracy(X, y, X_test, y_test, option: str, value: float, **fit_kw) -> float:
-    """Test accuracy of a small head trained on ``(X, y)`` with ``FitConfig(option=value)``
-    (``fit_kw``: what ``fit_head`` needs for that option, e.g. ``domains`` or ``voices``)."""
+def _shortcut_accuracy(X, y, X_test, y_test, options: dict, **fit_kw) -> float:
+    """Test accuracy of a small head trained on ``(X, y)`` with ``FitConfig(**options)``
+    (``fit_kw``: what ``fit_head`` needs for those options, e.g. ``domains`` or ``voices``)."""
     from emovox.training.fit import FitConfig, fit_head
 
-    config = FitConfig(epochs=40, hidden=16, lr=1e-2, dropout=0.0, **{option: value})
+    config = FitConfig(epochs=40, hidden=16, lr=1e-2, dropout=0.0, **options)
     head = fit_head(X, y, None, None, n_classes=2, config=config, **fit_kw).head
     return float((head(torch.from_numpy(X_test)).argmax(1).numpy() == y_test).mean())
 
@@ -91,7 +91,7 @@ def _shortcut_accuracy(X, y, X_test, y_test, option: str, value: float, **fit_kw
 def test_the_corpus_adversary_keeps_a_head_off_a_corpus_shortcut():
     X, y, corpus = _shortcut(0, 0.85)
     X_test, y_test, _ = _shortcut(1, 0.15)  # the shortcut now points the wrong way
-    accuracy = {w: _shortcut_accuracy(X, y, X_test, y_test, "adversary", w, domains=corpus) for w in (0.0, 3.0)}
+    accuracy = {w: _shortcut_accuracy(X, y, X_test, y_test, {"adversary": w}, domains=corpus) for w in (0.0, 3.0)}
     assert accuracy[0.0] < 0.6 and accuracy[3.0] > accuracy[0.0] + 0.1, accuracy
 
 
@@ -134,8 +134,32 @@ def test_voice_swapping_keeps_a_head_off_a_speaker_shortcut():
     X_test, y_test, _ = _shortcut(1, 0.15, groups=8)  # the voices now point the wrong way
     voices = VoiceTable.build(X, speaker.astype(str), y.astype(str), min_clips=10, min_labels=2)
     assert (voices.rows >= 0).all() and len(voices.means) == 8
-    accuracy = {p: _shortcut_accuracy(X, y, X_test, y_test, "voice_swap", p, voices=voices) for p in (0.0, 1.0)}
+    accuracy = {p: _shortcut_accuracy(X, y, X_test, y_test, {"voice_swap": p}, voices=voices) for p in (0.0, 1.0)}
     assert accuracy[0.0] < 0.6 and accuracy[1.0] > accuracy[0.0] + 0.1, accuracy
+    # new voices drawn from the training voices' spread keep it off the shortcut as well
+    drawn = _shortcut_accuracy(X, y, X_test, y_test, {"voice_swap": 1.0, "voice_spread": 1.0}, voices=voices)
+    assert drawn > accuracy[0.0] + 0.1, (drawn, accuracy)
+
+
+def test_drawn_voices_have_the_voices_mean_and_scaled_covariance():
+    from emovox.training.fit import FitConfig
+    from emovox.training.voices import VoiceTable
+
+    rng = np.random.default_rng(0)
+    means = (rng.normal(size=(6, 1, 2)) @ np.array([[2.0, 1.0], [0.0, 0.5]])).astype("float32")  # correlated
+    voices = VoiceTable(means, np.arange(6))
+    drawn = voices.draw(200_000, spread=1.5, rng=rng)
+    assert drawn.shape == (200_000, 1, 2)
+    assert np.allclose(drawn.mean(0), means.mean(0), atol=0.03)
+    assert np.allclose(np.cov(drawn[:, 0].T), 1.5**2 * np.cov(means[:, 0].T), rtol=0.03, atol=0.02)
+    # every swapped row is moved into a voice of its own
+    X = means + np.float32(0.25)
+    moved = voices.swap(X, np.arange(6), p=1.0, rng=np.random.default_rng(1), spread=1.0)
+    assert not np.allclose(moved, X) and len(np.unique(moved[:, 0, 0])) == 6
+    with pytest.raises(ValueError, match="non-negative"):
+        voices.swap(X, np.arange(6), p=1.0, rng=rng, spread=-1.0)
+    with pytest.raises(ValueError, match="voice_spread"):
+        FitConfig(voice_spread=1.0)  # nothing is swapped
 
 
 def test_voice_tables_leave_out_thin_voices_and_never_move_them():

@@ -50,6 +50,7 @@ def evaluate(
     mixup: float = recipe_options.MIXUP,
     adversary: float = recipe_options.ADVERSARY,
     voice_swap: float = recipe_options.VOICE_SWAP,
+    voice_spread: float = recipe_options.VOICE_SPREAD,
     validation: str = recipe_options.VALIDATION,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
@@ -90,7 +91,7 @@ def evaluate(
     try:
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
-                        mixup=mixup, adversary=adversary, voice_swap=voice_swap,
+                        mixup=mixup, adversary=adversary, voice_swap=voice_swap, voice_spread=voice_spread,
                         dimensions_weight=recipe_options.dimensions_weight(dimensions, dimensions_weight),
                         dimensions_shared=dimensions_shared,
                         layers=parse_layers(layers, extractor.feature_shape[0]))

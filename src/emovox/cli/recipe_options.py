@@ -32,6 +32,9 @@ ADVERSARY = typer.Option(0.0, min=0.0, help="Weight of a corpus adversary on eac
 VOICE_SWAP = typer.Option(0.0, min=0.0, max=1.0, help="Probability that a training row, in each batch, is moved from "
                           "its speaker's class-balanced mean to another training speaker's (feature-space voice "
                           "swapping; speakers with 10+ clips of 3+ labels; 0: none).")
+VOICE_SPREAD = typer.Option(0.0, min=0.0, help="With --voice-swap: move rows into new voices drawn from a Gaussian with "
+                            "the training speakers' mean voice and this times their spread, instead of into another "
+                            "training speaker's (0: another speaker's; 1: as spread as they are).")
 VALIDATION = typer.Option("speakers", help="What each head validates on (its UA picks the epoch): speakers (held-out "
                           "speakers of every corpus) or corpus (one whole training corpus per head, in turn).")
 BALANCE_CORPORA = typer.Option(False, help="Weight clips so that every corpus counts the same "

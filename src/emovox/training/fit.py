@@ -80,12 +80,18 @@ class FitConfig:
     # probability that a training row, in each batch, is moved into another training speaker's voice
     # (emovox.training.voices; needs the rows' voices in fit_head); 0: none
     voice_swap: float = 0.0
+    # 0: a swapped row moves into another training speaker's voice; > 0: into a new voice drawn from a
+    # Gaussian with the training voices' mean and this times their spread (VoiceTable.draw)
+    voice_spread: float = 0.0
 
     def __post_init__(self):
         if self.mixup < 0 or self.adversary < 0:
             raise ValueError(f"mixup and adversary are non-negative weights, got {self.mixup}, {self.adversary}")
         if not 0.0 <= self.voice_swap <= 1.0:
             raise ValueError(f"voice_swap is a probability, got {self.voice_swap}")
+        if self.voice_spread < 0 or (self.voice_spread and not self.voice_swap):
+            raise ValueError(f"voice_spread is a non-negative scale of the voices drawn by voice_swap (> 0), got "
+                             f"voice_spread {self.voice_spread} with voice_swap {self.voice_swap}")
         if self.mixup and self.dimensions_weight:
             raise ValueError("mixup does not mix the arousal/valence targets: use one or the other")
 
@@ -288,7 +294,8 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
             row_weights = None if st is None else st[idx]
             batch = Xt[idx]
             if config.voice_swap:
-                batch = torch.from_numpy(voices.swap(batch.numpy(), idx.numpy(), p=config.voice_swap, rng=rng))
+                batch = torch.from_numpy(voices.swap(batch.numpy(), idx.numpy(), p=config.voice_swap, rng=rng,
+                                                       spread=config.voice_spread))
             if config.mixup or adversary is not None:
                 loss = _regularised_loss(head, adversary, batch, yt[idx], None if dt is None else dt[idx],
                                          row_weights, weights, domain_weights, config, rng,

@@ -321,7 +321,8 @@ def train_ensemble(
     y = np.array([labels.index(u.label) for u in utterances])
     speakers = np.array([u.speaker_key for u in utterances])
     corpora = np.array([u.corpus for u in utterances])
-    # a speaker's raw and corpus-centred rows ("both") are two voices: each view swaps within itself
+    # a speaker's raw and corpus-centred rows ("both") are two voices, each with its own mean (a row may be
+    # moved into a voice of either view)
     voice_keys = np.char.add((np.arange(len(X)) >= n_clips).astype(int).astype(str), speakers.astype(str))
     points = class_points(labels) if config.fit.dimensions_weight > 0 else None
     heads, members, val_logits, val_targets, adapted_logits = [], [], [], [], []

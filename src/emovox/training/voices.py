@@ -9,6 +9,12 @@ mean of the speaker's per-label means), so a speaker who recorded mostly one emo
 as if that emotion were the voice; speakers with too few clips or labels for a trustworthy mean
 are neither moved nor a target.
 
+With ``spread`` > 0 a row is moved into a new voice instead: one drawn from a Gaussian with the
+usable voices' mean and ``spread``² times their covariance (a random combination of the voices'
+deviations from their mean, so no covariance matrix is formed). The training speakers are few
+(a user's are not among them); drawn voices fill the space between and, with ``spread`` > 1,
+beyond them.
+
 Examples:
     >>> import numpy as np
     >>> X = np.array([[[0.0]], [[2.0]], [[10.0]], [[12.0]]], dtype="float32")
@@ -18,6 +24,9 @@ Examples:
     >>> moved = voices.swap(X, np.arange(4), p=1.0, rng=np.random.default_rng(0))
     >>> moved[:, 0, 0].tolist()  # a's clips in b's voice and b's in a's
     [10.0, 12.0, 0.0, 2.0]
+    >>> drawn = voices.draw(100_000, spread=2.0, rng=np.random.default_rng(0))[:, 0, 0]
+    >>> bool(abs(drawn.mean() - 6) < 0.2 and abs(drawn.std() - 2 * 7.07) < 0.2)  # mean 6, twice the std of 1 and 11
+    True
 """
 
 from __future__ import annotations
@@ -58,15 +67,29 @@ class VoiceTable:
         table = np.stack(means).astype(np.float32) if means else np.zeros(shape, dtype=np.float32)
         return cls(table, rows)
 
-    def swap(self, batch: np.ndarray, index: np.ndarray, *, p: float, rng: np.random.Generator) -> np.ndarray:
+    def swap(self, batch: np.ndarray, index: np.ndarray, *, p: float, rng: np.random.Generator,
+             spread: float = 0.0) -> np.ndarray:
         """``batch`` (the training rows ``index``) with each movable row, with probability ``p``,
-        moved into a voice drawn at random from the other usable voices."""
+        moved into a voice drawn at random from the other usable voices (``spread`` 0) or into a
+        new voice drawn from their Gaussian, its deviations scaled by ``spread``."""
+        if spread < 0:
+            raise ValueError(f"spread scales the voices' deviations and is non-negative, got {spread}")
         own = self.rows[index]
         movable = np.flatnonzero((own >= 0) & (rng.random(len(index)) < p))
         if len(self.means) < 2 or not len(movable):
             return batch
-        # a different voice: shift by 1..voices-1 around the table
-        other = (own[movable] + rng.integers(1, len(self.means), len(movable))) % len(self.means)
+        if spread:
+            target = self.draw(len(movable), spread=spread, rng=rng)
+        else:  # a different voice: shift by 1..voices-1 around the table
+            target = self.means[(own[movable] + rng.integers(1, len(self.means), len(movable))) % len(self.means)]
         out = np.array(batch, dtype=np.float32, copy=True)
-        out[movable] += self.means[other] - self.means[own[movable]]
+        out[movable] += target - self.means[own[movable]]
         return out
+
+    def draw(self, n: int, *, spread: float, rng: np.random.Generator) -> np.ndarray:
+        """``n`` new voices ``(n, ...)`` from a Gaussian with the voices' mean and ``spread``² times
+        their (unbiased) covariance: the mean plus Gaussian combinations of the deviations."""
+        centre = self.means.mean(axis=0)
+        deviations = (self.means - centre).reshape(len(self.means), -1)
+        z = rng.standard_normal((n, len(self.means))) * (spread / np.sqrt(len(self.means) - 1))
+        return (centre + (z @ deviations).reshape(n, *centre.shape)).astype(np.float32)
