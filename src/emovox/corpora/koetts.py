@@ -2,8 +2,18 @@
 
 Layout ``.../<group>/<spk>/wav/<spk>NNNNN.wav`` with ``<group>`` ``emotional-to-emotional`` or
 ``plain-to-emotional``; the utterance number gives the emotion: 00001-00100 neutral,
-00101-00200 happy, 00201-00300 angry, 00301-00400 sad. A ``transcript/<spk>NNNNN.txt`` next to
+00101-00200 happy, 00201-00300 sad, 00301-00400 angry. A ``transcript/<spk>NNNNN.txt`` next to
 ``wav/`` holds the sentence when present. 15 speakers; sentences acted for TTS, so subtle.
+
+The corpus's own README (and the shared corpora's) gives 00201-00300 as angry (화남) and
+00301-00400 as sad (슬픔); the recordings say the opposite. In ``emotional-to-emotional`` the
+script matches the emotion, and the 002xx sentences read are grief or sympathy ("since the
+funeral mother has had no strength, I am worried", "I am so depressed") and the 003xx ones
+reproaches ("how many more times must I tell you to stop drinking?"). The voices agree in both
+groups, plain scripts included: v6's recipe trained on the five other corpora calls 44 of 75
+clips of 003xx angry (17 of the 25 read from plain scripts) and 63 of 75 of 002xx neutral, 7
+angry. Until 2026-12-05 emovox followed the README, so Korean rows measured before then swap
+the two labels.
 
 Examples:
     >>> parse_name("ema00123")
@@ -22,7 +32,7 @@ from emovox.corpora.labels import map_label
 from emovox.corpora.manifest import Utterance
 
 _NAME = re.compile(r"([a-z]{3})(\d{5})$")
-_RANGES = ((100, "neutral"), (200, "happy"), (300, "angry"), (400, "sad"))
+_RANGES = ((100, "neutral"), (200, "happy"), (300, "sad"), (400, "angry"))  # not the README's order: see above
 
 
 def parse_name(stem: str) -> tuple[str, int, str] | None:
