@@ -160,6 +160,8 @@ def test_drawn_voices_have_the_voices_mean_and_scaled_covariance():
         voices.swap(X, np.arange(6), p=1.0, rng=rng, spread=-1.0)
     with pytest.raises(ValueError, match="voice_spread"):
         FitConfig(voice_spread=1.0)  # nothing is swapped
+    with pytest.raises(ValueError, match="at least two usable voices"):
+        VoiceTable(means[:1], np.zeros(1, dtype=np.int64)).draw(3, spread=1.0, rng=rng)
 
 
 def test_voice_tables_leave_out_thin_voices_and_never_move_them():

@@ -89,6 +89,8 @@ class VoiceTable:
     def draw(self, n: int, *, spread: float, rng: np.random.Generator) -> np.ndarray:
         """``n`` new voices ``(n, ...)`` from a Gaussian with the voices' mean and ``spread``² times
         their (unbiased) covariance: the mean plus Gaussian combinations of the deviations."""
+        if len(self.means) < 2:
+            raise ValueError(f"drawing voices needs at least two usable voices, the table has {len(self.means)}")
         centre = self.means.mean(axis=0)
         deviations = (self.means - centre).reshape(len(self.means), -1)
         z = rng.standard_normal((n, len(self.means))) * (spread / np.sqrt(len(self.means) - 1))
