@@ -79,6 +79,12 @@ class Design:
     # the mean over frames, without the std: a channel's and a speaker's texture may live in the std)
     inputs: str = "mean_std"
 
+    def __post_init__(self):
+        if self.inputs not in ("mean_std", "mean"):
+            raise ValueError(f"unknown inputs {self.inputs!r}")
+        if self.inputs != "mean_std" and self.config.finetune.blocks:
+            raise ValueError("a fine-tuned encoder's features are read whole (inputs mean_std)")
+
 
 def design_inputs(design: Design, X: np.ndarray | None) -> np.ndarray | None:
     """``X`` (``(..., n_states, 2 d)`` mean-and-std features, or copies of them) as ``design``'s heads read it.
@@ -89,9 +95,7 @@ def design_inputs(design: Design, X: np.ndarray | None) -> np.ndarray | None:
     """
     if X is None or design.inputs == "mean_std":
         return X
-    if design.inputs == "mean":
-        return X[..., : X.shape[-1] // 2]
-    raise ValueError(f"unknown inputs {design.inputs!r}")
+    return X[..., : X.shape[-1] // 2]  # "mean": the first half of each state's vector
 
 
 FT_CAP = 2000  # clips the blocks are tuned on per held-out corpus (each corpus keeps its share); heads use all
@@ -432,8 +436,6 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
     utts = scan_corpus("ravdess", shared / "ravdess")
     tuned = design.config.finetune.blocks > 0
     tests = {"clean": load_features(utts, extractor)}
-    if design.inputs != "mean_std" and tuned:
-        raise ValueError("a fine-tuned encoder's features are read whole (inputs mean_std)")
     if not tuned:
         # each test condition: its name and its noisy_features recipe (kind, SNR in dB)
         recipes = {"white 10 dB": ("white", 10.0), "babble 10 dB": ("babble", 10.0),

@@ -52,7 +52,7 @@ def main() -> None:
     design = bench.DESIGNS["all-mixed-level-d0.5"]
     utts = bench.load_corpora(args.corpora, args.extra, None)
     X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))
-    X_mean = X[..., : X.shape[-1] // 2]
+    X_mean = bench.design_inputs(bench.DESIGNS["all-mixed-level-d0.5-mean"], X)  # the means-only view
     corpora = np.array([u.corpus for u in utts])
     truth_all = np.array([collapse(u.label, "4class") or "" for u in utts])
     rows = {}
