@@ -201,6 +201,9 @@ DESIGNS: dict[str, Design] = {
     "all-mixed-level-d0.5-mean": Design(_config(None, centre_corpora="both", dropout=0.5),
                                         "v6 (all-mixed-level-d0.5) reading each state's level-weighted mean over "
                                         "frames only, not its std", pooling="level_mean_std", inputs="mean"),
+    "all-mixed-level-d0.5-mean-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5), seed=5),
+                                           "all-mixed-level-d0.5-mean with heads seeded 5-9", pooling="level_mean_std",
+                                           inputs="mean"),
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
