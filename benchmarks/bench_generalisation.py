@@ -198,12 +198,11 @@ DESIGNS: dict[str, Design] = {
         f"voices' mean and {s:g} times their spread, heads seeded {seed}-{seed + 4}", pooling="level_mean_std")
        for s, seed in ((1.0, 0), (1.5, 0), (1.0, 5), (1.5, 5), (2.0, 0))},
     # the heads read each state's mean over frames only (no std): v6's recipe otherwise
-    "all-mixed-level-d0.5-mean": Design(_config(None, centre_corpora="both", dropout=0.5),
-                                        "v6 (all-mixed-level-d0.5) reading each state's level-weighted mean over "
-                                        "frames only, not its std", pooling="level_mean_std", inputs="mean"),
-    "all-mixed-level-d0.5-mean-s5": Design(dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5), seed=5),
-                                           "all-mixed-level-d0.5-mean with heads seeded 5-9", pooling="level_mean_std",
-                                           inputs="mean"),
+    **{f"all-mixed-level-d0.5-mean{'' if seed == 0 else f'-s{seed}'}": Design(
+        dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5), seed=seed),
+        "v6 (all-mixed-level-d0.5) reading each state's level-weighted mean over frames only, not its std"
+        + ("" if seed == 0 else f", heads seeded {seed}-{seed + 4}"), pooling="level_mean_std", inputs="mean")
+       for seed in (0, 5)},
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
