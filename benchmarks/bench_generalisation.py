@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -203,6 +204,14 @@ DESIGNS: dict[str, Design] = {
         "v6 (all-mixed-level-d0.5) reading each state's level-weighted mean over frames only, not its std"
         + ("" if seed == 0 else f", heads seeded {seed}-{seed + 4}"), pooling="level_mean_std", inputs="mean")
        for seed in (0, 5)},
+    # v6.1 with profile heads: single clips as v6.1, a profile's audio read by means-only heads
+    # (all-mixed-level-d0.5-mean) trained beside it; one model, the --profile-heads recipe
+    **{f"all-mixed-level-d0.5-ph{'' if seed == 0 else f'-s{seed}'}": Design(
+        dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5), seed=seed, profile_heads=True),
+        "v6.1 (all-mixed-level-d0.5) with profile heads (--profile-heads): single clips by the whole-vector heads, "
+        "profile-centred audio by heads reading each state's mean only" + ("" if seed == 0 else
+                                                                           f", heads seeded {seed}-{seed + 4}"),
+        pooling="level_mean_std") for seed in (0, 5)},
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
@@ -368,11 +377,12 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         truth_half = [truth[i] for i in half]
         row["half"] = ua(truth_half, four_class_decision(ensemble, probs(Xt[half])))
         reference = ensemble.reference_mean()
+        profiled = functools.partial(ensemble.probabilities, profiled=True)  # the profile heads, if any
         for balance in BALANCES:
             for name, rows_ in (("profile", profile), ("skewed", skewed)):
-                mean = domain_mean(Xt[rows_], reference, probabilities=probs, balance=balance)
+                mean = domain_mean(Xt[rows_], reference, probabilities=profiled, balance=balance)
                 centred = centre(Xt[half], mean, reference)
-                row[f"{name}_b{balance:g}"] = ua(truth_half, four_class_decision(ensemble, probs(centred)))
+                row[f"{name}_b{balance:g}"] = ua(truth_half, four_class_decision(ensemble, profiled(centred)))
         row.update(dimension_levels(ensemble, X_fold[test], [utts[i] for i in np.flatnonzero(test)]))
         if tuning:
             row["finetuning"] = tuning
@@ -490,9 +500,10 @@ def profiled_predictions(ensemble: Ensemble, X: np.ndarray, seed: int = 0) -> li
     halves_ = (order[: len(X) // 2], order[len(X) // 2 :])
     reference = ensemble.reference_mean()
     out = np.empty(len(X), dtype=object)
+    profiled = functools.partial(ensemble.probabilities, profiled=True)  # the profile heads, if any
     for source, target in (halves_, halves_[::-1]):
-        mean = domain_mean(X[source], reference, probabilities=ensemble.probabilities, balance=PROFILE_BALANCE)
-        out[target] = [ensemble.labels[i] for i in ensemble.probabilities(centre(X[target], mean, reference)).argmax(1)]
+        mean = domain_mean(X[source], reference, probabilities=profiled, balance=PROFILE_BALANCE)
+        out[target] = [ensemble.labels[i] for i in profiled(centre(X[target], mean, reference)).argmax(1)]
     return list(out)
 
 

@@ -6,7 +6,8 @@ log-mel, encoder (+ pooling + heads) — and the end-to-end real-time factor, cl
 batch 1 and 8, peak RSS, model size on disk and load time are reported as a Markdown table
 and JSON. ``--profile`` adds onnxruntime's per-operator breakdown of a 4 s clip;
 ``--compressions`` also measures fp16 and static-int8 graphs (speed, and UA against fp32 when
-``--eval-manifest`` is given).
+``--eval-manifest`` is given). ``--domain-profile P`` times every backend with a domain profile
+(``emovox profile``) set, the path ``--profile`` takes (a model's profile heads, if it has them).
 
 Usage:
     python benchmarks/bench_runtime.py --model src/emovox/models/default --out bench.json
@@ -107,6 +108,8 @@ def worker(args) -> dict:
 
         model = OnnxEmotionModel(args.exported, variant=args.backend.split("-")[1], threads=args.threads, device="cpu")
         stages = _stages_onnx
+    if args.domain_profile:
+        model.use_profile(args.domain_profile)
     load_s = time.perf_counter() - start
     folder = Path(tempfile.mkdtemp(prefix="emovox-bench-"))
     corpus = Path(args.corpus) if args.corpus else None
@@ -251,6 +254,8 @@ def main() -> None:
     parser.add_argument("--corpus", default=str(Path(__file__).resolve().parents[2] / "shared/corpora/ravdess/Actor_01"),
                         help="folder of FLAC speech to build the clips from (synthetic voices if absent)")
     parser.add_argument("--profile", action="store_true", help="per-operator time of the int8 graph")
+    parser.add_argument("--domain-profile", help="a domain profile (emovox profile) set on every backend: times the "
+                        "path of --profile (its totals; the stage columns stay those of a single clip)")
     parser.add_argument("--compressions", action="store_true", help="also time fp16 and static int8 graphs")
     parser.add_argument("--eval-manifest", help="JSONL manifest: UA of every compression (with --compressions)")
     parser.add_argument("--out", help="write the JSON here")
@@ -272,14 +277,16 @@ def main() -> None:
     for backend in args.backends:
         command = [sys.executable, __file__, "--backend", backend, "--model", str(model_dir), "--exported", str(exported),
                    "--threads", str(args.threads), "--repeats", str(args.repeats), "--corpus", args.corpus,
-                   "--durations", *map(str, args.durations)]
+                   "--durations", *map(str, args.durations),
+                   *(["--domain-profile", args.domain_profile] if args.domain_profile else [])]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode:
             sys.exit(f"{backend} failed:\n{done.stderr}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"{backend}: done", file=sys.stderr)
     sizes = {b: model_size_mb(b, model_dir, exported) for b in args.backends}
-    report = {"model": str(model_dir), "exported": str(exported), "threads": args.threads, "cpu_count": os.cpu_count(),
+    report = {"model": str(model_dir), "exported": str(exported), "domain_profile": args.domain_profile,
+              "threads": args.threads, "cpu_count": os.cpu_count(),
               "load_average": os.getloadavg(), "results": results, "size_mb": sizes}
     if args.profile:
         report["int8_profile"] = profile_ops(exported, "int8", args.threads)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 
 import numpy as np
@@ -151,7 +152,6 @@ def test_profile_option_in_predict_timeline_and_batch(small_model, tmp_path):
     result = runner.invoke(app, ["predict", *files[:3], "--model", str(model_dir), "--profile", str(tmp_path / "d.npz"),
                                  "--format", "jsonl"])
     assert result.exit_code == 0, result.output
-    import json
 
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["label"] for r in rows] == [expected[r["path"]].label for r in rows]
@@ -273,3 +273,77 @@ def test_copy_weight_weighs_copy_rows_against_clean_rows(monkeypatch):
         TrainConfig(copy_weight=0.5)  # no copies to weigh: refused like --reverb and --mask without copies
     with pytest.raises(ValueError, match="consistency"):
         TrainConfig(augment=1, copy_weight=0.5, fit=dataclasses.replace(fit, consistency=1.0))
+
+
+def test_profile_heads_read_the_means_and_answer_only_for_profiled_audio(tmp_path):
+    """A model trained with --profile-heads: the profile heads are the means-only recipe (the same
+    as training on the first half of each vector), they answer only once a profile is set, build the
+    profile's class balancing, travel through the model folder, and the ONNX runtime agrees."""
+    corpus = make_synthetic_corpus(tmp_path / "corpus", speakers=3, takes=3, prefix="q")
+    model_dir = tmp_path / "model"
+    result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(model_dir), "--encoder", "whisper-tiny.en",
+                                      "--ensemble", "2", "--epochs", "20", "--hidden", "16", "--layers", "all",
+                                      "--profile-heads"])
+    assert result.exit_code == 0, result.output
+    model = emovox.load(model_dir)
+    config = model.bundle.config
+    assert config["profile_heads"]["n_heads"] == 2 and config["profile_heads"]["head"]["inputs"] == "mean"
+    assert config["training"]["profile_heads"]["mean_val_ua"] >= 0
+    files = sorted(str(p) for p in corpus.rglob("*.wav"))
+    X = model.features_for_signals([emovox.audio.load.load_audio(f) for f in files])
+    half = X.shape[-1] // 2
+    profile_heads = model.ensemble.profile_heads
+    assert profile_heads is not None
+    # a profile head reads the means only: changing the std half changes nothing
+    changed = X.copy()
+    changed[..., half:] += 5.0
+    np.testing.assert_allclose(model.probabilities_for_features(changed, profiled=True),
+                               model.probabilities_for_features(X, profiled=True), atol=1e-6)
+    assert not np.allclose(model.probabilities_for_features(changed), model.probabilities_for_features(X), atol=1e-3)
+    # the profiled path uses the profile heads (own temperature), the single-clip path the main heads
+    profile, _ = emovox.training.profiles.build_profile(model, files, progress=False)
+    centred = centre(X[:3], profile.mean, model.reference_mean())
+    want = profile_heads.probabilities(centred)
+    model.use_profile(profile)
+    got = np.array([list(p.scores.values()) for p in model.predict_files(files[:3])])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not np.allclose(want, model.ensemble.probabilities(centred), atol=1e-3)
+    # the profile's class balancing asked the profile heads
+    balanced = domain_mean(X, model.reference_mean(), probabilities=profile_heads.probabilities)
+    np.testing.assert_allclose(profile.mean, balanced, atol=1e-5)
+    # exported: a profile head graph, used by the runtime for profiled audio only
+    config = export_model(model_dir, tmp_path / "x")
+    assert config["graphs"]["profile_head"] == "profile_head.onnx"
+    assert config["check"]["profile_head_vs_torch_max_abs_prob_diff"] < 1e-5
+    onnx_model = OnnxEmotionModel(tmp_path / "x")
+    np.testing.assert_allclose(onnx_model.probabilities_for_features(centred, profiled=True), want, atol=1e-5)
+    np.testing.assert_allclose(onnx_model.probabilities_for_features(X[:3]), model.ensemble.probabilities(X[:3]),
+                               atol=1e-5)
+    onnx_model.use_profile(profile)
+    np.testing.assert_allclose([list(p.scores.values()) for p in onnx_model.predict_files(files[:3])], want, atol=1e-4)
+    # the int8 gate measures the profiled path too (a profile from one half, the other half tested)
+    from emovox.corpora import scan_corpus
+
+    utterances = scan_corpus("folder", corpus)
+    result = CliRunner().invoke(app, ["export", str(model_dir), str(tmp_path / "q"), "--int8", "--eval", f"folder:{corpus}",
+                                      "--max-ua-drop", "100"])
+    assert result.exit_code == 0, result.output
+    assert "with a profile (profile heads" in result.output
+    gate = json.loads(result.stdout.strip().splitlines()[-1])["int8_gate"]
+    assert gate["kept"] and gate["n"] == len(utterances)
+    assert gate["profile"]["n"] == len(utterances) - len(utterances) // 2 and "ua_drop_points" in gate["profile"]
+    refused = export_model(model_dir, tmp_path / "r", int8=True, evaluation=utterances, max_ua_drop=-1.0)
+    assert not refused["int8_gate"]["kept"] and all("profile" in a for a in refused["int8_gate"]["attempts"])
+
+
+def test_profile_heads_are_refused_with_a_tuned_encoder_and_need_halves():
+    from emovox.training.finetune import FinetuneConfig
+    from emovox.training.head import EmotionHead, HeadConfig, means_only
+
+    with pytest.raises(ValueError, match="profile heads"):
+        TrainConfig(profile_heads=True, finetune=FinetuneConfig(blocks=1))
+    with pytest.raises(ValueError, match="inputs"):
+        HeadConfig(2, 4, 3, inputs="std")
+    head = means_only(EmotionHead(2, 4, 3, hidden=8))
+    with pytest.raises(ValueError, match="already"):
+        means_only(head)

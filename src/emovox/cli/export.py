@@ -50,6 +50,10 @@ def export(
             err.print(f"int8 gate, recipe {attempt['recipe']}, {attempt['n']} clips: UA fp32 {attempt['ua_fp32']:.4f}, "
                       f"int8 {attempt['ua_int8']:.4f}, drop {attempt['ua_drop_points']:.2f} points "
                       f"(limit {attempt['max_drop_points']:.2f}), labels agree {attempt['label_agreement']:.1%}: {verdict}")
+            if profiled := attempt.get("profile"):
+                err.print(f"  with a profile (profile heads; half the clips profile the other {profiled['n']}): UA fp32 "
+                          f"{profiled['ua_fp32']:.4f}, int8 {profiled['ua_int8']:.4f}, drop "
+                          f"{profiled['ua_drop_points']:.2f} points, labels agree {profiled['label_agreement']:.1%}")
         if not gate["kept"]:
             err.print("int8 REFUSED by the gate: removed; fp32 stays the default")
     elif gate:

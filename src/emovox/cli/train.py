@@ -65,6 +65,10 @@ def train(
     dimensions: bool = recipe_options.DIMENSIONS,
     dimensions_weight: float = recipe_options.DIMENSIONS_WEIGHT,
     dimensions_shared: bool = recipe_options.DIMENSIONS_SHARED,
+    profile_heads: bool = typer.Option(
+        False, "--profile-heads", help="Also train profile heads: a second ensemble reading each state's mean over "
+        "frames only (not its std), which answers when a domain profile (`emovox profile`, --profile) centres the "
+        "audio; single clips keep the main heads. Leave-one-corpus-out: +1.2-1.6 UA with a profile."),
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -86,6 +90,7 @@ def train(
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              noise=noise, copy_weight=copy_weight, validation=validation,
                              balance_corpora=balance_corpora, centre_corpora=centre_corpora,
+                             profile_heads=profile_heads,
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips),
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,

@@ -19,7 +19,9 @@ Batch and frames are dynamic (frames ≤ 3000, one 30 s encoder window). Models 
 ``window=30`` see Whisper's padded 30 s windows unmasked and pool over the valid frames only,
 as :class:`emovox.features.extractor.FeatureExtractor` does; ``window=0`` models mask the padding.
 Clips over 30 s are handled by the runtime, which merges the windows' pooled statistics and
-runs ``head.onnx`` (features → probs, and dims when the model has them). The folder's ``config.json`` (format ``emovox-onnx``)
+runs ``head.onnx`` (features → probs, and dims when the model has them). A model with profile heads
+(``--profile-heads``) also gets ``profile_head.onnx``, the same kind of graph over those heads, which
+the runtime runs on features a domain profile centred. The folder's ``config.json`` (format ``emovox-onnx``)
 describes it all; the graphs carry the same facts as ONNX metadata.
 
 Examples:
@@ -58,6 +60,7 @@ log = logging.getLogger(__name__)
 
 OPSET = 17
 FP32, INT8, HEAD, TORCHSCRIPT = "model.onnx", "model.int8.onnx", "head.onnx", "model.ts"
+PROFILE_HEAD = "profile_head.onnx"  # features → probs of the profile heads (models trained with --profile-heads)
 REFERENCE = "reference_mean.npy"
 
 
@@ -188,9 +191,11 @@ class ExportGraph(nn.Module):
     windows of a long clip."""
 
     def __init__(self, encoder: WhisperEncoder, heads: Sequence[nn.Module], temperature: float, *,
-                 mask_padding: bool = True, average: str = "logits", pooling: str = "mean_std"):
+                 mask_padding: bool = True, average: str = "logits", pooling: str = "mean_std",
+                 also_read: Sequence[nn.Module] = ()):
         super().__init__()
-        self.encoder = ExportEncoder(encoder, n_blocks=states_read(heads, encoder.n_hidden_states) - 1)
+        # the features output must hold every state that any head reads, the profile heads' too (also_read)
+        self.encoder = ExportEncoder(encoder, n_blocks=states_read([*heads, *also_read], encoder.n_hidden_states) - 1)
         self.head = HeadGraph(heads, temperature, average)
         self.mask_padding = mask_padding
         self.level = pooling == "level_mean_std"
@@ -240,7 +245,7 @@ def build_graph(model_dir: str | os.PathLike) -> Exported:
                          f"({settings.encoder_sha256[:12]})")
     encoder = bundle.tuned_encoder() if bundle.tuned else load_encoder(settings.encoder)
     graph = ExportGraph(encoder, bundle.heads, bundle.temperature, mask_padding=not settings.window,
-                        average=bundle.average, pooling=settings.pooling).eval()
+                        average=bundle.average, pooling=settings.pooling, also_read=bundle.profile_heads or ()).eval()
     cfg = encoder.config
     return Exported(graph, bundle, cfg.n_mels, graph.encoder.n_hidden_states, 2 * cfg.d_model)
 
@@ -305,21 +310,38 @@ def export_onnx(exported: Exported, path: str | os.PathLike) -> Path:
     return path
 
 
-def export_head(exported: Exported, path: str | os.PathLike) -> Path:
+def export_head(exported: Exported, path: str | os.PathLike, head: HeadGraph | None = None) -> Path:
     """Write the head-only graph (features → probs, and dims when the model has them) used to
-    finish clips over 30 s."""
+    finish clips over 30 s; ``head``: another head graph over the same features (the profile heads')."""
     path = Path(path)
+    head = head or exported.graph.head
     example = torch.randn(2, exported.n_states, exported.dim)
-    names = ["probs", "dims"] if exported.graph.head.dimensions else ["probs"]
+    names = ["probs", "dims"] if head.dimensions else ["probs"]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            exported.graph.head, (example,), os.fspath(path), dynamo=False, opset_version=OPSET,
+            head, (example,), os.fspath(path), dynamo=False, opset_version=OPSET,
             input_names=["features"], output_names=names,
             dynamic_axes={"features": {0: "batch"}, **{n: {0: "batch"} for n in names}},
         )
     add_metadata(path, metadata(exported))
     return path
+
+
+def profile_head_graph(exported: Exported) -> HeadGraph:
+    """The head graph of the model's profile heads (features → probs, at their own temperature)."""
+    b = exported.bundle
+    return HeadGraph(b.profile_heads or [], b.profile_temperature, b.average).eval()
+
+
+def check_profile_head(exported: Exported, path: str | os.PathLike) -> float:
+    """Largest |probs_onnx − probs_torch| of the profile head graph over random features."""
+    from emovox.runtime.session import make_session
+
+    features = torch.randn(3, exported.n_states, exported.dim, generator=torch.Generator().manual_seed(2))
+    expected = exported.bundle.ensemble().probabilities(features.numpy(), profiled=True)
+    got = make_session(path, device="cpu").run(["probs"], {"features": features.numpy()})[0]
+    return float(np.abs(got - expected).max())
 
 
 def export_torchscript(exported: Exported, path: str | os.PathLike) -> Path:
@@ -387,13 +409,16 @@ def export_model(
     started = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name in (FP32, INT8, HEAD, TORCHSCRIPT, REFERENCE):
+    for name in (FP32, INT8, HEAD, PROFILE_HEAD, TORCHSCRIPT, REFERENCE):
         (out / name).unlink(missing_ok=True)
     exported = build_graph(model_dir)
     export_onnx(exported, out / FP32)
     export_head(exported, out / HEAD)
     graphs = {"fp32": FP32, "head": HEAD}
     check = {"fp32_vs_torch_max_abs_prob_diff": check_graph(exported, out / FP32)}
+    if exported.bundle.profile_heads:
+        graphs["profile_head"] = export_head(exported, out / PROFILE_HEAD, profile_head_graph(exported)).name
+        check["profile_head_vs_torch_max_abs_prob_diff"] = check_profile_head(exported, out / PROFILE_HEAD)
     log.info("exported %s; max |probs onnx - torch| %.2e", out / FP32, check["fp32_vs_torch_max_abs_prob_diff"])
     if torchscript:
         export_torchscript(exported, out / TORCHSCRIPT)
@@ -487,6 +512,8 @@ def _sidecar(exported: Exported, model_dir, graphs: dict, check: dict) -> dict:
         "temperature": b.temperature,
         "ensemble_average": b.average,
         "adapted_temperature": b.adapted_temperature,
+        **({"profile_heads": {"n_heads": len(b.profile_heads), "temperature": b.profile_temperature,
+                              "inputs": b.profile_heads[0].config.inputs}} if b.profile_heads else {}),
         "mask_padding": exported.graph.mask_padding,
         "graphs": graphs,
         "default_variant": "fp32",

@@ -6,7 +6,9 @@
 * :func:`quantize_static_int8` — static int8 (QDQ) with activation ranges calibrated on
   real clips.
 * :func:`gate_int8` — the accuracy gate: UA of int8 vs fp32 on an evaluation manifest; int8
-  is kept only if it loses at most ``max_ua_drop``. The drop is reported either way.
+  is kept only if it loses at most ``max_ua_drop``. The drop is reported either way. For a model
+  with profile heads the profiled path is gated too (:func:`evaluate_profiled`: a profile built
+  from one half of the manifest, the other half predicted with it, each variant with its own).
   :func:`emovox.export.onnx.export_model` tries the recipes of :func:`int8_recipes` in turn (all
   int8; the layers int8 hurts most kept fp32; ...) and keeps the first that passes.
 
@@ -160,26 +162,63 @@ def evaluate(model, utterances: Sequence, *, batch_size: int = 8) -> dict:
             "seconds": round(time.perf_counter() - start, 1), "predicted": predicted}
 
 
+def evaluate_profiled(model, utterances: Sequence, *, seed: int = 0, batch_size: int = 8) -> dict:
+    """:func:`evaluate` of ``model`` with a domain profile, as a user makes and applies one: the
+    profile (:func:`emovox.training.profiles.build_profile`, no labels) from a random half of the
+    usable ``utterances``, the other half predicted with it (the model's profile heads answer).
+    The halves depend on ``seed`` and the utterances only, so two variants get the same ones."""
+    from emovox.training.profiles import build_profile
+
+    usable = [u for u in utterances if u.label in model.labels]
+    if len(usable) < 4:
+        raise EmovoxError("a profiled evaluation needs at least 4 utterances with labels the model knows")
+    order = np.random.default_rng(seed).permutation(len(usable))
+    source, test = order[: len(usable) // 2], np.sort(order[len(usable) // 2 :])
+    previous = model.profile
+    profile, _ = build_profile(model, [usable[i].path for i in source], progress=False)
+    try:
+        model.use_profile(profile)
+        return evaluate(model, [usable[i] for i in test], batch_size=batch_size)
+    finally:
+        model.use_profile(previous)
+
+
 def gate_int8(export_dir: str | os.PathLike, utterances: Sequence, *, max_ua_drop: float = 0.01,
               device: str = "cpu", threads: int | None = None, fp32: dict | None = None) -> dict:
     """Compare int8 with fp32 on ``utterances``; ``kept`` is False when UA drops by more than
     ``max_ua_drop`` (absolute, 0.01 = 1 point). Also reports label agreement. ``fp32``: the
     fp32 :func:`evaluate` result of an earlier call, to reuse (it is stored in ``fp32`` of
-    the returned dict, which is not JSON)."""
+    the returned dict, which is not JSON). A folder with profile heads (``profile_head`` graph)
+    is gated on the profiled path as well (:func:`evaluate_profiled`, under ``profile``): int8 is
+    kept only when neither path loses more than ``max_ua_drop``."""
     from emovox.runtime import OnnxEmotionModel
 
+    int8_model = OnnxEmotionModel(export_dir, variant="int8", device=device, threads=threads)
     if fp32 is None:
-        fp32 = evaluate(OnnxEmotionModel(export_dir, variant="fp32", device=device, threads=threads), utterances)
-    int8 = evaluate(OnnxEmotionModel(export_dir, variant="int8", device=device, threads=threads), utterances)
-    drop = fp32["ua"] - int8["ua"]
-    agreement = float(np.mean([a == b for a, b in zip(fp32["predicted"], int8["predicted"], strict=False)]))
-    gate = {"kept": bool(drop <= max_ua_drop + 1e-9), "verified": True, "ua_fp32": fp32["ua"], "ua_int8": int8["ua"],
-            "ua_drop_points": round(100 * drop, 2), "max_drop_points": round(100 * max_ua_drop, 2),
-            "label_agreement": round(agreement, 4), "n": fp32["n"],
-            "seconds_fp32": fp32["seconds"], "seconds_int8": int8["seconds"], "fp32": fp32}
-    log.info("int8 gate: UA fp32 %.4f, int8 %.4f, drop %.2f points (limit %.2f): %s", fp32["ua"], int8["ua"],
-             100 * drop, 100 * max_ua_drop, "kept" if gate["kept"] else "REFUSED")
+        fp32_model = OnnxEmotionModel(export_dir, variant="fp32", device=device, threads=threads)
+        fp32 = {"single": evaluate(fp32_model, utterances)}
+        if "profile_head" in fp32_model.config["graphs"]:
+            fp32["profile"] = evaluate_profiled(fp32_model, utterances)
+    gate = {"verified": True, **_compare(fp32["single"], evaluate(int8_model, utterances)),
+            "max_drop_points": round(100 * max_ua_drop, 2)}
+    kept = gate["ua_drop_points"] <= 100 * max_ua_drop + 1e-7
+    if "profile" in fp32:
+        gate["profile"] = _compare(fp32["profile"], evaluate_profiled(int8_model, utterances))
+        kept = kept and gate["profile"]["ua_drop_points"] <= 100 * max_ua_drop + 1e-7
+    gate = {"kept": bool(kept), **gate, "fp32": fp32}
+    log.info("int8 gate: UA fp32 %.4f, int8 %.4f, drop %.2f points%s (limit %.2f): %s", gate["ua_fp32"],
+             gate["ua_int8"], gate["ua_drop_points"],
+             f"; with a profile {gate['profile']['ua_drop_points']:.2f}" if "profile" in gate else "",
+             100 * max_ua_drop, "kept" if gate["kept"] else "REFUSED")
     return gate
+
+
+def _compare(fp32: dict, int8: dict) -> dict:
+    """UA of both variants, the drop in points and how often they agree, from two :func:`evaluate` results."""
+    agreement = float(np.mean([a == b for a, b in zip(fp32["predicted"], int8["predicted"], strict=False)]))
+    return {"ua_fp32": fp32["ua"], "ua_int8": int8["ua"], "ua_drop_points": round(100 * (fp32["ua"] - int8["ua"]), 2),
+            "label_agreement": round(agreement, 4), "n": fp32["n"], "seconds_fp32": fp32["seconds"],
+            "seconds_int8": int8["seconds"]}
 
 
 def calibration_windows(paths: Sequence[str], *, n_mels: int, window: float = 0.0, limit: int = 32) -> list:

@@ -50,9 +50,11 @@ class Predictor:
         """Pooled encoder features ``(len(signals), n_states, 2 d)``."""
         raise NotImplementedError
 
-    def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False) -> np.ndarray:
+    def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False,
+                                   profiled: bool = False) -> np.ndarray:
         """Class probabilities from pooled features (the heads only); ``adapted``: the features
-        were adapted to their speaker (the model's adapted temperature applies)."""
+        were adapted to their speaker (the model's adapted temperature applies); ``profiled``: a
+        domain profile centred them (the model's profile heads answer, when it has them)."""
         raise NotImplementedError
 
     def outputs_for_signals(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -60,10 +62,10 @@ class Predictor:
         from one pass; None instead of the latter for a model without the dimensional output."""
         return self.probabilities_for_signals(signals), None
 
-    def outputs_for_features(self, features: np.ndarray, *,
-                             adapted: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def outputs_for_features(self, features: np.ndarray, *, adapted: bool = False,
+                             profiled: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`probabilities_for_features` and the heads' (arousal, valence) (None without them)."""
-        return self.probabilities_for_features(features, adapted=adapted), None
+        return self.probabilities_for_features(features, adapted=adapted, profiled=profiled), None
 
     def reference_mean(self) -> np.ndarray:
         """The training feature mean the heads standardise with (see :mod:`emovox.training.adaptation`)."""
@@ -104,7 +106,7 @@ class Predictor:
         if self.profile is None:
             return self.outputs_for_signals(signals)
         features = self.profile.apply(self.features_for_signals(signals), self._profile_reference)
-        return self.outputs_for_features(features)
+        return self.outputs_for_features(features, profiled=True)
 
     def predict_speaker(self, signals: Sequence[np.ndarray], *, labels: Sequence[str] | None = None) -> list[Prediction]:
         """Predict for several 16 kHz clips of *one* speaker, adapted to that speaker: their

@@ -21,7 +21,6 @@ from emovox.errors import ModelError
 from emovox.features.extractor import FeatureExtractor
 from emovox.prediction.predictor import Predictor
 from emovox.training.checkpoint import ModelBundle
-from emovox.training.head import Ensemble
 
 
 class EmotionModel(Predictor):
@@ -31,8 +30,7 @@ class EmotionModel(Predictor):
                  max_duration: float | None = DEFAULT_MAX_DURATION):
         self.bundle = bundle
         self.labels = list(bundle.labels)
-        self.ensemble = Ensemble(bundle.heads, self.labels, bundle.temperature, average=bundle.average,
-                                 adapted_temperature=bundle.adapted_temperature)
+        self.ensemble = bundle.ensemble()
         self.max_duration = max_duration
         self.extractor = extractor or FeatureExtractor(
             bundle.features.encoder, window=bundle.features.window, pooling=bundle.features.pooling,
@@ -59,14 +57,15 @@ class EmotionModel(Predictor):
     def features_for_signals(self, signals: Sequence[np.ndarray]) -> np.ndarray:
         return self.extractor(signals)
 
-    def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False) -> np.ndarray:
-        return self.ensemble.probabilities(features, adapted=adapted)
+    def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False,
+                                   profiled: bool = False) -> np.ndarray:
+        return self.ensemble.probabilities(features, adapted=adapted, profiled=profiled)
 
     @torch.inference_mode()
-    def outputs_for_features(self, features: np.ndarray, *,
-                             adapted: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def outputs_for_features(self, features: np.ndarray, *, adapted: bool = False,
+                             profiled: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
         dims = self.ensemble.dimensions(features) if self.ensemble.has_dimensions else None
-        return self.ensemble.probabilities(features, adapted=adapted), dims
+        return self.ensemble.probabilities(features, adapted=adapted, profiled=profiled), dims
 
     def outputs_for_signals(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities and the heads' (arousal, valence) (None without them) for 16 kHz signals."""

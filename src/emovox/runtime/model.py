@@ -3,7 +3,8 @@
 An exported folder (written by ``emovox export``, see :mod:`emovox.export.onnx`) holds
 ``config.json`` (format ``emovox-onnx``), ``model.onnx`` (log-mel frames → probabilities and
 pooled features, encoder and heads in one graph), maybe ``model.int8.onnx``, and
-``head.onnx`` (pooled features → probabilities).
+``head.onnx`` (pooled features → probabilities), and for a model with profile heads
+``profile_head.onnx`` (the same for features a domain profile centred).
 
 A model trained with ``--dimensions`` has one more output in both graphs, ``dims`` (the heads'
 mean arousal and valence in [-1, 1]); its predictions carry those instead of the circumplex
@@ -112,6 +113,7 @@ class OnnxEmotionModel(Predictor):
         self._outputs = ["probs", "features"] + [n for n in ("weight", "dims") if n in names]
         self.has_dimensions = "dims" in names  # the heads give arousal and valence
         self._head_session = None
+        self._profile_head_session = None
 
     @property
     def model_id(self) -> str:
@@ -123,6 +125,17 @@ class OnnxEmotionModel(Predictor):
         if self._head_session is None:
             self._head_session = make_session(self.directory / self.config["graphs"]["head"], **self._session_args)
         return self._head_session
+
+    @property
+    def profile_head_session(self):
+        """The profile heads' graph (features a domain profile centred), loaded on first use; the
+        head graph for a folder without profile heads."""
+        if "profile_head" not in self.config["graphs"]:
+            return self.head_session
+        if self._profile_head_session is None:
+            self._profile_head_session = make_session(self.directory / self.config["graphs"]["profile_head"],
+                                                      **self._session_args)
+        return self._profile_head_session
 
     def run(self, mel: np.ndarray, mel_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One graph run: ``mel (b, n_mels, frames)`` and valid frame counts → probs, features,
@@ -141,10 +154,12 @@ class OnnxEmotionModel(Predictor):
         """Probabilities from pooled features ``(n, n_states, 2 d)`` (the head graph)."""
         return self.head_outputs(features)[0]
 
-    def head_outputs(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities and (arousal, valence) (None without them) from pooled features (the head graph)."""
+    def head_outputs(self, features: np.ndarray, *, profiled: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and (arousal, valence) (None without them) from pooled features (the head
+        graph; ``profiled``: a domain profile centred them, the profile heads' graph when there is one)."""
         names = ["probs", "dims"] if self.has_dimensions else ["probs"]
-        out = self.head_session.run(names, {"features": np.asarray(features, dtype=np.float32)})
+        session = self.profile_head_session if profiled else self.head_session
+        out = session.run(names, {"features": np.asarray(features, dtype=np.float32)})
         return out[0], out[1] if self.has_dimensions else None
 
     def features_and_probabilities(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -211,13 +226,14 @@ class OnnxEmotionModel(Predictor):
         _, probs, dims = self.features_and_outputs(signals)
         return probs, dims
 
-    def outputs_for_features(self, features: np.ndarray, *,
-                             adapted: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        probs, dims = self.head_outputs(features)
-        return self._adapted(probs, adapted), dims
+    def outputs_for_features(self, features: np.ndarray, *, adapted: bool = False,
+                             profiled: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        probs, dims = self.head_outputs(features, profiled=profiled)
+        return probs if profiled else self._adapted(probs, adapted), dims
 
-    def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False) -> np.ndarray:
-        return self._adapted(self.head_probabilities(features), adapted)
+    def probabilities_for_features(self, features: np.ndarray, *, adapted: bool = False,
+                                   profiled: bool = False) -> np.ndarray:
+        return self.outputs_for_features(features, adapted=adapted, profiled=profiled)[0]
 
     def _adapted(self, probs: np.ndarray, adapted: bool) -> np.ndarray:
         """``probs`` at the adapted temperature when ``adapted`` (and the model has one)."""

