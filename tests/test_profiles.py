@@ -347,3 +347,31 @@ def test_profile_heads_are_refused_with_a_tuned_encoder_and_need_halves():
     head = means_only(EmotionHead(2, 4, 3, hidden=8))
     with pytest.raises(ValueError, match="already"):
         means_only(head)
+
+
+def test_profile_heads_with_dimensions_give_the_same_dims_on_both_backends(tmp_path):
+    """A model with the dimensional output and profile heads: under a profile, arousal and valence
+    come from the profile heads on PyTorch as in the exported graph."""
+    from emovox.features.extractor import FeatureExtractor
+    from emovox.prediction.torch_model import EmotionModel
+    from emovox.training.checkpoint import load_model_files, save_model
+
+    rng = np.random.default_rng(0)
+    labels = ["sad", "angry", "happy", "neutral"]
+    utts = [Utterance(f"/t/{i}.wav", labels[i % 4], labels[i % 4], str(i % 6), "c") for i in range(96)]
+    X = rng.standard_normal((96, 5, 768)).astype(np.float32)  # whisper-tiny.en's 5 states of 2 x 384
+    config = TrainConfig(ensemble=1, profile_heads=True, fit=FitConfig(epochs=3, hidden=8, dimensions_weight=0.5))
+    ensemble = train_ensemble(X, utts, config=config)
+    assert ensemble.profile_heads is not None and ensemble.profile_heads.has_dimensions
+    extractor = FeatureExtractor("whisper-tiny.en")
+    save_model(tmp_path / "m", heads=ensemble.heads, labels=ensemble.labels, features=extractor.settings,
+               temperature=ensemble.temperature, profile_heads=ensemble.profile_heads)
+    torch_model = EmotionModel(load_model_files(tmp_path / "m"), extractor=extractor)
+    _, dims = torch_model.outputs_for_features(X[:4], profiled=True)
+    np.testing.assert_allclose(dims, ensemble.profile_heads.dimensions(X[:4]), atol=1e-6)
+    assert not np.allclose(dims, ensemble.dimensions(X[:4]), atol=1e-4)
+    export_model(tmp_path / "m", tmp_path / "x")
+    onnx_model = OnnxEmotionModel(tmp_path / "x")
+    probs, onnx_dims = onnx_model.outputs_for_features(X[:4], profiled=True)
+    np.testing.assert_allclose(onnx_dims, dims, atol=1e-5)
+    np.testing.assert_allclose(probs, torch_model.probabilities_for_features(X[:4], profiled=True), atol=1e-5)

@@ -64,7 +64,9 @@ class EmotionModel(Predictor):
     @torch.inference_mode()
     def outputs_for_features(self, features: np.ndarray, *, adapted: bool = False,
                              profiled: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        dims = self.ensemble.dimensions(features) if self.ensemble.has_dimensions else None
+        # under a profile the profile heads (when the model has them) give the dims too, as the runtime's graph does
+        heads = self.ensemble.profile_heads if profiled and self.ensemble.profile_heads is not None else self.ensemble
+        dims = heads.dimensions(features) if heads.has_dimensions else None
         return self.ensemble.probabilities(features, adapted=adapted, profiled=profiled), dims
 
     def outputs_for_signals(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
