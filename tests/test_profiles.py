@@ -375,3 +375,22 @@ def test_profile_heads_with_dimensions_give_the_same_dims_on_both_backends(tmp_p
     probs, onnx_dims = onnx_model.outputs_for_features(X[:4], profiled=True)
     np.testing.assert_allclose(onnx_dims, dims, atol=1e-5)
     np.testing.assert_allclose(probs, torch_model.probabilities_for_features(X[:4], profiled=True), atol=1e-5)
+
+
+def test_profile_heads_are_the_means_only_recipe_trained_beside_the_main_heads():
+    """--profile-heads gives exactly the ensemble that the same recipe trains on the first half of each
+    state's vector (what the benchmark measured as the means-only design), and leaves the main heads as
+    they are without it."""
+    rng = np.random.default_rng(3)
+    labels = ["sad", "angry", "happy"]
+    utts = [Utterance(f"/t/{c}{i}.wav", labels[i % 3], labels[i % 3], f"{c}{i % 4}", c) for c in "ab" for i in range(36)]
+    X = rng.standard_normal((72, 3, 8)).astype(np.float32)
+    X[:, :, :4] += np.array([labels.index(u.label) for u in utts])[:, None, None] * 0.8
+    config = TrainConfig(ensemble=2, centre_corpora="both", fit=FitConfig(epochs=8, hidden=8))
+    both = train_ensemble(X, utts, config=dataclasses.replace(config, profile_heads=True))
+    means = train_ensemble(X[..., :4], utts, config=config)
+    alone = train_ensemble(X, utts, config=config)
+    assert both.profile_heads is not None and alone.profile_heads is None
+    np.testing.assert_array_equal(both.probabilities(X, profiled=True), means.probabilities(X[..., :4]))
+    np.testing.assert_array_equal(both.probabilities(X), alone.probabilities(X))
+    np.testing.assert_array_equal(alone.probabilities(X, profiled=True), alone.probabilities(X))
