@@ -315,6 +315,25 @@ def ua(truth: Sequence[str], predicted: Sequence[str]) -> float:
     return classification_metrics(truth, predicted, labels=FOUR_CLASS)["ua"]
 
 
+def held_out_splits(utts: list[Utterance], held_out: Sequence[str] = ()):
+    """Leave-one-corpus-out splits for the experiments: for each corpus in turn (or only ``held_out``,
+    in that order), ``(corpus, test mask, training utterances, indices of its test clips of the four
+    classes, their 4-class labels)``.
+
+    Examples:
+        >>> rows = (("a", 1, "sad"), ("b", 1, "fear"), ("b", 2, "calm"))
+        >>> u = [Utterance(f"{c}{i}.wav", label, label, "s", c) for c, i, label in rows]
+        >>> [(str(held), idx.tolist(), [str(t) for t in truth]) for held, _, _, idx, truth in held_out_splits(u)]
+        [('a', [0], ['sad']), ('b', [2], ['neutral'])]
+    """
+    corpora = np.array([u.corpus for u in utts])
+    four = np.array([collapse(u.label, "4class") or "" for u in utts])
+    for held in held_out or dict.fromkeys(corpora):
+        test = corpora == held
+        idx = np.flatnonzero(test & (four != ""))
+        yield held, test, [u for u, t in zip(utts, test, strict=True) if not t], idx, list(four[idx])
+
+
 def halves(truth: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A random half (profile), the other half (test), and a skewed subset of the profile half."""
     rng = np.random.default_rng(seed)

@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
 
-from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.features.extractor import FeatureExtractor  # noqa: E402
 
 WEIGHTS = (0.25, 0.5, 0.75)
@@ -53,14 +52,8 @@ def main() -> None:
     utts = bench.load_corpora(args.corpora, args.extra, None)
     X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))
     X_mean = bench.design_inputs(bench.DESIGNS["all-mixed-level-d0.5-mean"], X)  # the means-only view
-    corpora = np.array([u.corpus for u in utts])
-    truth_all = np.array([collapse(u.label, "4class") or "" for u in utts])
     rows = {}
-    for held in dict.fromkeys(corpora):
-        test = corpora == held
-        train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
-        idx = np.flatnonzero(test & (truth_all != ""))
-        truth = list(truth_all[idx])
+    for held, test, train_utts, idx, truth in bench.held_out_splits(utts):
         full = bench.train_ensemble(X[~test], train_utts, config=design.config)
         means = bench.train_ensemble(X_mean[~test], train_utts, config=design.config)
         p_full, p_mean = full.probabilities(X[idx]), means.probabilities(X_mean[idx])

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
 
-from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.training.profiles import centre, domain_mean  # noqa: E402
 
@@ -41,17 +40,11 @@ def main() -> None:
     design = bench.DESIGNS["all-mixed-level-d0.5-ph"]
     utts = bench.load_corpora(args.corpora, args.extra, None)
     X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))
-    corpora = np.array([u.corpus for u in utts])
-    truth_all = np.array([collapse(u.label, "4class") or "" for u in utts])
     rows = {}
-    for held in args.held_out:
-        test = corpora == held
-        train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
+    for held, test, train_utts, idx, truth in bench.held_out_splits(utts, args.held_out):
         ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
         profiled = functools.partial(ensemble.probabilities, profiled=True)
-        idx = np.flatnonzero(test & (truth_all != ""))
-        others = np.flatnonzero(test & (truth_all == ""))  # the corpus's clips of its other emotions
-        truth = list(truth_all[idx])
+        others = np.setdiff1d(np.flatnonzero(test), idx)  # the corpus's clips of its other emotions
         profile, half, _ = bench.halves(truth)
         extra = np.random.default_rng(1).permutation(others)[: len(others) // 2]
         reference = ensemble.reference_mean()

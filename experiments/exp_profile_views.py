@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_generalisation as bench  # noqa: E402
 from exp_mean_std_views import geometric_mean  # noqa: E402
 
-from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.training.profiles import centre, domain_mean  # noqa: E402
 
@@ -53,14 +52,8 @@ def main() -> None:
         parser.error(f"{args.design} trains no profile heads")
     utts = bench.load_corpora(args.corpora, args.extra, None)
     X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))
-    corpora = np.array([u.corpus for u in utts])
-    truth_all = np.array([collapse(u.label, "4class") or "" for u in utts])
     rows = {}
-    for held in dict.fromkeys(corpora):
-        test = corpora == held
-        train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
-        idx = np.flatnonzero(test & (truth_all != ""))
-        truth = list(truth_all[idx])
+    for held, test, train_utts, idx, truth in bench.held_out_splits(utts):
         ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
         main_heads, profile_heads = ensemble.probabilities, ensemble.profile_heads.probabilities
         answers = {"profile_heads": profile_heads, "main_heads": main_heads,
