@@ -9,10 +9,13 @@ and unweighted accuracy (UA, mean recall) is taken over the classes the corpus h
 with fewer than two of the four classes (BAVED's neutral level, the BanglaSER extension's
 disgust/fear) only train.
 
-Domain profiles (:mod:`emovox.training.profiles`) are measured on a random half of each held-out
-corpus's clips, tested on the other half (``profile``), and from a skewed half in which 70 % of
-the clips are one emotion (neutral where the corpus has it, as a call-centre archive is mostly
-neutral) (``skewed``); ``half`` is the single-clip UA on the same test half, for a paired view.
+Domain profiles (:mod:`emovox.training.profiles`) are built from a random half of each held-out
+corpus's clips, every emotion it has (an archive holds fear and disgust too), and tested on the
+clips of the four classes in the other half (``profile``); and from a skewed subset of that half in
+which 70 % of the clips are one emotion (neutral where the corpus has it, as a call-centre archive
+is mostly neutral) (``skewed``); ``half`` is the single-clip UA on the same test half, for a paired
+view. (Until 2026-12-06 the profile half held only the four classes' clips, which flattered
+profiles on corpora with other emotions: RAVDESS, nEMO, TESS.)
 
 The in-domain reference is RAVDESS speaker-independent 6-fold UA over all its labels, clean
 and with 10 dB white and babble noise on the held-out clips (benchmarks/bench_accuracy.py's
@@ -52,7 +55,7 @@ from emovox.prediction.decision import restrict, top_label
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
-from emovox.training.profiles import centre, domain_mean
+from emovox.training.profiles import centre, domain_mean, neutral_columns
 from emovox.training.train import (
     TrainConfig,
     kfold_groups,
@@ -66,7 +69,8 @@ from emovox.training.train import (
 SHARED = ("ravdess", "nemo", "turev")
 EXTRA = ("tess", "koetts", "emospeech", "baved", "banglaser")
 SKEW = 0.7  # share of the skewed profile half taken by one emotion
-BALANCES = (0.0, 0.5, 1.0)  # profile class balancing tried (emovox.training.profiles.domain_mean)
+BALANCES = (0.0, 0.5, 1.0)  # the "balanced" estimator's class balancing tried (emovox.training.profiles.domain_mean)
+SHIPPED = "neutral"  # the estimator `emovox profile` uses: rows profile_neutral, skewed_neutral
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,16 +338,26 @@ def held_out_splits(utts: list[Utterance], held_out: Sequence[str] = ()):
         yield held, test, [u for u, t in zip(utts, test, strict=True) if not t], idx, list(four[idx])
 
 
-def halves(truth: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A random half (profile), the other half (test), and a skewed subset of the profile half."""
+def halves(truth: Sequence[str | None], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices into a held-out corpus's clips ``truth`` (each clip's 4-class label, ``None`` for its
+    other emotions): a random half of every clip (the profile: an archive holds every emotion), the
+    clips of the four classes in the other half (the test half), and a skewed subset of the profile
+    half (:data:`SKEW` of it one emotion, neutral where the corpus has it; the rest any other clips).
+
+    Examples:
+        >>> profile, test, skewed = halves(["sad", None, "neutral", "angry", None, "neutral"] * 10)
+        >>> len(profile), len(test) <= 30, set(skewed) <= set(profile)
+        (30, True, True)
+    """
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(truth))
-    profile, test = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])
-    labels = np.array(truth)[profile]
-    present = [label for label in FOUR_CLASS if label in set(labels)]
-    major = "neutral" if "neutral" in present else max(present, key=lambda label: (labels == label).sum())
-    major_rows = profile[labels == major]
-    minor_rows = profile[labels != major]
+    profile, rest = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])
+    labels = np.array([t or "" for t in truth])
+    test = rest[labels[rest] != ""]
+    present = [label for label in FOUR_CLASS if label in set(labels[profile])]
+    major = "neutral" if "neutral" in present else max(present, key=lambda label: (labels[profile] == label).sum())
+    major_rows = profile[labels[profile] == major]
+    minor_rows = profile[labels[profile] != major]
     n_minor = min(len(minor_rows), int(len(major_rows) * (1 - SKEW) / SKEW))
     skewed = np.sort(np.concatenate([major_rows, rng.choice(minor_rows, n_minor, replace=False)]))
     return profile, test, skewed
@@ -369,17 +383,11 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
     ``held_out``: hold out only these corpora (default: each in turn); training still uses all others.
     A design that fine-tunes the encoder tunes it on the training corpora only (``frames``: every
     clip's frames below the tuned blocks), then both sides use the tuned encoder's features."""
-    corpora = np.array([u.corpus for u in utts])
     truth_all = [collapse(u.label, "4class") for u in utts]
     rows = {}
-    for held in dict.fromkeys(u.corpus for u in utts):
-        if held_out and held not in held_out:
+    for held, test, train_utts, idx, truth in held_out_splits(utts, held_out):
+        if len(set(truth)) < 2:
             continue
-        test = corpora == held
-        mask = test & np.array([t is not None for t in truth_all])
-        if len({truth_all[i] for i in np.flatnonzero(mask)}) < 2:
-            continue
-        train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
         t0 = time.time()
         X_fold, tuning = X, None
         if design.config.finetune.blocks:
@@ -387,21 +395,25 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
             tuning = {"best_epoch": result.best_epoch, "history": result.history, "seconds": result.seconds}
         ensemble = train_ensemble(X_fold[~test], train_utts, config=design.config,
                                   augmented=None if copies is None else copies[:, ~test])
-        idx = np.flatnonzero(mask)
-        truth = [truth_all[i] for i in idx]
-        Xt = X_fold[idx]
         probs = ensemble.probabilities
-        row = {"n": len(idx), "classes": sorted(set(truth)), "single": ua(truth, four_class_decision(ensemble, probs(Xt)))}
-        profile, half, skewed = halves(truth)
-        truth_half = [truth[i] for i in half]
-        row["half"] = ua(truth_half, four_class_decision(ensemble, probs(Xt[half])))
+        row = {"n": len(idx), "classes": sorted(map(str, set(truth))),
+               "single": ua(truth, four_class_decision(ensemble, probs(X_fold[idx])))}
+        corpus_rows = np.flatnonzero(test)  # every clip of the held-out corpus, other emotions too
+        Xc = X_fold[corpus_rows]
+        labels = [truth_all[i] for i in corpus_rows]
+        profile, half, skewed = halves(labels)
+        truth_half = [labels[i] for i in half]
+        row["half"] = ua(truth_half, four_class_decision(ensemble, probs(Xc[half])))
         reference = ensemble.reference_mean()
         profiled = functools.partial(ensemble.probabilities, profiled=True)  # the profile heads, if any
-        for balance in BALANCES:
+        estimates = {SHIPPED: {"neutral": neutral_columns(ensemble.labels)},
+                     **{f"b{balance:g}": {"balance": balance} for balance in BALANCES}}
+        for estimate, kwargs in estimates.items():
             for name, rows_ in (("profile", profile), ("skewed", skewed)):
-                mean = domain_mean(Xt[rows_], reference, probabilities=profiled, balance=balance)
-                centred = centre(Xt[half], mean, reference)
-                row[f"{name}_b{balance:g}"] = ua(truth_half, four_class_decision(ensemble, profiled(centred)))
+                mean = domain_mean(Xc[rows_], reference, probabilities=profiled, **kwargs)
+                centred = centre(Xc[half], mean, reference)
+                row[f"{name}_{estimate}"] = ua(truth_half, four_class_decision(ensemble, profiled(centred)))
+        row["profile_clips"] = {"profile": len(profile), "skewed": len(skewed), "test": len(half)}
         row.update(dimension_levels(ensemble, X_fold[test], [utts[i] for i in np.flatnonzero(test)]))
         if tuning:
             row["finetuning"] = tuning
@@ -443,7 +455,7 @@ def dimension_levels(ensemble: Ensemble, X: np.ndarray, utts: Sequence[Utterance
 
 def summary(rows: dict) -> dict:
     keys = [k for k in dict.fromkeys(k for r in rows.values() for k in r)
-            if k not in {"n", "classes", "skewed_share", "seconds", "finetuning"}]
+            if k not in {"n", "classes", "skewed_share", "seconds", "finetuning", "profile_clips"}]
     out = {}
     for k in keys:
         values = {c: r[k] for c, r in rows.items() if k in r}
@@ -502,14 +514,21 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
         out["drops_points_with_profile"] = {k: round(100 * (out["clean + profile"] - out[f"{k} + profile"]), 2)
                                             for k in tests if k != "clean"}
         out["profile_protocol"] = ("each test fold's clips split in two random halves; each half is predicted with "
-                                   f"a domain profile (balance {PROFILE_BALANCE:g}) of the other half in the same "
+                                   f"a domain profile (estimator {SHIPPED!r}) of the other half in the same "
                                    "condition: unlabelled audio of the same held-out speakers and room or noise")
     if tuned:
         out["not_measured"] = "noise and room: each fold's tuned encoder would have to re-encode every noisy clip"
     return out
 
 
-PROFILE_BALANCE = 0.5  # `emovox profile`'s default
+PROFILE_BALANCE = 0.5  # the "balanced" estimator's default (`emovox profile --estimator balanced`)
+
+
+def profile_keys(entry: dict) -> tuple[str, str]:
+    """The profile and skewed-profile rows of what ships in a design's ``entry`` (entries measured
+    before the "neutral" estimator have only the balanced estimator's)."""
+    key = SHIPPED if f"profile_{SHIPPED}" in entry["summary"] else f"b{PROFILE_BALANCE:g}"
+    return f"profile_{key}", f"skewed_{key}"
 
 
 def profiled_predictions(ensemble: Ensemble, X: np.ndarray, seed: int = 0) -> list[str]:
@@ -521,7 +540,7 @@ def profiled_predictions(ensemble: Ensemble, X: np.ndarray, seed: int = 0) -> li
     out = np.empty(len(X), dtype=object)
     profiled = functools.partial(ensemble.probabilities, profiled=True)  # the profile heads, if any
     for source, target in (halves_, halves_[::-1]):
-        mean = domain_mean(X[source], reference, probabilities=profiled, balance=PROFILE_BALANCE)
+        mean = domain_mean(X[source], reference, probabilities=profiled, neutral=neutral_columns(ensemble.labels))
         out[target] = [ensemble.labels[i] for i in profiled(centre(X[target], mean, reference)).argmax(1)]
     return list(out)
 
@@ -539,9 +558,10 @@ def plot(results: dict, path: Path) -> None:
     width = 0.8 / len(designs)
     colours = plt.get_cmap("tab20").colors  # one colour per design up to 20 (tab10 repeated after 10)
     for ax, key, title in ((axes[0], "single", "single clips (no profile)"),
-                           (axes[1], "profile_b0.5", "with a profile from the other half")):
+                           (axes[1], "profile", "with a profile from the other half")):
         for j, d in enumerate(designs):
-            values = [results[d]["loco"][c][key] for c in corpora] + [results[d]["summary"][key]["mean"]]
+            k = key if key == "single" else profile_keys(results[d])[0]
+            values = [results[d]["loco"][c][k] for c in corpora] + [results[d]["summary"][k]["mean"]]
             ax.bar(np.arange(len(corpora) + 1) + j * width, values, width, label=d, color=colours[j % len(colours)])
         ax.set_xticks(np.arange(len(corpora) + 1) + width * (len(designs) - 1) / 2, [*corpora, "mean"], rotation=20)
         ax.axhline(0.25, color="grey", lw=0.8, ls=":")
@@ -554,8 +574,9 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def markdown(results: dict, profile_key: str = "profile_b0.5", skewed_key: str = "skewed_b0.5") -> str:
-    """The designs in ``results`` as one markdown table (UA in %, 4 classes)."""
+def markdown(results: dict) -> str:
+    """The designs in ``results`` as one markdown table (UA in %, 4 classes; profiles: the
+    shipped estimator, or the balanced one for entries measured before it)."""
     results = {name: entry for name, entry in results.items() if "summary" in entry}  # not stopped runs
     corpora = list(next(iter(results.values()))["loco"])
     head = ["design", *corpora, "mean", "worst", "profile mean (half)", "skewed-profile mean", "RAVDESS 6-fold",
@@ -563,6 +584,7 @@ def markdown(results: dict, profile_key: str = "profile_b0.5", skewed_key: str =
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, entry in results.items():
         s, rav = entry["summary"], entry.get("ravdess_6fold", {})
+        profile_key, skewed_key = profile_keys(entry)
         cells = [name, *(f"{100 * entry['loco'][c]['single']:.1f}" for c in corpora),
                  f"**{100 * s['single']['mean']:.1f}**", f"{100 * s['single']['worst']:.1f} ({s['single']['worst_corpus']})",
                  f"{100 * s[profile_key]['mean']:.1f} (vs {100 * s['half']['mean']:.1f})", f"{100 * s[skewed_key]['mean']:.1f}",
@@ -634,7 +656,7 @@ def main() -> None:
                  "corpora": counts, "loco": rows, "summary": summary(rows),
                  "split": "leave-one-corpus-out: train on every other corpus, test on all of the held-out one (4 classes "
                           "as --labels angry,happy,sad,neutral); profiles from a random half (or a 70 %-one-emotion "
-                          "subset of it), tested on the other half"}
+                          "subset of it), every emotion the corpus has, tested on the 4-class clips of the other half"}
         if not args.skip_ravdess:
             entry["ravdess_6fold"] = ravdess_reference(design, args.corpora, extractor, args.room, args.dereverb)
         elif args.out.exists() and "ravdess_6fold" in (kept := json.loads(args.out.read_text()).get(name, {})):
@@ -643,7 +665,7 @@ def main() -> None:
         s = entry["summary"]
         single = s["single"]
         print(f"| {name} | single mean {single['mean']:.3f} worst {single['worst']:.3f} ({single['worst_corpus']}) "
-              f"| profile {s['profile_b0.5']['mean']:.3f} | skewed {s['skewed_b0.5']['mean']:.3f} "
+              f"| profile {s[profile_keys(entry)[0]]['mean']:.3f} | skewed {s[profile_keys(entry)[1]]['mean']:.3f} "
               f"| RAVDESS {entry.get('ravdess_6fold', {}).get('clean', float('nan')):.3f} |", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         # after every design, merged with the designs already in the file: nothing lost on a crash

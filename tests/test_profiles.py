@@ -18,7 +18,7 @@ from emovox.export.onnx import export_model
 from emovox.runtime import OnnxEmotionModel
 from emovox.testing import make_synthetic_corpus
 from emovox.training.fit import FitConfig
-from emovox.training.profiles import DomainProfile, ProfileError, centre, domain_mean
+from emovox.training.profiles import DomainProfile, ProfileError, centre, domain_mean, neutral_columns
 from emovox.training.train import TrainConfig, train_ensemble
 
 CLASSES = ["sad", "angry", "happy"]
@@ -63,6 +63,32 @@ def test_a_profile_removes_a_domain_offset_and_balancing_survives_skew(trained):
     assert skew_balanced > skew_plain + 0.04  # measured 0.99 against 0.92
 
 
+def test_the_neutral_estimator_hardly_depends_on_the_archive_mix():
+    """Three archives of one unseen domain with very different mixes of emotions: the "neutral"
+    estimate (heard-neutral clips make 70 %) moves far less between them than the plain mean or
+    the balanced estimate, and its profiles keep the domain's clips classified."""
+    X0, y0 = _domain(0.0, [60, 60, 60], seed=0)
+    names = {"sad": "neutral", "angry": "angry", "happy": "happy"}  # class 0 is neutral here
+    utts = [Utterance(f"/t/{i}.wav", names[label], names[label], str(i % 6), "train") for i, label in enumerate(y0)]
+    model = train_ensemble(X0, utts, config=TrainConfig(ensemble=1, fit=FitConfig(epochs=200, patience=200, hidden=32,
+                                                                                    lr=3e-3)))
+    reference, neutral = model.reference_mean(), neutral_columns(model.labels)
+    assert [model.labels[i] for i in neutral] == ["neutral"]
+    mixes = ([150, 25, 25], [25, 150, 25], [25, 25, 150])
+    archives = [_domain(6.0, counts, seed=3)[0] for counts in mixes]
+    spread = {}
+    for name, kwargs in (("plain", {"balance": 0}), ("balanced", {"balance": 0.5}), ("neutral", {"neutral": neutral})):
+        means = [domain_mean(A, reference, probabilities=model.probabilities, **kwargs) for A in archives]
+        spread[name] = max(float(np.abs(a - b).max()) for a in means for b in means)
+        if name == "neutral":
+            X, y = _domain(6.0, [100, 100, 100], seed=3)
+            for mean in means:
+                assert _ua(model, centre(X, mean, reference), [names[t] for t in y]) > 0.9
+    assert spread["neutral"] < 0.5 * spread["plain"] and spread["neutral"] < 0.7 * spread["balanced"], spread
+    with pytest.raises(ValueError, match="neutral_share"):
+        domain_mean(archives[0], reference, probabilities=model.probabilities, neutral=neutral, neutral_share=1.0)
+
+
 def test_shrinkage_keeps_a_tiny_profile_near_the_reference():
     reference = np.zeros((1, 2), np.float32)
     X = np.full((2, 1, 2), 10.0, np.float32)
@@ -82,6 +108,8 @@ def test_profile_file_round_trip_and_refusals(tmp_path, caplog):
         q = DomainProfile.load(path)
     assert "only 12 clips" in caplog.text
     assert (q.mean == p.mean).all() and (q.n_clips, q.model_sha256, q.sources) == (12, "abc", ["a.wav"])
+    assert q.estimator == "balanced"  # the dataclass default: what profiles written before the field used
+    assert DomainProfile.load(dataclasses.replace(p, estimator="neutral").save(tmp_path / "n.npz")).estimator == "neutral"
     q.check("abc", "enc")
     with pytest.raises(ProfileError, match="made for model 'm'"):
         q.check("other", "enc")
@@ -130,6 +158,21 @@ def test_profile_cli_and_both_backends(small_model, tmp_path):
     want = plain.probabilities_for_features(centre(features, profile.mean, plain.reference_mean()))[0]
     np.testing.assert_allclose(list(a.scores.values()), want, atol=1e-5)
     assert not np.allclose(list(plain.predict_file(files[0]).scores.values()), want, atol=1e-4)
+
+
+def test_profile_cli_estimators(small_model, tmp_path):
+    corpus, model_dir = small_model  # labels sad and angry: no neutral to weigh by
+    runner = CliRunner()
+    for estimator in ("neutral", "balanced"):
+        out = tmp_path / f"{estimator}.npz"
+        result = runner.invoke(app, ["profile", str(corpus), "--model", str(model_dir), "-o", str(out),
+                                     "--estimator", estimator])
+        assert result.exit_code == 0, result.output
+        assert DomainProfile.load(out).estimator == "balanced"
+        assert ("no neutral or calm label" in result.output) == (estimator == "neutral")
+    result = runner.invoke(app, ["profile", str(corpus), "--model", str(model_dir), "-o", str(tmp_path / "x.npz"),
+                                 "--estimator", "median"])
+    assert result.exit_code == 2 and "--estimator must be one of neutral, balanced" in result.output
 
 
 def test_a_profile_for_another_model_is_refused(small_model, tmp_path):
@@ -308,9 +351,10 @@ def test_profile_heads_read_the_means_and_answer_only_for_profiled_audio(tmp_pat
     got = np.array([list(p.scores.values()) for p in model.predict_files(files[:3])])
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert not np.allclose(want, model.ensemble.probabilities(centred), atol=1e-3)
-    # the profile's class balancing asked the profile heads
-    balanced = domain_mean(X, model.reference_mean(), probabilities=profile_heads.probabilities)
-    np.testing.assert_allclose(profile.mean, balanced, atol=1e-5)
+    # the profile's weighting of the clips asked the profile heads (the default "neutral" estimator)
+    weighed = domain_mean(X, model.reference_mean(), probabilities=profile_heads.probabilities,
+                          neutral=neutral_columns(model.labels) or None)
+    np.testing.assert_allclose(profile.mean, weighed, atol=1e-5)
     # exported: a profile head graph, used by the runtime for profiled audio only
     config = export_model(model_dir, tmp_path / "x")
     assert config["graphs"]["profile_head"] == "profile_head.onnx"
