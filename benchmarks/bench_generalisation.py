@@ -421,7 +421,8 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         row["seconds"] = round(time.time() - t0, 1)
         rows[held] = row
         print(f"  held out {held:10s} n={len(idx):5d} single {row['single']:.3f}  half {row['half']:.3f}  "
-              + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k.startswith(("profile", "skewed_b"))), flush=True)
+              + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k.startswith(("profile_", "skewed_"))
+                            and isinstance(v, float)), flush=True)
     return rows
 
 

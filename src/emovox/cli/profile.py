@@ -18,8 +18,9 @@ def profile(
     out: Path = typer.Option(..., "--out", "-o", help="Profile file to write (.npz)."),
     model_dir: Path | None = model_option.MODEL,
     estimator: str = typer.Option("neutral", help="How the clips are weighed: 'neutral' (the clips the model hears as "
-                                  "neutral make 70 % of the profile, whatever the archive's mix; best on held-out corpora) "
-                                  "or 'balanced' (the emotions heard are evened out by --balance; the earlier default)."),
+                                  "neutral make 70 % of the profile, whatever the archive's mix; best on corpora the model never "
+                                  "heard) or 'balanced' (the emotions heard are evened out by --balance; the earlier default, "
+                                  "better for speech like the training corpora's heard through a new room or line)."),
     balance: float = typer.Option(0.5, min=0.0, max=1.0, help="For --estimator balanced: how much the emotions the model "
                                   "hears are evened out (0: plain mean; 1: every heard emotion counts the same)."),
     max_duration: float = typer.Option(600.0, help="Longest clip used, in seconds (longer files are skipped)."),
