@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--design", default="all-mixed-level-d0.5-ph")
     parser.add_argument("--held-out", nargs="*", default=[])
     parser.add_argument("--out", type=Path, default=Path("runs/exp_profile_estimators.json"))
+    parser.add_argument("--shares", type=float, nargs="*", default=[],
+                        help="also the neutral mix at these shares (rows mix<share>_b0, both answering heads)")
     args = parser.parse_args()
 
     design = bench.DESIGNS[args.design]
@@ -158,6 +160,9 @@ def main() -> None:
                                                                     neutral_cols)
                             estimates["mix70"] = anchored_mean(Xc[source], reference, reference, answer, neutral_cols,
                                                                share=0.7)
+                            for share in args.shares:
+                                estimates[f"mix{100 * share:g}"] = anchored_mean(Xc[source], reference, reference,
+                                                                                answer, neutral_cols, share=share)
                         for est, mean in estimates.items():
                             predicted = bench.four_class_decision(ensemble, answer(centre(Xc[half], mean, reference)))
                             row[f"{protocol}_{kind}_{answer_name}_{est}_b{b:g}"] = bench.ua(truth_half, predicted)
