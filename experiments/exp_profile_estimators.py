@@ -167,7 +167,7 @@ def main() -> None:
                             predicted = bench.four_class_decision(ensemble, answer(centre(Xc[half], mean, reference)))
                             row[f"{protocol}_{kind}_{answer_name}_{est}_b{b:g}"] = bench.ua(truth_half, predicted)
         rows[held] = row
-        print(held, {k: round(v, 3) for k, v in row.items() if "b0.5" in k or "single" in k}, flush=True)
+        print(held, {k: round(v, 3) for k, v in row.items() if "b0.5" in k or "single" in k or "mix" in k}, flush=True)
     keys = [k for k in next(iter(rows.values())) if not k.startswith("n_")]
     means_row = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
     worst_row = {k: float(np.min([r[k] for r in rows.values()])) for k in keys}
