@@ -414,7 +414,7 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
                 centred = centre(Xc[half], mean, reference)
                 row[f"{name}_{estimate}"] = ua(truth_half, four_class_decision(ensemble, profiled(centred)))
         row["profile_clips"] = {"profile": len(profile), "skewed": len(skewed), "test": len(half)}
-        row.update(dimension_levels(ensemble, X_fold[test], [utts[i] for i in np.flatnonzero(test)]))
+        row.update(dimension_levels(ensemble, Xc, [utts[i] for i in corpus_rows]))
         if tuning:
             row["finetuning"] = tuning
         row["skewed_share"] = SKEW

@@ -1,12 +1,13 @@
 """Experiment: does it matter that the benchmark's profiles hold only clips of the four classes?
 
-``benchmarks/bench_generalisation.py`` builds a held-out corpus's profile from a random half of its
-clips of angry, happy, sad and neutral (calm), while a deployment's archive holds every emotion and
-training centres each corpus on the mean of all its clips. Here, for each held-out corpus given, v6.2's
-recipe (``all-mixed-level-d0.5-ph``) trains on the other corpora and the same 4-class test half is
-predicted with a profile (balance 0.5, the profile heads) built from (a) the benchmark's 4-class
-profile half, (b) that half plus the corpus's clips of its other emotions not in the test half (half
-of them, drawn at random), so the archive has every emotion the corpus has.
+Until 2026-12-06 ``benchmarks/bench_generalisation.py`` built a held-out corpus's profile from a random
+half of its clips of angry, happy, sad and neutral (calm) only (this finding changed that), while a
+deployment's archive holds every emotion and training centres each corpus on the mean of all its clips.
+Here, for each held-out corpus given, v6.2's recipe (``all-mixed-level-d0.5-ph``) trains on the other
+corpora and the same 4-class test half is predicted with a profile (balance 0.5, the profile heads)
+built from (a) the benchmark's 4-class profile half, (b) that half plus the corpus's clips of its other
+emotions not in the test half (half of them, drawn at random), so the archive has every emotion the
+corpus has.
 
     python experiments/exp_profile_archive.py --held-out ravdess --out runs/exp_profile_archive.json
 """

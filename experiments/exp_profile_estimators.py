@@ -18,8 +18,9 @@ Estimators compared (each with the balance ``b`` of :func:`emovox.training.profi
 - ``neutral_r``: clips weighted by their neutral (+ calm) probability, that mean moved to ``r``;
   ``neutral_mu``: moved to the training rows' neutral mean instead; ``mix70``: clips weighted so
   that the neutral probability mass makes 70 % of the profile (the rest keep their mix), moved to
-  ``r`` (:func:`anchored_mean`; ``mix70`` is what ships as ``emovox profile --estimator neutral``,
-  :func:`emovox.training.profiles.domain_mean` with ``neutral``, checked equal to 1e-8).
+  ``r`` (``neutral_r``/``neutral_mu``: :func:`anchored_mean`; ``mix70`` is what ships as ``emovox
+  profile --estimator neutral``, :func:`emovox.training.profiles.domain_mean` with ``neutral``, and
+  is computed by it; the results below came from an own copy of it, equal to 1e-8).
 
 Both protocols: ``four`` (the profile half holds only the four classes' clips, the benchmark until
 2026-12-06) and ``every`` (the profile half is a random half of all the corpus's clips); ``skewed``:
@@ -56,7 +57,7 @@ import bench_generalisation as bench  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.features.extractor import FeatureExtractor  # noqa: E402
-from emovox.training.profiles import SHRINK_CLIPS, centre, domain_mean  # noqa: E402
+from emovox.training.profiles import NEUTRAL_LABELS, SHRINK_CLIPS, centre, domain_mean, neutral_columns  # noqa: E402
 from emovox.training.train import training_rows  # noqa: E402
 
 BALANCES = (0.0, 0.5, 1.0)
@@ -85,23 +86,17 @@ def classaware_mean(X, reference, means, probabilities, balance, shrink_clips=SH
     return mean
 
 
-def anchored_mean(X, reference, target, probabilities, columns, *, share=None, shrink_clips=SHRINK_CLIPS,
-                  iterations=3):
+def anchored_mean(X, reference, target, probabilities, columns, *, shrink_clips=SHRINK_CLIPS, iterations=3):
     """Centre on the domain's neutral clips as the model sees them: each clip weighted by its
     probability of ``columns`` (neutral, calm); the weighted mean is moved to ``target`` (the
-    training mean, or the training rows' neutral mean). ``share``: instead, weight the clips so
-    that the predicted neutral mass makes ``share`` of the profile (the rest keep their mix), the
-    way a mostly-neutral archive is. Returned as a mean usable with :func:`centre` and ``reference``."""
+    training mean, or the training rows' neutral mean). Returned as a mean usable with
+    :func:`centre` and ``reference``. (The neutral *mix*, heard-neutral clips making a share of the
+    profile, is the shipped :func:`emovox.training.profiles.domain_mean` with ``neutral``.)"""
     X = np.asarray(X, np.float64)
     mean = domain_mean(X, reference, shrink_clips=shrink_clips)
     for _ in range(iterations):
         probs = np.asarray(probabilities(centre(X.astype(np.float32), mean, reference)), np.float64)
-        p_neutral = probs[:, columns].sum(1)
-        if share is None:
-            w = p_neutral
-        else:
-            ratio = share * (1 - p_neutral).sum() / max((1 - share) * p_neutral.sum(), 1e-9)
-            w = ratio * p_neutral + (1 - p_neutral)
+        w = probs[:, columns].sum(1)
         w = w / max(w.mean(), 1e-9)
         m = (np.tensordot(w, X, axes=1) + shrink_clips * target) / (w.sum() + shrink_clips)
         mean = (m - target + reference).astype(np.float32)
@@ -128,8 +123,8 @@ def main() -> None:
         X_rows, u_rows = training_rows(X[~test], train_utts, design.config.centre_corpora)
         row_labels = [u.label for u in u_rows]
         means = class_means(X_rows, row_labels, list(ensemble.labels))
-        neutral_cols = [list(ensemble.labels).index(c) for c in ("neutral", "calm") if c in ensemble.labels]
-        neutral_mean = X_rows[np.isin(row_labels, ["neutral", "calm"])].mean(0, dtype=np.float64).astype(np.float32)
+        neutral_cols = neutral_columns(ensemble.labels)
+        neutral_mean = X_rows[np.isin(row_labels, NEUTRAL_LABELS)].mean(0, dtype=np.float64).astype(np.float32)
         del X_rows
         reference = ensemble.reference_mean()
         corpus_rows = np.flatnonzero(test)
@@ -158,11 +153,9 @@ def main() -> None:
                             estimates["neutral_r"] = anchored_mean(Xc[source], reference, reference, answer, neutral_cols)
                             estimates["neutral_mu"] = anchored_mean(Xc[source], reference, neutral_mean, answer,
                                                                     neutral_cols)
-                            estimates["mix70"] = anchored_mean(Xc[source], reference, reference, answer, neutral_cols,
-                                                               share=0.7)
-                            for share in args.shares:
-                                estimates[f"mix{100 * share:g}"] = anchored_mean(Xc[source], reference, reference,
-                                                                                answer, neutral_cols, share=share)
+                            for share in (0.7, *args.shares):  # the shipped estimator at this share
+                                estimates[f"mix{100 * share:g}"] = domain_mean(Xc[source], reference, probabilities=answer,
+                                                                              neutral=neutral_cols, neutral_share=share)
                         for est, mean in estimates.items():
                             predicted = bench.four_class_decision(ensemble, answer(centre(Xc[half], mean, reference)))
                             row[f"{protocol}_{kind}_{answer_name}_{est}_b{b:g}"] = bench.ua(truth_half, predicted)
