@@ -13,8 +13,9 @@ Domain profiles (:mod:`emovox.training.profiles`) are built from a random half o
 corpus's clips, every emotion it has (an archive holds fear and disgust too), and tested on the
 clips of the four classes in the other half (``profile``); and from a skewed subset of that half in
 which 70 % of the clips are one emotion (neutral where the corpus has it, as a call-centre archive
-is mostly neutral) (``skewed``); ``half`` is the single-clip UA on the same test half, for a paired
-view. (Until 2026-12-06 the profile half held only the four classes' clips, which flattered
+is mostly neutral) (``skewed``), or angry, happy or sad (``skewedangry`` ..., since 2026-12-06: an
+estimator must not merely suit mostly-neutral archives); ``half`` is the single-clip UA on the same
+test half, for a paired view. (Until 2026-12-06 the profile half held only the four classes' clips, which flattered
 profiles on corpora with other emotions: RAVDESS, nEMO, TESS.)
 
 The in-domain reference is RAVDESS speaker-independent 6-fold UA over all its labels, clean
@@ -69,6 +70,7 @@ from emovox.training.train import (
 SHARED = ("ravdess", "nemo", "turev")
 EXTRA = ("tess", "koetts", "emospeech", "baved", "banglaser")
 SKEW = 0.7  # share of the skewed profile half taken by one emotion
+SKEWED_EMOTIONS = ("angry", "happy", "sad")  # rows skewed<emotion>_*: archives 70 % of that emotion (skewed_*: neutral)
 BALANCES = (0.0, 0.5, 1.0)  # the "balanced" estimator's class balancing tried (emovox.training.profiles.domain_mean)
 SHIPPED = "neutral"  # the estimator `emovox profile` uses: rows profile_neutral, skewed_neutral
 
@@ -338,11 +340,12 @@ def held_out_splits(utts: list[Utterance], held_out: Sequence[str] = ()):
         yield held, test, [u for u, t in zip(utts, test, strict=True) if not t], idx, list(four[idx])
 
 
-def halves(truth: Sequence[str | None], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def halves(truth: Sequence[str | None], seed: int = 0, major: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices into a held-out corpus's clips ``truth`` (each clip's 4-class label, ``None`` for its
     other emotions): a random half of every clip (the profile: an archive holds every emotion), the
     clips of the four classes in the other half (the test half), and a skewed subset of the profile
-    half (:data:`SKEW` of it one emotion, neutral where the corpus has it; the rest any other clips).
+    half (:data:`SKEW` of it one emotion: ``major``, else neutral where the corpus has it; the rest
+    any other clips).
 
     Examples:
         >>> profile, test, skewed = halves(["sad", None, "neutral", "angry", None, "neutral"] * 10)
@@ -355,7 +358,10 @@ def halves(truth: Sequence[str | None], seed: int = 0) -> tuple[np.ndarray, np.n
     labels = np.array([t or "" for t in truth])
     test = rest[labels[rest] != ""]
     present = [label for label in FOUR_CLASS if label in set(labels[profile])]
-    major = "neutral" if "neutral" in present else max(present, key=lambda label: (labels[profile] == label).sum())
+    if major is None:
+        major = "neutral" if "neutral" in present else max(present, key=lambda label: (labels[profile] == label).sum())
+    elif major not in present:
+        raise ValueError(f"the profile half has no {major!r} clips")
     major_rows = profile[labels[profile] == major]
     minor_rows = profile[labels[profile] != major]
     n_minor = min(len(minor_rows), int(len(major_rows) * (1 - SKEW) / SKEW))
@@ -406,14 +412,16 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         row["half"] = ua(truth_half, four_class_decision(ensemble, probs(Xc[half])))
         reference = ensemble.reference_mean()
         profiled = functools.partial(ensemble.probabilities, profiled=True)  # the profile heads, if any
-        estimates = {SHIPPED: {"neutral": neutral_columns(ensemble.labels)},
-                     **{f"b{balance:g}": {"balance": balance} for balance in BALANCES}}
-        for estimate, kwargs in estimates.items():
-            for name, rows_ in (("profile", profile), ("skewed", skewed)):
-                mean = domain_mean(Xc[rows_], reference, probabilities=profiled, **kwargs)
+        # archives mostly of one emotion: neutral (``skewed``, as a call centre's), or angry, happy, sad
+        archives = {"profile": profile, "skewed": skewed,
+                    **{f"skewed{major}": halves(labels, major=major)[2] for major in SKEWED_EMOTIONS
+                       if major in {labels[i] for i in profile}}}
+        for estimate in (SHIPPED, *(f"b{balance:g}" for balance in BALANCES)):
+            for name, rows_ in archives.items():
+                mean = domain_mean(Xc[rows_], reference, probabilities=profiled, **estimator_kwargs(ensemble, estimate))
                 centred = centre(Xc[half], mean, reference)
                 row[f"{name}_{estimate}"] = ua(truth_half, four_class_decision(ensemble, profiled(centred)))
-        row["profile_clips"] = {"profile": len(profile), "skewed": len(skewed), "test": len(half)}
+        row["profile_clips"] = {**{name: len(rows_) for name, rows_ in archives.items()}, "test": len(half)}
         row.update(dimension_levels(ensemble, Xc, [utts[i] for i in corpus_rows]))
         if tuning:
             row["finetuning"] = tuning
@@ -466,10 +474,12 @@ def summary(rows: dict) -> dict:
 
 
 def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor, room: bool,
-                      dereverb: bool = False) -> dict:
+                      dereverb: bool = False, estimators: Sequence[str] = (SHIPPED,)) -> dict:
     """RAVDESS speaker-independent 6-fold UA over all its labels: heads train on the clean clips of
     five folds and are tested on the sixth, clean and with noise (or a room) on its clips only;
     ``dereverb`` adds each condition with WPE dereverberation of the test clips (``+ WPE``).
+    Each condition is also answered with a domain profile of its own audio (``+ profile``, the
+    shipped estimator; ``+ profile <name>`` for any other of ``estimators``, see :func:`estimator_kwargs`).
 
     A design that fine-tunes the encoder tunes it per fold on the five training folds' clips and
     is tested clean only (the noisy conditions would need every noisy clip re-encoded by each
@@ -490,7 +500,8 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
                           for name, recipe in {"clean": ("clean", 0.0), **recipes}.items()})
     frames = load_frames(utts, extractor, design.config.finetune.blocks) if tuned else None
     speakers = np.array([u.speaker_key for u in utts])
-    conditions = [*tests, *(f"{name} + profile" for name in tests)] if frames is None else list(tests)
+    suffixes = {estimator: " + profile" + ("" if estimator == SHIPPED else f" {estimator}") for estimator in estimators}
+    conditions = [*tests, *(name + suffix for name in tests for suffix in suffixes.values())] if frames is None else list(tests)
     predicted = {name: np.empty(len(utts), dtype=object) for name in conditions}
     # a copy's babble comes from its own fold: no test speaker is heard, not even as noise
     copies = design_inputs(design, load_augmented(utts, extractor, design.config.augment,
@@ -506,12 +517,13 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
         for name, X in fold.items():
             predicted[name][test] = [ensemble.labels[i] for i in ensemble.probabilities(X[test]).argmax(1)]
             if frames is None:  # the same condition with a domain profile of its own audio
-                predicted[f"{name} + profile"][test] = profiled_predictions(ensemble, X[test])
+                for estimator, suffix in suffixes.items():
+                    predicted[name + suffix][test] = profiled_predictions(ensemble, X[test], estimator=estimator)
     truth = [u.label for u in utts]
     out: dict = {name: float(balanced_accuracy_score(truth, list(p))) for name, p in predicted.items()}
     out["drops_points"] = {k: round(100 * (out["clean"] - v), 2) for k, v in out.items()
-                           if k != "clean" and not k.endswith("+ profile")}
-    if frames is None:
+                           if k != "clean" and " + profile" not in k}
+    if frames is None and SHIPPED in estimators:
         out["drops_points_with_profile"] = {k: round(100 * (out["clean + profile"] - out[f"{k} + profile"]), 2)
                                             for k in tests if k != "clean"}
         out["profile_protocol"] = ("each test fold's clips split in two random halves; each half is predicted with "
@@ -532,16 +544,35 @@ def profile_keys(entry: dict) -> tuple[str, str]:
     return f"profile_{key}", f"skewed_{key}"
 
 
-def profiled_predictions(ensemble: Ensemble, X: np.ndarray, seed: int = 0) -> list[str]:
+def estimator_kwargs(ensemble: Ensemble, estimator: str) -> dict:
+    """:func:`domain_mean`'s keyword arguments for an estimator named as the benchmark's rows name
+    them: ``"neutral"`` (what `emovox profile` does), ``"neutral0.4"`` (that estimator at another
+    neutral share), ``"b0.5"`` (the balanced one at that balance).
+
+    Examples:
+        >>> class Model: labels = ("angry", "neutral", "sad")
+        >>> estimator_kwargs(Model(), "neutral0.4"), estimator_kwargs(Model(), "b1")
+        ({'neutral': [1], 'neutral_share': 0.4}, {'balance': 1.0})
+    """
+    if estimator.startswith("neutral"):
+        share = estimator.removeprefix("neutral")
+        return {"neutral": neutral_columns(ensemble.labels), **({"neutral_share": float(share)} if share else {})}
+    if estimator.startswith("b"):
+        return {"balance": float(estimator[1:])}
+    raise ValueError(f"unknown profile estimator {estimator!r}: neutral, neutral<share> or b<balance>")
+
+
+def profiled_predictions(ensemble: Ensemble, X: np.ndarray, seed: int = 0, estimator: str = SHIPPED) -> list[str]:
     """Each clip's label predicted with a domain profile built from the other random half of ``X``
-    (two-way: every clip is predicted once, never with itself in its profile)."""
+    (two-way: every clip is predicted once, never with itself in its profile); ``estimator``: as
+    :func:`estimator_kwargs` names it."""
     order = np.random.default_rng(seed).permutation(len(X))
     halves_ = (order[: len(X) // 2], order[len(X) // 2 :])
     reference = ensemble.reference_mean()
     out = np.empty(len(X), dtype=object)
     profiled = functools.partial(ensemble.probabilities, profiled=True)  # the profile heads, if any
     for source, target in (halves_, halves_[::-1]):
-        mean = domain_mean(X[source], reference, probabilities=profiled, neutral=neutral_columns(ensemble.labels))
+        mean = domain_mean(X[source], reference, probabilities=profiled, **estimator_kwargs(ensemble, estimator))
         out[target] = [ensemble.labels[i] for i in profiled(centre(X[target], mean, reference)).argmax(1)]
     return list(out)
 
@@ -612,6 +643,9 @@ def main() -> None:
     parser.add_argument("--room", action="store_true", help="add the simulated room (needs pyroomacoustics)")
     parser.add_argument("--dereverb", action="store_true",
                         help="add every RAVDESS condition with WPE dereverberation of the test clips (needs nara_wpe)")
+    parser.add_argument("--estimators", default=SHIPPED,
+                        help="comma-separated profile estimators for the RAVDESS reference's '+ profile' rows "
+                             "(neutral, neutral<share>, b<balance>; default: what ships)")
     parser.add_argument("--markdown", action="store_true", help="print the designs already in --out as a table and stop")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_generalisation.json"))
     args = parser.parse_args()
@@ -626,7 +660,7 @@ def main() -> None:
         for name in args.designs.split(","):
             design = DESIGNS[name]
             reference = ravdess_reference(design, args.corpora, extractors[design.pooling], args.room,
-                                          args.dereverb)
+                                          args.dereverb, args.estimators.split(","))
             # merged late (other runs may have written meanwhile); a design not run yet gets an entry
             results = json.loads(args.out.read_text()) if args.out.exists() else {}
             results.setdefault(name, {"note": design.note, "config": dataclasses.asdict(design.config),
@@ -659,7 +693,8 @@ def main() -> None:
                           "as --labels angry,happy,sad,neutral); profiles from a random half (or a 70 %-one-emotion "
                           "subset of it), every emotion the corpus has, tested on the 4-class clips of the other half"}
         if not args.skip_ravdess:
-            entry["ravdess_6fold"] = ravdess_reference(design, args.corpora, extractor, args.room, args.dereverb)
+            entry["ravdess_6fold"] = ravdess_reference(design, args.corpora, extractor, args.room, args.dereverb,
+                                                       args.estimators.split(","))
         elif args.out.exists() and "ravdess_6fold" in (kept := json.loads(args.out.read_text()).get(name, {})):
             entry["ravdess_6fold"] = kept["ravdess_6fold"]  # measured before (--ravdess-only): kept
         entry["seconds"] = round(time.time() - start, 1)

@@ -29,6 +29,12 @@ over every corpus the benchmark finds, 4-class UA on the held-out corpus's other
 
     python experiments/exp_profile_estimators.py --out runs/exp_profile_estimators.json   # ~30 min, 2 cores
     python experiments/exp_profile_estimators.py --design all-mixed-level-d0.5-ph-s5 --out runs/est_s5.json
+    python experiments/exp_profile_estimators.py --only-mix --answers profile_heads both_heads \
+        --shares 0.2 0.3 0.4 0.5 0.6 0.8 0.9 --out runs/skew_s0.json       # the share sweep
+
+Fold models are trained once and kept (:mod:`fold_models`, ``runs/fold_models/``): reruns take minutes.
+The share sweep (``--only-mix``, with archives 70 % angry, happy or sad too; ``experiments/README.md``
+has the table): higher shares win on unseen corpora, lower ones in-domain; 0.7 stays.
 
 Result (2026-12-06, profile heads answering, UA %, mean / worst of six corpora, two seed sets;
 protocol ``every``): single clips on the same test halves 56.3 / 42.9 and 55.1 / 42.5; random-half
@@ -54,6 +60,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
+from fold_models import fold_ensembles  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.features.extractor import FeatureExtractor  # noqa: E402
@@ -103,6 +110,13 @@ def anchored_mean(X, reference, target, probabilities, columns, *, shrink_clips=
     return mean
 
 
+def geometric_mean(first, second, X: np.ndarray) -> np.ndarray:
+    """The normalised geometric mean of two answers' probabilities for ``X``."""
+    log = 0.5 * (np.log(np.clip(first(X), 1e-9, None)) + np.log(np.clip(second(X), 1e-9, None)))
+    P = np.exp(log - log.max(1, keepdims=True))
+    return P / P.sum(1, keepdims=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
@@ -112,14 +126,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/exp_profile_estimators.json"))
     parser.add_argument("--shares", type=float, nargs="*", default=[],
                         help="also the neutral mix at these shares (rows mix<share>_b0, both answering heads)")
+    parser.add_argument("--answers", nargs="*", default=["profile_heads", "main_heads"],
+                        help="which heads answer under a profile: profile_heads, main_heads, both_heads (the "
+                             "normalised geometric mean of the two)")
+    parser.add_argument("--only-mix", action="store_true",
+                        help="only the neutral mix (at 0.7 and --shares) and balanced b0/b0.5, protocol every, "
+                             "with archives 70 %% angry, happy or sad too: the share sweep, in a third of the time "
+                             "(with --answers profile_heads)")
     args = parser.parse_args()
 
     design = bench.DESIGNS[args.design]
     utts = bench.load_corpora(args.corpora, args.extra, None)
     X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))
     rows = {}
-    for held, test, train_utts, idx, _ in bench.held_out_splits(utts, args.held_out):
-        ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
+    for held, test, train_utts, idx, _, ensemble in fold_ensembles(args.design, X, utts, args.held_out):
         X_rows, u_rows = training_rows(X[~test], train_utts, design.config.centre_corpora)
         row_labels = [u.label for u in u_rows]
         means = class_means(X_rows, row_labels, list(ensemble.labels))
@@ -132,27 +152,37 @@ def main() -> None:
         labels = [collapse(utts[i].label, "4class") for i in corpus_rows]
         answers = {"profile_heads": functools.partial(ensemble.probabilities, profiled=True),
                    "main_heads": ensemble.probabilities}
+        answers["both_heads"] = functools.partial(geometric_mean, answers["profile_heads"], answers["main_heads"])
+        answers = {name: answers[name] for name in args.answers}
         row = {"n_clips": len(corpus_rows), "n_four": len(idx)}
         protocols = {"every": bench.halves(labels)}
         four_rows = np.flatnonzero([t is not None for t in labels])
         p4, h4, s4 = bench.halves([labels[i] for i in four_rows])  # the benchmark until 2026-12-06
-        protocols["four"] = (four_rows[p4], four_rows[h4], four_rows[s4])
+        if not args.only_mix:
+            protocols["four"] = (four_rows[p4], four_rows[h4], four_rows[s4])
         for protocol, (profile, half, skewed) in protocols.items():
             truth_half = [labels[i] for i in half]
             single = bench.four_class_decision(ensemble, ensemble.probabilities(Xc[half]))
             row[f"{protocol}_single"] = bench.ua(truth_half, single)
+            kinds = {"profile": profile, "skewed": skewed}
+            if args.only_mix:  # archives mostly of one emotion: 70 % angry, happy or sad
+                present = {labels[i] for i in profile}
+                kinds.update({f"skewed{major}": bench.halves(labels, major=major)[2]
+                              for major in ("angry", "happy", "sad") if major in present})
             for answer_name, answer in answers.items():
-                for kind, source in (("profile", profile), ("skewed", skewed)):
-                    for b in BALANCES:
+                for kind, source in kinds.items():
+                    for b in (0.0, 0.5) if args.only_mix else BALANCES:
                         estimates = {
-                            "weighted": domain_mean(Xc[source], reference, probabilities=answer, balance=b),
-                            "classaware": classaware_mean(Xc[source], reference, means, answer, b)}
-                        if b == 0.5:
+                            "weighted": domain_mean(Xc[source], reference, probabilities=answer, balance=b)}
+                        if not args.only_mix:
+                            estimates["classaware"] = classaware_mean(Xc[source], reference, means, answer, b)
+                        if b == 0.5 and not args.only_mix:
                             estimates["partial"] = reference + 0.5 * (estimates["weighted"] - reference)
-                        if b == 0:  # the neutral anchors have no balance
+                        if b == 0 and not args.only_mix:  # the neutral anchors have no balance
                             estimates["neutral_r"] = anchored_mean(Xc[source], reference, reference, answer, neutral_cols)
                             estimates["neutral_mu"] = anchored_mean(Xc[source], reference, neutral_mean, answer,
                                                                     neutral_cols)
+                        if b == 0:
                             for share in (0.7, *args.shares):  # the shipped estimator at this share
                                 estimates[f"mix{100 * share:g}"] = domain_mean(Xc[source], reference, probabilities=answer,
                                                                               neutral=neutral_cols, neutral_share=share)
@@ -160,10 +190,13 @@ def main() -> None:
                             predicted = bench.four_class_decision(ensemble, answer(centre(Xc[half], mean, reference)))
                             row[f"{protocol}_{kind}_{answer_name}_{est}_b{b:g}"] = bench.ua(truth_half, predicted)
         rows[held] = row
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".partial.json").write_text(json.dumps(rows, indent=2) + "\n")  # a stop keeps the folds done
         print(held, {k: round(v, 3) for k, v in row.items() if "b0.5" in k or "single" in k or "mix" in k}, flush=True)
-    keys = [k for k in next(iter(rows.values())) if not k.startswith("n_")]
-    means_row = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
-    worst_row = {k: float(np.min([r[k] for r in rows.values()])) for k in keys}
+    keys = [k for k in dict.fromkeys(k for r in rows.values() for k in r) if not k.startswith("n_")]
+    # an archive mostly of an emotion the corpus lacks (EmoSpeech has no sad) is left out of its mean
+    means_row = {k: float(np.mean([r[k] for r in rows.values() if k in r])) for k in keys}
+    worst_row = {k: float(np.min([r[k] for r in rows.values() if k in r])) for k in keys}
     for k in keys:
         print(f"{k:50s} mean {means_row[k]:.3f} worst {worst_row[k]:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from emovox.export.onnx import export_model
 from emovox.runtime import OnnxEmotionModel
 from emovox.testing import make_synthetic_corpus
 from emovox.training.fit import FitConfig
-from emovox.training.profiles import DomainProfile, ProfileError, centre, domain_mean, neutral_columns
+from emovox.training.profiles import NEUTRAL_SHARE, DomainProfile, ProfileError, centre, domain_mean, neutral_columns
 from emovox.training.train import TrainConfig, train_ensemble
 
 CLASSES = ["sad", "angry", "happy"]
@@ -77,7 +77,9 @@ def test_the_neutral_estimator_hardly_depends_on_the_archive_mix():
     mixes = ([150, 25, 25], [25, 150, 25], [25, 25, 150])
     archives = [_domain(6.0, counts, seed=3)[0] for counts in mixes]
     spread = {}
-    for name, kwargs in (("plain", {"balance": 0}), ("balanced", {"balance": 0.5}), ("neutral", {"neutral": neutral})):
+    estimators = (("plain", {"balance": 0}), ("balanced", {"balance": 0.5}), ("neutral", {"neutral": neutral}),
+                  ("neutral40", {"neutral": neutral, "neutral_share": 0.4}))
+    for name, kwargs in estimators:
         means = [domain_mean(A, reference, probabilities=model.probabilities, **kwargs) for A in archives]
         spread[name] = max(float(np.abs(a - b).max()) for a in means for b in means)
         if name == "neutral":
@@ -85,6 +87,8 @@ def test_the_neutral_estimator_hardly_depends_on_the_archive_mix():
             for mean in means:
                 assert _ua(model, centre(X, mean, reference), [names[t] for t in y]) > 0.9
     assert spread["neutral"] < 0.5 * spread["plain"] and spread["neutral"] < 0.7 * spread["balanced"], spread
+    # a lower share anchors less: here (training a third neutral) 40 % moves as much as the plain mean
+    assert spread["neutral40"] > 2 * spread["neutral"], spread  # measured 1.77 against 0.68
     with pytest.raises(ValueError, match="neutral_share"):
         domain_mean(archives[0], reference, probabilities=model.probabilities, neutral=neutral, neutral_share=1.0)
 
@@ -110,6 +114,14 @@ def test_profile_file_round_trip_and_refusals(tmp_path, caplog):
     assert (q.mean == p.mean).all() and (q.n_clips, q.model_sha256, q.sources) == (12, "abc", ["a.wav"])
     assert q.estimator == "balanced"  # the dataclass default: what profiles written before the field used
     assert DomainProfile.load(dataclasses.replace(p, estimator="neutral").save(tmp_path / "n.npz")).estimator == "neutral"
+    assert q.neutral_share is None  # balanced profiles have no neutral share
+    shared = DomainProfile.load(dataclasses.replace(p, estimator="neutral", neutral_share=0.4).save(tmp_path / "s.npz"))
+    assert (shared.estimator, shared.neutral_share) == ("neutral", 0.4)
+    # a "neutral" profile written before the share was recorded was made at 0.7
+    meta = {"format": "emovox-profile/1", "n_clips": 80, "model_id": "m", "model_sha256": "abc", "encoder_sha256": "enc",
+            "estimator": "neutral"}
+    np.savez(tmp_path / "old.npz", mean=np.ones((2, 3), np.float32), meta=np.array(json.dumps(meta)))
+    assert DomainProfile.load(tmp_path / "old.npz").neutral_share == 0.7
     q.check("abc", "enc")
     with pytest.raises(ProfileError, match="made for model 'm'"):
         q.check("other", "enc")
@@ -173,6 +185,11 @@ def test_profile_cli_estimators(small_model, tmp_path):
     result = runner.invoke(app, ["profile", str(corpus), "--model", str(model_dir), "-o", str(tmp_path / "x.npz"),
                                  "--estimator", "median"])
     assert result.exit_code == 2 and "--estimator must be one of neutral, balanced" in result.output
+    result = runner.invoke(app, ["profile", str(corpus), "--model", str(model_dir), "-o", str(tmp_path / "x.npz"),
+                                 "--neutral-share", "1.5"])
+    assert result.exit_code == 2 and "neutral-share" in result.output
+    with pytest.raises(ValueError, match="neutral_share"):
+        emovox.training.profiles.build_profile(emovox.load(model_dir), [], neutral_share=1.0)
 
 
 def test_a_profile_for_another_model_is_refused(small_model, tmp_path):
@@ -355,6 +372,7 @@ def test_profile_heads_read_the_means_and_answer_only_for_profiled_audio(tmp_pat
     weighed = domain_mean(X, model.reference_mean(), probabilities=profile_heads.probabilities,
                           neutral=neutral_columns(model.labels) or None)
     np.testing.assert_allclose(profile.mean, weighed, atol=1e-5)
+    assert profile.neutral_share == (NEUTRAL_SHARE if profile.estimator == "neutral" else None)
     # exported: a profile head graph, used by the runtime for profiled audio only
     config = export_model(model_dir, tmp_path / "x")
     assert config["graphs"]["profile_head"] == "profile_head.onnx"

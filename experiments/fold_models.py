@@ -1,0 +1,69 @@
+"""Leave-one-corpus-out fold models, trained once and kept on disk for the experiments.
+
+Training a design's ensemble for one held-out corpus takes ~5 min on 2 cores; the profile and
+decision experiments only need the trained heads, so each fold's model is written as an emovox
+model directory (``save_model``, safetensors) under ``runs/fold_models/<design>/<corpus>/`` and
+read back (``load_model_files``) by later runs. A directory is used only when it records the same
+design config and the same training clips (their count and a hash of their paths), else it is
+trained anew.
+
+    from fold_models import fold_ensembles
+    for held, test, train_utts, idx, truth, ensemble in fold_ensembles("all-mixed-level-d0.5-ph", X, utts):
+        ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_generalisation as bench  # noqa: E402
+
+from emovox.corpora.manifest import Utterance  # noqa: E402
+from emovox.features.extractor import FeatureExtractor  # noqa: E402
+from emovox.training.checkpoint import load_model_files, save_model  # noqa: E402
+from emovox.training.head import Ensemble  # noqa: E402
+
+ROOT = Path("runs/fold_models")
+
+
+def training_key(design_name: str, train_utts: list[Utterance]) -> dict:
+    """What a cached fold model must match: the design's config and its training clips."""
+    config = dataclasses.asdict(bench.DESIGNS[design_name].config)
+    paths = hashlib.sha256("\n".join(str(u.path) for u in train_utts).encode()).hexdigest()
+    return {"design": design_name, "config": json.loads(json.dumps(config, default=str)),
+            "n_train": len(train_utts), "train_paths_sha256": paths}
+
+
+def fold_ensembles(design_name: str, X: np.ndarray, utts: list[Utterance], held_out=(), root: Path = ROOT):
+    """Like :func:`bench_generalisation.held_out_splits`, each split with its trained ensemble
+    appended (loaded from ``root`` when cached there for the same design and training clips)."""
+    design = bench.DESIGNS[design_name]
+    if design.config.augment or design.config.finetune.blocks or design.inputs != "mean_std":
+        raise ValueError(f"{design_name}: only designs without augmented copies, tuning or input selection are cached")
+    extractor = FeatureExtractor("whisper-base", pooling=design.pooling)
+    for held, test, train_utts, idx, truth in bench.held_out_splits(utts, held_out):
+        directory = root / design_name / held
+        key = training_key(design_name, train_utts)
+        key_file = directory / "fold.json"
+        if key_file.is_file() and json.loads(key_file.read_text()) == key:
+            ensemble = load_model_files(directory).ensemble()
+        else:
+            ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
+            save(directory, ensemble, extractor)
+            key_file.write_text(json.dumps(key, indent=1) + "\n")  # last: a crash leaves no valid key
+        yield held, test, train_utts, idx, truth, ensemble
+
+
+def save(directory: Path, ensemble: Ensemble, extractor: FeatureExtractor) -> None:
+    """Write ``ensemble`` as a model directory (its profile heads too)."""
+    save_model(directory, heads=ensemble.heads, labels=list(ensemble.labels), features=extractor.settings,
+               temperature=ensemble.temperature, average=ensemble.average,
+               adapted_temperature=ensemble.adapted_temperature, profile_heads=ensemble.profile_heads)
