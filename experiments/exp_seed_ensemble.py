@@ -1,0 +1,79 @@
+"""Experiment: would ten heads (both seed sets) answer better than the shipped five on unseen corpora?
+
+Leave-one-corpus-out, v6.2's recipe; the fold models of heads 0–4 and heads 5–9 (:mod:`fold_models`)
+answer each held-out corpus's 4-class clips as ``--labels angry,happy,sad,neutral`` does, alone and
+with their probabilities averaged (single clips; and under the shipped profile, built from a random
+half of every clip, tested on the other half).
+
+    python experiments/exp_seed_ensemble.py --out runs/exp_seed_ensemble.json   # minutes with cached folds
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_generalisation as bench  # noqa: E402
+from fold_models import fold_ensembles  # noqa: E402
+
+from emovox.corpora.labels import collapse  # noqa: E402
+from emovox.features.extractor import FeatureExtractor  # noqa: E402
+from emovox.training.profiles import centre, domain_mean, neutral_columns  # noqa: E402
+
+DESIGNS = ("all-mixed-level-d0.5-ph", "all-mixed-level-d0.5-ph-s5")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
+    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    parser.add_argument("--out", type=Path, default=Path("runs/exp_seed_ensemble.json"))
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", message="y_pred contains classes")
+    utts = bench.load_corpora(args.corpora, args.extra, None)
+    X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=bench.DESIGNS[DESIGNS[0]].pooling))
+    folds = [list(fold_ensembles(design, X, utts)) for design in DESIGNS]
+    rows = {}
+    for splits in zip(*folds, strict=True):
+        held, test, _, idx, truth, _ = splits[0]
+        ensembles = [split[-1] for split in splits]
+        labels = ensembles[0].labels
+        assert all(e.labels == labels for e in ensembles)
+        corpus_rows = np.flatnonzero(test)
+        four = [collapse(utts[i].label, "4class") for i in corpus_rows]
+        profile, half, _ = bench.halves(four)
+        truth_half = [four[i] for i in half]
+        Xc = X[corpus_rows]
+        row = {}
+        single = [e.probabilities(X[idx]) for e in ensembles]
+        profiled = []
+        for e in ensembles:
+            answer = functools.partial(e.probabilities, profiled=True)
+            reference = e.reference_mean()
+            mean = domain_mean(Xc[profile], reference, probabilities=answer, neutral=neutral_columns(labels))
+            profiled.append(answer(centre(Xc[half], mean, reference)))
+        for name, probs, t in (("single", single, truth), ("profile", profiled, truth_half)):
+            for k, p in enumerate(probs):
+                row[f"{name}_heads{5 * k}-{5 * k + 4}"] = bench.ua(t, bench.four_class_decision(ensembles[0], p))
+            row[f"{name}_ten_heads"] = bench.ua(t, bench.four_class_decision(ensembles[0], np.mean(probs, axis=0)))
+        rows[held] = row
+        print(held, {k: round(v, 3) for k, v in row.items()}, flush=True)
+    keys = list(next(iter(rows.values())))
+    mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
+    worst = {k: float(np.min([r[k] for r in rows.values()])) for k in keys}
+    for k in keys:
+        print(f"{k:26s} mean {mean[k]:.3f} worst {worst[k]:.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"designs": DESIGNS, "corpora": rows, "mean": mean, "worst": worst}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
