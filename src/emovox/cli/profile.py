@@ -24,8 +24,8 @@ def profile(
                                   "default, best for speech like the training corpora's heard through a new room or line)."),
     neutral_share: float = typer.Option(NEUTRAL_SHARE, min=0.05, max=0.95, help="For --estimator neutral: the share of the "
                                         "profile the clips heard as neutral make. Higher gains on other languages and "
-                                        "in-the-wild speech and loses on speech like the training corpora's (0.7 was "
-                                        "the default before 2026-12-07)."),
+                                        "in-the-wild speech and loses on speech like the training corpora's (0.3 does "
+                                        "as well as --estimator balanced there)."),
     balance: float = typer.Option(0.5, min=0.0, max=1.0, help="For --estimator balanced: how much the emotions the model "
                                   "hears are evened out (0: plain mean; 1: every heard emotion counts the same)."),
     max_duration: float = typer.Option(600.0, help="Longest clip used, in seconds (longer files are skipped)."),

@@ -64,8 +64,9 @@ neutral, angry, happy or sad): the mean over unseen corpora and archives rises w
 54.7, 0.4: 55.8, 0.7: 56.7, 0.9: 57.05 UA %; worst corpus, averaged: 43.6, 44.3, 44.7, 44.5)
 while RAVDESS's own held-out speakers (8 classes, clean) lose fast (0.754, 0.742, 0.641 at 0.2, 0.4,
 0.7; balanced 0.758). Kept at 0.7 by a rule fixed before the second seed set was in: the best
-in-domain among the shares within 0.5 of the best unseen mean. Lower
-shares (``emovox profile --neutral-share``) suit speech close to the training corpora's."""
+in-domain among the shares within 0.5 of the best unseen mean (on random-half and 70 %-neutral
+archives alone it picked 0.4; archives full of anger or joy, added then, reversed it). Lower shares
+(``emovox profile --neutral-share``) suit speech close to the training corpora's."""
 NEUTRAL_LABELS = ("neutral", "calm")
 """The labels whose probabilities count as neutral for the "neutral" estimator."""
 ESTIMATORS = ("neutral", "balanced")
@@ -185,7 +186,7 @@ class DomainProfile:
     created: str = ""
     sources: list[str] = dataclasses.field(default_factory=list)
     estimator: str = "balanced"  # how :func:`domain_mean` weighed the clips (older profiles: balanced)
-    neutral_share: float | None = None  # the "neutral" estimator's share (profiles of before 2026-12-07: 0.7)
+    neutral_share: float | None = None  # the "neutral" estimator's share (older "neutral" profiles: 0.7)
 
     @property
     def is_small(self) -> bool:
@@ -235,7 +236,7 @@ class DomainProfile:
         if mean.ndim != 2 or not np.isfinite(mean[~np.isnan(mean)]).all():
             raise ProfileError(f"{os.fspath(path)!r} holds a malformed mean {mean.shape}")
         estimator = str(meta.get("estimator", "balanced"))
-        share = meta.get("neutral_share", 0.7 if estimator == "neutral" else None)  # 0.7: the share until 2026-12-07
+        share = meta.get("neutral_share", 0.7 if estimator == "neutral" else None)  # 0.7: the only share before it was saved
         profile = cls(mean, int(meta["n_clips"]), meta["model_id"], meta["model_sha256"], meta["encoder_sha256"],
                       float(meta.get("balance", BALANCE)), meta.get("created", ""), list(meta.get("sources", [])),
                       estimator, None if share is None else float(share))
