@@ -60,6 +60,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
+from exp_mean_std_views import geometric_mean  # noqa: E402
 from fold_models import fold_ensembles  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
@@ -110,11 +111,9 @@ def anchored_mean(X, reference, target, probabilities, columns, *, shrink_clips=
     return mean
 
 
-def geometric_mean(first, second, X: np.ndarray) -> np.ndarray:
-    """The normalised geometric mean of two answers' probabilities for ``X``."""
-    log = 0.5 * (np.log(np.clip(first(X), 1e-9, None)) + np.log(np.clip(second(X), 1e-9, None)))
-    P = np.exp(log - log.max(1, keepdims=True))
-    return P / P.sum(1, keepdims=True)
+def both_heads(first, second, X: np.ndarray) -> np.ndarray:
+    """The normalised geometric mean of two answers' probabilities for ``X`` (equal weights)."""
+    return geometric_mean(first(X), second(X), 0.5)
 
 
 def main() -> None:
@@ -152,7 +151,7 @@ def main() -> None:
         labels = [collapse(utts[i].label, "4class") for i in corpus_rows]
         answers = {"profile_heads": functools.partial(ensemble.probabilities, profiled=True),
                    "main_heads": ensemble.probabilities}
-        answers["both_heads"] = functools.partial(geometric_mean, answers["profile_heads"], answers["main_heads"])
+        answers["both_heads"] = functools.partial(both_heads, answers["profile_heads"], answers["main_heads"])
         answers = {name: answers[name] for name in args.answers}
         row = {"n_clips": len(corpus_rows), "n_four": len(idx)}
         protocols = {"every": bench.halves(labels)}

@@ -114,8 +114,7 @@ def domain_mean(
         raise ValueError(f"features {X.shape} do not match the reference {reference.shape}")
     if not len(X):
         raise ProfileError("a profile needs at least one clip")
-    if not 0 < neutral_share < 1:
-        raise ValueError(f"neutral_share must be between 0 and 1, got {neutral_share}")
+    check_neutral_share(neutral_share)
     weights = np.ones(len(X))
     mean = _weighted_mean(X, weights, reference, shrink_clips)
     if probabilities is None or (not neutral and balance <= 0):
@@ -129,6 +128,20 @@ def domain_mean(
             weights = probs @ (prior ** -balance)
         mean = _weighted_mean(X, weights, reference, shrink_clips)
     return mean
+
+
+def check_neutral_share(share: float) -> None:
+    """Raise ``ValueError`` unless ``share`` (the "neutral" estimator's) lies strictly between 0 and 1.
+
+    Examples:
+        >>> check_neutral_share(0.7)
+        >>> check_neutral_share(1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: neutral_share must be between 0 and 1, got 1.0
+    """
+    if not 0 < share < 1:
+        raise ValueError(f"neutral_share must be between 0 and 1, got {share}")
 
 
 def _neutral_share_weights(p_neutral: np.ndarray, share: float) -> np.ndarray:
@@ -261,8 +274,7 @@ def build_profile(model, paths, *, estimator: str = "neutral", balance: float = 
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if not 0 < neutral_share < 1:
-        raise ValueError(f"neutral_share must be between 0 and 1, got {neutral_share}")
+    check_neutral_share(neutral_share)
     neutral = neutral_columns(model.labels) if estimator == "neutral" else None
     if estimator == "neutral" and not neutral:
         log.warning("the model has no neutral or calm label; the profile uses the balanced estimator")
