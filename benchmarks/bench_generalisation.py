@@ -28,6 +28,9 @@ writes JSON and one PNG.
 
     python benchmarks/bench_generalisation.py --designs shipped,state4,all --out runs/generalisation.json
     python benchmarks/bench_generalisation.py --designs all --extra ~/.cache/emovox-corpora
+    python benchmarks/bench_generalisation.py --designs all-mixed-level-d0.5-ph-e10 --keep-models runs/folds
+        # also writes each fold's model (runs/folds/<design>/<held-out corpus>/), e.g. for the int8 gate:
+        # emovox export runs/folds/all-mixed-level-d0.5-ph-e10/turev X --int8 --eval turev:../shared/corpora/turev
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from emovox.evaluation.splits import speaker_folds
 from emovox.features.extractor import FeatureExtractor
 from emovox.features.pooling import POOLINGS
 from emovox.prediction.decision import restrict, top_label
+from emovox.training.checkpoint import save_model
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
@@ -218,6 +222,10 @@ DESIGNS: dict[str, Design] = {
         "profile-centred audio by heads reading each state's mean only" + ("" if seed == 0 else
                                                                            f", heads seeded {seed}-{seed + 4}"),
         pooling="level_mean_std") for seed in (0, 5)},
+    # ten heads (seeds 0-9: the two seed sets above, one ensemble with its logits averaged)
+    "all-mixed-level-d0.5-ph-e10": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "all-mixed-level-d0.5-ph with ten heads (--ensemble 10, seeds 0-9) instead of five", pooling="level_mean_std"),
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
@@ -383,12 +391,17 @@ def tuned_split(design: Design, X: np.ndarray, train_utts: list[Utterance], test
 
 
 def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarray | None = None,
-         held_out: Sequence[str] = (), *, extractor: FeatureExtractor | None = None, frames=None) -> dict:
+         held_out: Sequence[str] = (), *, extractor: FeatureExtractor | None = None, frames=None,
+         keep: Path | None = None) -> dict:
     """Leave-one-corpus-out rows; ``copies``: the design's augmented copies of every clip
     (babble from the clip's own corpus, so the held-out corpus is never heard, not even as noise);
     ``held_out``: hold out only these corpora (default: each in turn); training still uses all others.
     A design that fine-tunes the encoder tunes it on the training corpora only (``frames``: every
-    clip's frames below the tuned blocks), then both sides use the tuned encoder's features."""
+    clip's frames below the tuned blocks), then both sides use the tuned encoder's features.
+    ``keep``: write each fold's model to ``keep/<held-out corpus>/`` (an emovox model directory, e.g.
+    for ``emovox export DIR X --int8 --eval CORPUS``)."""
+    if keep is not None and (design.config.finetune.blocks or extractor is None):
+        raise ValueError("keep: only designs on the frozen encoder's features, with their extractor, can be saved")
     truth_all = [collapse(u.label, "4class") for u in utts]
     rows = {}
     for held, test, train_utts, idx, truth in held_out_splits(utts, held_out):
@@ -401,6 +414,12 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
             tuning = {"best_epoch": result.best_epoch, "history": result.history, "seconds": result.seconds}
         ensemble = train_ensemble(X_fold[~test], train_utts, config=design.config,
                                   augmented=None if copies is None else copies[:, ~test])
+        if keep is not None:
+            save_model(keep / held, heads=ensemble.heads, labels=list(ensemble.labels), features=extractor.settings,
+                       temperature=ensemble.temperature, average=ensemble.average,
+                       adapted_temperature=ensemble.adapted_temperature, profile_heads=ensemble.profile_heads,
+                       training={"trained_on": sorted({u.corpus for u in train_utts}), "held_out": held,
+                                 "n_utterances": len(train_utts), "config": dataclasses.asdict(design.config)})
         probs = ensemble.probabilities
         row = {"n": len(idx), "classes": sorted(map(str, set(truth))),
                "single": ua(truth, four_class_decision(ensemble, probs(X_fold[idx])))}
@@ -646,6 +665,8 @@ def main() -> None:
     parser.add_argument("--estimators", default=SHIPPED,
                         help="comma-separated profile estimators for the RAVDESS reference's '+ profile' rows "
                              "(neutral, neutral<share>, b<balance>; default: what ships)")
+    parser.add_argument("--keep-models", type=Path, default=None,
+                        help="write each design's fold models to DIR/<design>/<held-out corpus>/ (model directories)")
     parser.add_argument("--markdown", action="store_true", help="print the designs already in --out as a table and stop")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_generalisation.json"))
     args = parser.parse_args()
@@ -684,7 +705,8 @@ def main() -> None:
                                                       recipe=design.config.augment_recipe()))
         held_out = [n for n in args.held_out.split(",") if n]
         frames = load_frames(utts, extractor, design.config.finetune.blocks) if design.config.finetune.blocks else None
-        rows = loco(design, X, utts, copies, held_out, extractor=extractor, frames=frames)
+        rows = loco(design, X, utts, copies, held_out, extractor=extractor, frames=frames,
+                    keep=None if args.keep_models is None else args.keep_models / name)
         if held_out and args.out.exists() and name in (previous := json.loads(args.out.read_text())):
             rows = {**previous[name]["loco"], **rows}  # complete an earlier, partial run
         entry = {"note": design.note, "config": dataclasses.asdict(design.config), "pooling": design.pooling,

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.numpy
 import soundfile as sf
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 import emovox
@@ -14,6 +19,7 @@ from emovox.cli import app
 from emovox.testing import SYNTHETIC_STYLES, make_synthetic_corpus, speechlike, write_wav
 
 STYLES = SYNTHETIC_STYLES
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +44,31 @@ def test_model_directory_describes_itself(trained):
     assert config["n_heads"] == 2 and config["versions"]["emovox"] == emovox.__version__
     assert "held-out speakers" in config["training"]["split"]
     assert (trained / "heads.safetensors").stat().st_size < 200_000
+
+
+def test_float16_heads_halve_the_file_and_answer_as_the_float32_ones(corpus, trained, tmp_path):
+    out = tmp_path / "half"
+    result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(out), "--encoder", "whisper-tiny.en",
+                                      "--ensemble", "2", "--epochs", "30", "--hidden", "16", "--heads-dtype", "float16"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["heads_dtype"] == "float16" and json.loads((trained / "config.json").read_text())["heads_dtype"] == "float32"
+    with safe_open(out / "heads.safetensors", "np") as stored:
+        dtypes = {stored.get_tensor(k).dtype for k in stored.keys()}
+    assert np.dtype("float16") in dtypes and not dtypes & {np.dtype("float32"), np.dtype("float64")}  # indices stay int
+    assert (out / "heads.safetensors").stat().st_size < 0.55 * (trained / "heads.safetensors").stat().st_size
+    clip = speechlike(duration=1.0, sampling_rate=16000, f0=STYLES["angry"]["f0"], seed=7)
+    full, half = emovox.load(trained).predict(clip, sampling_rate=16000), emovox.load(out).predict(clip, sampling_rate=16000)
+    assert full.label == half.label  # the same seeds: the same heads, rounded
+    assert max(abs(full.scores[k] - half.scores[k]) for k in full.scores) < 5e-3
+    bad = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(tmp_path / "x"), "--heads-dtype", "int8"])
+    assert bad.exit_code == 2
+    # scripts/resave_heads.py makes the same file from the float32 model
+    resaved = tmp_path / "resaved"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "resave_heads.py"), str(trained), str(resaved)], check=True)
+    assert json.loads((resaved / "config.json").read_text())["heads_dtype"] == "float16"
+    a, b = safetensors.numpy.load_file(out / "heads.safetensors"), safetensors.numpy.load_file(resaved / "heads.safetensors")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_predict_cli_jsonl_on_unseen_48k_stereo(trained, tmp_path):

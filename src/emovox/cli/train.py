@@ -6,6 +6,7 @@ import json
 import logging
 import shlex
 import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -13,6 +14,13 @@ from rich.console import Console
 
 from emovox.cli import recipe_options
 from emovox.cli.main import app
+
+
+class HeadsDtype(str, Enum):
+    """How ``heads.safetensors`` stores the heads (:func:`emovox.training.checkpoint.save_model`)."""
+
+    float32 = "float32"
+    float16 = "float16"
 
 
 def load_corpora(specs: list[str], manifests: list[Path] | None = None):
@@ -69,6 +77,10 @@ def train(
         False, "--profile-heads", help="Also train profile heads: a second ensemble reading each state's mean over "
         "frames only (not its std), which answers when a domain profile (`emovox profile`, --profile) centres the "
         "audio; single clips keep the main heads. Leave-one-corpus-out: +1.2-1.6 UA with a profile."),
+    heads_dtype: HeadsDtype = typer.Option(
+        HeadsDtype.float32, "--heads-dtype",
+        help="How heads.safetensors stores the heads: float16 halves the file (they load back as float32; "
+        "the default's recipe changed one label in 15,000 on held-out corpora, experiments/exp_half_heads.py)."),
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -100,7 +112,8 @@ def train(
                                            layers=parse_layers(layers, extractor.feature_shape[0])))
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
                       "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}
-        report = train_model(utterances, out, config=config, extractor=extractor, provenance=provenance)
+        report = train_model(utterances, out, config=config, extractor=extractor, provenance=provenance,
+                             heads_dtype=heads_dtype.value)
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

