@@ -80,7 +80,7 @@ def train(
     heads_dtype: HeadsDtype = typer.Option(
         HeadsDtype.float32, "--heads-dtype",
         help="How heads.safetensors stores the heads: float16 halves the file (they load back as float32; "
-        "the default's recipe changed one label in 15,000 on held-out corpora, experiments/exp_half_heads.py)."),
+        "on the default's held-out folds one label of about 15,000 moved, experiments/exp_half_heads.py)."),
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:

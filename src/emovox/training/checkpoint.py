@@ -121,8 +121,8 @@ def save_model(
     the features' ``tuned_sha256`` is then set to their file's hash. ``profile_heads``: the ensemble
     that answers for profile-centred audio (:attr:`emovox.training.head.Ensemble.profile_heads`).
     ``heads_dtype``: how the heads' floating-point tensors are stored, ``"float32"`` or ``"float16"``
-    (half the file; they load back as float32, rounded: v6.3's recipe under leave-one-corpus-out changed
-    one label in 15,000, with a profile, and no UA by 0.1 point; ``experiments/exp_half_heads.py``).
+    (half the file; they load back as float32, rounded: on v6.3's leave-one-corpus-out folds the rounding
+    moved one label of about 15,000, under a profile, and no UA by 0.1 point; ``experiments/exp_half_heads.py``).
 
     Examples:
         >>> import tempfile
@@ -149,6 +149,7 @@ def save_model(
         from emovox.encoder.tuned import TUNED_FILE
 
         (directory / TUNED_FILE).unlink(missing_ok=True)  # a retrain without tuning
+
     def stored(t: torch.Tensor) -> torch.Tensor:
         t = t.detach()
         return (t.to(dtype) if t.is_floating_point() else t).contiguous().clone()
