@@ -12,6 +12,12 @@ adds a 5-minute run at the highest concurrency with RSS over time and its slope.
 
 Usage:
     PYTHONPATH=src python benchmarks/bench_server.py --model runs/my-model
+    PYTHONPATH=src python benchmarks/bench_server.py --model runs/my-model --as-shipped   # its int8 export
+
+A model directory given to ``--model`` is served on PyTorch, as ``emovox serve --model DIR`` does;
+``--as-shipped`` first exports it the way the shipped model is exported on first use (int8 when its
+``config.json`` records passing gate results) and serves that export, so that two models can be
+compared on the path that ships without swapping files into the package.
     PYTHONPATH=src python benchmarks/bench_server.py --soak 300 --json bench.json
 """
 
@@ -21,9 +27,11 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -236,6 +244,9 @@ def slope_mb_per_min(timeline: list[tuple[float, float]]) -> float | None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="model directory (default: the shipped model)")
+    parser.add_argument("--as-shipped", action="store_true",
+                        help="export --model's directory as the shipped model is exported on first use (onnxruntime, "
+                        "int8 when its config records gate results) and serve the export instead of PyTorch")
     parser.add_argument("--url", help="benchmark a server that is already running (loopback only)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, help="passed to emovox serve --threads")
@@ -252,13 +263,31 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     clips = make_clips()
-    process, url, pid = None, args.url, None
+    process, url, pid, exported = None, args.url, None, None
     if url:
         host = urlparse(url).hostname
         if not (host == "localhost" or host.startswith("127.") or host == "::1"):
             sys.exit("--url must be a loopback address")
     else:
-        process, url = start_server(args)
+        if args.as_shipped:
+            if not args.model:
+                sys.exit("--as-shipped needs --model (the shipped model is served that way already)")
+            from emovox.prediction.loading import run_export
+
+            exported = Path(tempfile.mkdtemp(prefix="emovox-bench-export-"))
+            print(f"exporting {args.model} into {exported} (as the shipped model is on first use)", flush=True)
+            try:
+                run_export(Path(args.model), exported)
+            except BaseException:
+                shutil.rmtree(exported, ignore_errors=True)
+                raise
+            args.model = str(exported)
+        try:
+            process, url = start_server(args)
+        except BaseException:  # the server did not come up: nothing else will remove the export
+            if exported is not None:
+                shutil.rmtree(exported, ignore_errors=True)
+            raise
         pid = process.pid
     try:
         status, body = request(url, "GET", "/v1/models")
@@ -293,6 +322,8 @@ def main(argv=None) -> int:
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if exported is not None:
+            shutil.rmtree(exported, ignore_errors=True)
     return 0
 
 
