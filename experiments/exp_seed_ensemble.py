@@ -2,8 +2,9 @@
 
 Leave-one-corpus-out, v6.2's recipe; the fold models of heads 0–4 and heads 5–9 (:mod:`fold_models`)
 answer each held-out corpus's 4-class clips as ``--labels angry,happy,sad,neutral`` does, alone and
-with their probabilities averaged (single clips; and under the shipped profile, built from a random
-half of every clip, tested on the other half).
+with their probabilities averaged, and as one ten-head ensemble with their logits averaged (what
+``emovox train --ensemble 10`` trains: its heads are these ten exactly) (single clips; and under the
+shipped profile, built from a random half of every clip, tested on the other half).
 
     python experiments/exp_seed_ensemble.py --out runs/exp_seed_ensemble.json   # minutes with cached folds
 """
@@ -58,7 +59,8 @@ def main() -> None:
         held, test, _, idx, truth, _ = splits[0]
         ensembles = [split[-1] for split in splits]
         # one ensemble of all ten heads, logits averaged as a trained ``--ensemble 10`` model does (its
-        # temperature, here the two sets' mean, moves only which clips the profile hears as neutral)
+        # temperature, here the two sets' mean, moves only the calm + neutral sum of the 4-class decision
+        # and the weights of the profile's estimate)
         ensembles.append(merged(ensembles))
         labels = ensembles[0].labels
         assert all(e.labels == labels for e in ensembles)
