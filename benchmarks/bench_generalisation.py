@@ -56,7 +56,7 @@ from emovox.evaluation.splits import speaker_folds
 from emovox.features.extractor import FeatureExtractor
 from emovox.features.pooling import POOLINGS
 from emovox.prediction.decision import restrict, top_label
-from emovox.training.checkpoint import save_model
+from emovox.training.checkpoint import save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
@@ -415,11 +415,9 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         ensemble = train_ensemble(X_fold[~test], train_utts, config=design.config,
                                   augmented=None if copies is None else copies[:, ~test])
         if keep is not None:
-            save_model(keep / held, heads=ensemble.heads, labels=list(ensemble.labels), features=extractor.settings,
-                       temperature=ensemble.temperature, average=ensemble.average,
-                       adapted_temperature=ensemble.adapted_temperature, profile_heads=ensemble.profile_heads,
-                       training={"trained_on": sorted({u.corpus for u in train_utts}), "held_out": held,
-                                 "n_utterances": len(train_utts), "config": dataclasses.asdict(design.config)})
+            save_ensemble(keep / held, ensemble, extractor.settings,
+                          training={"trained_on": sorted({u.corpus for u in train_utts}), "held_out": held,
+                                    "n_utterances": len(train_utts), "config": dataclasses.asdict(design.config)})
         probs = ensemble.probabilities
         row = {"n": len(idx), "classes": sorted(map(str, set(truth))),
                "single": ua(truth, four_class_decision(ensemble, probs(X_fold[idx])))}

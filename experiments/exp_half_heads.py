@@ -14,10 +14,10 @@ probability difference.
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import json
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -28,29 +28,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_generalisation as bench  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
-from emovox.features.extractor import FeatureExtractor  # noqa: E402
-from emovox.training.checkpoint import load_model_files  # noqa: E402
+from emovox.features.extractor import FeatureExtractor, FeatureSettings  # noqa: E402
+from emovox.training.checkpoint import load_model_files, save_ensemble  # noqa: E402
 from emovox.training.head import Ensemble  # noqa: E402
 from emovox.training.profiles import centre, domain_mean, neutral_columns  # noqa: E402
 
 
-def rounded(ensemble: Ensemble) -> Ensemble:
-    """A copy of ``ensemble`` whose heads' tensors (parameters and buffers) went through float16.
+def rounded(ensemble: Ensemble, features: FeatureSettings) -> Ensemble:
+    """``ensemble`` as a model saved with float16 heads and read back (what ``emovox train --heads-dtype
+    float16`` ships: :func:`emovox.training.checkpoint.save_ensemble`, then :func:`load_model_files`).
 
     Examples:
         >>> import torch
         >>> from emovox.training.head import EmotionHead
         >>> e = Ensemble([EmotionHead(2, 4, 3, hidden=8)], ["a", "b", "c"])
-        >>> r = rounded(e)
-        >>> t = next(iter(r.heads[0].state_dict().values()))
+        >>> t = next(iter(rounded(e, FeatureSettings(encoder="whisper-tiny.en")).heads[0].state_dict().values()))
         >>> t.dtype == torch.float32 and bool(torch.equal(t, t.half().float()))
         True
     """
-    out = copy.deepcopy(ensemble)
-    for head in out.heads + (out.profile_heads.heads if out.profile_heads else []):
-        head.load_state_dict({k: v.half().float() if v.is_floating_point() else v
-                              for k, v in head.state_dict().items()})
-    return out
+    with tempfile.TemporaryDirectory() as directory:
+        return load_model_files(save_ensemble(directory, ensemble, features, heads_dtype="float16")).ensemble()
 
 
 def answers(ensemble: Ensemble, X: np.ndarray, idx: np.ndarray, Xc: np.ndarray, profile: np.ndarray,
@@ -85,7 +82,7 @@ def main() -> None:
         four = [collapse(utts[i].label, "4class") for i in corpus_rows]
         profile, half, _ = bench.halves(four)
         truth_half = [four[i] for i in half]
-        both = [answers(e, X, idx, X[corpus_rows], profile, half) for e in (full, rounded(full))]
+        both = [answers(e, X, idx, X[corpus_rows], profile, half) for e in (full, rounded(full, bundle.features))]
         row = {}
         for k, (name, t) in enumerate((("single", truth), ("profile", truth_half))):
             fp32, fp16 = both[0][k], both[1][k]

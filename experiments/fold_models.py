@@ -28,8 +28,7 @@ import bench_generalisation as bench  # noqa: E402
 
 from emovox.corpora.manifest import Utterance  # noqa: E402
 from emovox.features.extractor import FeatureExtractor  # noqa: E402
-from emovox.training.checkpoint import load_model_files, save_model  # noqa: E402
-from emovox.training.head import Ensemble  # noqa: E402
+from emovox.training.checkpoint import load_model_files, save_ensemble  # noqa: E402
 
 ROOT = Path("runs/fold_models")
 
@@ -57,13 +56,7 @@ def fold_ensembles(design_name: str, X: np.ndarray, utts: list[Utterance], held_
             ensemble = load_model_files(directory).ensemble()
         else:
             ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
-            save(directory, ensemble, extractor)
+            save_ensemble(directory, ensemble, extractor.settings)
             key_file.write_text(json.dumps(key, indent=1) + "\n")  # last: a crash leaves no valid key
         yield held, test, train_utts, idx, truth, ensemble
 
-
-def save(directory: Path, ensemble: Ensemble, extractor: FeatureExtractor) -> None:
-    """Write ``ensemble`` as a model directory (its profile heads too)."""
-    save_model(directory, heads=ensemble.heads, labels=list(ensemble.labels), features=extractor.settings,
-               temperature=ensemble.temperature, average=ensemble.average,
-               adapted_temperature=ensemble.adapted_temperature, profile_heads=ensemble.profile_heads)

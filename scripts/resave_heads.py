@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from emovox.training.checkpoint import STORAGE_DTYPES, load_model_files, save_model
+from emovox.training.checkpoint import STORAGE_DTYPES, load_model_files, save_ensemble
 
 
 def resave(source: Path, target: Path, heads_dtype: str) -> Path:
@@ -23,11 +23,8 @@ def resave(source: Path, target: Path, heads_dtype: str) -> Path:
     bundle = load_model_files(source)
     if bundle.tuned is not None:
         raise ValueError(f"{source}: models with a tuned encoder are not supported")
-    ensemble = bundle.ensemble()
-    return save_model(target, heads=ensemble.heads, labels=list(ensemble.labels), features=bundle.features,
-                      temperature=ensemble.temperature, average=ensemble.average,
-                      adapted_temperature=ensemble.adapted_temperature, training=bundle.config.get("training"),
-                      profile_heads=ensemble.profile_heads, heads_dtype=heads_dtype)
+    return save_ensemble(target, bundle.ensemble(), bundle.features, training=bundle.config.get("training"),
+                         heads_dtype=heads_dtype)
 
 
 def main() -> None:

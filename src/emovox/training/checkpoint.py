@@ -197,6 +197,24 @@ def save_model(
     return directory
 
 
+def save_ensemble(directory: str | os.PathLike, ensemble: Ensemble, features: FeatureSettings, **kwargs) -> Path:
+    """:func:`save_model` of everything ``ensemble`` carries (heads, labels, temperatures, averaging,
+    profile heads): the inverse of :meth:`ModelBundle.ensemble`. ``kwargs`` go to :func:`save_model`
+    (``training``, ``tuned``, ``heads_dtype``).
+
+    Examples:
+        >>> import tempfile
+        >>> from emovox.training.head import EmotionHead
+        >>> e = Ensemble([EmotionHead(2, 4, 3)], ["a", "b", "c"], 1.5, adapted_temperature=1.2)
+        >>> back = load_model_files(save_ensemble(tempfile.mkdtemp(), e, FeatureSettings(encoder="whisper-tiny.en"))).ensemble()
+        >>> back.labels, back.temperature, back.adapted_temperature
+        (['a', 'b', 'c'], 1.5, 1.2)
+    """
+    return save_model(directory, heads=ensemble.heads, labels=list(ensemble.labels), features=features,
+                      temperature=ensemble.temperature, average=ensemble.average,
+                      adapted_temperature=ensemble.adapted_temperature, profile_heads=ensemble.profile_heads, **kwargs)
+
+
 def load_model_files(directory: str | os.PathLike) -> ModelBundle:
     """Read a model directory written by :func:`save_model`."""
     directory = Path(directory)

@@ -27,7 +27,7 @@ from emovox.evaluation.splits import speaker_folds, speaker_holdout
 from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
 from emovox.training.adaptation import adapt_groups, centre, class_balanced_mean
 from emovox.training.calibration import fit_temperature
-from emovox.training.checkpoint import save_model
+from emovox.training.checkpoint import save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, finetune, tuned_features
 from emovox.training.fit import FitConfig, class_points, fit_head, group_balance_weights
 from emovox.training.head import Ensemble, means_only, predict_logits
@@ -462,9 +462,6 @@ def train_model(
             "temperature": round(ensemble.profile_heads.temperature, 4)},
         "seconds": round(time.time() - start, 1),
     }
-    save_model(out_dir, heads=ensemble.heads, labels=ensemble.labels, features=extractor.settings,
-               temperature=ensemble.temperature, average=ensemble.average,
-               adapted_temperature=ensemble.adapted_temperature, training=report, tuned=tuned,
-               profile_heads=ensemble.profile_heads, heads_dtype=heads_dtype)
+    save_ensemble(out_dir, ensemble, extractor.settings, training=report, tuned=tuned, heads_dtype=heads_dtype)
     return report
 
