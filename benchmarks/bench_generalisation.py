@@ -31,6 +31,7 @@ writes JSON and one PNG.
     python benchmarks/bench_generalisation.py --designs all-mixed-level-d0.5-ph-e10 --keep-models runs/folds
         # also writes each fold's model (runs/folds/<design>/<held-out corpus>/), e.g. for the int8 gate:
         # emovox export runs/folds/all-mixed-level-d0.5-ph-e10/turev X --int8 --eval turev:../shared/corpora/turev
+        # (with fold.json: --keep-models runs/fold_models fills the experiments' fold cache, fold_models.py)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
 import json
 import sys
 import time
@@ -226,6 +228,14 @@ DESIGNS: dict[str, Design] = {
     "all-mixed-level-d0.5-ph-e10": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "all-mixed-level-d0.5-ph with ten heads (--ensemble 10, seeds 0-9) instead of five", pooling="level_mean_std"),
+    # nuisance attribute projection (FitConfig.nuisance_dims): the k directions of largest spread between the
+    # training speakers' class-balanced means projected out of each head's input, on v6.3's recipe
+    **{f"all-mixed-level-d0.5-ph-e{n}-nap{k}": Design(
+        dataclasses.replace(_config(None, ensemble=n, centre_corpora="both", dropout=0.5, nuisance_dims=k),
+                            profile_heads=True),
+        f"all-mixed-level-d0.5-ph{'-e10' if n == 10 else ''} with the {k} directions of largest spread between the "
+        "training speakers' class-balanced means projected out of every head's input", pooling="level_mean_std")
+       for n in (5, 10) for k in (4, 8, 16, 32, 64)},
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
@@ -390,6 +400,15 @@ def tuned_split(design: Design, X: np.ndarray, train_utts: list[Utterance], test
     return X_split, result
 
 
+def fold_key(design_name: str, config: TrainConfig, train_utts: Sequence[Utterance]) -> dict:
+    """What a kept fold model records in ``fold.json`` (and the experiments' fold cache,
+    ``experiments/fold_models.py``, checks): the design, its config and its training clips (their count
+    and a hash of their paths)."""
+    paths = hashlib.sha256("\n".join(str(u.path) for u in train_utts).encode()).hexdigest()
+    return {"design": design_name, "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
+            "n_train": len(train_utts), "train_paths_sha256": paths}
+
+
 def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarray | None = None,
          held_out: Sequence[str] = (), *, extractor: FeatureExtractor | None = None, frames=None,
          keep: Path | None = None) -> dict:
@@ -399,7 +418,9 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
     A design that fine-tunes the encoder tunes it on the training corpora only (``frames``: every
     clip's frames below the tuned blocks), then both sides use the tuned encoder's features.
     ``keep``: write each fold's model to ``keep/<held-out corpus>/`` (an emovox model directory, e.g.
-    for ``emovox export DIR X --int8 --eval CORPUS``)."""
+    for ``emovox export DIR X --int8 --eval CORPUS``) with its :func:`fold_key` in ``fold.json``, the
+    design's name taken from ``keep``'s (``DIR/<design>``): ``--keep-models runs/fold_models`` fills the
+    experiments' fold cache."""
     if keep is not None and (design.config.finetune.blocks or extractor is None):
         raise ValueError("keep: only designs on the frozen encoder's features, with their extractor, can be saved")
     truth_all = [collapse(u.label, "4class") for u in utts]
@@ -418,6 +439,8 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
             save_ensemble(keep / held, ensemble, extractor.settings,
                           training={"trained_on": sorted({u.corpus for u in train_utts}), "held_out": held,
                                     "n_utterances": len(train_utts), "config": dataclasses.asdict(design.config)})
+            key = fold_key(keep.name, design.config, train_utts)
+            (keep / held / "fold.json").write_text(json.dumps(key, indent=1) + "\n")  # last: a crash leaves no key
         probs = ensemble.probabilities
         row = {"n": len(idx), "classes": sorted(map(str, set(truth))),
                "single": ua(truth, four_class_decision(ensemble, probs(X_fold[idx])))}

@@ -14,8 +14,6 @@ trained anew.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -34,11 +32,9 @@ ROOT = Path("runs/fold_models")
 
 
 def training_key(design_name: str, train_utts: list[Utterance]) -> dict:
-    """What a cached fold model must match: the design's config and its training clips."""
-    config = dataclasses.asdict(bench.DESIGNS[design_name].config)
-    paths = hashlib.sha256("\n".join(str(u.path) for u in train_utts).encode()).hexdigest()
-    return {"design": design_name, "config": json.loads(json.dumps(config, default=str)),
-            "n_train": len(train_utts), "train_paths_sha256": paths}
+    """What a cached fold model must match: the design's config and its training clips (the key that
+    ``bench_generalisation.py --keep-models runs/fold_models`` writes as well)."""
+    return bench.fold_key(design_name, bench.DESIGNS[design_name].config, train_utts)
 
 
 def fold_ensembles(design_name: str, X: np.ndarray, utts: list[Utterance], held_out=(), root: Path = ROOT):

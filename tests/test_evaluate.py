@@ -122,6 +122,11 @@ def test_train_and_evaluate_take_the_same_recipe_options(two_corpora, tmp_path):
     assert config["fit"]["dropout"] == 0.4 and config["fit"]["label_smoothing"] == 0.05
     assert config["centre_corpora"] == "both" and config["fit"]["mixup"] == 0.2
     assert config["fit"]["voice_swap"] == 0.3 and config["fit"]["voice_spread"] == 1.5
+    assert config["fit"]["nuisance_dims"] == 0
+    # the projection needs voices: this corpus's speakers have too few clips each, and training says so
+    refused = CliRunner().invoke(app, ["train", *corpora, "--out", str(tmp_path / "nap"), "--encoder", "whisper-tiny.en",
+                                       "--ensemble", "1", "--epochs", "5", "--hidden", "16", "--nuisance-dims", "2"])
+    assert refused.exit_code != 0 and "usable voices" in refused.output, refused.output
     evaluated = CliRunner().invoke(app, ["evaluate", *corpora, "--folds", "3", "--encoder", "whisper-tiny.en",
                                          "--ensemble", "1", "--hidden", "16", "--out", str(tmp_path / "r"), "--no-plots",
                                          *recipe])

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from emovox.training.fit import class_weights, compute_objective, group_balance_weights
+from emovox.training.head import EmotionHead
 
 
 def test_row_weights_of_one_give_the_plain_objective_and_zero_drops_a_row():
@@ -139,6 +140,44 @@ def test_voice_swapping_keeps_a_head_off_a_speaker_shortcut():
     # new voices drawn from the training voices' spread keep it off the shortcut as well
     drawn = _shortcut_accuracy(X, y, X_test, y_test, {"voice_swap": 1.0, "voice_spread": 1.0}, voices=voices)
     assert drawn > accuracy[0.0] + 0.1, (drawn, accuracy)
+
+
+def test_projecting_out_the_voices_spread_keeps_a_head_off_a_speaker_shortcut():
+    from emovox.training.fit import FitConfig, fit_head, nuisance_directions
+    from emovox.training.voices import VoiceTable
+
+    X, y, speaker = _shortcut(0, 0.85, groups=8)
+    X_test, y_test, _ = _shortcut(1, 0.15, groups=8)  # the voices now point the wrong way
+    voices = VoiceTable.build(X, speaker.astype(str), y.astype(str), min_clips=10, min_labels=2)
+    accuracy = {k: _shortcut_accuracy(X, y, X_test, y_test, {"nuisance_dims": k}, voices=voices) for k in (0, 1)}
+    assert accuracy[0] < 0.6 and accuracy[1] > accuracy[0] + 0.1, accuracy
+    # the projection is folded into the first layer: the head saves as any head and has no projection left
+    head = fit_head(X, y, None, None, n_classes=2, config=FitConfig(epochs=3, hidden=16, nuisance_dims=1),
+                    voices=voices).head
+    assert head.nuisance is None and set(head.state_dict()) == set(EmotionHead(1, 8, 2, hidden=16).state_dict())
+    # the voices' direction is (mostly) dimension 1, and along it the folded head no longer looks
+    direction = nuisance_directions(head, voices.means, 1)[:, 0]
+    assert abs(float(direction[1])) > 0.9
+    assert float((head.mlp[1].weight @ direction).abs().max()) < 1e-5 * float(head.mlp[1].weight.abs().max())
+    with pytest.raises(ValueError, match="training rows' voices"):
+        fit_head(X, y, None, None, n_classes=2, config=FitConfig(epochs=1, nuisance_dims=2))
+    with pytest.raises(ValueError, match="non-negative"):
+        FitConfig(nuisance_dims=-1)
+
+
+def test_folding_the_projection_keeps_every_answer():
+    from emovox.training.fit import nuisance_directions
+
+    torch.manual_seed(0)
+    head = EmotionHead(3, 16, 4, hidden=8).eval()
+    features = torch.randn(5, 3, 16)
+    head.nuisance = nuisance_directions(head, np.random.default_rng(0).normal(size=(6, 3, 16)), 3)
+    assert torch.allclose(head.nuisance.T @ head.nuisance, torch.eye(3), atol=1e-5)  # orthonormal
+    projected = head(features)
+    head.fold_nuisance()
+    assert head.nuisance is None and torch.allclose(head(features), projected, atol=1e-5)
+    with pytest.raises(ValueError, match="two voices"):
+        nuisance_directions(head, np.zeros((1, 3, 16)), 1)
 
 
 def test_drawn_voices_have_the_voices_mean_and_scaled_covariance():

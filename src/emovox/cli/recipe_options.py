@@ -35,6 +35,10 @@ VOICE_SWAP = typer.Option(0.0, min=0.0, max=1.0, help="Probability that a traini
 VOICE_SPREAD = typer.Option(0.0, min=0.0, help="With --voice-swap: move rows into new voices drawn from a Gaussian with "
                             "the training speakers' mean voice and this times their spread, instead of into another "
                             "training speaker's (0: another speaker's; 1: as spread as they are).")
+NUISANCE_DIMS = typer.Option(0, min=0, help="Project the K directions of largest spread between the training speakers' "
+                             "class-balanced means (speaker, corpus and language offsets) out of each head's input; "
+                             "folded into the head's first layer, so the model runs as any other (speakers with 10+ "
+                             "clips of 3+ labels; 0: none).")
 VALIDATION = typer.Option("speakers", help="What each head validates on (its UA picks the epoch): speakers (held-out "
                           "speakers of every corpus) or corpus (one whole training corpus per head, in turn).")
 BALANCE_CORPORA = typer.Option(False, help="Weight clips so that every corpus counts the same "

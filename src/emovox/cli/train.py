@@ -62,6 +62,7 @@ def train(
     adversary: float = recipe_options.ADVERSARY,
     voice_swap: float = recipe_options.VOICE_SWAP,
     voice_spread: float = recipe_options.VOICE_SPREAD,
+    nuisance_dims: int = recipe_options.NUISANCE_DIMS,
     validation: str = recipe_options.VALIDATION,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
@@ -107,6 +108,7 @@ def train(
                                                                      finetune_lr, finetune_max_clips),
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                                            mixup=mixup, adversary=adversary, voice_swap=voice_swap, voice_spread=voice_spread,
+                                           nuisance_dims=nuisance_dims,
                                            dimensions_weight=recipe_options.dimensions_weight(dimensions, dimensions_weight),
                                            dimensions_shared=dimensions_shared,
                                            layers=parse_layers(layers, extractor.feature_shape[0])))

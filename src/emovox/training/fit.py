@@ -83,6 +83,12 @@ class FitConfig:
     # 0: a swapped row moves into another training speaker's voice; > 0: into a new voice drawn from a
     # Gaussian with the training voices' mean and this times their spread (VoiceTable.draw)
     voice_spread: float = 0.0
+    # nuisance attribute projection: the directions of largest spread between the training speakers'
+    # class-balanced means (in the head's standardised input, every state's pooled vector a sample) are
+    # projected out of the mixed input while the head trains, then folded into its first layer, so that
+    # a speaker's (and corpus's, language's) offset along them cannot move the answer (needs the rows'
+    # voices in fit_head); 0: none
+    nuisance_dims: int = 0
 
     def __post_init__(self):
         if self.mixup < 0 or self.adversary < 0:
@@ -92,6 +98,8 @@ class FitConfig:
         if self.voice_spread < 0 or (self.voice_spread and not self.voice_swap):
             raise ValueError(f"voice_spread is a non-negative scale of the voices drawn by voice_swap (> 0), got "
                              f"voice_spread {self.voice_spread} with voice_swap {self.voice_swap}")
+        if self.nuisance_dims < 0:
+            raise ValueError(f"nuisance_dims counts directions and is non-negative, got {self.nuisance_dims}")
         if self.mixup and self.dimensions_weight:
             raise ValueError("mixup does not mix the arousal/valence targets: use one or the other")
 
@@ -260,8 +268,13 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
             adversary = nn.Linear(config.hidden, len(names))
         dt = torch.from_numpy(codes.astype(np.int64))
         domain_weights = class_weights(codes, len(names))
-    if config.voice_swap and (voices is None or len(voices.rows) != len(X_train)):
-        raise ValueError("voice_swap > 0 needs the training rows' voices (a VoiceTable of X_train)")
+    if (config.voice_swap or config.nuisance_dims) and (voices is None or len(voices.rows) != len(X_train)):
+        raise ValueError("voice_swap or nuisance_dims > 0 needs the training rows' voices (a VoiceTable of X_train)")
+    if config.nuisance_dims:
+        if len(voices.means) < 2:
+            raise ValueError(f"nuisance_dims {config.nuisance_dims} needs at least two usable voices among the "
+                             f"training rows (speakers with 10+ clips of 3+ labels), got {len(voices.means)}")
+        head.nuisance = nuisance_directions(head, voices.means, config.nuisance_dims)
     if (config.mixup or config.adversary) and copies is not None:
         raise ValueError("mixup and the adversary do not take paired copies (consistency): give copies as rows")
     params = list(head.parameters()) + ([] if adversary is None else list(adversary.parameters()))
@@ -336,8 +349,32 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
             if stale >= config.patience:
                 break
     head.load_state_dict(best)
+    head.fold_nuisance()
     head.eval()
     return FitResult(head, best_ua if X_val is not None else float("nan"), best_epoch, history)
+
+
+def nuisance_directions(head: EmotionHead, voice_means: np.ndarray, k: int) -> torch.Tensor:
+    """The ``k`` orthonormal directions ``(dim, k)`` of largest spread between ``voice_means``
+    ``(voices, n_states, ...)`` in ``head``'s standardised input: each voice's vector of each state the
+    head reads, centred on that state's mean over voices, is one sample of the spread.
+
+    Examples:
+        >>> head = EmotionHead(n_states=1, dim=3, n_classes=2, hidden=4)
+        >>> means = np.array([[[0.0, 0.0, 0.0]], [[0.0, 5.0, 0.0]], [[0.0, 1.0, 0.1]]], dtype="float32")
+        >>> nuisance_directions(head, means, 1).abs().round(decimals=1).flatten().tolist()
+        [0.0, 1.0, 0.0]
+    """
+    means = torch.as_tensor(np.asarray(voice_means, dtype=np.float32))
+    if head.config.inputs == "mean":
+        means = means[..., : head.config.dim]
+    z = (means[:, head.layer_index] - head.feature_mean) / head.feature_std
+    z = (z - z.mean(0)).reshape(-1, z.shape[-1]).double()
+    if len(means) < 2 or k > min(z.shape):
+        raise ValueError(f"{k} nuisance directions need at least two voices and at most min(samples, dim) = "
+                         f"{min(z.shape)} directions; got {len(means)} voices")
+    _, _, vh = torch.linalg.svd(z, full_matrices=False)
+    return vh[:k].T.contiguous().float()
 
 
 def _regularised_loss(head: EmotionHead, adversary: nn.Linear | None, batch: torch.Tensor, targets: torch.Tensor,

@@ -83,6 +83,9 @@ class EmotionHead(nn.Module):
         # initialised on a forked generator, so that the dropout masks of training (and so the
         # emotion path, when the dims do not share its gradients) are those of a head without it
         self.dims: nn.Linear | None = None
+        # while training only (emovox.training.fit, FitConfig.nuisance_dims): orthonormal columns (dim, k)
+        # projected out of the mixed input; fold_nuisance() moves the projection into the first linear layer
+        self.nuisance: torch.Tensor | None = None
         if dimensions:
             with torch.random.fork_rng(devices=[]):
                 self.dims = nn.Linear(hidden, 2)
@@ -114,7 +117,19 @@ class EmotionHead(nn.Module):
             features = features[..., : self.config.dim]  # each state's mean over frames; its std is not read
         x = (features[:, self.layer_index] - self.feature_mean) / self.feature_std
         x = torch.einsum("bld,l->bd", x, self.layer_weights())
+        if self.nuisance is not None:
+            x = x - (x @ self.nuisance) @ self.nuisance.T
         return self.mlp[:-1](x)
+
+    @torch.no_grad()
+    def fold_nuisance(self) -> None:
+        """Move the training-time projection into the first linear layer (``W (I - U U^T)``), so that
+        the head answers the same without it (dropout is off at inference) and saves as any head."""
+        if self.nuisance is None:
+            return
+        first = self.mlp[1]
+        first.weight -= (first.weight @ self.nuisance) @ self.nuisance.T
+        self.nuisance = None
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.mlp[-1](self.hidden(features))

@@ -356,7 +356,7 @@ def train_ensemble(
             corpora_fit = np.tile(corpora_fit, 1 + len(augmented))
         weights = copy_row_weights(len(y[~val]), len(y_fit), config.copy_weight)
         voices = None
-        if config.fit.voice_swap:  # the head's own training speakers only; copies are never moved
+        if config.fit.voice_swap or config.fit.nuisance_dims:  # the head's own training speakers; copies never move
             table = VoiceTable.build(X_fit[: int((~val).sum())], voice_keys[~val], [labels[i] for i in y[~val]])
             voices = dataclasses.replace(table, rows=np.pad(table.rows, (0, len(y_fit) - len(table.rows)),
                                                             constant_values=-1))
