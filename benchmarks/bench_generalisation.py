@@ -236,6 +236,12 @@ DESIGNS: dict[str, Design] = {
         f"all-mixed-level-d0.5-ph{'-e10' if n == 10 else ''} with the {k} directions of largest spread between the "
         "training speakers' class-balanced means projected out of every head's input", pooling="level_mean_std")
        for n in (5, 10) for k in (4, 8, 16, 32, 64)},
+    # v6.2's recipe (five heads) without the top encoder state(s): the upper states carry the training
+    # corpora's languages (their learned weights favour them), so a head may generalise better without them
+    **{f"all-mixed-level-d0.5-ph-l0-{top}": Design(
+        dataclasses.replace(_config(tuple(range(top + 1)), centre_corpora="both", dropout=0.5), profile_heads=True),
+        f"all-mixed-level-d0.5-ph reading encoder states 0-{top} only (--layers {','.join(map(str, range(top + 1)))})",
+        pooling="level_mean_std") for top in (4, 5)},
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
