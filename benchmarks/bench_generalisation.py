@@ -456,17 +456,14 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         profile, half, skewed = halves(labels)
         truth_half = [labels[i] for i in half]
         row["half"] = ua(truth_half, four_class_decision(ensemble, probs(Xc[half])))
-        reference = ensemble.reference_mean()
-        profiled = functools.partial(ensemble.probabilities, profiled=True)  # the profile heads, if any
         # archives mostly of one emotion: neutral (``skewed``, as a call centre's), or angry, happy, sad
         archives = {"profile": profile, "skewed": skewed,
                     **{f"skewed{major}": halves(labels, major=major)[2] for major in SKEWED_EMOTIONS
                        if major in {labels[i] for i in profile}}}
         for estimate in (SHIPPED, *(f"b{balance:g}" for balance in BALANCES)):
             for name, rows_ in archives.items():
-                mean = domain_mean(Xc[rows_], reference, probabilities=profiled, **estimator_kwargs(ensemble, estimate))
-                centred = centre(Xc[half], mean, reference)
-                row[f"{name}_{estimate}"] = ua(truth_half, four_class_decision(ensemble, profiled(centred)))
+                probs_ = profiled_probabilities(ensemble, Xc[rows_], Xc[half], estimate)
+                row[f"{name}_{estimate}"] = ua(truth_half, four_class_decision(ensemble, probs_))
         row["profile_clips"] = {**{name: len(rows_) for name, rows_ in archives.items()}, "test": len(half)}
         row.update(dimension_levels(ensemble, Xc, [utts[i] for i in corpus_rows]))
         if tuning:
@@ -614,13 +611,22 @@ def profiled_predictions(ensemble: Ensemble, X: np.ndarray, seed: int = 0, estim
     :func:`estimator_kwargs` names it."""
     order = np.random.default_rng(seed).permutation(len(X))
     halves_ = (order[: len(X) // 2], order[len(X) // 2 :])
-    reference = ensemble.reference_mean()
     out = np.empty(len(X), dtype=object)
-    profiled = functools.partial(ensemble.probabilities, profiled=True)  # the profile heads, if any
     for source, target in (halves_, halves_[::-1]):
-        mean = domain_mean(X[source], reference, probabilities=profiled, **estimator_kwargs(ensemble, estimator))
-        out[target] = [ensemble.labels[i] for i in profiled(centre(X[target], mean, reference)).argmax(1)]
+        out[target] = [ensemble.labels[i] for i in profiled_probabilities(ensemble, X[source], X[target],
+                                                                          estimator).argmax(1)]
     return list(out)
+
+
+def profiled_probabilities(ensemble: Ensemble, archive: np.ndarray, X: np.ndarray,
+                           estimator: str = SHIPPED) -> np.ndarray:
+    """Probabilities of ``X`` centred by the domain profile ``estimator`` (as :func:`estimator_kwargs` names
+    it) estimates from the unlabelled ``archive``, answered by the profile heads if the model has them:
+    what ``emovox profile`` and ``--profile`` do."""
+    reference = ensemble.reference_mean()
+    profiled = functools.partial(ensemble.probabilities, profiled=True)
+    mean = domain_mean(archive, reference, probabilities=profiled, **estimator_kwargs(ensemble, estimator))
+    return profiled(centre(X, mean, reference))
 
 
 def plot(results: dict, path: Path) -> None:

@@ -14,7 +14,6 @@ probability difference.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import tempfile
@@ -31,7 +30,6 @@ from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.features.extractor import FeatureExtractor, FeatureSettings  # noqa: E402
 from emovox.training.checkpoint import load_model_files, save_ensemble  # noqa: E402
 from emovox.training.head import Ensemble  # noqa: E402
-from emovox.training.profiles import centre, domain_mean, neutral_columns  # noqa: E402
 
 
 def rounded(ensemble: Ensemble, features: FeatureSettings) -> Ensemble:
@@ -53,10 +51,7 @@ def rounded(ensemble: Ensemble, features: FeatureSettings) -> Ensemble:
 def answers(ensemble: Ensemble, X: np.ndarray, idx: np.ndarray, Xc: np.ndarray, profile: np.ndarray,
             half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Single-clip probabilities of ``X[idx]`` and profiled ones of ``Xc[half]`` (profile from ``Xc[profile]``)."""
-    answer = functools.partial(ensemble.probabilities, profiled=True)
-    reference = ensemble.reference_mean()
-    mean = domain_mean(Xc[profile], reference, probabilities=answer, neutral=neutral_columns(ensemble.labels))
-    return ensemble.probabilities(X[idx]), answer(centre(Xc[half], mean, reference))
+    return ensemble.probabilities(X[idx]), bench.profiled_probabilities(ensemble, Xc[profile], Xc[half])
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ much as v6.3); all twenty heads. Mixed ensembles average logits, temperatures av
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import warnings
@@ -32,7 +31,6 @@ from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.training.checkpoint import load_model_files  # noqa: E402
 from emovox.training.head import Ensemble  # noqa: E402
-from emovox.training.profiles import centre, domain_mean, neutral_columns  # noqa: E402
 
 
 def first(ensemble: Ensemble, n: int) -> Ensemble:
@@ -64,11 +62,8 @@ def main() -> None:
         Xc, row = X[corpus_rows], {}
         for name, e in answers.items():
             row[f"single_{name}"] = bench.ua(truth, bench.four_class_decision(e, e.probabilities(X[idx])))
-            answer = functools.partial(e.probabilities, profiled=True)
-            reference = e.reference_mean()
-            mean = domain_mean(Xc[profile], reference, probabilities=answer, neutral=neutral_columns(e.labels))
-            row[f"profile_{name}"] = bench.ua(truth_half, bench.four_class_decision(e, answer(centre(Xc[half], mean,
-                                                                                                     reference))))
+            profiled = bench.profiled_probabilities(e, Xc[profile], Xc[half])
+            row[f"profile_{name}"] = bench.ua(truth_half, bench.four_class_decision(e, profiled))
         rows[held] = row
         print(held, {k: round(v, 3) for k, v in row.items()}, flush=True)
     keys = list(next(iter(rows.values())))

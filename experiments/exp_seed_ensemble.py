@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import sys
 import warnings
@@ -29,7 +28,6 @@ from fold_models import fold_ensembles  # noqa: E402
 from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.training.head import Ensemble  # noqa: E402
-from emovox.training.profiles import centre, domain_mean, neutral_columns  # noqa: E402
 
 DESIGNS = ("all-mixed-level-d0.5-ph", "all-mixed-level-d0.5-ph-s5")
 
@@ -71,12 +69,7 @@ def main() -> None:
         Xc = X[corpus_rows]
         row = {}
         single = [e.probabilities(X[idx]) for e in ensembles]
-        profiled = []
-        for e in ensembles:
-            answer = functools.partial(e.probabilities, profiled=True)
-            reference = e.reference_mean()
-            mean = domain_mean(Xc[profile], reference, probabilities=answer, neutral=neutral_columns(labels))
-            profiled.append(answer(centre(Xc[half], mean, reference)))
+        profiled = [bench.profiled_probabilities(e, Xc[profile], Xc[half]) for e in ensembles]
         for name, probs, t in (("single", single, truth), ("profile", profiled, truth_half)):
             for k, p in enumerate(probs):
                 key = "ten_heads_one_ensemble" if k == 2 else f"heads{5 * k}-{5 * k + 4}"
