@@ -242,6 +242,21 @@ DESIGNS: dict[str, Design] = {
         dataclasses.replace(_config(tuple(range(top + 1)), centre_corpora="both", dropout=0.5), profile_heads=True),
         f"all-mixed-level-d0.5-ph reading encoder states 0-{top} only (--layers {','.join(map(str, range(top + 1)))})",
         pooling="level_mean_std") for top in (4, 5)},
+    # v6.3 with its profile heads reading states 0-5 (all-mixed-level-d0.5-ph-l0-5's profile rows were higher on
+    # all six held-out corpora than v6.2's) while its single-clip heads keep all seven (their rows were lower)
+    "all-mixed-level-d0.5-ph-e10-pl0-5": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True,
+                            profile_layers=tuple(range(6))),
+        "v6.3 (all-mixed-level-d0.5-ph-e10) with profile heads reading encoder states 0-5 only (--profile-layers "
+        "0,1,2,3,4,5); the single-clip heads read all seven as v6.3's", pooling="level_mean_std"),
+    # v6.2's recipe with each training speaker's weight tempered (--balance-speakers 0.5: a speaker's total grows as
+    # the square root of its clips): TESS's two voices and one EmoSpeech recorder hold a third of the clips
+    **{f"all-mixed-level-d0.5-ph-sb0.5{'' if seed == 0 else f'-s{seed}'}": Design(
+        dataclasses.replace(_config(None, centre_corpora="both", dropout=0.5), seed=seed, profile_heads=True,
+                            balance_speakers=0.5),
+        "v6.2 (all-mixed-level-d0.5-ph) with each speaker's clips weighted so that its total grows as the square root "
+        "of its clip count (--balance-speakers 0.5)" + ("" if seed == 0 else f", heads seeded {seed}-{seed + 4}"),
+        pooling="level_mean_std") for seed in (0, 5)},
     "all-mixed-level-d0.5-valcorpus": Design(_config(None, centre_corpora="both", dropout=0.5, validation="corpus"),
                                              "v6 with each head validated on one whole training corpus (head k: the "
                                              "k-th, cycling) instead of held-out speakers of every corpus: the epoch "
@@ -678,11 +693,23 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_corpus_options(parser: argparse.ArgumentParser) -> None:
+    """``--corpora`` and ``--extra``: where the benchmark and the experiments find the corpora."""
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"), help="the shared corpora")
     parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser(),
                         help="corpora fetched with extract-more.sh")
+
+
+def corpora_features(args: argparse.Namespace, pooling: str = "level_mean_std") -> tuple[list[Utterance], np.ndarray]:
+    """Every corpus found under ``args.corpora`` and ``args.extra`` (:func:`load_corpora`) and its
+    clips' features pooled as ``pooling`` (from the cache): the experiments' common start."""
+    utts = load_corpora(args.corpora, args.extra, None)
+    return utts, load_features(utts, FeatureExtractor("whisper-base", pooling=pooling))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_corpus_options(parser)
     parser.add_argument("--only", default="", help="comma-separated corpus names (default: every one found)")
     parser.add_argument("--min-classes", type=int, default=2,
                         help="corpora with fewer of angry/happy/sad/neutral neither train nor test")

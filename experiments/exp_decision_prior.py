@@ -30,7 +30,6 @@ import bench_generalisation as bench  # noqa: E402
 from fold_models import fold_ensembles  # noqa: E402
 
 from emovox.corpora.labels import FOUR_CLASS  # noqa: E402
-from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.prediction.decision import restrict  # noqa: E402
 
 GRID = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
@@ -50,16 +49,14 @@ def ua_with(P: np.ndarray, truth: list[str], offset: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
-    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    bench.add_corpus_options(parser)
     parser.add_argument("--design", default="all-mixed-level-d0.5-ph")
     parser.add_argument("--out", type=Path, default=Path("runs/exp_decision_prior.json"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="y_pred contains classes")  # an offset may predict a class a corpus lacks
 
     design = bench.DESIGNS[args.design]
-    utts = bench.load_corpora(args.corpora, args.extra, None)
-    X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))
+    utts, X = bench.corpora_features(args, design.pooling)
     folds = {}
     for held, _, _, idx, truth, ensemble in fold_ensembles(args.design, X, utts):
         P = four_class_probs(ensemble, ensemble.probabilities(X[idx]))

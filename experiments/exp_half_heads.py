@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_generalisation as bench  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
-from emovox.features.extractor import FeatureExtractor, FeatureSettings  # noqa: E402
+from emovox.features.extractor import FeatureSettings  # noqa: E402
 from emovox.training.checkpoint import load_model_files, save_ensemble  # noqa: E402
 from emovox.training.head import Ensemble  # noqa: E402
 
@@ -57,13 +57,11 @@ def answers(ensemble: Ensemble, X: np.ndarray, idx: np.ndarray, Xc: np.ndarray, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=Path, required=True, help="DIR/<held-out corpus>/ model directories")
-    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
-    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    bench.add_corpus_options(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/exp_half_heads.json"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="y_pred contains classes")
-    utts = bench.load_corpora(args.corpora, args.extra, None)
-    X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling="level_mean_std"))
+    utts, X = bench.corpora_features(args)
     rows = {}
     for held, test, _, idx, truth in bench.held_out_splits(utts):
         if not (args.folds / held / "config.json").is_file():

@@ -24,8 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
 
-from emovox.features.extractor import FeatureExtractor  # noqa: E402
-
 WEIGHTS = (0.25, 0.5, 0.75)
 
 
@@ -43,14 +41,12 @@ def geometric_mean(p_full: np.ndarray, p_mean: np.ndarray, w: float) -> np.ndarr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
-    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    bench.add_corpus_options(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/exp_mean_std_views.json"))
     args = parser.parse_args()
 
     design = bench.DESIGNS["all-mixed-level-d0.5"]
-    utts = bench.load_corpora(args.corpora, args.extra, None)
-    X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))
+    utts, X = bench.corpora_features(args, design.pooling)
     X_mean = bench.design_inputs(bench.DESIGNS["all-mixed-level-d0.5-mean"], X)  # the means-only view
     rows = {}
     for held, test, train_utts, idx, truth in bench.held_out_splits(utts):

@@ -28,7 +28,6 @@ import bench_generalisation as bench  # noqa: E402
 from exp_seed_ensemble import merged  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
-from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.training.checkpoint import load_model_files  # noqa: E402
 from emovox.training.head import Ensemble  # noqa: E402
 
@@ -44,13 +43,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", type=Path, required=True, help="fold models of the first design (DIR/<corpus>/)")
     parser.add_argument("--b", type=Path, required=True, help="fold models of the second design")
-    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
-    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    bench.add_corpus_options(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/exp_nuisance_mix.json"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="y_pred contains classes")
-    utts = bench.load_corpora(args.corpora, args.extra, None)
-    X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling="level_mean_std"))
+    utts, X = bench.corpora_features(args)
     rows = {}
     for held, test, _, idx, truth in bench.held_out_splits(utts):
         a, b = (load_model_files(root / held).ensemble() for root in (args.a, args.b))

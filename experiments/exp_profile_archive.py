@@ -26,21 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
 
-from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.training.profiles import centre, domain_mean  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
-    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    bench.add_corpus_options(parser)
     parser.add_argument("--held-out", nargs="+", default=["ravdess"])
     parser.add_argument("--out", type=Path, default=Path("runs/exp_profile_archive.json"))
     args = parser.parse_args()
 
     design = bench.DESIGNS["all-mixed-level-d0.5-ph"]
-    utts = bench.load_corpora(args.corpora, args.extra, None)
-    X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))
+    utts, X = bench.corpora_features(args, design.pooling)
     rows = {}
     for held, test, train_utts, idx, truth in bench.held_out_splits(utts, args.held_out):
         ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)

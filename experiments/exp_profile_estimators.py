@@ -64,7 +64,6 @@ from exp_mean_std_views import geometric_mean  # noqa: E402
 from fold_models import fold_ensembles  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
-from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.training.profiles import NEUTRAL_LABELS, SHRINK_CLIPS, centre, domain_mean, neutral_columns  # noqa: E402
 from emovox.training.train import training_rows  # noqa: E402
 
@@ -118,8 +117,7 @@ def both_heads(first, second, X: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
-    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    bench.add_corpus_options(parser)
     parser.add_argument("--design", default="all-mixed-level-d0.5-ph")
     parser.add_argument("--held-out", nargs="*", default=[])
     parser.add_argument("--out", type=Path, default=Path("runs/exp_profile_estimators.json"))
@@ -135,8 +133,7 @@ def main() -> None:
     args = parser.parse_args()
 
     design = bench.DESIGNS[args.design]
-    utts = bench.load_corpora(args.corpora, args.extra, None)
-    X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))
+    utts, X = bench.corpora_features(args, design.pooling)
     rows = {}
     for held, test, train_utts, idx, _, ensemble in fold_ensembles(args.design, X, utts, args.held_out):
         X_rows, u_rows = training_rows(X[~test], train_utts, design.config.centre_corpora)

@@ -55,8 +55,7 @@ def signals(ensemble, X: np.ndarray) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
-    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    bench.add_corpus_options(parser)
     parser.add_argument("--design", default="all-mixed-level-d0.5-ph")
     parser.add_argument("--out", type=Path, default=Path("runs/exp_profile_signal.json"))
     args = parser.parse_args()

@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_generalisation as bench  # noqa: E402
 from exp_mean_std_views import geometric_mean  # noqa: E402
 
-from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.training.profiles import centre, domain_mean  # noqa: E402
 
 WEIGHTS = (0.5, 0.75)
@@ -41,8 +40,7 @@ def mixed(F: np.ndarray, *, main, profile, w: float) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
-    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    bench.add_corpus_options(parser)
     parser.add_argument("--design", default="all-mixed-level-d0.5-ph", help="a design with profile heads")
     parser.add_argument("--out", type=Path, default=Path("runs/exp_profile_views.json"))
     args = parser.parse_args()
@@ -50,8 +48,7 @@ def main() -> None:
     design = bench.DESIGNS[args.design]
     if not design.config.profile_heads:
         parser.error(f"{args.design} trains no profile heads")
-    utts = bench.load_corpora(args.corpora, args.extra, None)
-    X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))
+    utts, X = bench.corpora_features(args, design.pooling)
     rows = {}
     for held, test, train_utts, idx, truth in bench.held_out_splits(utts):
         ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)

@@ -26,7 +26,6 @@ import bench_generalisation as bench  # noqa: E402
 from fold_models import fold_ensembles  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
-from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.training.head import Ensemble  # noqa: E402
 
 DESIGNS = ("all-mixed-level-d0.5-ph", "all-mixed-level-d0.5-ph-s5")
@@ -44,13 +43,11 @@ def merged(ensembles: list[Ensemble]) -> Ensemble:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
-    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    bench.add_corpus_options(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/exp_seed_ensemble.json"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="y_pred contains classes")
-    utts = bench.load_corpora(args.corpora, args.extra, None)
-    X = bench.load_features(utts, FeatureExtractor("whisper-base", pooling=bench.DESIGNS[DESIGNS[0]].pooling))
+    utts, X = bench.corpora_features(args, bench.DESIGNS[DESIGNS[0]].pooling)
     folds = [list(fold_ensembles(design, X, utts)) for design in DESIGNS]
     rows = {}
     for splits in zip(*folds, strict=True):

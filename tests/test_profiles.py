@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import emovox
 from emovox.cli import app
 from emovox.corpora.manifest import Utterance
+from emovox.errors import EmovoxError
 from emovox.export.onnx import export_model
 from emovox.runtime import OnnxEmotionModel
 from emovox.testing import make_synthetic_corpus
@@ -456,3 +457,56 @@ def test_profile_heads_are_the_means_only_recipe_trained_beside_the_main_heads()
     np.testing.assert_array_equal(both.probabilities(X, profiled=True), means.probabilities(X[..., :4]))
     np.testing.assert_array_equal(both.probabilities(X), alone.probabilities(X))
     np.testing.assert_array_equal(alone.probabilities(X, profiled=True), alone.probabilities(X))
+
+
+def test_profile_layers_choose_the_profile_heads_states_and_leave_the_main_heads_alone(tmp_path):
+    """--profile-layers: the profile heads are the means-only recipe on those states only (as training
+    with --layers on the first half), the main heads are untouched, the choice travels through the model
+    folder and the exported graphs, and it is refused without profile heads or out of range."""
+    from emovox.features.extractor import FeatureExtractor
+    from emovox.training.checkpoint import load_model_files, save_model
+
+    rng = np.random.default_rng(4)
+    labels = ["sad", "angry", "happy"]
+    utts = [Utterance(f"/t/{c}{i}.wav", labels[i % 3], labels[i % 3], f"{c}{i % 4}", c) for c in "ab" for i in range(36)]
+    X = rng.standard_normal((72, 5, 768)).astype(np.float32)  # whisper-tiny.en's 5 states of 2 x 384
+    X[:, :2, :384] += np.array([labels.index(u.label) for u in utts])[:, None, None] * 0.3
+    config = TrainConfig(ensemble=2, centre_corpora="both", profile_heads=True, fit=FitConfig(epochs=4, hidden=8))
+    chosen = train_ensemble(X, utts, config=dataclasses.replace(config, profile_layers=(0, 1)))
+    plain = train_ensemble(X, utts, config=config)
+    means = train_ensemble(X[..., :384], utts, config=dataclasses.replace(
+        config, profile_heads=False, fit=dataclasses.replace(config.fit, layers=(0, 1))))
+    assert chosen.profile_heads is not None
+    assert [h.config.layers for h in chosen.profile_heads.heads] == [(0, 1), (0, 1)]
+    assert all(h.config.layers is None for h in chosen.heads)
+    np.testing.assert_array_equal(chosen.probabilities(X, profiled=True), means.probabilities(X[..., :384]))
+    np.testing.assert_array_equal(chosen.probabilities(X), plain.probabilities(X))
+    # a profile head on states 0-1 does not hear the others
+    changed = X.copy()
+    changed[:, 2:] += 3.0
+    np.testing.assert_allclose(chosen.probabilities(changed, profiled=True), chosen.probabilities(X, profiled=True),
+                               atol=1e-6)
+    extractor = FeatureExtractor("whisper-tiny.en")
+    save_model(tmp_path / "m", heads=chosen.heads, labels=chosen.labels, features=extractor.settings,
+               temperature=chosen.temperature, profile_heads=chosen.profile_heads)
+    loaded = load_model_files(tmp_path / "m").ensemble()
+    assert loaded.profile_heads is not None and loaded.profile_heads.heads[0].config.layers == (0, 1)
+    np.testing.assert_allclose(loaded.probabilities(X[:5], profiled=True), chosen.probabilities(X[:5], profiled=True),
+                               atol=1e-6)
+    export_model(tmp_path / "m", tmp_path / "x")
+    onnx_model = OnnxEmotionModel(tmp_path / "x")
+    np.testing.assert_allclose(onnx_model.probabilities_for_features(X[:5], profiled=True),
+                               chosen.probabilities(X[:5], profiled=True), atol=1e-5)
+    with pytest.raises(ValueError, match="--profile-heads"):
+        TrainConfig(profile_layers=(0, 1))
+    with pytest.raises(ValueError, match="indices"):
+        TrainConfig(profile_heads=True, profile_layers=())
+    with pytest.raises(EmovoxError, match="below the features' 5"):
+        train_ensemble(X, utts, config=dataclasses.replace(config, profile_layers=(0, 5)))
+    corpus = make_synthetic_corpus(tmp_path / "corpus", speakers=2, takes=1, prefix="p")
+    result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(tmp_path / "no"), "--encoder",
+                                      "whisper-tiny.en", "--profile-layers", "0,1"])
+    assert result.exit_code == 2 and "--profile-heads" in result.output and not (tmp_path / "no").exists()
+    result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(tmp_path / "no"), "--encoder",
+                                      "whisper-tiny.en", "--profile-heads", "--profile-layers", "0,9"])
+    assert result.exit_code == 2 and "between 0 and 4" in result.output

@@ -54,6 +54,7 @@ def evaluate(
     nuisance_dims: int = recipe_options.NUISANCE_DIMS,
     validation: str = recipe_options.VALIDATION,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
+    balance_speakers: float = recipe_options.BALANCE_SPEAKERS,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
     finetune_blocks: int = recipe_options.FINETUNE_BLOCKS,
     finetune_rank: int = recipe_options.FINETUNE_RANK,
@@ -99,7 +100,8 @@ def evaluate(
                         layers=parse_layers(layers, extractor.feature_shape[0]))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              noise=noise, copy_weight=copy_weight, validation=validation,
-                             balance_corpora=balance_corpora, centre_corpora=centre_corpora, fit=fit,
+                             balance_corpora=balance_corpora, balance_speakers=balance_speakers,
+                             centre_corpora=centre_corpora, fit=fit,
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips))
         trainer = default_trainer(config)

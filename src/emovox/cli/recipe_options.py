@@ -44,6 +44,10 @@ VALIDATION = typer.Option("speakers", help="What each head validates on (its UA 
                           "speakers of every corpus) or corpus (one whole training corpus per head, in turn).")
 BALANCE_CORPORA = typer.Option(False, help="Weight clips so that every corpus counts the same "
                                "(lost slightly on held-out corpora with the shared ones; for very uneven corpora).")
+BALANCE_SPEAKERS = typer.Option(0.0, "--balance-speakers", min=0.0, max=1.0,
+                                help="Weight clips so that a speaker's total weight grows as its clip count to the "
+                                "power 1 - P: 0 (every clip counts 1), 0.5 (as the square root), 1 (every speaker "
+                                "the same). For corpora where a few voices hold most clips.")
 CENTRE_CORPORA = typer.Option("", "--centre-corpora", help="Centre each training corpus on the mean of all: '' "
                               "(no), centred, or both (every clip as it is and centred, so that the heads serve single "
                               "clips and domain profiles alike; emovox.training.profiles), or balanced (centred on each corpus's "

@@ -37,6 +37,22 @@ def load_corpora(specs: list[str], manifests: list[Path] | None = None):
     return utterances
 
 
+def profile_state_list(spec: str, n_states: int) -> tuple[int, ...] | None:
+    """``--profile-layers`` as :attr:`emovox.training.train.TrainConfig.profile_layers`: ``""`` = the
+    heads' own (None), otherwise what ``--layers`` takes, ``all`` spelled out as every state.
+
+    Examples:
+        >>> profile_state_list("", 7), profile_state_list("all", 3), profile_state_list("0,1", 7)
+        (None, (0, 1, 2), (0, 1))
+    """
+    from emovox.training.train import parse_layers
+
+    if not spec:
+        return None
+    layers = parse_layers(spec, n_states)
+    return tuple(range(n_states)) if layers is None else layers
+
+
 @app.command()
 def train(
     corpora: list[str] = typer.Argument(
@@ -65,6 +81,7 @@ def train(
     nuisance_dims: int = recipe_options.NUISANCE_DIMS,
     validation: str = recipe_options.VALIDATION,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
+    balance_speakers: float = recipe_options.BALANCE_SPEAKERS,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
     finetune_blocks: int = recipe_options.FINETUNE_BLOCKS,
     finetune_rank: int = recipe_options.FINETUNE_RANK,
@@ -78,6 +95,9 @@ def train(
         False, "--profile-heads", help="Also train profile heads: a second ensemble reading each state's mean over "
         "frames only (not its std), which answers when a domain profile (`emovox profile`, --profile) centres the "
         "audio; single clips keep the main heads. Leave-one-corpus-out: +1.2-1.6 UA with a profile."),
+    profile_layers: str = typer.Option(
+        "", "--profile-layers", help="Encoder states the profile heads read (default: those of --layers), as "
+        "--layers takes them, e.g. 0,1,2,3,4,5: the default model's profile heads skip the top state."),
     heads_dtype: HeadsDtype = typer.Option(
         HeadsDtype.float32, "--heads-dtype",
         help="How heads.safetensors stores the heads: float16 halves the file (they load back as float32; "
@@ -102,8 +122,9 @@ def train(
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              noise=noise, copy_weight=copy_weight, validation=validation,
-                             balance_corpora=balance_corpora, centre_corpora=centre_corpora,
+                             balance_corpora=balance_corpora, balance_speakers=balance_speakers, centre_corpora=centre_corpora,
                              profile_heads=profile_heads,
+                             profile_layers=profile_state_list(profile_layers, extractor.feature_shape[0]),
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips),
                              fit=FitConfig(epochs=epochs, hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,

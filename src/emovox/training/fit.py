@@ -162,15 +162,21 @@ def compute_objective(logits: torch.Tensor, targets: torch.Tensor, weights: torc
     return (losses * sample_weights).sum() / (weights[targets] * sample_weights).sum()
 
 
-def group_balance_weights(groups: np.ndarray) -> np.ndarray:
-    """Per-row weights that give every group (e.g. corpus) the same total weight, mean 1.
+def group_balance_weights(groups: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """Per-row weights, mean 1, that give every group (e.g. corpus) the same total weight
+    (``power`` 1), or a total that grows as its row count to the ``1 - power`` (0.5: as the square
+    root; 0: every row 1).
 
     Examples:
         >>> group_balance_weights(np.array(["a", "a", "a", "b"])).tolist()
         [0.6666666666666666, 0.6666666666666666, 0.6666666666666666, 2.0]
+        >>> w = group_balance_weights(np.array(["a"] * 4 + ["b"]), power=0.5)
+        >>> round(float(w[:4].sum() / w[4:].sum()), 6)  # sqrt(4) against sqrt(1)
+        2.0
     """
     _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    return len(groups) / (len(counts) * counts[inverse])
+    weights = counts[inverse].astype(np.float64) ** -float(power)
+    return weights * (len(groups) / weights.sum())
 
 
 def fit_head(
