@@ -28,6 +28,46 @@ def test_group_balance_gives_every_group_the_same_total_weight():
     assert np.allclose(totals, totals[0]) and w.mean() == pytest.approx(1.0)
 
 
+def test_tempered_balance_grows_a_groups_total_as_a_power_of_its_rows():
+    groups = np.array(["tess"] * 400 + ["ravdess"] * 25 + ["koetts"] * 4)
+    for power in (0.0, 0.5, 1.0):
+        w = group_balance_weights(groups, power)
+        totals = np.array([w[groups == g].sum() for g in ("tess", "ravdess", "koetts")])
+        expected = np.array([400, 25, 4], dtype=float) ** (1 - power)
+        assert np.allclose(totals / totals[-1], expected / expected[-1]) and w.mean() == pytest.approx(1.0)
+
+
+def test_balanced_speakers_reach_the_heads_loss_as_row_weights(monkeypatch):
+    """--balance-speakers: each head's training rows get weights that temper every speaker's total
+    (raw and corpus-centred rows alike), validation speakers left out; refused outside [0, 1]."""
+    import dataclasses
+
+    import emovox.training.train as train
+    from emovox.corpora.manifest import Utterance
+    from emovox.training.fit import FitConfig
+
+    labels = ["sad", "angry", "happy"]
+    counts = {"big": 60, "s1": 6, "s2": 6, "s3": 6, "s4": 6, "s5": 6}
+    utts = [Utterance(f"/t/{s}{i}.wav", labels[i % 3], labels[i % 3], s, "c") for s, n in counts.items() for i in range(n)]
+    X = np.random.default_rng(0).standard_normal((len(utts), 2, 4)).astype(np.float32)
+    seen = []
+    real = train.fit_head
+    monkeypatch.setattr(train, "fit_head", lambda *a, **kw: seen.append(kw["sample_weights"]) or real(*a, **kw))
+    config = train.TrainConfig(ensemble=1, centre_corpora="both", val_fraction=0.2, fit=FitConfig(epochs=2, hidden=4))
+    train.train_ensemble(X, utts, config=dataclasses.replace(config, balance_speakers=1.0))
+    train.train_ensemble(X, utts, config=config)
+    weights, plain = seen
+    assert plain is None
+    speakers = np.array([u.speaker_key for u in train.training_rows(X, utts, "both")[1]])
+    val = train.validation_rows(speakers, np.array(["c"] * len(speakers)), config, 0)
+    kept = speakers[~val]
+    assert len(weights) == len(kept) and "c/big" in set(kept)
+    totals = {s: weights[kept == s].sum() for s in set(kept)}
+    assert np.allclose(list(totals.values()), totals["c/big"])  # every speaker the same total
+    with pytest.raises(ValueError, match="balance_speakers"):
+        train.TrainConfig(balance_speakers=1.5)
+
+
 def _noisy_pairs(seed: int):
     """Two classes told apart by dimension 0; the copies add a shift along dimension 1 that
     also correlates with the class in the clean rows, so a head may lean on it."""
