@@ -133,9 +133,8 @@ class TrainConfig:
     # leave-one-corpus-out over six corpora: with a profile +1.6 and +1.2 UA over the whole-vector
     # heads (two seed sets), on single clips 1.9 below them, so single clips keep the whole-vector heads
     profile_heads: bool = False
-    # encoder states the profile heads read (None: the heads' own, fit.layers). Measured with v6.2's recipe:
-    # profile heads on states 0-5 gave +1.1 UA with a profile over all seven, higher on all six held-out
-    # corpora, while single-clip heads did better on all seven; one model can have both
+    # encoder states the profile heads read (None: the heads' own, fit.layers). Profile heads on states 0-5
+    # gave +1.1 UA with a profile on v6.2's five heads, +0.1 (worst corpus -0.7) on v6.3's ten: not the default
     profile_layers: tuple[int, ...] | None = None
 
     def __post_init__(self):
