@@ -138,6 +138,42 @@ def test_int8_gate_keeps_and_refuses(model_dir, tmp_path):
     assert attempts[0]["ua_drop_points"] == gate["ua_drop_points"]
 
 
+@pytest.mark.slow
+def test_int8_heads_are_quantized_gated_batch_invariant_and_removed_when_refused(model_dir, tmp_path):
+    """--int8-heads: the int8 variant runs int8 heads (inside model.int8.onnx and as head.int8.onnx on
+    pooled features), the gate measures them, a row's answer does not depend on its batch, the fp32
+    variant keeps the fp32 heads, and a refused gate removes every int8 graph."""
+    import onnx
+
+    from emovox.runtime import OnnxEmotionModel
+
+    utterances = dev_utterances(tmp_path / "dev", n=4)
+    kept = export_model(model_dir, tmp_path / "kept", int8=True, int8_heads=True, evaluation=utterances,
+                        max_ua_drop=1.0)
+    assert kept["graphs"]["head_int8"] == "head.int8.onnx" and kept["int8_gate"]["int8_heads"] is True
+    assert kept["files"]["head_int8"]["bytes"] < kept["files"]["head"]["bytes"]
+    quantized = {n.name for n in onnx.load(tmp_path / "kept" / "model.int8.onnx").graph.node
+                 if n.op_type in ("MatMulInteger", "DynamicQuantizeLinear")}
+    assert any(name.startswith("/head/") for name in quantized)  # the heads inside the full graph too
+    int8, fp32 = (OnnxEmotionModel(tmp_path / "kept", variant=v) for v in ("int8", "fp32"))
+    assert int8.int8_heads and not fp32.int8_heads
+    signals = [speechlike(duration=0.4 + 0.2 * i, f0=120 + 30 * i, seed=i) for i in range(5)]
+    features, _ = fp32.features_and_probabilities(signals)
+    batch = int8.head_probabilities(features)
+    alone = np.concatenate([int8.head_probabilities(features[i: i + 1]) for i in range(len(features))])
+    np.testing.assert_array_equal(batch, alone)
+    exact = fp32.head_probabilities(features)
+    assert not np.array_equal(batch, exact) and np.abs(batch - exact).max() < 0.25
+    # without --int8-heads the int8 variant's heads are the fp32 graph's, bit for bit
+    plain = export_model(model_dir, tmp_path / "plain", int8=True, evaluation=utterances, max_ua_drop=1.0)
+    assert "head_int8" not in plain["graphs"] and plain["int8_gate"]["int8_heads"] is False
+    np.testing.assert_array_equal(OnnxEmotionModel(tmp_path / "plain", variant="int8").head_probabilities(features),
+                                  exact)
+    refused = export_model(model_dir, tmp_path / "refused", int8=True, int8_heads=True, evaluation=utterances,
+                           max_ua_drop=-1.0)
+    assert "head_int8" not in refused["graphs"] and not (tmp_path / "refused" / "head.int8.onnx").exists()
+
+
 def test_int8_default_from_recorded_evidence(model_dir, tmp_path):
     """Gate results recorded for the recipe (held-out corpora) make int8 the default only when all pass."""
     good = [{"held_out": "a", "kept": True, "ua_drop_points": 0.1}, {"held_out": "b", "kept": True, "ua_drop_points": -0.4}]
@@ -147,6 +183,27 @@ def test_int8_default_from_recorded_evidence(model_dir, tmp_path):
     bad = good + [{"held_out": "c", "kept": True, "ua_drop_points": 2.5}]  # over the 1-point limit
     refused = export_model(model_dir, tmp_path / "refused", int8=True, int8_evidence=bad)
     assert refused["default_variant"] == "fp32" and refused["int8_gate"]["verified"] is False
+    # results gated with fp32 heads do not vouch for int8 heads, nor a profile path over the limit
+    assert not export_model(model_dir, tmp_path / "h", int8=True, int8_evidence=good, int8_heads=True)["int8_gate"]["verified"]
+    heads = [{**e, "int8_heads": True} for e in good]
+    assert export_model(model_dir, tmp_path / "h", int8=True, int8_evidence=heads, int8_heads=True)["int8_gate"]["verified"]
+    profiled = [{**good[0], "profile": {"ua_drop_points": 1.5}}]
+    assert export_model(model_dir, tmp_path / "p", int8=True, int8_evidence=profiled)["default_variant"] == "fp32"
+
+
+def test_shipped_export_quantizes_the_heads_when_its_evidence_did(tmp_path):
+    """The shipped model's one-time export (a child process) writes int8 heads only when every
+    recorded gate result was measured with them."""
+    from emovox.prediction.loading import run_export
+
+    model = make_random_model(tmp_path / "m")
+    config = json.loads((model / "config.json").read_text())
+    for heads in (False, True):
+        evidence = [{"held_out": h, "kept": True, "ua_drop_points": 0.2, "int8_heads": heads} for h in "ab"]
+        (model / "config.json").write_text(json.dumps({**config, "int8_gate": evidence}))
+        run_export(model, tmp_path / f"x{heads}")
+        exported = json.loads((tmp_path / f"x{heads}" / "config.json").read_text())
+        assert exported["default_variant"] == "int8" and ("head_int8" in exported["graphs"]) is heads
 
 
 def test_export_cli_with_eval_manifest(model_dir, tmp_path):

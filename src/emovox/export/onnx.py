@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 OPSET = 17
 FP32, INT8, HEAD, TORCHSCRIPT = "model.onnx", "model.int8.onnx", "head.onnx", "model.ts"
 PROFILE_HEAD = "profile_head.onnx"  # features → probs of the profile heads (models trained with --profile-heads)
+# the head graphs in int8 (export_model(int8_heads=True)): what the int8 variant runs on pooled features
+HEAD_INT8, PROFILE_HEAD_INT8 = "head.int8.onnx", "profile_head.int8.onnx"
 REFERENCE = "reference_mean.npy"
 
 
@@ -385,6 +387,7 @@ def export_model(
     evaluation: Sequence | None = None,
     max_ua_drop: float = 0.01,
     int8_evidence: Sequence[dict] | None = None,
+    int8_heads: bool = False,
     device: str = "cpu",
     threads: int | None = None,
 ) -> dict:
@@ -403,13 +406,16 @@ def export_model(
             training recipe (models trained the same way with one corpus held out, each gated on
             the corpus it never saw; stored under ``int8_gate`` in a model's config.json). int8
             becomes the default when every one of them kept int8 within ``max_ua_drop``.
+        int8_heads: the int8 variant quantizes the heads as well: inside ``model.int8.onnx`` and as
+            ``head.int8.onnx`` (and ``profile_head.int8.onnx``) for pooled features; the gate then
+            measures them with the encoder. Otherwise the heads stay fp32 in every variant.
         device: where the gate's evaluation runs.
         threads: CPU threads of the gate's evaluation.
     """
     started = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name in (FP32, INT8, HEAD, PROFILE_HEAD, TORCHSCRIPT, REFERENCE):
+    for name in (FP32, INT8, HEAD, PROFILE_HEAD, HEAD_INT8, PROFILE_HEAD_INT8, TORCHSCRIPT, REFERENCE):
         (out / name).unlink(missing_ok=True)
     exported = build_graph(model_dir)
     export_onnx(exported, out / FP32)
@@ -429,9 +435,10 @@ def export_model(
     config["reference_mean"] = REFERENCE
     _write_config(out, config)
     if int8:
-        _int8(exported, out, config, evaluation, max_ua_drop=max_ua_drop, device=device, threads=threads)
+        _int8(exported, out, config, evaluation, max_ua_drop=max_ua_drop, device=device, threads=threads,
+              heads=int8_heads)
         if not evaluation and int8_evidence:
-            _accept_evidence(config, int8_evidence, max_ua_drop)
+            _accept_evidence(config, int8_evidence, max_ua_drop, heads=int8_heads)
     config["files"] = {key: {"path": name, "bytes": (out / name).stat().st_size, "sha256": sha256_file(out / name)}
                        for key, name in config["graphs"].items()}
     config["export_seconds"] = round(time.time() - started, 1)
@@ -440,10 +447,19 @@ def export_model(
 
 
 def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | None, *, max_ua_drop: float,
-          device: str, threads: int | None) -> None:
-    """Write model.int8.onnx; with evaluation data, keep the first recipe that passes the gate
-    (:func:`emovox.export.quantize.int8_recipes`)."""
+          device: str, threads: int | None, heads: bool = False) -> None:
+    """Write model.int8.onnx (``heads``: and the head graphs in int8); with evaluation data, keep the
+    first recipe that passes the gate (:func:`emovox.export.quantize.int8_recipes`)."""
     from emovox.export.quantize import calibration_windows, gate_int8, int8_recipes, quantize_int8
+
+    head_graphs = {"head_int8": (HEAD, HEAD_INT8), "profile_head_int8": (PROFILE_HEAD, PROFILE_HEAD_INT8)}
+    if heads:
+        for key, (fp32_name, int8_name) in head_graphs.items():
+            if fp32_name in config["graphs"].values():
+                quantize_int8(out / fp32_name, out / int8_name, heads=True)
+                add_metadata(out / int8_name, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm, "
+                                                                                     "per-channel weights"})
+                config["graphs"][key] = int8_name
 
     if evaluation:
         paths = [u.path for u in evaluation][:: max(1, len(evaluation) // 8)][:8]
@@ -456,16 +472,17 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
         if tuple(keep) in tried:  # e.g. nothing sensitive: same graph as "all"
             continue
         tried.add(tuple(keep))
-        quantize_int8(out / FP32, out / INT8, keep_fp32=keep)
-        add_metadata(out / INT8, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm, per-channel weights",
-                                  "fp32_layers": json.dumps(keep)})
+        quantize_int8(out / FP32, out / INT8, keep_fp32=keep, heads=heads)
+        add_metadata(out / INT8, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm, per-channel weights"
+                                  + (", heads too" if heads else ", heads fp32"), "fp32_layers": json.dumps(keep)})
         config["graphs"]["int8"] = INT8
         _write_config(out, config)  # the gate loads the folder
         if not evaluation:
             config["int8_gate"] = {"kept": True, "verified": False, "recipe": recipe, "fp32_layers": keep,
+                                   "int8_heads": heads,
                                    "note": "no evaluation data given: int8 written but fp32 stays the default"}
             return
-        gate = {"recipe": recipe, "fp32_layers": keep,
+        gate = {"recipe": recipe, "fp32_layers": keep, "int8_heads": heads,
                 **gate_int8(out, evaluation, max_ua_drop=max_ua_drop, device=device, threads=threads, fp32=fp32)}
         fp32 = gate.pop("fp32")
         attempts.append(gate)
@@ -475,17 +492,26 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
             return
     (out / INT8).unlink()
     del config["graphs"]["int8"]
+    for key, (_, int8_name) in head_graphs.items():
+        if config["graphs"].pop(key, None):
+            (out / int8_name).unlink()
     config["int8_gate"] = {**attempts[-1], "attempts": attempts}
 
 
-def _accept_evidence(config: dict, evidence: Sequence[dict], max_ua_drop: float) -> None:
+def _accept_evidence(config: dict, evidence: Sequence[dict], max_ua_drop: float, *, heads: bool = False) -> None:
     """Make int8 the default on gate results measured earlier for the same recipe (see
-    :func:`export_model`), when each kept int8 and lost at most ``max_ua_drop`` UA."""
+    :func:`export_model`), when each kept int8 and lost at most ``max_ua_drop`` UA (with a profile
+    too, where measured), with the heads quantized as they are now (``int8_heads`` of each result)."""
     limit = 100.0 * max_ua_drop
-    passed = all(e.get("kept") and e.get("ua_drop_points", float("inf")) <= limit for e in evidence)
+
+    def within(e: dict) -> bool:
+        drops = [e.get("ua_drop_points", float("inf")), e.get("profile", {}).get("ua_drop_points", 0.0)]
+        return bool(e.get("kept")) and max(drops) <= limit and bool(e.get("int8_heads", False)) == heads
+
+    passed = all(within(e) for e in evidence)
     config["int8_gate"] = {
         "kept": True, "verified": "by recipe" if passed else False, "recipe": "all", "fp32_layers": [],
-        "evidence": list(evidence),
+        "int8_heads": heads, "evidence": list(evidence),
         "note": (f"int8 is the default: {len(evidence)} model(s) of the same training recipe, each gated on a "
                  f"corpus it never saw, stayed within the {limit:g}-point UA limit" if passed else
                  "the recorded gate results do not all pass: int8 written but fp32 stays the default"),

@@ -132,7 +132,8 @@ from pathlib import Path
 from emovox.export.onnx import export_model
 model_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
 evidence = json.loads((model_dir / "config.json").read_text()).get("int8_gate")
-export_model(model_dir, out, int8=bool(evidence), int8_evidence=evidence)
+heads = bool(evidence) and all(e.get("int8_heads", False) for e in evidence)
+export_model(model_dir, out, int8=bool(evidence), int8_evidence=evidence, int8_heads=heads)
 """
 
 

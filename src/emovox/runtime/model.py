@@ -119,11 +119,23 @@ class OnnxEmotionModel(Predictor):
     def model_id(self) -> str:
         return self.config.get("source", {}).get("training", {}).get("name", "emovox-model")
 
+    def _head_graph(self, name: str) -> str:
+        """The file of head graph ``name`` (``head``, ``profile_head``) this variant runs: its int8 copy
+        for the int8 variant of a folder exported with int8 heads, else the fp32 graph."""
+        graphs = self.config["graphs"]
+        return graphs[f"{name}_int8"] if self.variant == "int8" and f"{name}_int8" in graphs else graphs[name]
+
+    @property
+    def int8_heads(self) -> bool:
+        """True when this variant's head graphs are int8 (their activations are quantized per run, so
+        :meth:`head_outputs` runs them one row at a time: a row's answer never depends on its batch)."""
+        return self.variant == "int8" and "head_int8" in self.config["graphs"]
+
     @property
     def head_session(self):
         """The head-only graph, loaded on first use (clips over 30 s)."""
         if self._head_session is None:
-            self._head_session = make_session(self.directory / self.config["graphs"]["head"], **self._session_args)
+            self._head_session = make_session(self.directory / self._head_graph("head"), **self._session_args)
         return self._head_session
 
     @property
@@ -133,7 +145,7 @@ class OnnxEmotionModel(Predictor):
         if "profile_head" not in self.config["graphs"]:
             return self.head_session
         if self._profile_head_session is None:
-            self._profile_head_session = make_session(self.directory / self.config["graphs"]["profile_head"],
+            self._profile_head_session = make_session(self.directory / self._head_graph("profile_head"),
                                                       **self._session_args)
         return self._profile_head_session
 
@@ -159,7 +171,12 @@ class OnnxEmotionModel(Predictor):
         graph; ``profiled``: a domain profile centred them, the profile heads' graph when there is one)."""
         names = ["probs", "dims"] if self.has_dimensions else ["probs"]
         session = self.profile_head_session if profiled else self.head_session
-        out = session.run(names, {"features": np.asarray(features, dtype=np.float32)})
+        rows = np.asarray(features, dtype=np.float32)
+        if self.int8_heads and len(rows) > 1:
+            parts = [session.run(names, {"features": rows[i: i + 1]}) for i in range(len(rows))]
+            out = [np.concatenate([part[k] for part in parts]) for k in range(len(names))]
+        else:
+            out = session.run(names, {"features": rows})
         return out[0], out[1] if self.has_dimensions else None
 
     def features_and_probabilities(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
