@@ -21,8 +21,11 @@ as :class:`emovox.features.extractor.FeatureExtractor` does; ``window=0`` models
 Clips over 30 s are handled by the runtime, which merges the windows' pooled statistics and
 runs ``head.onnx`` (features → probs, and dims when the model has them). A model with profile heads
 (``--profile-heads``) also gets ``profile_head.onnx``, the same kind of graph over those heads, which
-the runtime runs on features a domain profile centred. The folder's ``config.json`` (format ``emovox-onnx``)
-describes it all; the graphs carry the same facts as ONNX metadata.
+the runtime runs on features a domain profile centred. ``int8=True`` adds ``model.int8.onnx`` (every
+MatMul/Gemm in int8, the heads' too), and ``int8_heads=True`` the head graphs in int8 as well
+(``head.int8.onnx``, ``profile_head.int8.onnx``), which the int8 variant then runs on pooled features.
+The folder's ``config.json`` (format ``emovox-onnx``) describes it all; the graphs carry the same facts
+as ONNX metadata.
 
 Examples:
     >>> export_model("models/ravdess", "exported/", int8=True)     # doctest: +SKIP
@@ -406,9 +409,10 @@ def export_model(
             training recipe (models trained the same way with one corpus held out, each gated on
             the corpus it never saw; stored under ``int8_gate`` in a model's config.json). int8
             becomes the default when every one of them kept int8 within ``max_ua_drop``.
-        int8_heads: the int8 variant quantizes the heads as well: inside ``model.int8.onnx`` and as
-            ``head.int8.onnx`` (and ``profile_head.int8.onnx``) for pooled features; the gate then
-            measures them with the encoder. Otherwise the heads stay fp32 in every variant.
+        int8_heads: also write ``head.int8.onnx`` (and ``profile_head.int8.onnx``), which the int8
+            variant then runs on pooled features (clips over 30 s, profiled audio), as it runs the
+            int8 heads inside ``model.int8.onnx`` on short clips; the gate measures them. Otherwise
+            those paths run the fp32 head graphs.
         device: where the gate's evaluation runs.
         threads: CPU threads of the gate's evaluation.
     """
@@ -456,7 +460,7 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
     if heads:
         for key, (fp32_name, int8_name) in head_graphs.items():
             if fp32_name in config["graphs"].values():
-                quantize_int8(out / fp32_name, out / int8_name, heads=True)
+                quantize_int8(out / fp32_name, out / int8_name)
                 add_metadata(out / int8_name, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm, "
                                                                                      "per-channel weights"})
                 config["graphs"][key] = int8_name
@@ -472,9 +476,9 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
         if tuple(keep) in tried:  # e.g. nothing sensitive: same graph as "all"
             continue
         tried.add(tuple(keep))
-        quantize_int8(out / FP32, out / INT8, keep_fp32=keep, heads=heads)
-        add_metadata(out / INT8, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm, per-channel weights"
-                                  + (", heads too" if heads else ", heads fp32"), "fp32_layers": json.dumps(keep)})
+        quantize_int8(out / FP32, out / INT8, keep_fp32=keep)
+        add_metadata(out / INT8, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm, per-channel weights",
+                                  "fp32_layers": json.dumps(keep)})
         config["graphs"]["int8"] = INT8
         _write_config(out, config)  # the gate loads the folder
         if not evaluation:

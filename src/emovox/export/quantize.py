@@ -33,15 +33,17 @@ log = logging.getLogger(__name__)
 
 
 def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, keep_fp32: Sequence[str] = (),
-                  per_channel: bool = True, heads: bool = False) -> Path:
+                  per_channel: bool = True) -> Path:
     """Dynamic int8 quantization of MatMul/Gemm nodes (int8 weights per output channel,
-    activations quantized per call). Nodes whose names start with one of ``keep_fp32`` stay fp32,
-    and so do the heads' nodes (``/head/``) unless ``heads``."""
+    activations quantized per call). MatMul nodes whose names start with one of ``keep_fp32`` stay
+    fp32 (the encoder's layers). The heads' layers are Gemm nodes, which onnxruntime's quantizer
+    turns into MatMul under new names before it applies exclusions: they are always quantized, as
+    every int8 graph emovox has shipped had them (``tests/test_export.py`` checks it)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     names = [node.name for node in onnx.load(os.fspath(fp32_path), load_external_data=False).graph.node]
-    prefixes = tuple(keep_fp32) if heads else ("/head/", *keep_fp32)
+    prefixes = tuple(keep_fp32)
     quantize_dynamic(os.fspath(fp32_path), os.fspath(out_path), op_types_to_quantize=["MatMul", "Gemm"],
                      per_channel=per_channel, weight_type=QuantType.QInt8,
                      nodes_to_exclude=[n for n in names if prefixes and n.startswith(prefixes)])

@@ -4,7 +4,9 @@ An exported folder (written by ``emovox export``, see :mod:`emovox.export.onnx`)
 ``config.json`` (format ``emovox-onnx``), ``model.onnx`` (log-mel frames → probabilities and
 pooled features, encoder and heads in one graph), maybe ``model.int8.onnx``, and
 ``head.onnx`` (pooled features → probabilities), and for a model with profile heads
-``profile_head.onnx`` (the same for features a domain profile centred).
+``profile_head.onnx`` (the same for features a domain profile centred); a folder exported with
+int8 head graphs (``emovox export --int8-heads``) also has ``head.int8.onnx`` and
+``profile_head.int8.onnx``, which the int8 variant runs instead, one row per run.
 
 A model trained with ``--dimensions`` has one more output in both graphs, ``dims`` (the heads'
 mean arousal and valence in [-1, 1]); its predictions carry those instead of the circumplex
