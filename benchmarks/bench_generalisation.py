@@ -32,6 +32,10 @@ writes JSON and one PNG.
         # also writes each fold's model (runs/folds/<design>/<held-out corpus>/), e.g. for the int8 gate:
         # emovox export runs/folds/all-mixed-level-d0.5-ph-e10/turev X --int8 --eval turev:../shared/corpora/turev
         # (with fold.json: --keep-models runs/fold_models fills the experiments' fold cache, fold_models.py)
+    # one design on both cores (head fitting is single-threaded): half the corpora each, then merged
+    python benchmarks/bench_generalisation.py --designs D --skip-ravdess --held-out ravdess,nemo,turev --out runs/a.json &
+    python benchmarks/bench_generalisation.py --designs D --skip-ravdess --held-out tess,koetts,emospeech --out runs/b.json
+    python benchmarks/bench_generalisation.py --merge runs/a.json runs/b.json --out runs/bench_generalisation.json
 """
 
 from __future__ import annotations
@@ -693,6 +697,36 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def merge_runs(results: dict, parts: Sequence[dict]) -> dict:
+    """``results`` (a ``--out`` file's designs) with the held-out rows of ``parts`` (other ``--out``
+    files, e.g. of ``--held-out`` runs on separate cores) merged into each design's entry, its summary
+    recomputed and its seconds summed (processor time, not wall time). A design new to ``results``
+    comes in whole; a part's row for a corpus replaces the one there.
+
+    Examples:
+        >>> a = {"d": {"loco": {"x": {"single": 0.5}}, "seconds": 10.0}}
+        >>> b = {"d": {"loco": {"y": {"single": 0.7}}, "seconds": 20.0}}
+        >>> merged = merge_runs(a, [b])["d"]
+        >>> sorted(merged["loco"]), round(merged["summary"]["single"]["mean"], 3), merged["seconds"]
+        (['x', 'y'], 0.6, 30.0)
+    """
+    merged = json.loads(json.dumps(results))
+    for part in parts:
+        for name, entry in part.items():
+            if name not in merged:
+                merged[name] = json.loads(json.dumps(entry))
+                continue
+            target = merged[name]
+            target["loco"] = {**target.get("loco", {}), **entry.get("loco", {})}
+            target["seconds"] = round(float(target.get("seconds", 0.0)) + float(entry.get("seconds", 0.0)), 1)
+            if "ravdess_6fold" in entry and "ravdess_6fold" not in target:
+                target["ravdess_6fold"] = entry["ravdess_6fold"]
+    for entry in merged.values():
+        if entry.get("loco"):
+            entry["summary"] = summary(entry["loco"])
+    return merged
+
+
 def add_corpus_options(parser: argparse.ArgumentParser) -> None:
     """``--corpora`` and ``--extra``: where the benchmark and the experiments find the corpora."""
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"), help="the shared corpora")
@@ -728,10 +762,21 @@ def main() -> None:
     parser.add_argument("--keep-models", type=Path, default=None,
                         help="write each design's fold models to DIR/<design>/<held-out corpus>/ (model directories)")
     parser.add_argument("--markdown", action="store_true", help="print the designs already in --out as a table and stop")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None,
+                        help="--out files of --held-out runs (e.g. one per core, each with its own --out): merge their "
+                             "rows into --out's designs, recompute the summaries, plot, and stop")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_generalisation.json"))
     args = parser.parse_args()
     if args.markdown:
         print(markdown(json.loads(args.out.read_text())))
+        return
+    if args.merge:
+        results = merge_runs(json.loads(args.out.read_text()) if args.out.exists() else {},
+                             [json.loads(path.read_text()) for path in args.merge])
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        plot(results, args.out.with_suffix(".png"))
+        print(markdown(results))
         return
     unknown = [d for d in args.designs.split(",") if d not in DESIGNS]
     if unknown:
