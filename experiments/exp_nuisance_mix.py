@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
-from exp_seed_ensemble import merged  # noqa: E402
+from exp_seed_ensemble import mean_and_worst, merged  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.training.checkpoint import load_model_files  # noqa: E402
@@ -63,11 +63,7 @@ def main() -> None:
             row[f"profile_{name}"] = bench.ua(truth_half, bench.four_class_decision(e, profiled))
         rows[held] = row
         print(held, {k: round(v, 3) for k, v in row.items()}, flush=True)
-    keys = list(next(iter(rows.values())))
-    mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
-    worst = {k: float(np.min([r[k] for r in rows.values()])) for k in keys}
-    for k in keys:
-        print(f"{k:24s} mean {mean[k]:.3f} worst {worst[k]:.3f}")
+    mean, worst = mean_and_worst(rows, width=24)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"a": str(args.a), "b": str(args.b), "corpora": rows, "mean": mean, "worst": worst},
                                    indent=2) + "\n")

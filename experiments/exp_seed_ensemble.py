@@ -41,6 +41,22 @@ def merged(ensembles: list[Ensemble]) -> Ensemble:
     return dataclasses.replace(both, profile_heads=None if None in profile else join(profile))
 
 
+def mean_and_worst(rows: dict[str, dict[str, float]], width: int = 26) -> tuple[dict, dict]:
+    """Each key's mean and worst value over the held-out corpora's ``rows``, printed one line a key.
+
+    Examples:
+        >>> mean_and_worst({"a": {"x": 0.5}, "b": {"x": 0.7}}, width=2)
+        x  mean 0.600 worst 0.500
+        ({'x': 0.6}, {'x': 0.5})
+    """
+    keys = list(next(iter(rows.values())))
+    mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
+    worst = {k: float(np.min([r[k] for r in rows.values()])) for k in keys}
+    for k in keys:
+        print(f"{k:{width}s} mean {mean[k]:.3f} worst {worst[k]:.3f}")
+    return mean, worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     bench.add_corpus_options(parser)
@@ -74,11 +90,7 @@ def main() -> None:
             row[f"{name}_ten_heads"] = bench.ua(t, bench.four_class_decision(ensembles[0], np.mean(probs[:2], axis=0)))
         rows[held] = row
         print(held, {k: round(v, 3) for k, v in row.items()}, flush=True)
-    keys = list(next(iter(rows.values())))
-    mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
-    worst = {k: float(np.min([r[k] for r in rows.values()])) for k in keys}
-    for k in keys:
-        print(f"{k:26s} mean {mean[k]:.3f} worst {worst[k]:.3f}")
+    mean, worst = mean_and_worst(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"designs": DESIGNS, "corpora": rows, "mean": mean, "worst": worst}, indent=2) + "\n")
 
