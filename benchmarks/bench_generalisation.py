@@ -79,6 +79,9 @@ from emovox.training.train import (
 
 SHARED = ("ravdess", "nemo", "turev")
 EXTRA = ("tess", "koetts", "emospeech", "baved", "banglaser")
+# corpora a design may add to its training only (never held out: no 4-class test labels), by adapter name, with
+# the folder under --extra they read: BAVED with every arousal level (the high one a candidate set of emotions)
+TRAINING_ONLY = {"baved-arousal": "baved"}
 SKEW = 0.7  # share of the skewed profile half taken by one emotion
 SKEWED_EMOTIONS = ("angry", "happy", "sad")  # rows skewed<emotion>_*: archives 70 % of that emotion (skewed_*: neutral)
 BALANCES = (0.0, 0.5, 1.0)  # the "balanced" estimator's class balancing tried (emovox.training.profiles.domain_mean)
@@ -95,10 +98,14 @@ class Design:
     # what of each state's pooled vector the heads read: "mean_std" (all of it) or "mean" (its first half,
     # the mean over frames, without the std: a channel's and a speaker's texture may live in the std)
     inputs: str = "mean_std"
+    # TRAINING_ONLY corpora (adapter names) this design also trains on, in every fold
+    extra_training: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.inputs not in ("mean_std", "mean"):
             raise ValueError(f"unknown inputs {self.inputs!r}")
+        if set(self.extra_training) - set(TRAINING_ONLY):
+            raise ValueError(f"extra_training {self.extra_training}: known {', '.join(TRAINING_ONLY)}")
         if self.inputs != "mean_std" and self.config.finetune.blocks:
             raise ValueError("a fine-tuned encoder's features are read whole (inputs mean_std)")
 
@@ -232,6 +239,11 @@ DESIGNS: dict[str, Design] = {
     "all-mixed-level-d0.5-ph-e10": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "all-mixed-level-d0.5-ph with ten heads (--ensemble 10, seeds 0-9) instead of five", pooling="level_mean_std"),
+    "all-mixed-level-d0.5-ph-e10-baved": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v6.3 (all-mixed-level-d0.5-ph-e10) also trained on BAVED (Arabic, 60 speakers) with every arousal level: "
+        "level 0 as sad, 1 neutral, 2 the candidate set happy|angry|fear|surprise", pooling="level_mean_std",
+        extra_training=("baved-arousal",)),
     # nuisance attribute projection (FitConfig.nuisance_dims): the k directions of largest spread between the
     # training speakers' class-balanced means projected out of each head's input, on v6.3's recipe
     **{f"all-mixed-level-d0.5-ph-e{n}-nap{k}": Design(
@@ -335,11 +347,12 @@ def four_class_count(utts: Sequence[Utterance], corpus: str) -> int:
 
 
 def load_corpora(shared: Path, extra: Path | None, names: Sequence[str] | None, *,
-                 min_classes: int = 2) -> list[Utterance]:
+                 min_classes: int = 2, training_only: Sequence[str] = ()) -> list[Utterance]:
     """Every corpus found, less those with fewer than ``min_classes`` of the four classes: a corpus
     of one emotion (BAVED's neutral level) or of none of them (the BanglaSER extension's disgust
     and fear) teaches its language and channel as an emotion (with BAVED in training, TurEV-DB's
-    single words all came out neutral: UA 0.447 -> 0.269)."""
+    single words all came out neutral: UA 0.447 -> 0.269). ``training_only``: :data:`TRAINING_ONLY`
+    adapters to load as well (whole, for designs that train on them)."""
     utts = []
     for name in (*SHARED, *EXTRA):
         root = (shared if name in SHARED else extra) / name if (extra or name in SHARED) else None
@@ -350,6 +363,13 @@ def load_corpora(shared: Path, extra: Path | None, names: Sequence[str] | None, 
             utts += found
         else:
             print(f"{name}: left out (fewer than {min_classes} of angry/happy/sad/neutral)", flush=True)
+    for name in training_only:
+        if extra is None or not (extra / TRAINING_ONLY[name]).is_dir():
+            raise SystemExit(f"{name}: needs {TRAINING_ONLY[name]}/ under --extra (extract-more.sh)")
+        found = scan_corpus(name, extra / TRAINING_ONLY[name])
+        if {u.corpus for u in found} & {u.corpus for u in utts}:
+            raise SystemExit(f"{name}: its corpus is loaded already (leave it out of --only)")
+        utts += found
     return utts
 
 
@@ -449,17 +469,22 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
     if keep is not None and (design.config.finetune.blocks or extractor is None):
         raise ValueError("keep: only designs on the frozen encoder's features, with their extractor, can be saved")
     truth_all = [collapse(u.label, "4class") for u in utts]
+    corpora = np.array([u.corpus for u in utts])
+    only = list(TRAINING_ONLY.values())  # the corpora their utterances name; never held out
+    unused = np.isin(corpora, [corpus for name, corpus in TRAINING_ONLY.items() if name not in design.extra_training])
     rows = {}
     for held, test, train_utts, idx, truth in held_out_splits(utts, held_out):
-        if len(set(truth)) < 2:
+        if len(set(truth)) < 2 or held in only:
             continue
+        train = ~test & ~unused  # a training-only corpus that this design does not name stays out
+        train_utts = [u for u, t in zip(utts, train, strict=True) if t]
         t0 = time.time()
         X_fold, tuning = X, None
         if design.config.finetune.blocks:
             X_fold, result = tuned_split(design, X, train_utts, test, extractor, frames)
             tuning = {"best_epoch": result.best_epoch, "history": result.history, "seconds": result.seconds}
-        ensemble = train_ensemble(X_fold[~test], train_utts, config=design.config,
-                                  augmented=None if copies is None else copies[:, ~test])
+        ensemble = train_ensemble(X_fold[train], train_utts, config=design.config,
+                                  augmented=None if copies is None else copies[:, train])
         if keep is not None:
             save_ensemble(keep / held, ensemble, extractor.settings,
                           training={"trained_on": sorted({u.corpus for u in train_utts}), "held_out": held,
@@ -794,7 +819,9 @@ def main() -> None:
             args.out.write_text(json.dumps(results, indent=2) + "\n")
             print(f"| {name} | RAVDESS 6-fold " + " | ".join(f"{k} {v}" for k, v in reference.items()) + " |", flush=True)
         return
-    utts = load_corpora(args.corpora, args.extra, [n for n in args.only.split(",") if n], min_classes=args.min_classes)
+    training_only = sorted({n for d in args.designs.split(",") for n in DESIGNS[d].extra_training})
+    utts = load_corpora(args.corpora, args.extra, [n for n in args.only.split(",") if n], min_classes=args.min_classes,
+                        training_only=training_only)
     features = {}  # pooling -> features of every clip, encoded (or read from the cache) once
     counts = {c: sum(u.corpus == c for u in utts) for c in dict.fromkeys(u.corpus for u in utts)}
     print("corpora:", counts, flush=True)

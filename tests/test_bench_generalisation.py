@@ -50,3 +50,58 @@ def test_the_merge_command_writes_the_table_and_the_plot(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(json.loads(out.read_text())["d"]["loco"]) == ["nemo", "turev"]
     assert "| d | 50.0 | 60.0 | **55.0**" in done.stdout and out.with_suffix(".png").is_file()
+
+
+class _Trained(Exception):
+    """Raised by the stand-in trainer: the benchmark's fold has shown what it trains on."""
+
+
+def test_a_training_only_corpus_trains_only_the_designs_that_name_it_and_is_never_held_out(bench, monkeypatch):
+    import dataclasses
+
+    import numpy as np
+
+    from emovox.corpora.manifest import Utterance
+
+    utts = [Utterance(f"/t/{c}{s}{i}.wav", label, label, str(s), c) for c in ("ravdess", "nemo") for s in range(2)
+            for i, label in enumerate(("sad", "angry", "happy", "neutral"))]
+    utts += [Utterance(f"/t/baved{i}.wav", label, label, "7", "baved") for i, label in enumerate(("sad", "neutral",
+                                                                                                  "happy|angry"))]
+    X = np.zeros((len(utts), 2, 4), dtype=np.float32)
+    trained = []
+
+    def trainer(X_train, train_utts, **_):
+        trained.append(sorted({u.corpus for u in train_utts}))
+        assert len(X_train) == len(train_utts)
+        raise _Trained
+
+    monkeypatch.setattr(bench, "train_ensemble", trainer)
+    plain = bench.DESIGNS["all-mixed-level-d0.5-ph-e10"]
+    with_baved = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-baved"]
+    assert with_baved.extra_training == ("baved-arousal",) and with_baved.config == plain.config
+    for design, expected in ((plain, ["nemo"]), (with_baved, ["baved", "nemo"])):
+        trained.clear()
+        with pytest.raises(_Trained):
+            bench.loco(design, X, utts)
+        assert trained == [expected]  # ravdess held out first; baved never held out, trained on only when named
+    for held in ("baved", "nemo"):
+        trained.clear()
+        try:
+            bench.loco(with_baved, X, utts, held_out=[held])
+        except _Trained:
+            pass
+        assert trained == ([] if held == "baved" else [["baved", "ravdess"]])
+    with pytest.raises(ValueError, match="extra_training"):
+        dataclasses.replace(plain, extra_training=("banglaser",))
+
+
+def test_training_only_corpora_load_from_extra_only_when_asked(bench, tmp_path, write_audio):
+    shared, extra = tmp_path / "shared", tmp_path / "extra"
+    shared.mkdir()
+    write_audio(extra / "baved" / "3" / "56-f-40-3-1-884.wav")
+    write_audio(extra / "baved" / "3" / "56-f-40-3-2-885.wav")
+    assert bench.load_corpora(shared, extra, None) == []  # BAVED's neutral level alone: left out
+    utts = bench.load_corpora(shared, extra, None, training_only=["baved-arousal"])
+    assert sorted((u.corpus, u.label) for u in utts) == [("baved", "happy|angry|fear|surprise"), ("baved", "neutral")]
+    with pytest.raises(SystemExit, match="baved/ under --extra"):
+        bench.load_corpora(shared, tmp_path / "nowhere", None, training_only=["baved-arousal"])

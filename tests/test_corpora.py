@@ -315,6 +315,12 @@ def test_baved(tmp_path, write_audio):
     levels = scan_corpus("baved", tmp_path, keep_levels=True)
     assert sorted(rows(levels, "native_label", "label")) == [
         ("level0", "sad"), ("level1", "neutral"), ("level1", "neutral"), ("level2", "angry")]
+    arousal = scan_corpus(*parse_spec(f"baved-arousal:{tmp_path}"))  # every level; the high one a candidate set
+    assert sorted(rows(arousal, "native_label", "label", "corpus")) == [
+        ("level0", "sad", "baved"), ("level1", "neutral", "baved"), ("level1", "neutral", "baved"),
+        ("level2", "happy|angry|fear|surprise", "baved")]
+    with pytest.raises(ValueError, match="choose one"):
+        scan_corpus("baved", tmp_path, keep_levels=True, arousal_sets=True)
 
 
 def test_banglaser(tmp_path, write_audio):
@@ -428,7 +434,8 @@ def test_missing_root(tmp_path, name):
 
 @pytest.mark.parametrize("name", sorted(set(ADAPTERS) - {"nemo", "csv"}))
 def test_empty_root(tmp_path, name):
-    with pytest.raises(CorpusError, match=f"{name}: no labelled audio found under"):
+    corpus = name.split("-")[0]  # baved-arousal reads BAVED
+    with pytest.raises(CorpusError, match=f"{corpus}: no labelled audio found under"):
         scan_corpus(name, tmp_path)
 
 

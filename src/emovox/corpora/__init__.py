@@ -8,11 +8,12 @@ Examples:
     >>> parse_spec("ravdess:/data/RAVDESS")
     ('ravdess', PosixPath('/data/RAVDESS'))
     >>> sorted(ADAPTERS)[:4]
-    ['banglaser', 'baved', 'cremad', 'csv']
+    ['banglaser', 'baved', 'baved-arousal', 'cremad']
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -46,9 +47,11 @@ ADAPTERS: dict[str, Callable[..., list[Utterance]]] = {
     "emovo": emovo.scan, "cremad": cremad.scan, "tess": tess.scan, "savee": savee.scan,
     "urdu": urdu.scan, "iemocap": iemocap.scan, "koetts": koetts.scan,
     "emospeech": emospeech.scan, "baved": baved.scan, "banglaser": banglaser.scan,
+    "baved-arousal": functools.partial(baved.scan, arousal_sets=True),
     "folder": folder.scan, "csv": csvmanifest.scan,
 }
-"""Corpus name -> ``scan(root, **options)``. ``folder`` and ``csv`` accept ``mapping=``."""
+"""Corpus name -> ``scan(root, **options)``. ``folder`` and ``csv`` accept ``mapping=``.
+``baved-arousal`` is BAVED with every arousal level (the high one as a candidate set)."""
 
 __all__ = ["ADAPTERS", "AUDIO_EXTENSIONS", "detect", "parse_spec", "scan_corpus"]
 

@@ -28,6 +28,12 @@ from emovox.errors import CorpusError
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise", "boredom")
 """The taxonomy: every label an :class:`~emovox.corpora.manifest.Utterance` can carry."""
 
+CANDIDATE_SEPARATOR = "|"
+"""Joins the members of a candidate-set label (``"angry|happy"``: one of these, not known which)."""
+
+HIGH_AROUSAL = ("happy", "angry", "fear", "surprise")
+"""The emotions a corpus's "high arousal" level may be (a candidate set, taxonomy order)."""
+
 FOUR_CLASS = ("neutral", "happy", "sad", "angry")
 """The four classes shared by most corpora (the ``"4class"`` scheme of :func:`collapse`)."""
 
@@ -99,6 +105,35 @@ _SCHEMES: dict[str, dict[str, str]] = {
                "angry": "angry"},
     "full": {e: e for e in EMOTIONS},
 }
+
+
+def candidates(label: str) -> tuple[str, ...]:
+    """The emotions ``label`` allows: itself, or each member of a candidate set.
+
+    A corpus that labels arousal, not emotion (BAVED's "high" level: happy or angry or ...), gives
+    its clips a candidate set; training then asks only that the heads put the clip's probability
+    somewhere in the set (:func:`emovox.training.fit.compute_objective`).
+
+    Raises:
+        CorpusError: A member outside the taxonomy.
+
+    Examples:
+        >>> candidates("sad"), candidates("angry|happy")
+        (('sad',), ('angry', 'happy'))
+        >>> candidate_label(["angry", "happy", "fear"])
+        'happy|angry|fear'
+    """
+    members = tuple(label.split(CANDIDATE_SEPARATOR))
+    unknown = [m for m in members if m not in EMOTIONS]
+    if len(members) > 1 and unknown:
+        raise CorpusError(f"candidate label {label!r} has members outside the taxonomy: {unknown}")
+    return members
+
+
+def candidate_label(emotions) -> str:
+    """The label of a candidate set of ``emotions`` (taxonomy order, :data:`CANDIDATE_SEPARATOR`)."""
+    members = set(emotions)
+    return CANDIDATE_SEPARATOR.join(e for e in EMOTIONS if e in members)
 
 
 def map_label(corpus: str, native: str) -> str | None:

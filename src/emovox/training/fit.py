@@ -153,9 +153,34 @@ def dimensions_objective(dims: torch.Tensor, targets: torch.Tensor, points: torc
 
 
 def compute_objective(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, smoothing: float,
-                      sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+                      sample_weights: torch.Tensor | None = None, candidates: torch.Tensor | None = None) -> torch.Tensor:
     """Class-weighted, label-smoothed cross-entropy; ``sample_weights`` scale each row (as
-    PyTorch's weighted mean: the sum over rows divided by the rows' total weight)."""
+    PyTorch's weighted mean: the sum over rows divided by the rows' total weight).
+
+    ``candidates`` (``(b, n_classes)`` bool, for rows whose label is a candidate set, e.g. "one of
+    the high-arousal emotions"): each row's loss is minus the log of the probability its candidates
+    hold together, weighted by their mean class weight; a row with one candidate is the plain
+    cross-entropy (``targets`` are then not read). No smoothing with candidates.
+
+    Examples:
+        >>> z, w = torch.tensor([[2.0, 0.0, -1.0]]), torch.ones(3)
+        >>> one = torch.tensor([[True, False, False]])
+        >>> bool(torch.isclose(compute_objective(z, torch.tensor([0]), w, 0.0),
+        ...                    compute_objective(z, torch.tensor([0]), w, 0.0, candidates=one)))
+        True
+        >>> both = torch.tensor([[True, True, False]])  # either of the first two: only the third is wrong
+        >>> round(float(compute_objective(z, torch.tensor([0]), w, 0.0, candidates=both)), 4)
+        0.0429
+    """
+    if candidates is not None:
+        if smoothing:
+            raise ValueError("label smoothing is not defined for candidate-set labels")
+        held = torch.logsumexp(logits.masked_fill(~candidates, float("-inf")), -1)
+        losses = torch.logsumexp(logits, -1) - held
+        rows = (candidates * weights).sum(1) / candidates.sum(1)
+        if sample_weights is not None:
+            rows = rows * sample_weights
+        return (losses * rows).sum() / rows.sum()
     if sample_weights is None:
         return F.cross_entropy(logits, targets, weight=weights, label_smoothing=smoothing)
     losses = F.cross_entropy(logits, targets, weight=weights, label_smoothing=smoothing, reduction="none")
@@ -192,6 +217,7 @@ def fit_head(
     points: np.ndarray | None = None,
     domains: np.ndarray | None = None,
     voices: VoiceTable | None = None,
+    candidates: np.ndarray | None = None,
     progress=None,
 ) -> FitResult:
     """Train a head; validation UA picks the epoch (or the last epoch without validation).
@@ -209,13 +235,19 @@ def fit_head(
     ``voices`` (a :class:`~emovox.training.voices.VoiceTable` of the training rows): the speakers'
     means that ``config.voice_swap`` moves rows between.
 
+    ``candidates`` (``(len(X_train), n_classes)`` bool): each training row's candidate set, for
+    labels that name several emotions (:func:`emovox.corpora.labels.candidates`); such rows have
+    ``y_train`` -1, a row with one candidate its class. Class weights count the single-label rows;
+    the loss is :func:`compute_objective`'s. Validation rows have single labels.
+
     Runs on one thread: the head is small, and extra threads only contend with other work.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         return _fit(X_train, y_train, X_val, y_val, n_classes=n_classes, config=config, progress=progress,
-                    sample_weights=sample_weights, copies=copies, points=points, domains=domains, voices=voices)
+                    sample_weights=sample_weights, copies=copies, points=points, domains=domains, voices=voices,
+                    candidates=candidates)
     finally:
         torch.set_num_threads(threads)
 
@@ -245,7 +277,7 @@ def adversary_ramp(progress: float) -> float:
 
 
 def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_weights=None, copies=None,
-         points=None, domains=None, voices=None) -> FitResult:
+         points=None, domains=None, voices=None, candidates=None) -> FitResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     X_train = np.ascontiguousarray(X_train, dtype=np.float32)
@@ -283,18 +315,22 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
         head.nuisance = nuisance_directions(head, voices.means, config.nuisance_dims)
     if (config.mixup or config.adversary) and copies is not None:
         raise ValueError("mixup and the adversary do not take paired copies (consistency): give copies as rows")
+    ct = None
+    if candidates is not None:
+        ct = _candidate_tensor(candidates, y_train, n_classes, config)
     params = list(head.parameters()) + ([] if adversary is None else list(adversary.parameters()))
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
-    weights = class_weights(y_train, n_classes)
+    weights = class_weights(np.asarray(y_train)[np.asarray(y_train) >= 0], n_classes)
     Xt, yt = torch.from_numpy(X_train), torch.from_numpy(np.asarray(y_train, dtype=np.int64))
     st = None if sample_weights is None else torch.as_tensor(np.asarray(sample_weights), dtype=torch.float32)
     pt = torch.as_tensor(np.asarray(points, dtype=np.float32)) if multitask else None
 
-    def objective(batch: torch.Tensor, targets: torch.Tensor, row_weights: torch.Tensor | None):
+    def objective(batch: torch.Tensor, targets: torch.Tensor, row_weights: torch.Tensor | None,
+                  sets: torch.Tensor | None = None):
         """The batch's logits and loss (cross-entropy, plus the weighted dimensional error)."""
         logits, dims = compute_forward(head, batch, shared=config.dimensions_shared)
-        loss = compute_objective(logits, targets, weights, config.label_smoothing, row_weights)
+        loss = compute_objective(logits, targets, weights, config.label_smoothing, row_weights, sets)
         if dims is not None:
             rows = weights[targets] * (1.0 if row_weights is None else row_weights)
             loss = loss + config.dimensions_weight * dimensions_objective(dims, targets, pt, rows)
@@ -320,10 +356,11 @@ def _fit(X_train, y_train, X_val, y_val, *, n_classes, config, progress, sample_
                                          row_weights, weights, domain_weights, config, rng,
                                          adversary_ramp((epoch + i / len(perm)) / config.epochs))
             else:
-                logits, loss = objective(batch, yt[idx], row_weights)
+                sets = None if ct is None else ct[idx]
+                logits, loss = objective(batch, yt[idx], row_weights, sets)
                 if copies is not None:
                     pick = torch.from_numpy(rng.integers(0, len(copies), len(idx)))
-                    noisy, noisy_loss = objective(copies[pick, idx], yt[idx], row_weights)
+                    noisy, noisy_loss = objective(copies[pick, idx], yt[idx], row_weights, sets)
                     loss = loss + noisy_loss
                     if config.consistency:
                         loss = loss + config.consistency * F.kl_div(F.log_softmax(noisy, -1),
@@ -381,6 +418,25 @@ def nuisance_directions(head: EmotionHead, voice_means: np.ndarray, k: int) -> t
                          f"{min(z.shape)} directions; got {len(means)} voices")
     _, _, vh = torch.linalg.svd(z, full_matrices=False)
     return vh[:k].T.contiguous().float()
+
+
+def _candidate_tensor(candidates: np.ndarray, y_train: np.ndarray, n_classes: int, config: FitConfig) -> torch.Tensor:
+    """``candidates`` checked against the single labels and the options that need one label a row."""
+    candidates = np.asarray(candidates, dtype=bool)
+    y = np.asarray(y_train)
+    if candidates.shape != (len(y), n_classes):
+        raise ValueError(f"candidates {candidates.shape} must be (training rows, classes) = ({len(y)}, {n_classes})")
+    single = candidates.sum(1) == 1
+    if not candidates.any(1).all() or (y[~single] != -1).any() or (candidates[single].argmax(1) != y[single]).any():
+        raise ValueError("candidates must name each single-label row's class and at least one class for the "
+                         "others, whose labels are -1")
+    needs_one = [name for name, on in (("mixup", config.mixup), ("adversary", config.adversary),
+                                       ("voice_swap", config.voice_swap), ("nuisance_dims", config.nuisance_dims),
+                                       ("dimensions_weight", config.dimensions_weight),
+                                       ("label_smoothing", config.label_smoothing)) if on]
+    if needs_one:
+        raise ValueError(f"candidate-set labels do not combine with {', '.join(needs_one)} (each needs one label a row)")
+    return torch.from_numpy(candidates)
 
 
 def _regularised_loss(head: EmotionHead, adversary: nn.Linear | None, batch: torch.Tensor, targets: torch.Tensor,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from emovox.audio.augment import RECIPE_NOISE, AugmentRecipe
-from emovox.corpora.labels import EMOTIONS
+from emovox.corpora.labels import EMOTIONS, candidates
 from emovox.corpora.manifest import Utterance
 from emovox.encoder.weights import DEFAULT_ENCODER
 from emovox.errors import EmovoxError
@@ -186,9 +186,36 @@ def parse_layers(spec: str | None, n_states: int) -> tuple[int, ...] | None:
 
 
 def label_set(utterances: Sequence[Utterance]) -> list[str]:
-    """Labels present in the data, in taxonomy order."""
-    present = {u.label for u in utterances}
+    """Labels present in the data, in taxonomy order (each member of a candidate set counts)."""
+    present = {member for u in utterances for member in candidates(u.label)}
     return [label for label in EMOTIONS if label in present]
+
+
+def label_targets(utterances: Sequence[Utterance], labels: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each utterance's class index in ``labels`` (-1 for a candidate set) and, when any label is a
+    candidate set, every row's candidates ``(n, len(labels))`` (else ``None``).
+
+    Raises:
+        EmovoxError: A label (or a candidate) outside ``labels``.
+
+    Examples:
+        >>> from emovox.corpora.manifest import Utterance
+        >>> u = [Utterance(f"{i}.wav", label, label, "s", "c") for i, label in enumerate(["sad", "happy|angry"])]
+        >>> y, sets = label_targets(u, ["happy", "sad", "angry"])
+        >>> y.tolist(), sets.astype(int).tolist()
+        ([1, -1], [[0, 1, 0], [1, 0, 1]])
+    """
+    rows = [candidates(u.label) for u in utterances]
+    missing = sorted({m for members in rows for m in members} - set(labels))
+    if missing:
+        raise EmovoxError(f"labels {missing} are not among the model's {labels}")
+    y = np.array([labels.index(members[0]) if len(members) == 1 else -1 for members in rows], dtype=np.int64)
+    if (y >= 0).all():
+        return y, None
+    sets = np.zeros((len(rows), len(labels)), dtype=bool)
+    for i, members in enumerate(rows):
+        sets[i, [labels.index(m) for m in members]] = True
+    return y, sets
 
 
 def load_features(utterances: Sequence[Utterance], extractor: FeatureExtractor, *, cache_root=None) -> np.ndarray:
@@ -355,7 +382,10 @@ def train_ensemble(
     labels = labels or label_set(utterances)
     if len(labels) < 2:
         raise EmovoxError(f"need at least two emotion labels to train, found {labels}")
-    y = np.array([labels.index(u.label) for u in utterances])
+    y, sets = label_targets(utterances, labels)
+    if sets is not None and (config.fit.voice_swap or config.fit.nuisance_dims):
+        raise EmovoxError("candidate-set labels (e.g. baved-arousal's high level) do not combine with --voice-swap or "
+                          "--nuisance-dims, which need one label a row")
     speakers = np.array([u.speaker_key for u in utterances])
     corpora = np.array([u.corpus for u in utterances])
     # a speaker's raw and corpus-centred rows ("both") are two voices, each with its own mean (a row may be
@@ -365,38 +395,41 @@ def train_ensemble(
     heads, members, val_logits, val_targets, adapted_logits = [], [], [], [], []
     for k in range(config.ensemble):
         seed = config.seed + k
-        val = validation_rows(speakers, corpora, config, k)
+        held = validation_rows(speakers, corpora, config, k)
+        val = held & (y >= 0)  # a held-out speaker's candidate-set rows neither train nor validate
         fit_cfg = dataclasses.replace(config.fit, seed=seed)
-        X_fit, y_fit, corpora_fit, copies = X[~val], y[~val], corpora[~val], None
+        X_fit, y_fit, corpora_fit, copies = X[~held], y[~held], corpora[~held], None
+        sets_fit = None if sets is None else sets[~held]
         if augmented is not None and len(augmented) and config.fit.consistency:
-            copies = augmented[:, ~val]  # paired with their clips (emovox.training.fit: consistency loss)
+            copies = augmented[:, ~held]  # paired with their clips (emovox.training.fit: consistency loss)
         elif augmented is not None and len(augmented):
-            X_fit = np.concatenate([X_fit, *augmented[:, ~val]])
+            X_fit = np.concatenate([X_fit, *augmented[:, ~held]])
             y_fit = np.tile(y_fit, 1 + len(augmented))
             corpora_fit = np.tile(corpora_fit, 1 + len(augmented))
-        weights = copy_row_weights(len(y[~val]), len(y_fit), config.copy_weight)
+            sets_fit = None if sets_fit is None else np.tile(sets_fit, (1 + len(augmented), 1))
+        weights = copy_row_weights(len(y[~held]), len(y_fit), config.copy_weight)
         voices = None
         if config.fit.voice_swap or config.fit.nuisance_dims:  # the head's own training speakers; copies never move
-            table = VoiceTable.build(X_fit[: int((~val).sum())], voice_keys[~val], [labels[i] for i in y[~val]])
+            table = VoiceTable.build(X_fit[: int((~held).sum())], voice_keys[~held], [labels[i] for i in y[~held]])
             voices = dataclasses.replace(table, rows=np.pad(table.rows, (0, len(y_fit) - len(table.rows)),
                                                             constant_values=-1))
         if config.balance_corpora:
             balance = group_balance_weights(corpora_fit)
             weights = balance if weights is None else balance * weights
         if config.balance_speakers:  # over the clean rows; each augmented copy weighs as its clip
-            balance = group_balance_weights(speakers[~val], config.balance_speakers)
+            balance = group_balance_weights(speakers[~held], config.balance_speakers)
             balance = np.tile(balance, len(y_fit) // len(balance))
             weights = balance if weights is None else balance * weights
         result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights,
                           copies=copies, points=points, domains=corpora_fit if config.fit.adversary else None,
-                          voices=voices)
+                          voices=voices, candidates=sets_fit)
         heads.append(result.head)
         val_logits.append(predict_logits(result.head, X[val]))
         reference = Ensemble([result.head], labels).reference_mean()
         adapted_logits.append(predict_logits(result.head, adapt_groups(X[val], speakers[val], reference)))
         val_targets.append(y[val])
         members.append({
-            "seed": seed, "val_speakers": sorted(set(speakers[val])), "val_ua": round(result.best_val_ua, 4),
+            "seed": seed, "val_speakers": sorted(set(speakers[held])), "val_ua": round(result.best_val_ua, 4),
             "best_epoch": result.best_epoch,
         })
         log.info("head %d/%d: val UA %.3f (epoch %d)", k + 1, config.ensemble, result.best_val_ua, result.best_epoch)
@@ -417,7 +450,10 @@ def tune_encoder(utterances: Sequence[Utterance], X: np.ndarray, extractor: Feat
     if frames is None:
         frames = load_frames(utterances, extractor, config.finetune.blocks, cache_root=cache_root)
     labels = label_set(utterances)
-    y = np.array([labels.index(u.label) for u in utterances])
+    y, sets = label_targets(utterances, labels)
+    if sets is not None:
+        raise EmovoxError("fine-tuning the encoder needs one label a clip; leave corpora with candidate-set labels "
+                          "(baved-arousal) out of --finetune-blocks runs")
     speakers = np.array([u.speaker_key for u in utterances])
     corpora = np.array([u.corpus for u in utterances])
     val = speaker_holdout(speakers, corpora, fraction=config.val_fraction, seed=config.seed + 997)
