@@ -244,6 +244,11 @@ DESIGNS: dict[str, Design] = {
         "v6.3 (all-mixed-level-d0.5-ph-e10) also trained on BAVED (Arabic, 60 speakers) with every arousal level: "
         "level 0 as sad, 1 neutral, 2 the candidate set happy|angry|fear|surprise", pooling="level_mean_std",
         extra_training=("baved-arousal",)),
+    "all-mixed-level-d0.5-ph-e10-lbc": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True,
+                            balance_labels_per_corpus=True),
+        "v6.3 (all-mixed-level-d0.5-ph-e10) with every label of a corpus weighing the same within it "
+        "(--balance-labels-per-corpus)", pooling="level_mean_std"),
     # nuisance attribute projection (FitConfig.nuisance_dims): the k directions of largest spread between the
     # training speakers' class-balanced means projected out of each head's input, on v6.3's recipe
     **{f"all-mixed-level-d0.5-ph-e{n}-nap{k}": Design(

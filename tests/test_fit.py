@@ -265,3 +265,43 @@ def test_voice_tables_leave_out_thin_voices_and_never_move_them():
         fit_head(X, np.zeros(12, dtype=int), None, None, n_classes=2, config=FitConfig(epochs=1, voice_swap=0.5))
     with pytest.raises(ValueError, match="probability"):
         FitConfig(voice_swap=1.5)
+
+
+def test_balancing_labels_per_corpus_evens_every_corpus_s_labels_and_every_label(monkeypatch):
+    """--balance-labels-per-corpus: times the class weights, each label has the same total over the
+    corpora and every corpus the same mix of the labels it shares with another (no corpus leans to
+    a label); the rows reach the heads' loss; refused with candidate-set labels."""
+    import emovox.training.train as train
+    from emovox.corpora.manifest import Utterance
+    from emovox.training.fit import FitConfig, corpus_label_weights
+
+    rng = np.random.default_rng(0)
+    plan = {"wild": {"calm": 40, "angry": 10, "happy": 10}, "acted": {"calm": 5, "angry": 5, "happy": 5, "sad": 5}}
+    labels = ["calm", "happy", "sad", "angry"]
+    y = np.array([labels.index(k) for spec in plan.values() for k, n in spec.items() for _ in range(n)])
+    corpora = np.array([c for c, spec in plan.items() for n in spec.values() for _ in range(n)])
+    rows = corpus_label_weights(y, corpora, 4) * class_weights(y, 4).numpy()[y]
+    mix = {c: np.array([rows[(corpora == c) & (y == labels.index(k))].sum() for k in ("calm", "angry", "happy")])
+           for c in plan}
+    assert np.allclose(mix["wild"] / mix["wild"].sum(), mix["acted"] / mix["acted"].sum())  # the same mix
+    plain = class_weights(y, 4).numpy()[y]  # without it the wild corpus leans to calm
+    plain_mix = {c: np.array([plain[(corpora == c) & (y == labels.index(k))].sum() for k in ("calm", "angry", "happy")])
+                 for c in plan}
+    assert plain_mix["wild"][0] / plain_mix["wild"].sum() > 2 * plain_mix["acted"][0] / plain_mix["acted"].sum()
+    label_totals = [rows[y == k].sum() for k in range(4)]
+    assert np.allclose(label_totals, label_totals[0]) and np.isfinite(rows).all()
+
+    utts = [Utterance(f"/t/{c}{i}.wav", labels[k], labels[k], str(i % 4), c)
+            for i, (c, k) in enumerate(zip(corpora, y, strict=True))]
+    X = rng.standard_normal((len(utts), 2, 4)).astype(np.float32)
+    seen = []
+    real = train.fit_head
+    monkeypatch.setattr(train, "fit_head", lambda *a, **kw: seen.append((a[1], kw)) or real(*a, **kw))
+    config = train.TrainConfig(ensemble=1, balance_labels_per_corpus=True, fit=FitConfig(epochs=1, hidden=4))
+    train.train_ensemble(X, utts, config=config)
+    (y_fit, kw), = seen
+    held = train.validation_rows(np.array([u.speaker_key for u in utts]), corpora, config, 0)
+    assert np.allclose(kw["sample_weights"], corpus_label_weights(y_fit, corpora[~held], 4))
+    sets = [Utterance("/t/z.wav", "happy|angry", "level2", "9", "acted"), *utts]
+    with pytest.raises(Exception, match="one label a row"):
+        train.train_ensemble(np.concatenate([X[:1], X]), sets, config=config)

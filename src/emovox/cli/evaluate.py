@@ -55,6 +55,7 @@ def evaluate(
     validation: str = recipe_options.VALIDATION,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     balance_speakers: float = recipe_options.BALANCE_SPEAKERS,
+    balance_labels_per_corpus: bool = recipe_options.BALANCE_LABELS_PER_CORPUS,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
     finetune_blocks: int = recipe_options.FINETUNE_BLOCKS,
     finetune_rank: int = recipe_options.FINETUNE_RANK,
@@ -101,6 +102,7 @@ def evaluate(
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              noise=noise, copy_weight=copy_weight, validation=validation,
                              balance_corpora=balance_corpora, balance_speakers=balance_speakers,
+                             balance_labels_per_corpus=balance_labels_per_corpus,
                              centre_corpora=centre_corpora, fit=fit,
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips))

@@ -82,6 +82,7 @@ def train(
     validation: str = recipe_options.VALIDATION,
     balance_corpora: bool = recipe_options.BALANCE_CORPORA,
     balance_speakers: float = recipe_options.BALANCE_SPEAKERS,
+    balance_labels_per_corpus: bool = recipe_options.BALANCE_LABELS_PER_CORPUS,
     centre_corpora: str = recipe_options.CENTRE_CORPORA,
     finetune_blocks: int = recipe_options.FINETUNE_BLOCKS,
     finetune_rank: int = recipe_options.FINETUNE_RANK,
@@ -122,7 +123,8 @@ def train(
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              noise=noise, copy_weight=copy_weight, validation=validation,
-                             balance_corpora=balance_corpora, balance_speakers=balance_speakers, centre_corpora=centre_corpora,
+                             balance_corpora=balance_corpora, balance_speakers=balance_speakers,
+                             balance_labels_per_corpus=balance_labels_per_corpus, centre_corpora=centre_corpora,
                              profile_heads=profile_heads,
                              profile_layers=profile_state_list(profile_layers, extractor.feature_shape[0]),
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,

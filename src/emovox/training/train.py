@@ -29,7 +29,7 @@ from emovox.training.adaptation import adapt_groups, centre, class_balanced_mean
 from emovox.training.calibration import fit_temperature
 from emovox.training.checkpoint import save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, finetune, tuned_features
-from emovox.training.fit import FitConfig, class_points, fit_head, group_balance_weights
+from emovox.training.fit import FitConfig, class_points, corpus_label_weights, fit_head, group_balance_weights
 from emovox.training.head import Ensemble, means_only, predict_logits
 from emovox.training.voices import VoiceTable
 
@@ -112,6 +112,9 @@ class TrainConfig:
     # clip 1, as before; 0.5: as the square root; 1: every speaker the same). Three voices (TESS's two, one
     # EmoSpeech recorder) hold a third of the default's clips
     balance_speakers: float = 0.0
+    # weight rows so that within each training corpus every label has the same total (and every label the
+    # same total over all corpora): a corpus of mostly one emotion no longer teaches its channel as it
+    balance_labels_per_corpus: bool = False
     reverb: float = 0.0  # probability of a simulated room in each copy (emovox.audio.augment.AugmentRecipe)
     mask: float = 0.0  # probability of time and band masking in each copy
     noise: float = RECIPE_NOISE  # probability of white or babble noise in each copy (0 with reverb 1: rooms only)
@@ -415,6 +418,11 @@ def train_ensemble(
                                                             constant_values=-1))
         if config.balance_corpora:
             balance = group_balance_weights(corpora_fit)
+            weights = balance if weights is None else balance * weights
+        if config.balance_labels_per_corpus:
+            if sets is not None:
+                raise EmovoxError("balancing labels within corpora needs one label a row (no candidate sets)")
+            balance = corpus_label_weights(y_fit, corpora_fit, len(labels))
             weights = balance if weights is None else balance * weights
         if config.balance_speakers:  # over the clean rows; each augmented copy weighs as its clip
             balance = group_balance_weights(speakers[~held], config.balance_speakers)
