@@ -303,5 +303,5 @@ def test_balancing_labels_per_corpus_evens_every_corpus_s_labels_and_every_label
     held = train.validation_rows(np.array([u.speaker_key for u in utts]), corpora, config, 0)
     assert np.allclose(kw["sample_weights"], corpus_label_weights(y_fit, corpora[~held], 4))
     sets = [Utterance("/t/z.wav", "happy|angry", "level2", "9", "acted"), *utts]
-    with pytest.raises(Exception, match="one label a row"):
+    with pytest.raises(Exception, match="balance-labels-per-corpus"):
         train.train_ensemble(np.concatenate([X[:1], X]), sets, config=config)

@@ -66,8 +66,8 @@ FINETUNE_MAX_CLIPS = typer.Option(0, min=0, help="With --finetune-blocks: tune o
                                   "keeps its share; 0: all); the heads still train on all.")
 BALANCE_LABELS_PER_CORPUS = typer.Option(
     False, "--balance-labels-per-corpus",
-    help="Weight clips so that within each corpus every label counts the same (and every label the same over all "
-         "corpora): a corpus recorded mostly in one emotion does not teach its channel as that emotion.")
+    help="Weight clips so that every corpus trains with the same mix of the labels it has (each label the same "
+         "total over all corpora): a corpus recorded mostly in one emotion does not teach its channel as that emotion.")
 
 
 def finetune_config(blocks: int, rank: int, epochs: int, lr: float, max_clips: int):

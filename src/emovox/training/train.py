@@ -112,8 +112,9 @@ class TrainConfig:
     # clip 1, as before; 0.5: as the square root; 1: every speaker the same). Three voices (TESS's two, one
     # EmoSpeech recorder) hold a third of the default's clips
     balance_speakers: float = 0.0
-    # weight rows so that within each training corpus every label has the same total (and every label the
-    # same total over all corpora): a corpus of mostly one emotion no longer teaches its channel as it
+    # weight rows so that every training corpus has the same mix of the labels it has, and every label the same
+    # total over all corpora (fit.corpus_label_weights): a corpus of mostly one emotion no longer teaches its
+    # channel as that emotion
     balance_labels_per_corpus: bool = False
     reverb: float = 0.0  # probability of a simulated room in each copy (emovox.audio.augment.AugmentRecipe)
     mask: float = 0.0  # probability of time and band masking in each copy
@@ -386,9 +387,9 @@ def train_ensemble(
     if len(labels) < 2:
         raise EmovoxError(f"need at least two emotion labels to train, found {labels}")
     y, sets = label_targets(utterances, labels)
-    if sets is not None and (config.fit.voice_swap or config.fit.nuisance_dims):
-        raise EmovoxError("candidate-set labels (e.g. baved-arousal's high level) do not combine with --voice-swap or "
-                          "--nuisance-dims, which need one label a row")
+    if sets is not None and (config.fit.voice_swap or config.fit.nuisance_dims or config.balance_labels_per_corpus):
+        raise EmovoxError("candidate-set labels (e.g. baved-arousal's high level) do not combine with --voice-swap, "
+                          "--nuisance-dims or --balance-labels-per-corpus, which need one label a row")
     speakers = np.array([u.speaker_key for u in utterances])
     corpora = np.array([u.corpus for u in utterances])
     # a speaker's raw and corpus-centred rows ("both") are two voices, each with its own mean (a row may be
@@ -420,8 +421,6 @@ def train_ensemble(
             balance = group_balance_weights(corpora_fit)
             weights = balance if weights is None else balance * weights
         if config.balance_labels_per_corpus:
-            if sets is not None:
-                raise EmovoxError("balancing labels within corpora needs one label a row (no candidate sets)")
             balance = corpus_label_weights(y_fit, corpora_fit, len(labels))
             weights = balance if weights is None else balance * weights
         if config.balance_speakers:  # over the clean rows; each augmented copy weighs as its clip
