@@ -218,10 +218,10 @@ def corpus_label_weights(y: np.ndarray, corpora: np.ndarray, n_classes: int) -> 
         >>> [round(float(rows[(corpora == c) & (y == k)].sum() / rows.sum()), 3) for c in "ab" for k in (0, 1)]
         [0.333, 0.333, 0.167, 0.167]
     """
-    y = np.asarray(y)
+    y, corpora = np.asarray(y), np.asarray(corpora)
     if (y < 0).any():
         raise ValueError("corpus_label_weights needs one label a row (no candidate sets)")
-    keys = np.char.add(np.char.add(np.asarray(corpora).astype(str), "\x00"), y.astype(str))
+    keys = np.char.add(np.char.add(corpora.astype(str), "\x00"), y.astype(str))
     _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     per_corpus = {c: (len(y[corpora == c]), len(np.unique(y[corpora == c]))) for c in np.unique(corpora)}
     share = np.array([per_corpus[c][0] / per_corpus[c][1] for c in corpora]) / counts[inverse]
