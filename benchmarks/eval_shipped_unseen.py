@@ -14,9 +14,11 @@ BAVED (Arabic; arousal levels, not emotions) is scored where it is unseen and fe
 of the arousal each prediction carries (low / mid / high against levels 0 / 1 / 2), on single
 clips and with a profile (built from a random half of the clips, no labels, the other half
 predicted). Measured (2026-12-06): the default ``emovox-default-v6.3``, which never heard Arabic,
-55.4 on single clips and 43.7 with a profile (chance 33.3):
+55.4 on single clips and 43.7 with a profile (chance 33.3); other estimators 50.9 (neutral share
+0.3), 51.4 (balanced 0.5), 51.5 (balanced 1):
 
-    python benchmarks/eval_shipped_unseen.py --model default --out runs/default_unseen.json
+    python benchmarks/eval_shipped_unseen.py --model default --estimators neutral,neutral0.3,b0.5,b1 \
+        --out runs/default_unseen.json
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ AROUSAL = ("low", "mid", "high")
 BAVED_LEVELS = {"level0": "low", "level1": "mid", "level2": "high"}
 
 
-def arousal_levels(model: EmotionModel, root: Path) -> dict:
+def arousal_levels(model: EmotionModel, root: Path, estimators=(bench.SHIPPED,)) -> dict:
     """3-level UA of the arousal ``model``'s predictions carry on BAVED's levels: single clips, and
-    with a profile of a random half (the shipped estimator; the other half predicted)."""
+    with a profile of a random half (the other half predicted): ``profile`` with the shipped estimator,
+    ``profile_<estimator>`` with each other one (as ``bench_generalisation.estimator_kwargs`` names them)."""
     utts = scan_corpus("baved-arousal", root)
     X = load_features(utts, model.extractor)
     truth = [BAVED_LEVELS[u.native_label] for u in utts]
@@ -61,6 +64,8 @@ def arousal_levels(model: EmotionModel, root: Path) -> dict:
     profile, half, _ = bench.halves([{"low": "sad", "mid": "neutral", "high": "happy"}[t] for t in truth])
     return {"n": len(utts), "single": score(ensemble.probabilities(X), np.arange(len(utts))),
             "profile": score(bench.profiled_probabilities(ensemble, X[profile], X[half]), half),
+            **{f"profile_{e}": score(bench.profiled_probabilities(ensemble, X[profile], X[half], e), half)
+               for e in estimators if e != bench.SHIPPED},
             "profile_clips": len(profile), "split": "single: every clip; profile: a random half profiles, the other "
             "half is predicted; no clip of BAVED was in training"}
 
@@ -70,6 +75,8 @@ def main() -> None:
     parser.add_argument("--model", default="noise-robust", help="a shipped model's name or a model directory")
     parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
     parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    parser.add_argument("--estimators", default=bench.SHIPPED,
+                        help="comma-separated profile estimators for BAVED's arousal (neutral, neutral<share>, b<balance>)")
     parser.add_argument("--out", type=Path, default=Path("runs/shipped_unseen.json"))
     args = parser.parse_args()
     directory = Path(args.model) if Path(args.model).is_dir() else shipped_model_dir(args.model)
@@ -87,11 +94,12 @@ def main() -> None:
         predicted = bench.four_class_decision(model.ensemble, model.ensemble.probabilities(X))
         results["unseen"][name] = {"n": len(utts), "ua": bench.ua(truth, predicted)}
     if "baved" in unseen and (args.extra / "baved").is_dir():
-        results["arousal"] = {"baved": arousal_levels(model, args.extra / "baved")}
+        results["arousal"] = {"baved": arousal_levels(model, args.extra / "baved", args.estimators.split(","))}
     print(f"| {model.model_id} | " + " | ".join(f"{n} {r['ua']:.3f} (n={r['n']})" for n, r in results["unseen"].items()) + " |")
     for name, r in results.get("arousal", {}).items():
-        print(f"| {model.model_id} | {name} arousal 3-level UA: single {r['single']:.3f}, profile {r['profile']:.3f} "
-              f"(n={r['n']}, {r['profile_clips']} profiled) |")
+        others = "".join(f", {k} {v:.3f}" for k, v in r.items() if k.startswith("profile_") and k != "profile_clips")
+        print(f"| {model.model_id} | {name} arousal 3-level UA: single {r['single']:.3f}, profile {r['profile']:.3f}"
+              f"{others} (n={r['n']}, {r['profile_clips']} profiled) |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 
