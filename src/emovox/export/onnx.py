@@ -67,6 +67,7 @@ PROFILE_HEAD = "profile_head.onnx"  # features → probs of the profile heads (m
 # the head graphs in int8 (export_model(int8_heads=True)): what the int8 variant runs on pooled features
 HEAD_INT8, PROFILE_HEAD_INT8 = "head.int8.onnx", "profile_head.int8.onnx"
 REFERENCE = "reference_mean.npy"
+QUANTIZATION = "dynamic int8 MatMul/Gemm, per-channel weights"  # the int8 graphs' metadata (quantize_int8)
 
 
 def pool_valid(states: torch.Tensor, lengths: torch.Tensor, frame_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -461,8 +462,7 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
         for key, (fp32_name, int8_name) in head_graphs.items():
             if fp32_name in config["graphs"].values():
                 quantize_int8(out / fp32_name, out / int8_name)
-                add_metadata(out / int8_name, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm, "
-                                                                                     "per-channel weights"})
+                add_metadata(out / int8_name, {**metadata(exported), "quantization": QUANTIZATION})
                 config["graphs"][key] = int8_name
 
     if evaluation:
@@ -477,8 +477,7 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
             continue
         tried.add(tuple(keep))
         quantize_int8(out / FP32, out / INT8, keep_fp32=keep)
-        add_metadata(out / INT8, {**metadata(exported), "quantization": "dynamic int8 MatMul/Gemm, per-channel weights",
-                                  "fp32_layers": json.dumps(keep)})
+        add_metadata(out / INT8, {**metadata(exported), "quantization": QUANTIZATION, "fp32_layers": json.dumps(keep)})
         config["graphs"]["int8"] = INT8
         _write_config(out, config)  # the gate loads the folder
         if not evaluation:

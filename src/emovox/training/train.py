@@ -10,6 +10,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -411,22 +412,21 @@ def train_ensemble(
             y_fit = np.tile(y_fit, 1 + len(augmented))
             corpora_fit = np.tile(corpora_fit, 1 + len(augmented))
             sets_fit = None if sets_fit is None else np.tile(sets_fit, (1 + len(augmented), 1))
-        weights = copy_row_weights(len(y[~held]), len(y_fit), config.copy_weight)
+        factors = [copy_row_weights(len(y[~held]), len(y_fit), config.copy_weight)]  # each row's loss weight
         voices = None
         if config.fit.voice_swap or config.fit.nuisance_dims:  # the head's own training speakers; copies never move
             table = VoiceTable.build(X_fit[: int((~held).sum())], voice_keys[~held], [labels[i] for i in y[~held]])
             voices = dataclasses.replace(table, rows=np.pad(table.rows, (0, len(y_fit) - len(table.rows)),
                                                             constant_values=-1))
         if config.balance_corpora:
-            balance = group_balance_weights(corpora_fit)
-            weights = balance if weights is None else balance * weights
+            factors.append(group_balance_weights(corpora_fit))
         if config.balance_labels_per_corpus:
-            balance = corpus_label_weights(y_fit, corpora_fit, len(labels))
-            weights = balance if weights is None else balance * weights
+            factors.append(corpus_label_weights(y_fit, corpora_fit, len(labels)))
         if config.balance_speakers:  # over the clean rows; each augmented copy weighs as its clip
             balance = group_balance_weights(speakers[~held], config.balance_speakers)
-            balance = np.tile(balance, len(y_fit) // len(balance))
-            weights = balance if weights is None else balance * weights
+            factors.append(np.tile(balance, len(y_fit) // len(balance)))
+        factors = [f for f in factors if f is not None]
+        weights = functools.reduce(np.multiply, factors) if factors else None
         result = fit_head(X_fit, y_fit, X[val], y[val], n_classes=len(labels), config=fit_cfg, sample_weights=weights,
                           copies=copies, points=points, domains=corpora_fit if config.fit.adversary else None,
                           voices=voices, candidates=sets_fit)
