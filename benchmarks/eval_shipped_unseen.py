@@ -73,8 +73,7 @@ def arousal_levels(model: EmotionModel, root: Path, estimators=(bench.SHIPPED,))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="noise-robust", help="a shipped model's name or a model directory")
-    parser.add_argument("--corpora", type=Path, default=Path("../shared/corpora"))
-    parser.add_argument("--extra", type=Path, default=Path("~/.cache/emovox-corpora").expanduser())
+    bench.add_corpus_options(parser)
     parser.add_argument("--estimators", default=bench.SHIPPED,
                         help="comma-separated profile estimators for BAVED's arousal (neutral, neutral<share>, b<balance>)")
     parser.add_argument("--out", type=Path, default=Path("runs/shipped_unseen.json"))
