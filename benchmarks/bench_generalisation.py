@@ -61,12 +61,14 @@ from emovox.evaluation.metrics import classification_metrics
 from emovox.evaluation.splits import speaker_folds
 from emovox.features.extractor import FeatureExtractor
 from emovox.features.pooling import POOLINGS
+from emovox.features.prosody import cached_prosody_features, domain_statistics, standardise
 from emovox.prediction.decision import restrict, top_label
-from emovox.training.checkpoint import save_ensemble
+from emovox.training.checkpoint import load_model_files, save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
 from emovox.training.profiles import centre, domain_mean, neutral_columns
+from emovox.training.prosody import ProsodyHead, fit_prosody_head
 from emovox.training.train import (
     TrainConfig,
     kfold_groups,
@@ -100,6 +102,9 @@ class Design:
     inputs: str = "mean_std"
     # TRAINING_ONLY corpora (adapter names) this design also trains on, in every fold
     extra_training: tuple[str, ...] = ()
+    # a prosody head (`emovox train --prosody-weight`, emovox.training.prosody) fitted on each fold's training clips
+    # and mixed in with this weight wherever a profile is applied (the profile rows); 0: none
+    prosody_weight: float = 0.0
 
     def __post_init__(self):
         if self.inputs not in ("mean_std", "mean"):
@@ -239,6 +244,11 @@ DESIGNS: dict[str, Design] = {
     "all-mixed-level-d0.5-ph-e10": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "all-mixed-level-d0.5-ph with ten heads (--ensemble 10, seeds 0-9) instead of five", pooling="level_mean_std"),
+    "all-mixed-level-d0.5-ph-e10-pr0.1": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v6.3 (all-mixed-level-d0.5-ph-e10) with a prosody head (--prosody-weight 0.1: eGeMAPS, each corpus "
+        "standardised by its own statistics) mixed in under a profile; single clips unchanged",
+        pooling="level_mean_std", prosody_weight=0.1),
     "all-mixed-level-d0.5-ph-e10-baved": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v6.3 (all-mixed-level-d0.5-ph-e10) also trained on BAVED (Arabic, 60 speakers) with every arousal level: "
@@ -461,7 +471,7 @@ def fold_key(design_name: str, config: TrainConfig, train_utts: Sequence[Utteran
 
 def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarray | None = None,
          held_out: Sequence[str] = (), *, extractor: FeatureExtractor | None = None, frames=None,
-         keep: Path | None = None) -> dict:
+         keep: Path | None = None, reuse: Path | None = None, prosody: np.ndarray | None = None) -> dict:
     """Leave-one-corpus-out rows; ``copies``: the design's augmented copies of every clip
     (babble from the clip's own corpus, so the held-out corpus is never heard, not even as noise);
     ``held_out``: hold out only these corpora (default: each in turn); training still uses all others.
@@ -470,7 +480,11 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
     ``keep``: write each fold's model to ``keep/<held-out corpus>/`` (an emovox model directory, e.g.
     for ``emovox export DIR X --int8 --eval CORPUS``) with its :func:`fold_key` in ``fold.json``, the
     design's name taken from ``keep``'s (``DIR/<design>``): ``--keep-models runs/fold_models`` fills the
-    experiments' fold cache."""
+    experiments' fold cache. ``reuse``: a folder of such fold models (``DIR/<held-out corpus>/``), each loaded
+    instead of trained when its ``fold.json`` records this design's config and training clips (under whatever
+    design name it was written). ``prosody``: every clip's raw eGeMAPS features, for a design with a prosody head."""
+    if design.prosody_weight and prosody is None:
+        raise ValueError("a design with a prosody head needs every clip's prosody features")
     if keep is not None and (design.config.finetune.blocks or extractor is None):
         raise ValueError("keep: only designs on the frozen encoder's features, with their extractor, can be saved")
     truth_all = [collapse(u.label, "4class") for u in utts]
@@ -488,8 +502,13 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         if design.config.finetune.blocks:
             X_fold, result = tuned_split(design, X, train_utts, test, extractor, frames)
             tuning = {"best_epoch": result.best_epoch, "history": result.history, "seconds": result.seconds}
-        ensemble = train_ensemble(X_fold[train], train_utts, config=design.config,
-                                  augmented=None if copies is None else copies[:, train])
+        ensemble = reused_fold(reuse, held, design, train_utts)
+        if ensemble is None:
+            ensemble = train_ensemble(X_fold[train], train_utts, config=design.config,
+                                      augmented=None if copies is None else copies[:, train])
+        head = None if not design.prosody_weight else fit_prosody_head(
+            prosody[train], [u.label for u in train_utts], [u.corpus for u in train_utts], ensemble.labels,
+            weight=design.prosody_weight)
         if keep is not None:
             save_ensemble(keep / held, ensemble, extractor.settings,
                           training={"trained_on": sorted({u.corpus for u in train_utts}), "held_out": held,
@@ -512,6 +531,8 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         for estimate in (SHIPPED, *(f"b{balance:g}" for balance in BALANCES)):
             for name, rows_ in archives.items():
                 probs_ = profiled_probabilities(ensemble, Xc[rows_], Xc[half], estimate)
+                if head is not None:
+                    probs_ = with_prosody(head, prosody[corpus_rows], rows_, half, probs_)
                 row[f"{name}_{estimate}"] = ua(truth_half, four_class_decision(ensemble, probs_))
         row["profile_clips"] = {**{name: len(rows_) for name, rows_ in archives.items()}, "test": len(half)}
         row.update(dimension_levels(ensemble, Xc, [utts[i] for i in corpus_rows]))
@@ -524,6 +545,30 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
               + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k.startswith(("profile_", "skewed_"))
                             and isinstance(v, float)), flush=True)
     return rows
+
+
+def with_prosody(head: ProsodyHead, P: np.ndarray, archive: np.ndarray, rows: np.ndarray,
+                 probs: np.ndarray) -> np.ndarray:
+    """``probs`` of clips ``rows`` mixed with the prosody head's on their features ``P[rows]``, standardised by
+    the statistics of ``P[archive]``: what `emovox profile` stores and --profile then does."""
+    return head.fuse(probs, standardise(P[rows], *domain_statistics(P[archive])))
+
+
+def reused_fold(reuse: Path | None, held: str, design: Design, train_utts: Sequence[Utterance]) -> Ensemble | None:
+    """The fold model kept under ``reuse/<held>/`` when its ``fold.json`` matches ``design``'s config and
+    ``train_utts`` (:func:`fold_key`, the design's name aside), else None."""
+    if reuse is None:
+        return None
+    if not (reuse / held / "fold.json").is_file():
+        print(f"  {reuse / held}: no fold.json; trained anew", flush=True)
+        return None
+    kept = json.loads((reuse / held / "fold.json").read_text())
+    want = fold_key(kept.get("design", ""), design.config, train_utts)
+    if kept != want:
+        print(f"  {reuse / held}: another config or other training clips; trained anew", flush=True)
+        return None
+    print(f"  {held}: fold model reused from {reuse / held}", flush=True)
+    return load_model_files(reuse / held).ensemble()
 
 
 VALENCE_LEVELS = ("negative", "neutral", "positive")
@@ -791,6 +836,9 @@ def main() -> None:
                              "(neutral, neutral<share>, b<balance>; default: what ships)")
     parser.add_argument("--keep-models", type=Path, default=None,
                         help="write each design's fold models to DIR/<design>/<held-out corpus>/ (model directories)")
+    parser.add_argument("--reuse-models", type=Path, default=None,
+                        help="a folder of fold models written by --keep-models (DIR/<held-out corpus>/): each is loaded "
+                             "instead of trained when it records the same config and training clips")
     parser.add_argument("--markdown", action="store_true", help="print the designs already in --out as a table and stop")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="--out files of --held-out runs (e.g. one per core, each with its own --out): merge their "
@@ -842,8 +890,10 @@ def main() -> None:
                                                       recipe=design.config.augment_recipe()))
         held_out = [n for n in args.held_out.split(",") if n]
         frames = load_frames(utts, extractor, design.config.finetune.blocks) if design.config.finetune.blocks else None
+        prosody = cached_prosody_features([u.path for u in utts]) if design.prosody_weight else None
         rows = loco(design, X, utts, copies, held_out, extractor=extractor, frames=frames,
-                    keep=None if args.keep_models is None else args.keep_models / name)
+                    keep=None if args.keep_models is None else args.keep_models / name, reuse=args.reuse_models,
+                    prosody=prosody)
         if held_out and args.out.exists() and name in (previous := json.loads(args.out.read_text())):
             rows = {**previous[name]["loco"], **rows}  # complete an earlier, partial run
         entry = {"note": design.note, "config": dataclasses.asdict(design.config), "pooling": design.pooling,

@@ -13,9 +13,10 @@ Korean set 33.0, EmoSpeech 45.5 (UA %).
 BAVED (Arabic; arousal levels, not emotions) is scored where it is unseen and fetched: 3-level UA
 of the arousal each prediction carries (low / mid / high against levels 0 / 1 / 2), on single
 clips and with a profile (built from a random half of the clips, no labels, the other half
-predicted). Measured (2026-12-06): the default ``emovox-default-v6.3``, which never heard Arabic,
-55.4 on single clips and 43.7 with a profile (chance 33.3); other estimators 50.9 (neutral share
-0.3), 51.4 (balanced 0.5), 51.5 (balanced 1):
+predicted; a model's prosody head reads the profile half's statistics, as ``--profile`` does). Measured
+(2026-12-06): the default ``emovox-default-v6.4``, which never heard Arabic, 55.4 on single clips and
+44.3 with a profile (chance 33.3); other estimators 50.2 (neutral share 0.3), 51.0 (balanced 0.5),
+51.2 (balanced 1). v6.3 (the same heads, no prosody head): 55.4 and 43.7; 50.9, 51.4, 51.5:
 
     python benchmarks/eval_shipped_unseen.py --model default --estimators neutral,neutral0.3,b0.5,b1 \
         --out runs/default_unseen.json
@@ -37,6 +38,7 @@ from emovox.conversation.dimensions import arousal_valence, level  # noqa: E402
 from emovox.corpora import scan_corpus  # noqa: E402
 from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.evaluation.metrics import classification_metrics  # noqa: E402
+from emovox.features.prosody import cached_prosody_features  # noqa: E402
 from emovox.prediction.loading import shipped_model_dir  # noqa: E402
 from emovox.prediction.torch_model import EmotionModel  # noqa: E402
 from emovox.training.checkpoint import load_model_files  # noqa: E402
@@ -62,10 +64,15 @@ def arousal_levels(model: EmotionModel, root: Path, estimators=(bench.SHIPPED,))
 
     # the benchmark's halves read 4-class labels: each level stands in as one
     profile, half, _ = bench.halves([{"low": "sad", "mid": "neutral", "high": "happy"}[t] for t in truth])
+    P = None if model.prosody_head is None else cached_prosody_features([u.path for u in utts])
+
+    def profiled(estimator: str) -> np.ndarray:  # what --profile does: the profile heads, then the prosody head
+        probs = bench.profiled_probabilities(ensemble, X[profile], X[half], estimator)
+        return probs if P is None else bench.with_prosody(model.prosody_head, P, profile, half, probs)
+
     return {"n": len(utts), "single": score(ensemble.probabilities(X), np.arange(len(utts))),
-            "profile": score(bench.profiled_probabilities(ensemble, X[profile], X[half]), half),
-            **{f"profile_{e}": score(bench.profiled_probabilities(ensemble, X[profile], X[half], e), half)
-               for e in estimators if e != bench.SHIPPED},
+            "profile": score(profiled(bench.SHIPPED), half),
+            **{f"profile_{e}": score(profiled(e), half) for e in estimators if e != bench.SHIPPED},
             "profile_clips": len(profile), "split": "single: every clip; profile: a random half profiles, the other "
             "half is predicted; no clip of BAVED was in training"}
 

@@ -105,3 +105,43 @@ def test_training_only_corpora_load_from_extra_only_when_asked(bench, tmp_path, 
     assert sorted((u.corpus, u.label) for u in utts) == [("baved", "happy|angry|fear|surprise"), ("baved", "neutral")]
     with pytest.raises(SystemExit, match="baved/ under --extra"):
         bench.load_corpora(shared, tmp_path / "nowhere", None, training_only=["baved-arousal"])
+
+
+def test_kept_fold_models_are_reused_only_for_the_same_config_and_clips(bench, tmp_path):
+    import dataclasses
+
+    from emovox.corpora.manifest import Utterance
+    from emovox.features.extractor import FeatureSettings
+    from emovox.training.checkpoint import save_ensemble
+    from emovox.training.head import EmotionHead, Ensemble
+
+    utts = [Utterance(f"/t/c{i}.wav", label, label, str(i), "c") for i, label in enumerate(("sad", "angry"))]
+    design = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-pr0.1"]
+    save_ensemble(tmp_path / "nemo", Ensemble([EmotionHead(2, 4, 2, hidden=8)], ["angry", "sad"]),
+                  FeatureSettings(encoder="whisper-tiny.en"))
+    key = bench.fold_key("all-mixed-level-d0.5-ph-e10", design.config, utts)  # written under v6.3's name
+    (tmp_path / "nemo" / "fold.json").write_text(json.dumps(key))
+    assert bench.reused_fold(tmp_path, "nemo", design, utts).labels == ["angry", "sad"]
+    assert bench.reused_fold(tmp_path, "turev", design, utts) is None  # none kept
+    assert bench.reused_fold(tmp_path, "nemo", design, utts[:1]) is None  # other training clips
+    other = dataclasses.replace(design, config=dataclasses.replace(design.config, ensemble=3))
+    assert bench.reused_fold(tmp_path, "nemo", other, utts) is None
+    assert bench.reused_fold(None, "nemo", design, utts) is None
+
+
+def test_the_prosody_rows_standardise_by_the_archive_as_a_profile_does(bench):
+    import numpy as np
+
+    from emovox.features.prosody import N_FEATURES
+    from emovox.training.prosody import fit_prosody_head
+
+    rng = np.random.default_rng(0)
+    P = rng.standard_normal((40, N_FEATURES)).astype(np.float32) * 3 + 7
+    head = fit_prosody_head(P, ["a", "b"] * 20, ["c"] * 40, ["a", "b"], weight=0.5)
+    archive, rows = np.arange(20), np.arange(20, 40)
+    probs = np.full((20, 2), 0.5, np.float32)
+    got = bench.with_prosody(head, P, archive, rows, probs)
+    want = head.fuse(probs, (P[rows] - P[archive].mean(0)) / P[archive].std(0))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match="prosody features"):
+        bench.loco(bench.DESIGNS["all-mixed-level-d0.5-ph-e10-pr0.1"], np.zeros((1, 2, 4), np.float32), [])

@@ -103,6 +103,11 @@ def train(
         HeadsDtype.float32, "--heads-dtype",
         help="How heads.safetensors stores the heads: float16 halves the file (they load back as float32; "
         "on the default's held-out folds one label of about 15,000 moved, experiments/exp_half_heads.py)."),
+    prosody_weight: float = typer.Option(
+        0.0, "--prosody-weight", min=0.0, max=1.0,
+        help="Also fit a prosody head (eGeMAPS features, each corpus standardised by its own statistics) and mix "
+        "its log-probabilities in with this weight where a domain profile is applied (`emovox profile`, --profile); "
+        "single clips are unchanged. 0: none. The default model uses 0.1 (docs/profiles.md)."),
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -139,6 +144,13 @@ def train(
                       "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}
         report = train_model(utterances, out, config=config, extractor=extractor, provenance=provenance,
                              heads_dtype=heads_dtype.value)
+        if prosody_weight > 0:
+            from emovox.features.prosody import cached_prosody_features
+            from emovox.training.prosody import add_prosody_head
+
+            add_prosody_head(out, cached_prosody_features([u.path for u in utterances]),
+                             [u.label for u in utterances], [u.corpus for u in utterances], weight=prosody_weight)
+            err.print(f"prosody head added (weight {prosody_weight:g}, read with a domain profile)")
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

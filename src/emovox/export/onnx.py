@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -58,6 +59,7 @@ from emovox.features.pooling import POOLINGS
 from emovox.runtime.model import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
 from emovox.training.checkpoint import ModelBundle, load_model_files
 from emovox.training.head import Ensemble
+from emovox.training.prosody import FILE as PROSODY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -435,6 +437,10 @@ def export_model(
         export_torchscript(exported, out / TORCHSCRIPT)
         graphs["torchscript"] = TORCHSCRIPT
     config = _sidecar(exported, model_dir, graphs, check)
+    (out / PROSODY_FILE).unlink(missing_ok=True)
+    if exported.bundle.prosody is not None:  # read by the runtime as the model reads it (emovox.training.prosody)
+        shutil.copyfile(Path(model_dir) / exported.bundle.config["prosody"]["file"], out / PROSODY_FILE)
+        config["prosody"] = {**exported.bundle.config["prosody"], "file": PROSODY_FILE}
     reference = Ensemble(exported.bundle.heads, exported.bundle.labels).reference_mean()[: exported.n_states]
     np.save(out / REFERENCE, reference, allow_pickle=False)  # speaker adaptation (emovox.training.adaptation)
     config["reference_mean"] = REFERENCE

@@ -22,8 +22,10 @@ Examples:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +33,11 @@ from emovox.audio.load import DEFAULT_MAX_DURATION, SAMPLING_RATE, load_audio
 from emovox.errors import EmovoxError, InvalidAudioError
 from emovox.prediction.decision import restrict, top_label
 from emovox.prediction.result import UNKNOWN, Prediction, PredictionError
+
+if TYPE_CHECKING:
+    from emovox.training.prosody import ProsodyHead
+
+log = logging.getLogger(__name__)
 
 
 class Predictor:
@@ -72,6 +79,8 @@ class Predictor:
         raise NotImplementedError
 
     profile = None  # an emovox.training.profiles.DomainProfile applied to every clip (use_profile)
+    # an emovox.training.prosody.ProsodyHead: mixed in where a profile carries the domain's prosody statistics
+    prosody_head: ProsodyHead | None = None
 
     def fingerprint(self) -> str:
         """sha256 of what a domain profile depends on: the model id, labels and the training
@@ -98,15 +107,27 @@ class Predictor:
         if profile is not None:
             profile.check(self.fingerprint(), self.encoder_sha256(), getattr(self, "model_id", ""))
             self._profile_reference = self.reference_mean()
+            if self.prosody_head is not None and profile.prosody_mean is None:
+                log.info(
+                    "this profile has no prosody statistics (built with --no-prosody or by an older emovox): the "
+                    "model's prosody head stays unused")
         self.profile = profile
 
     def _outputs_for(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities and the heads' (arousal, valence) or None, through the domain profile
-        when one is set."""
+        when one is set (and the model's prosody head, when the profile has the domain's prosody statistics)."""
         if self.profile is None:
             return self.outputs_for_signals(signals)
+        head, prosody = self.prosody_head, None
+        if head is not None and self.profile.prosody_mean is not None:
+            from emovox.features.prosody import prosody_features_soon
+
+            prosody = prosody_features_soon(signals)  # openSMILE beside the encoder
         features = self.profile.apply(self.features_for_signals(signals), self._profile_reference)
-        return self.outputs_for_features(features, profiled=True)
+        probs, dims = self.outputs_for_features(features, profiled=True)
+        if head is not None and prosody is not None:
+            probs = head.fuse(probs, self.profile.prosody(prosody.result()))
+        return probs, dims
 
     def predict_speaker(self, signals: Sequence[np.ndarray], *, labels: Sequence[str] | None = None) -> list[Prediction]:
         """Predict for several 16 kHz clips of *one* speaker, adapted to that speaker: their

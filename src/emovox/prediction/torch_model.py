@@ -31,6 +31,7 @@ class EmotionModel(Predictor):
         self.bundle = bundle
         self.labels = list(bundle.labels)
         self.ensemble = bundle.ensemble()
+        self.prosody_head = bundle.prosody
         self.max_duration = max_duration
         self.extractor = extractor or FeatureExtractor(
             bundle.features.encoder, window=bundle.features.window, pooling=bundle.features.pooling,

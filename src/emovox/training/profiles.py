@@ -23,6 +23,9 @@ class counts the same). Both start from the plain mean, predict, and re-weigh. W
 mean is shrunk toward the reference (``SHRINK_CLIPS`` pseudo-clips), so a profile of a handful of
 clips changes little.
 
+For a model with a prosody head (:mod:`emovox.training.prosody`) the profile also holds the
+archive's eGeMAPS mean and std, by which each clip's prosody is heard against its domain.
+
 A profile records the model it was made for (model id and the sha256 of its heads) and the
 encoder's hash; :meth:`DomainProfile.check` refuses another model's profile.
 
@@ -46,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from emovox.errors import EmovoxError
+from emovox.features.prosody import N_FEATURES
 from emovox.training.adaptation import centre
 
 log = logging.getLogger(__name__)
@@ -200,6 +204,10 @@ class DomainProfile:
     sources: list[str] = dataclasses.field(default_factory=list)
     estimator: str = "balanced"  # how :func:`domain_mean` weighed the clips (older profiles: balanced)
     neutral_share: float | None = None  # the "neutral" estimator's share (older "neutral" profiles: 0.7)
+    # the domain's eGeMAPS mean and std (emovox.features.prosody), for a model's prosody head; None: made
+    # for a model without one, or by an emovox before prosody heads
+    prosody_mean: np.ndarray | None = None
+    prosody_std: np.ndarray | None = None
 
     @property
     def is_small(self) -> bool:
@@ -219,6 +227,14 @@ class DomainProfile:
             raise ProfileError(f"profile shape {self.mean.shape} does not fit the model's {reference.shape}")
         return centre(X, self.mean, reference)
 
+    def prosody(self, F: np.ndarray) -> np.ndarray:
+        """Raw eGeMAPS features ``F`` of this domain's clips standardised by its statistics."""
+        if self.prosody_mean is None or self.prosody_std is None:
+            raise ProfileError("this profile has no prosody statistics")
+        from emovox.features.prosody import standardise
+
+        return standardise(F, self.prosody_mean, self.prosody_std)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path`` (``.npz``: the mean as an array, everything else as JSON text)."""
         path = Path(path)
@@ -231,7 +247,9 @@ class DomainProfile:
                 "sources": self.sources[:1000]}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, mean=self.mean.astype(np.float32), meta=np.array(json.dumps(meta)))
+        prosody = {} if self.prosody_mean is None or self.prosody_std is None else {
+            "prosody_mean": self.prosody_mean.astype(np.float32), "prosody_std": self.prosody_std.astype(np.float32)}
+        np.savez(tmp, mean=self.mean.astype(np.float32), meta=np.array(json.dumps(meta)), **prosody)
         os.replace(tmp, path)
         return path
 
@@ -242,17 +260,22 @@ class DomainProfile:
             with np.load(path, allow_pickle=False) as data:
                 mean = data["mean"].astype(np.float32)
                 meta = json.loads(str(data["meta"]))
+                prosody = [data[k].astype(np.float32) if k in data else None for k in ("prosody_mean", "prosody_std")]
         except (OSError, ValueError, KeyError) as exc:
             raise ProfileError(f"cannot read profile {os.fspath(path)!r}: {exc}") from None
         if meta.get("format") != PROFILE_FORMAT:
             raise ProfileError(f"{os.fspath(path)!r} is not an emovox profile ({meta.get('format')!r})")
         if mean.ndim != 2 or not np.isfinite(mean[~np.isnan(mean)]).all():
             raise ProfileError(f"{os.fspath(path)!r} holds a malformed mean {mean.shape}")
+        if (prosody[0] is None) != (prosody[1] is None) or any(
+                p is not None and (p.shape != (N_FEATURES,) or not np.isfinite(p).all()) for p in prosody) or (
+                prosody[1] is not None and (prosody[1] <= 0).any()):
+            raise ProfileError(f"{os.fspath(path)!r} holds malformed prosody statistics")
         estimator = str(meta.get("estimator", "balanced"))
         share = meta.get("neutral_share", 0.7 if estimator == "neutral" else None)  # 0.7: the only share before it was saved
         profile = cls(mean, int(meta["n_clips"]), meta["model_id"], meta["model_sha256"], meta["encoder_sha256"],
                       float(meta.get("balance", BALANCE)), meta.get("created", ""), list(meta.get("sources", [])),
-                      estimator, None if share is None else float(share))
+                      estimator, None if share is None else float(share), prosody[0], prosody[1])
         if profile.is_small:
             log.warning("profile %s rests on only %d clips (%d or more recommended); it is shrunk toward the "
                         "training mean accordingly", os.fspath(path), profile.n_clips, MIN_CLIPS)
@@ -261,12 +284,13 @@ class DomainProfile:
 
 def build_profile(model, paths, *, estimator: str = "neutral", balance: float = BALANCE,
                   neutral_share: float = NEUTRAL_SHARE, batch_size: int = 16, max_duration: float | None = 600.0,
-                  progress: bool = True) -> tuple[DomainProfile, list[tuple[str, str]]]:
+                  progress: bool = True, prosody: bool = True) -> tuple[DomainProfile, list[tuple[str, str]]]:
     """A profile of ``model`` for the audio files ``paths`` (no labels), and the files that could
     not be used as ``(path, reason)``. ``model`` is any emovox model (:func:`emovox.load`).
     ``estimator``: how the clips are weighed (:func:`domain_mean`; "neutral" needs a model with
     a neutral or calm label, else "balanced" is used); ``balance``: the "balanced" estimator's;
-    ``neutral_share``: the "neutral" estimator's.
+    ``neutral_share``: the "neutral" estimator's. ``prosody``: also store the clips' eGeMAPS statistics when
+    the model has a prosody head (:mod:`emovox.training.prosody`); ``False``: the heads alone.
 
     Examples:
         >>> profile, skipped = build_profile(emovox.load(), ["call1.wav", "call2.wav"])  # doctest: +SKIP
@@ -282,9 +306,11 @@ def build_profile(model, paths, *, estimator: str = "neutral", balance: float = 
     from tqdm import tqdm
 
     from emovox.audio.load import load_audio
+    from emovox.features.prosody import domain_statistics, prosody_features
 
     paths = [os.fspath(p) for p in paths]
-    features, used, skipped = [], [], []
+    with_prosody = prosody and getattr(model, "prosody_head", None) is not None
+    features, prosodic, used, skipped = [], [], [], []
     with tqdm(total=len(paths), desc="profile", unit="file", disable=not progress) as bar:
         for start in range(0, len(paths), batch_size):
             signals = []
@@ -296,6 +322,8 @@ def build_profile(model, paths, *, estimator: str = "neutral", balance: float = 
                     skipped.append((path, str(exc) or type(exc).__name__))
             if signals:
                 features.append(np.asarray(model.features_for_signals(signals), np.float32))
+                if with_prosody:
+                    prosodic.append(prosody_features(signals))
             bar.update(min(batch_size, len(paths) - start))
     if not used:
         raise ProfileError("no usable audio for the profile" + (f": {skipped[0][1]}" if skipped else ""))
@@ -306,7 +334,8 @@ def build_profile(model, paths, *, estimator: str = "neutral", balance: float = 
                        balance=balance, neutral=neutral, neutral_share=neutral_share)
     encoder = model.encoder_sha256() if hasattr(model, "encoder_sha256") else ""
     profile = DomainProfile(mean, len(used), getattr(model, "model_id", ""), model.fingerprint(), encoder, balance,
-                            _now(), used, estimator, neutral_share if estimator == "neutral" else None)
+                            _now(), used, estimator, neutral_share if estimator == "neutral" else None,
+                            *(domain_statistics(np.concatenate(prosodic)) if with_prosody else (None, None)))
     if profile.is_small:
         log.warning("the profile rests on only %d clips; %d or more from the deployment are recommended (it is "
                     "shrunk toward the training mean accordingly)", len(used), MIN_CLIPS)
