@@ -135,7 +135,9 @@ def _describe_profile(profile) -> dict | None:
     """A domain profile's summary for ``/v1/models`` (never the clips' paths)."""
     if profile is None:
         return None
-    return {"n_clips": profile.n_clips, "created": profile.created, "balance": profile.balance}
+    # prosody: the profile carries the domain's prosody statistics (a model's prosody head reads them)
+    return {"n_clips": profile.n_clips, "created": profile.created, "balance": profile.balance,
+            "prosody": getattr(profile, "prosody_mean", None) is not None}
 
 
 class ServerState:

@@ -130,7 +130,7 @@ class ModelInfo(BaseModel):
     version: str | None
     backend: str
     sampling_rate: int
-    profile: dict | None = None  # the domain profile applied to every clip (n_clips, created, balance)
+    profile: dict | None = None  # the domain profile applied to every clip (n_clips, created, balance, prosody)
     dimensions: str = "circumplex"  # where arousal and valence come from: "head" (trained) or "circumplex" (the table)
 
 
