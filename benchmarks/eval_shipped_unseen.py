@@ -13,10 +13,10 @@ Korean set 33.0, EmoSpeech 45.5 (UA %).
 BAVED (Arabic; arousal levels, not emotions) is scored where it is unseen and fetched: 3-level UA
 of the arousal each prediction carries (low / mid / high against levels 0 / 1 / 2), on single
 clips and with a profile (built from a random half of the clips, no labels, the other half
-predicted; a model's prosody head reads the profile half's statistics, as ``--profile`` does). Measured
-(2026-12-06): the default ``emovox-default-v6.4``, which never heard Arabic, 55.4 on single clips and
-44.3 with a profile (chance 33.3); other estimators 50.2 (neutral share 0.3), 51.0 (balanced 0.5),
-51.2 (balanced 1). v6.3 (the same heads, no prosody head): 55.4 and 43.7; 50.9, 51.4, 51.5:
+predicted; ``profile_prosody``: a profile made with ``emovox profile --prosody``, the model's prosody
+head reading the profile half's statistics). Measured (2026-12-06): the default ``emovox-default-v6.4``,
+which never heard Arabic, 55.4 on single clips and 43.7 with a profile (chance 33.3), 44.3 with a
+``--prosody`` profile; other estimators 50.9 (neutral share 0.3), 51.4 (balanced 0.5), 51.5 (balanced 1):
 
     python benchmarks/eval_shipped_unseen.py --model default --estimators neutral,neutral0.3,b0.5,b1 \
         --out runs/default_unseen.json
@@ -64,15 +64,18 @@ def arousal_levels(model: EmotionModel, root: Path, estimators=(bench.SHIPPED,))
 
     # the benchmark's halves read 4-class labels: each level stands in as one
     profile, half, _ = bench.halves([{"low": "sad", "mid": "neutral", "high": "happy"}[t] for t in truth])
-    P = None if model.prosody_head is None else cached_prosody_features([u.path for u in utts])
+    head = model.prosody_head
+    P = None if head is None else cached_prosody_features([u.path for u in utts])
 
-    def profiled(estimator: str) -> np.ndarray:  # what --profile does: the profile heads, then the prosody head
-        probs = bench.profiled_probabilities(ensemble, X[profile], X[half], estimator)
-        return probs if P is None else bench.with_prosody(model.prosody_head, P, profile, half, probs)
+    def profiled(estimator: str) -> np.ndarray:  # what --profile does: the profile heads
+        return bench.profiled_probabilities(ensemble, X[profile], X[half], estimator)
 
+    # a profile made with `emovox profile --prosody`: the prosody head mixed in as well (opt-in)
+    prosody = {} if head is None or P is None else {
+        "profile_prosody": score(bench.with_prosody(head, P, profile, half, profiled(bench.SHIPPED)), half)}
     return {"n": len(utts), "single": score(ensemble.probabilities(X), np.arange(len(utts))),
             "profile": score(profiled(bench.SHIPPED), half),
-            **{f"profile_{e}": score(profiled(e), half) for e in estimators if e != bench.SHIPPED},
+            **{f"profile_{e}": score(profiled(e), half) for e in estimators if e != bench.SHIPPED}, **prosody,
             "profile_clips": len(profile), "split": "single: every clip; profile: a random half profiles, the other "
             "half is predicted; no clip of BAVED was in training"}
 

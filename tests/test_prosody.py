@@ -1,5 +1,5 @@
 """The prosody head: eGeMAPS features of real signals, fitting against each corpus's own
-statistics, its file, and its use where a domain profile is applied (both backends)."""
+statistics, its file, and its use where a profile made with `--prosody` is applied (both backends)."""
 
 from __future__ import annotations
 
@@ -129,7 +129,8 @@ def test_a_model_with_a_prosody_head_mixes_it_in_only_under_a_profile(prosody_mo
     config = json.loads((model_dir / "config.json").read_text())
     assert config["prosody"]["weight"] == 0.5 and (model_dir / FILE).is_file()
     files = sorted(str(p) for p in corpus.rglob("*.wav"))
-    result = CliRunner().invoke(app, ["profile", str(corpus), "--model", str(model_dir), "-o", str(tmp_path / "d.npz")])
+    result = CliRunner().invoke(app, ["profile", str(corpus), "--model", str(model_dir), "-o", str(tmp_path / "d.npz"),
+                                      "--prosody"])
     assert result.exit_code == 0, result.output
     profile = DomainProfile.load(tmp_path / "d.npz")
     signals = [load_audio(f) for f in files]
@@ -164,9 +165,8 @@ def test_a_model_with_a_prosody_head_mixes_it_in_only_under_a_profile(prosody_mo
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == profiled.predict_file(files[0]).label
 
-    # a profile without prosody statistics (--no-prosody, or an older emovox's): the heads alone, and a note
-    result = CliRunner().invoke(app, ["profile", str(corpus), "--model", str(model_dir), "-o", str(tmp_path / "n.npz"),
-                                      "--no-prosody"])
+    # a profile without prosody statistics (the default, or an older emovox's): the heads alone, and a note
+    result = CliRunner().invoke(app, ["profile", str(corpus), "--model", str(model_dir), "-o", str(tmp_path / "n.npz")])
     assert result.exit_code == 0, result.output
     without = DomainProfile.load(tmp_path / "n.npz")
     assert without.prosody_mean is None and without.prosody_std is None

@@ -105,9 +105,10 @@ def train(
         "on the default's held-out folds one label of about 15,000 moved, experiments/exp_half_heads.py)."),
     prosody_weight: float = typer.Option(
         0.0, "--prosody-weight", min=0.0, max=1.0,
-        help="Also fit a prosody head (eGeMAPS features, each corpus standardised by its own statistics) and mix "
-        "its log-probabilities in with this weight where a domain profile is applied (`emovox profile`, --profile); "
-        "single clips are unchanged. 0: none. The default model uses 0.1 (docs/profiles.md)."),
+        help="Also fit a prosody head (eGeMAPS features, each corpus standardised by its own statistics), whose "
+        "log-probabilities are mixed in with this weight where a profile made with `emovox profile --prosody` is "
+        "applied; single clips and other profiles are unchanged. 0: none. The default model has one at 0.1 "
+        "(docs/training.md)."),
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:

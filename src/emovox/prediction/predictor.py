@@ -108,9 +108,8 @@ class Predictor:
             profile.check(self.fingerprint(), self.encoder_sha256(), getattr(self, "model_id", ""))
             self._profile_reference = self.reference_mean()
             if self.prosody_head is not None and profile.prosody_mean is None:
-                log.info(
-                    "this profile has no prosody statistics (built with --no-prosody or by an older emovox): the "
-                    "model's prosody head stays unused")
+                log.info("this profile has no prosody statistics (built without `emovox profile --prosody`): the "
+                         "model's prosody head stays unused")
         self.profile = profile
 
     def _outputs_for(self, signals: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:

@@ -23,8 +23,9 @@ class counts the same). Both start from the plain mean, predict, and re-weigh. W
 mean is shrunk toward the reference (``SHRINK_CLIPS`` pseudo-clips), so a profile of a handful of
 clips changes little.
 
-For a model with a prosody head (:mod:`emovox.training.prosody`) the profile also holds the
-archive's eGeMAPS mean and std, by which each clip's prosody is heard against its domain.
+Made with ``prosody=True`` (``emovox profile --prosody``) for a model with a prosody head
+(:mod:`emovox.training.prosody`), a profile also holds the archive's eGeMAPS mean and std, by which each
+clip's prosody is heard against its domain and the head is mixed in (opt-in: about twice the time per clip).
 
 A profile records the model it was made for (model id and the sha256 of its heads) and the
 encoder's hash; :meth:`DomainProfile.check` refuses another model's profile.
@@ -284,13 +285,14 @@ class DomainProfile:
 
 def build_profile(model, paths, *, estimator: str = "neutral", balance: float = BALANCE,
                   neutral_share: float = NEUTRAL_SHARE, batch_size: int = 16, max_duration: float | None = 600.0,
-                  progress: bool = True, prosody: bool = True) -> tuple[DomainProfile, list[tuple[str, str]]]:
+                  progress: bool = True, prosody: bool = False) -> tuple[DomainProfile, list[tuple[str, str]]]:
     """A profile of ``model`` for the audio files ``paths`` (no labels), and the files that could
     not be used as ``(path, reason)``. ``model`` is any emovox model (:func:`emovox.load`).
     ``estimator``: how the clips are weighed (:func:`domain_mean`; "neutral" needs a model with
     a neutral or calm label, else "balanced" is used); ``balance``: the "balanced" estimator's;
     ``neutral_share``: the "neutral" estimator's. ``prosody``: also store the clips' eGeMAPS statistics when
-    the model has a prosody head (:mod:`emovox.training.prosody`); ``False``: the heads alone.
+    the model has a prosody head (:mod:`emovox.training.prosody`), which predictions with the profile
+    then mix in (opt-in: about twice the time per clip); ``False``: the heads alone.
 
     Examples:
         >>> profile, skipped = build_profile(emovox.load(), ["call1.wav", "call2.wav"])  # doctest: +SKIP

@@ -5,7 +5,8 @@ little about emotion in absolute terms (a raised voice on one channel is another
 classifier on them alone is weak on corpora it never heard (41 % 4-class UA leaving one corpus
 out). Standardised by the statistics of their own domain, they carry what the Whisper features
 partly miss, so the head is trained on features standardised per training corpus and applied only
-where a domain profile (:mod:`emovox.training.profiles`) supplies the deployment's statistics. Its
+where a domain profile made with ``emovox profile --prosody`` (:mod:`emovox.training.profiles`)
+supplies the deployment's statistics. Its
 log-probabilities are mixed into the model's with a small weight (:meth:`ProsodyHead.fuse`).
 
 The head is a multinomial logistic regression over the model's labels, each corpus weighing the
