@@ -13,13 +13,11 @@ default model v6.4 is v6.3's heads with this head added:
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 
 from emovox.cli.train import load_corpora
-from emovox.features.prosody import cached_prosody_features
 from emovox.training.prosody import WEIGHT, add_prosody_head
 
 
@@ -31,16 +29,8 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="a new model id (the training record's name)")
     args = parser.parse_args()
     utterances = load_corpora(args.corpora, [])
-    features = cached_prosody_features([u.path for u in utterances])
-    head = add_prosody_head(args.model, features, [u.label for u in utterances], [u.corpus for u in utterances],
-                            weight=args.weight)
-    config_path = args.model / "config.json"
-    config = json.loads(config_path.read_text())
-    training = config.setdefault("training", {})
-    training["prosody_command"] = shlex.join(["python", *sys.argv])
-    if args.name:
-        training["name"] = args.name
-    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    record = {"prosody_command": shlex.join(["python", *sys.argv]), **({"name": args.name} if args.name else {})}
+    head = add_prosody_head(args.model, utterances, weight=args.weight, training=record)
     print(f"{args.model}: prosody head over {', '.join(head.labels)} from {len(utterances)} clips, weight {head.weight:g}")
 
 

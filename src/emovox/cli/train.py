@@ -146,11 +146,9 @@ def train(
         report = train_model(utterances, out, config=config, extractor=extractor, provenance=provenance,
                              heads_dtype=heads_dtype.value)
         if prosody_weight > 0:
-            from emovox.features.prosody import cached_prosody_features
             from emovox.training.prosody import add_prosody_head
 
-            add_prosody_head(out, cached_prosody_features([u.path for u in utterances]),
-                             [u.label for u in utterances], [u.corpus for u in utterances], weight=prosody_weight)
+            add_prosody_head(out, utterances, weight=prosody_weight)
             err.print(f"prosody head added (weight {prosody_weight:g}, read with a domain profile)")
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")

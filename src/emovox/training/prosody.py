@@ -159,15 +159,23 @@ def fit_prosody_head(F: np.ndarray, labels: Sequence[str], corpora: Sequence[str
     return ProsodyHead(list(model_labels), coef, intercept, weight)
 
 
-def add_prosody_head(model_dir: str | os.PathLike, F: np.ndarray, labels: Sequence[str], corpora: Sequence[str], *,
-                     weight: float = WEIGHT) -> ProsodyHead:
-    """Fit a prosody head for the model in ``model_dir`` on its training clips' features and write it
-    there (``prosody.safetensors`` and the ``prosody`` entry of ``config.json``)."""
+def add_prosody_head(model_dir: str | os.PathLike, utterances: Sequence, *, weight: float = WEIGHT,
+                     training: dict | None = None) -> ProsodyHead:
+    """Fit a prosody head for the model in ``model_dir`` on its training ``utterances``
+    (:class:`~emovox.corpora.manifest.Utterance`; their eGeMAPS features from the cache,
+    :func:`~emovox.features.prosody.cached_prosody_features`) and write it there (``prosody.safetensors``
+    and the ``prosody`` entry of ``config.json``); ``training``: entries to set in the config's training
+    record as well, in the same write."""
+    from emovox.features.prosody import cached_prosody_features
+
     directory = Path(model_dir)
     config_path = directory / "config.json"
     config = json.loads(config_path.read_text())
-    head = fit_prosody_head(F, labels, corpora, config["labels"], weight=weight)
+    F = cached_prosody_features([u.path for u in utterances])
+    head = fit_prosody_head(F, [u.label for u in utterances], [u.corpus for u in utterances], config["labels"],
+                            weight=weight)
     config["prosody"] = head.save(directory)
+    config.setdefault("training", {}).update(training or {})
     tmp = config_path.with_name("config.json.tmp")
     tmp.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     os.replace(tmp, config_path)
