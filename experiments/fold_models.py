@@ -3,9 +3,9 @@
 Training a design's ensemble for one held-out corpus takes ~5 min on 2 cores; the profile and
 decision experiments only need the trained heads, so each fold's model is written as an emovox
 model directory (``save_model``, safetensors) under ``runs/fold_models/<design>/<corpus>/`` and
-read back (``load_model_files``) by later runs. A directory is used only when it records the same
-design config and the same training clips (their count and a hash of their paths), else it is
-trained anew.
+read back by later runs (``bench_generalisation.reused_fold``, which ``--reuse-models`` uses too). A
+directory is used only when it records the same design config and the same training clips (their count
+and a hash of their paths), else it is trained anew.
 
     from fold_models import fold_ensembles
     for held, test, train_utts, idx, truth, ensemble in fold_ensembles("all-mixed-level-d0.5-ph", X, utts):
@@ -26,7 +26,7 @@ import bench_generalisation as bench  # noqa: E402
 
 from emovox.corpora.manifest import Utterance  # noqa: E402
 from emovox.features.extractor import FeatureExtractor  # noqa: E402
-from emovox.training.checkpoint import load_model_files, save_ensemble  # noqa: E402
+from emovox.training.checkpoint import save_ensemble  # noqa: E402
 
 ROOT = Path("runs/fold_models")
 
@@ -45,14 +45,12 @@ def fold_ensembles(design_name: str, X: np.ndarray, utts: list[Utterance], held_
         raise ValueError(f"{design_name}: only designs without augmented copies, tuning or input selection are cached")
     extractor = FeatureExtractor("whisper-base", pooling=design.pooling)
     for held, test, train_utts, idx, truth in bench.held_out_splits(utts, held_out):
-        directory = root / design_name / held
-        key = training_key(design_name, train_utts)
-        key_file = directory / "fold.json"
-        if key_file.is_file() and json.loads(key_file.read_text()) == key:
-            ensemble = load_model_files(directory).ensemble()
-        else:
+        ensemble = bench.reused_fold(root / design_name, held, design, train_utts)
+        if ensemble is None:
+            directory = root / design_name / held
             ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
             save_ensemble(directory, ensemble, extractor.settings)
-            key_file.write_text(json.dumps(key, indent=1) + "\n")  # last: a crash leaves no valid key
+            key = training_key(design_name, train_utts)
+            (directory / "fold.json").write_text(json.dumps(key, indent=1) + "\n")  # last: a crash leaves no valid key
         yield held, test, train_utts, idx, truth, ensemble
 
