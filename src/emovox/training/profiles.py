@@ -308,7 +308,7 @@ def build_profile(model, paths, *, estimator: str = "neutral", balance: float = 
     from tqdm import tqdm
 
     from emovox.audio.load import load_audio
-    from emovox.features.prosody import domain_statistics, prosody_features
+    from emovox.features.prosody import domain_statistics, prosody_features_soon
 
     paths = [os.fspath(p) for p in paths]
     with_prosody = prosody and getattr(model, "prosody_head", None) is not None
@@ -323,9 +323,10 @@ def build_profile(model, paths, *, estimator: str = "neutral", balance: float = 
                 except Exception as exc:  # noqa: BLE001  (one bad file never stops the profile)
                     skipped.append((path, str(exc) or type(exc).__name__))
             if signals:
+                pending = prosody_features_soon(signals) if with_prosody else None  # beside the encoder, as predicting
                 features.append(np.asarray(model.features_for_signals(signals), np.float32))
-                if with_prosody:
-                    prosodic.append(prosody_features(signals))
+                if pending is not None:
+                    prosodic.append(pending.result())
             bar.update(min(batch_size, len(paths) - start))
     if not used:
         raise ProfileError("no usable audio for the profile" + (f": {skipped[0][1]}" if skipped else ""))
