@@ -64,15 +64,15 @@ def arousal_levels(model: EmotionModel, root: Path, estimators=(bench.SHIPPED,))
 
     # the benchmark's halves read 4-class labels: each level stands in as one
     profile, half, _ = bench.halves([{"low": "sad", "mid": "neutral", "high": "happy"}[t] for t in truth])
-    head = model.prosody_head
-    P = None if head is None else cached_prosody_features([u.path for u in utts])
 
     def profiled(estimator: str) -> np.ndarray:  # what --profile does: the profile heads
         return bench.profiled_probabilities(ensemble, X[profile], X[half], estimator)
 
-    # a profile made with `emovox profile --prosody`: the prosody head mixed in as well (opt-in)
-    prosody = {} if head is None or P is None else {
-        "profile_prosody": score(bench.with_prosody(head, P, profile, half, profiled(bench.SHIPPED)), half)}
+    prosody = {}
+    if model.prosody_head is not None:  # a profile made with `emovox profile --prosody` (opt-in): its head mixed in
+        P = cached_prosody_features([u.path for u in utts])
+        fused = bench.with_prosody(model.prosody_head, P, profile, half, profiled(bench.SHIPPED))
+        prosody["profile_prosody"] = score(fused, half)
     return {"n": len(utts), "single": score(ensemble.probabilities(X), np.arange(len(utts))),
             "profile": score(profiled(bench.SHIPPED), half),
             **{f"profile_{e}": score(profiled(e), half) for e in estimators if e != bench.SHIPPED}, **prosody,
