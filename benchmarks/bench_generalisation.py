@@ -67,7 +67,8 @@ from emovox.training.checkpoint import load_model_files, save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
-from emovox.training.profiles import centre, domain_mean, neutral_columns
+from emovox.training.profile_spread import ProfileSpread, within_corpus_spread
+from emovox.training.profiles import DomainProfile, centre, domain_mean, neutral_columns, profile_scale
 from emovox.training.prosody import ProsodyHead, fit_prosody_head
 from emovox.training.train import (
     TrainConfig,
@@ -105,6 +106,9 @@ class Design:
     # a prosody head (`emovox train --prosody-weight`, emovox.training.prosody) fitted on each fold's training clips
     # and mixed in with this weight wherever a profile is applied (the profile rows); 0: none
     prosody_weight: float = 0.0
+    # profiles also bring a domain's spread of each feature this far toward the training corpora's
+    # (`emovox train --profile-spread-power`, emovox.training.profile_spread); 0: profiles only centre
+    spread_power: float = 0.0
 
     def __post_init__(self):
         if self.inputs not in ("mean_std", "mean"):
@@ -249,6 +253,14 @@ DESIGNS: dict[str, Design] = {
         "v6.3 (all-mixed-level-d0.5-ph-e10) with a prosody head (--prosody-weight 0.1: eGeMAPS, each corpus "
         "standardised by its own statistics) mixed in under a profile; single clips unchanged",
         pooling="level_mean_std", prosody_weight=0.1),
+    "all-mixed-level-d0.5-ph-e10-sp0.5": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v6.3's heads; profiles also move the domain's spread of each feature half way (power 0.5) toward the "
+        "training corpora's within-corpus spread (v6.5's profiles)", pooling="level_mean_std", spread_power=0.5),
+    "all-mixed-level-d0.5-ph-e10-sp0.5-pr0.1": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v6.5 with its prosody head read (`emovox profile --prosody`): spread power 0.5, prosody weight 0.1",
+        pooling="level_mean_std", prosody_weight=0.1, spread_power=0.5),
     "all-mixed-level-d0.5-ph-e10-baved": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v6.3 (all-mixed-level-d0.5-ph-e10) also trained on BAVED (Arabic, 60 speakers) with every arousal level: "
@@ -506,6 +518,7 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         if ensemble is None:
             ensemble = train_ensemble(X_fold[train], train_utts, config=design.config,
                                       augmented=None if copies is None else copies[:, train])
+        spread = fold_spread(design, X_fold[train], train_utts)
         head = None if not design.prosody_weight else fit_prosody_head(
             prosody[train], [u.label for u in train_utts], [u.corpus for u in train_utts], ensemble.labels,
             weight=design.prosody_weight)
@@ -530,7 +543,7 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
                        if major in {labels[i] for i in profile}}}
         for estimate in (SHIPPED, *(f"b{balance:g}" for balance in BALANCES)):
             for name, rows_ in archives.items():
-                probs_ = profiled_probabilities(ensemble, Xc[rows_], Xc[half], estimate)
+                probs_ = profiled_probabilities(ensemble, Xc[rows_], Xc[half], estimate, spread)
                 if head is not None:
                     probs_ = with_prosody(head, prosody[corpus_rows], rows_, half, probs_)
                 row[f"{name}_{estimate}"] = ua(truth_half, four_class_decision(ensemble, probs_))
@@ -545,6 +558,14 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
               + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k.startswith(("profile_", "skewed_"))
                             and isinstance(v, float)), flush=True)
     return rows
+
+
+def fold_spread(design: Design, X_train: np.ndarray, train_utts: Sequence[Utterance]) -> ProfileSpread | None:
+    """The profile spread a model trained on ``X_train`` stores under ``design`` (as ``emovox train`` computes
+    it: within each training corpus, pooled), or None for a design whose profiles only centre."""
+    if not design.spread_power:
+        return None
+    return ProfileSpread(within_corpus_spread(X_train, [u.corpus for u in train_utts]), design.spread_power)
 
 
 def with_prosody(head: ProsodyHead, P: np.ndarray, archive: np.ndarray, rows: np.ndarray,
@@ -651,11 +672,13 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
             fold["clean"], _ = tuned_split(design, tests["clean"], train_utts, test, extractor, frames)
         ensemble = train_ensemble(fold["clean"][~test], train_utts, config=design.config,
                                   augmented=None if copies is None else copies[:, ~test])
+        spread = fold_spread(design, fold["clean"][~test], train_utts)
         for name, X in fold.items():
             predicted[name][test] = [ensemble.labels[i] for i in ensemble.probabilities(X[test]).argmax(1)]
             if frames is None:  # the same condition with a domain profile of its own audio
                 for estimator, suffix in suffixes.items():
-                    predicted[name + suffix][test] = profiled_predictions(ensemble, X[test], estimator=estimator)
+                    predicted[name + suffix][test] = profiled_predictions(ensemble, X[test], estimator=estimator,
+                                                                          spread=spread)
     truth = [u.label for u in utts]
     out: dict = {name: float(balanced_accuracy_score(truth, list(p))) for name, p in predicted.items()}
     out["drops_points"] = {k: round(100 * (out["clean"] - v), 2) for k, v in out.items()
@@ -699,7 +722,8 @@ def estimator_kwargs(ensemble: Ensemble, estimator: str) -> dict:
     raise ValueError(f"unknown profile estimator {estimator!r}: neutral, neutral<share> or b<balance>")
 
 
-def profiled_predictions(ensemble: Ensemble, X: np.ndarray, seed: int = 0, estimator: str = SHIPPED) -> list[str]:
+def profiled_predictions(ensemble: Ensemble, X: np.ndarray, seed: int = 0, estimator: str = SHIPPED,
+                         spread: ProfileSpread | None = None) -> list[str]:
     """Each clip's label predicted with a domain profile built from the other random half of ``X``
     (two-way: every clip is predicted once, never with itself in its profile); ``estimator``: as
     :func:`estimator_kwargs` names it."""
@@ -708,19 +732,22 @@ def profiled_predictions(ensemble: Ensemble, X: np.ndarray, seed: int = 0, estim
     out = np.empty(len(X), dtype=object)
     for source, target in (halves_, halves_[::-1]):
         out[target] = [ensemble.labels[i] for i in profiled_probabilities(ensemble, X[source], X[target],
-                                                                          estimator).argmax(1)]
+                                                                          estimator, spread).argmax(1)]
     return list(out)
 
 
 def profiled_probabilities(ensemble: Ensemble, archive: np.ndarray, X: np.ndarray,
-                           estimator: str = SHIPPED) -> np.ndarray:
+                           estimator: str = SHIPPED, spread: ProfileSpread | None = None) -> np.ndarray:
     """Probabilities of ``X`` centred by the domain profile ``estimator`` (as :func:`estimator_kwargs` names
     it) estimates from the unlabelled ``archive``, answered by the profile heads if the model has them:
-    what ``emovox profile`` and ``--profile`` do."""
+    what ``emovox profile`` and ``--profile`` do; with the model's profile ``spread``, the profile scales too."""
     reference = ensemble.reference_mean()
     profiled = functools.partial(ensemble.probabilities, profiled=True)
     mean = domain_mean(archive, reference, probabilities=profiled, **estimator_kwargs(ensemble, estimator))
-    return profiled(centre(X, mean, reference))
+    if spread is None:
+        return profiled(centre(X, mean, reference))
+    profile = DomainProfile(mean, len(archive), "", "", "", scale=profile_scale(archive, mean, spread))
+    return profiled(profile.apply(X, reference))
 
 
 def plot(results: dict, path: Path) -> None:

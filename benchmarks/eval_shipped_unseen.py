@@ -65,10 +65,12 @@ def arousal_levels(model: EmotionModel, root: Path, estimators=(bench.SHIPPED,))
     # the benchmark's halves read 4-class labels: each level stands in as one
     profile, half, _ = bench.halves([{"low": "sad", "mid": "neutral", "high": "happy"}[t] for t in truth])
 
-    def profiled(estimator: str) -> np.ndarray:  # what --profile does: the profile heads
-        return bench.profiled_probabilities(ensemble, X[profile], X[half], estimator)
+    def profiled(estimator: str, spread=model.profile_spread) -> np.ndarray:  # what --profile does: the profile heads
+        return bench.profiled_probabilities(ensemble, X[profile], X[half], estimator, spread)
 
     prosody = {}
+    if model.profile_spread is not None:  # what `emovox profile --no-scale` does: centring only
+        prosody["profile_centred"] = score(profiled(bench.SHIPPED, None), half)
     if model.prosody_head is not None:  # a profile made with `emovox profile --prosody` (opt-in): its head mixed in
         P = cached_prosody_features([u.path for u in utts])
         fused = bench.with_prosody(model.prosody_head, P, profile, half, profiled(bench.SHIPPED))

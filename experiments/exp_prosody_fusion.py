@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
-from fold_models import bench, fold_ensembles
+from fold_models import bench, fold_ensembles, report
 
 from emovox.features.prosody import cached_prosody_features, domain_statistics, standardise
 from emovox.training.prosody import fit_prosody_head
@@ -74,13 +73,7 @@ def main() -> None:
                         row[f"C{C}_w{w:g}_{name}_s{seed}"] = bench.ua(th, bench.four_class_decision(ensemble, fused))
         rows[held] = row
         print(held, " ".join(f"{k} {100 * v:.1f}" for k, v in row.items()), flush=True)
-    print("\nmean / worst over the held-out corpora, then each corpus (UA %)")
-    for key in next(iter(rows.values())):
-        values = [r[key] for r in rows.values()]
-        print(f"{key:28s} {100 * np.mean(values):5.1f} {100 * min(values):5.1f}  "
-              + " ".join(f"{100 * v:5.1f}" for v in values))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"design": DESIGN, "corpora": list(rows), "rows": rows}, indent=1) + "\n")
+    report(rows, DESIGN, args.out)
 
 
 if __name__ == "__main__":

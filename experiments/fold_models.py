@@ -37,6 +37,18 @@ def training_key(design_name: str, train_utts: list[Utterance]) -> dict:
     return bench.fold_key(design_name, bench.DESIGNS[design_name].config, train_utts)
 
 
+def report(rows: dict, design_name: str, out: Path) -> None:
+    """Print each key's mean and worst over the held-out corpora (then every corpus), UA %, and write
+    ``rows`` (``{corpus: {key: UA}}``; a key may be missing for a corpus) to ``out`` as JSON."""
+    print("\nmean / worst over the held-out corpora, then each corpus (UA %)")
+    for key in dict.fromkeys(k for r in rows.values() for k in r):
+        values = [r[key] for r in rows.values() if key in r]
+        print(f"{key:28s} {100 * np.mean(values):5.1f} {100 * min(values):5.1f}  "
+              + " ".join(f"{100 * v:5.1f}" for v in values))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"design": design_name, "corpora": list(rows), "rows": rows}, indent=1) + "\n")
+
+
 def fold_ensembles(design_name: str, X: np.ndarray, utts: list[Utterance], held_out=(), root: Path = ROOT):
     """Like :func:`bench_generalisation.held_out_splits`, each split with its trained ensemble
     appended (loaded from ``root`` when cached there for the same design and training clips)."""

@@ -165,12 +165,71 @@ def test_profile_cli_and_both_backends(small_model, tmp_path):
     b = onnx_model.predict_file(files[0])
     assert a.label == b.label
     np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=1e-4)
-    # what the profile does, computed by hand
+    # what the profile does, computed by hand: the archive's spread around the profile mean (shrunk by 10
+    # pseudo-clips toward the training corpora's within-corpus spread, which `emovox train` stored), half way
     plain = emovox.load(model_dir)
-    features = plain.features_for_signals([emovox.audio.load.load_audio(files[0])])
-    want = plain.probabilities_for_features(centre(features, profile.mean, plain.reference_mean()))[0]
+    assert plain.profile_spread is not None and plain.profile_spread.power == 0.5 and profile.spread_power == 0.5
+    archive = plain.features_for_signals([emovox.audio.load.load_audio(f) for f in files])
+    training = plain.profile_spread.spread
+    spread = np.sqrt((((archive - profile.mean) ** 2).sum(0) + 10 * training ** 2) / (len(files) + 10))
+    np.testing.assert_allclose(profile.scale, (training / spread) ** 0.5, rtol=1e-4)
+    features = archive[:1]
+    moved = (features - profile.mean) * profile.scale + plain.reference_mean()
+    want = plain.probabilities_for_features(moved, profiled=True)[0]
     np.testing.assert_allclose(list(a.scores.values()), want, atol=1e-5)
     assert not np.allclose(list(plain.predict_file(files[0]).scores.values()), want, atol=1e-4)
+    centred = plain.probabilities_for_features(centre(features, profile.mean, plain.reference_mean()), profiled=True)[0]
+    # the archive is the training corpus here, so its scale is near 1: a scale far from it, on both backends
+    stretched = dataclasses.replace(profile, scale=profile.scale * 3)
+    want3 = plain.probabilities_for_features((features - profile.mean) * stretched.scale + plain.reference_mean(),
+                                             profiled=True)[0]
+    assert not np.allclose(centred, want3, atol=1e-3)
+    for model in (torch_model, onnx_model):
+        model.use_profile(stretched)
+        np.testing.assert_allclose(list(model.predict_file(files[0]).scores.values()), want3, atol=1e-4)
+    # the export carries the spread: a profile built on it scales as the model's does
+    from_onnx, _ = emovox.training.profiles.build_profile(onnx_model, files, progress=False)
+    np.testing.assert_allclose(from_onnx.scale, profile.scale, rtol=1e-3)
+    # --no-scale: centring only (what profiles did before v6.5), and such profiles still apply
+    result = CliRunner().invoke(app, ["profile", str(corpus), "--model", str(model_dir), "--no-scale",
+                                      "-o", str(tmp_path / "centred.npz")])
+    assert result.exit_code == 0, result.output
+    centred_profile = DomainProfile.load(tmp_path / "centred.npz")
+    assert centred_profile.scale is None and np.allclose(centred_profile.mean, profile.mean)
+    plain.use_profile(centred_profile)
+    np.testing.assert_allclose(list(plain.predict_file(files[0]).scores.values()), centred, atol=1e-5)
+
+
+def test_training_stores_the_corpora_spread_and_power_zero_stores_none(small_model, tmp_path):
+    from emovox.training.profile_spread import FILE, within_corpus_spread
+
+    corpus, model_dir = small_model
+    model = emovox.load(model_dir)
+    files = sorted(str(p) for p in corpus.rglob("*.wav"))
+    X = model.features_for_signals([emovox.audio.load.load_audio(f) for f in files])
+    np.testing.assert_allclose(model.profile_spread.spread, within_corpus_spread(X, ["one"] * len(X)), rtol=2e-2,
+                               atol=1e-3)
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["profile_spread"]["power"] == 0.5 and config["training"]["profile_spread"]["power"] == 0.5
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / FILE).write_bytes(b"stale")  # a retrain without a spread leaves none behind
+    result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(out), "--encoder", "whisper-tiny.en",
+                                      "--ensemble", "1", "--epochs", "2", "--hidden", "8", "--profile-spread-power", "0"])
+    assert result.exit_code == 0, result.output
+    assert not (out / FILE).exists() and "profile_spread" not in json.loads((out / "config.json").read_text())
+    profile, _ = emovox.training.profiles.build_profile(emovox.load(out), files[:4], progress=False)
+    assert profile.scale is None and profile.spread_power is None
+    # added afterwards to that model (scripts/add_to_model.py), from the same corpus: the same spread
+    from emovox.corpora import scan_corpus
+    from emovox.training.train import add_profile_spread
+
+    heads = (out / "heads.safetensors").read_bytes()
+    added = add_profile_spread(out, scan_corpus("folder", corpus), power=1.0, training={"name": "with-spread"})
+    assert (out / "heads.safetensors").read_bytes() == heads  # the heads untouched
+    reloaded = emovox.load(out)
+    assert reloaded.model_id == "with-spread" and reloaded.profile_spread.power == 1.0
+    np.testing.assert_allclose(added.spread, model.profile_spread.spread, rtol=1e-5)
 
 
 def test_profile_cli_estimators(small_model, tmp_path):
@@ -363,7 +422,8 @@ def test_profile_heads_read_the_means_and_answer_only_for_profiled_audio(tmp_pat
     assert not np.allclose(model.probabilities_for_features(changed), model.probabilities_for_features(X), atol=1e-3)
     # the profiled path uses the profile heads (own temperature), the single-clip path the main heads
     profile, _ = emovox.training.profiles.build_profile(model, files, progress=False)
-    centred = centre(X[:3], profile.mean, model.reference_mean())
+    assert profile.scale is not None  # `emovox train` stored the corpus spread: the profile scales as well
+    centred = (X[:3] - profile.mean) * profile.scale + model.reference_mean()
     want = profile_heads.probabilities(centred)
     model.use_profile(profile)
     got = np.array([list(p.scores.values()) for p in model.predict_files(files[:3])])
@@ -381,7 +441,7 @@ def test_profile_heads_read_the_means_and_answer_only_for_profiled_audio(tmp_pat
     onnx_model = OnnxEmotionModel(tmp_path / "x")
     np.testing.assert_allclose(onnx_model.probabilities_for_features(centred, profiled=True), want, atol=1e-5)
     np.testing.assert_allclose(onnx_model.probabilities_for_features(X[:3]), model.ensemble.probabilities(X[:3]),
-                               atol=1e-5)
+                               atol=1e-3)
     onnx_model.use_profile(profile)
     np.testing.assert_allclose([list(p.scores.values()) for p in onnx_model.predict_files(files[:3])], want, atol=1e-4)
     # the int8 gate measures the profiled path too (a profile from one half, the other half tested)

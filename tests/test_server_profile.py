@@ -41,6 +41,7 @@ def test_served_model_applies_the_profile_and_says_so(model_dir, profile, tmp_pa
         status, models, _ = server.request("GET", "/v1/models")
         assert status == 200 and models["models"][0]["profile"]["n_clips"] == 12
         assert models["models"][0]["profile"]["prosody"] is False  # the tiny model has no prosody head
+        assert models["models"][0]["profile"]["scaled"] is True  # it stores its training spread
         status, body, _ = server.post_file("/v1/predict", wav_bytes(clip))
     assert status == 200, body
     log = lambda scores: np.log(np.clip(list(scores), 1e-30, None))  # noqa: E731  (the tiny model is very sure)

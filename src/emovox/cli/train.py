@@ -109,6 +109,11 @@ def train(
         "log-probabilities are mixed in with this weight where a profile made with `emovox profile --prosody` is "
         "applied; single clips and other profiles are unchanged. 0: none. The default model has one at 0.1 "
         "(docs/training.md)."),
+    profile_spread_power: float = typer.Option(
+        0.5, "--profile-spread-power", min=0.0, max=1.0,
+        help="How far a domain profile (`emovox profile`) moves a deployment's spread of each feature toward the "
+        "training corpora's (the model stores their within-corpus spread): 0 only centres, 1 standardises. 0.5: "
+        "best by leave-one-corpus-out (docs/profiles.md)."),
     seed: int = typer.Option(0),
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
@@ -144,7 +149,7 @@ def train(
         provenance = {"name": name or out.name, "command": shlex.join(["emovox", *sys.argv[1:]]),
                       "corpora_specs": corpora or [], "manifests": [str(m) for m in manifest]}
         report = train_model(utterances, out, config=config, extractor=extractor, provenance=provenance,
-                             heads_dtype=heads_dtype.value)
+                             heads_dtype=heads_dtype.value, profile_spread_power=profile_spread_power)
         if prosody_weight > 0:
             from emovox.training.prosody import add_prosody_head
 

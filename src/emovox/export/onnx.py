@@ -59,6 +59,7 @@ from emovox.features.pooling import POOLINGS
 from emovox.runtime.model import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
 from emovox.training.checkpoint import ModelBundle, load_model_files
 from emovox.training.head import Ensemble
+from emovox.training.profile_spread import FILE as SPREAD_FILE
 from emovox.training.prosody import FILE as PROSODY_FILE
 
 log = logging.getLogger(__name__)
@@ -441,6 +442,10 @@ def export_model(
     if exported.bundle.prosody is not None:  # read by the runtime as the model reads it (emovox.training.prosody)
         shutil.copyfile(Path(model_dir) / exported.bundle.config["prosody"]["file"], out / PROSODY_FILE)
         config["prosody"] = {**exported.bundle.config["prosody"], "file": PROSODY_FILE}
+    (out / SPREAD_FILE).unlink(missing_ok=True)
+    if exported.bundle.profile_spread is not None:  # profiles built on the export scale as the model's do
+        shutil.copyfile(Path(model_dir) / exported.bundle.config["profile_spread"]["file"], out / SPREAD_FILE)
+        config["profile_spread"] = {**exported.bundle.config["profile_spread"], "file": SPREAD_FILE}
     reference = Ensemble(exported.bundle.heads, exported.bundle.labels).reference_mean()[: exported.n_states]
     np.save(out / REFERENCE, reference, allow_pickle=False)  # speaker adaptation (emovox.training.adaptation)
     config["reference_mean"] = REFERENCE

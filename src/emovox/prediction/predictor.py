@@ -35,6 +35,7 @@ from emovox.prediction.decision import restrict, top_label
 from emovox.prediction.result import UNKNOWN, Prediction, PredictionError
 
 if TYPE_CHECKING:
+    from emovox.training.profile_spread import ProfileSpread
     from emovox.training.prosody import ProsodyHead
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ class Predictor:
     profile = None  # an emovox.training.profiles.DomainProfile applied to every clip (use_profile)
     # an emovox.training.prosody.ProsodyHead: mixed in where a profile carries the domain's prosody statistics
     prosody_head: ProsodyHead | None = None
+    # an emovox.training.profile_spread.ProfileSpread: the training corpora's spread, which profiles built for this
+    # model scale a domain's spread toward (None: profiles only centre)
+    profile_spread: ProfileSpread | None = None
 
     def fingerprint(self) -> str:
         """sha256 of what a domain profile depends on: the model id, labels and the training

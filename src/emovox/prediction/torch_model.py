@@ -32,6 +32,7 @@ class EmotionModel(Predictor):
         self.labels = list(bundle.labels)
         self.ensemble = bundle.ensemble()
         self.prosody_head = bundle.prosody
+        self.profile_spread = bundle.profile_spread
         self.max_duration = max_duration
         self.extractor = extractor or FeatureExtractor(
             bundle.features.encoder, window=bundle.features.window, pooling=bundle.features.pooling,

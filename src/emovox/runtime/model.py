@@ -41,6 +41,7 @@ from emovox.encoder.mel import mel_windows
 from emovox.errors import ModelError
 from emovox.prediction.predictor import Predictor
 from emovox.runtime.session import make_session
+from emovox.training.profile_spread import ProfileSpread
 from emovox.training.prosody import ProsodyHead
 
 EXPORT_FORMAT = "emovox-onnx"  # the ``format`` of an exported folder's config.json
@@ -119,6 +120,8 @@ class OnnxEmotionModel(Predictor):
         self._profile_head_session = None
         self.prosody_head = (ProsodyHead.load(self.directory, self.config["prosody"], self.labels)
                              if self.config.get("prosody") else None)
+        self.profile_spread = (ProfileSpread.load(self.directory, self.config["profile_spread"])
+                               if self.config.get("profile_spread") else None)
 
     @property
     def model_id(self) -> str:

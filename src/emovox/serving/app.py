@@ -135,9 +135,11 @@ def _describe_profile(profile) -> dict | None:
     """A domain profile's summary for ``/v1/models`` (never the clips' paths)."""
     if profile is None:
         return None
-    # prosody: the profile carries the domain's prosody statistics (a model's prosody head reads them)
+    # prosody: the profile carries the domain's prosody statistics (a model's prosody head reads them);
+    # scaled: it also moves the domain's spread toward the training corpora's (emovox.training.profile_spread)
     return {"n_clips": profile.n_clips, "created": profile.created, "balance": profile.balance,
-            "prosody": getattr(profile, "prosody_mean", None) is not None}
+            "prosody": getattr(profile, "prosody_mean", None) is not None,
+            "scaled": getattr(profile, "scale", None) is not None}
 
 
 class ServerState:

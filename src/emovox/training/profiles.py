@@ -7,6 +7,11 @@ standardise with (as :mod:`emovox.training.adaptation` does per speaker, here fo
 
     x' = x - profile mean + reference
 
+and, for a model that stores its training corpora's spread (since v6.5; :mod:`emovox.training.profile_spread`),
+each feature's spread is moved part of the way to theirs as well:
+
+    x' = (x - profile mean) * (training spread / domain spread) ** power + reference
+
 No labels are needed. An archive's mix of emotions is never the training data's, and the plain
 mean of its clips carries that mix: centring on it removes some emotion with the domain. The
 estimator (:func:`domain_mean`) therefore weights the clips by what the model hears in them. The
@@ -52,6 +57,7 @@ import numpy as np
 from emovox.errors import EmovoxError
 from emovox.features.prosody import N_FEATURES
 from emovox.training.adaptation import centre
+from emovox.training.profile_spread import ProfileSpread, domain_spread
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +215,10 @@ class DomainProfile:
     # for a model without one, or by an emovox before prosody heads
     prosody_mean: np.ndarray | None = None
     prosody_std: np.ndarray | None = None
+    # (n_states, dim): what each centred feature is multiplied by, (training spread / domain spread) ** power
+    # (emovox.training.profile_spread); None: made for a model without a profile spread, or by an emovox before
+    scale: np.ndarray | None = None
+    spread_power: float | None = None  # the power the scale was made with (a record)
 
     @property
     def is_small(self) -> bool:
@@ -223,10 +233,19 @@ class DomainProfile:
                 f"{model_id or 'this model'!r} ({model_sha256[:12]}); rebuild it with `emovox profile --model ...`")
 
     def apply(self, X: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        """Centre pooled features ``X`` of this domain (see :func:`centre`)."""
+        """Centre pooled features ``X`` of this domain (see :func:`centre`) and, when the profile has a
+        scale, bring their spread toward the training corpora's: ``(X - mean) * scale + reference``.
+
+        Examples:
+            >>> p = DomainProfile(np.ones((1, 2), np.float32), 60, "m", "ab", "cd", scale=np.full((1, 2), 0.5, np.float32))
+            >>> p.apply(np.array([[[3.0, 1.0]]]), np.zeros((1, 2), np.float32)).tolist()
+            [[[1.0, 0.0]]]
+        """
         if self.mean.shape != reference.shape:
             raise ProfileError(f"profile shape {self.mean.shape} does not fit the model's {reference.shape}")
-        return centre(X, self.mean, reference)
+        if self.scale is None:
+            return centre(X, self.mean, reference)
+        return ((np.asarray(X, np.float32) - self.mean) * self.scale + reference).astype(np.float32)
 
     def prosody(self, F: np.ndarray) -> np.ndarray:
         """Raw eGeMAPS features ``F`` of this domain's clips standardised by its statistics."""
@@ -244,12 +263,14 @@ class DomainProfile:
         meta = {"format": PROFILE_FORMAT, "n_clips": self.n_clips, "model_id": self.model_id,
                 "model_sha256": self.model_sha256, "encoder_sha256": self.encoder_sha256,
                 "balance": self.balance, "estimator": self.estimator, "neutral_share": self.neutral_share,
-                "created": self.created or _now(),
+                "spread_power": self.spread_power, "created": self.created or _now(),
                 "sources": self.sources[:1000]}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
         prosody = {} if self.prosody_mean is None or self.prosody_std is None else {
             "prosody_mean": self.prosody_mean.astype(np.float32), "prosody_std": self.prosody_std.astype(np.float32)}
+        if self.scale is not None:
+            prosody["scale"] = self.scale.astype(np.float32)
         np.savez(tmp, mean=self.mean.astype(np.float32), meta=np.array(json.dumps(meta)), **prosody)
         os.replace(tmp, path)
         return path
@@ -262,6 +283,7 @@ class DomainProfile:
                 mean = data["mean"].astype(np.float32)
                 meta = json.loads(str(data["meta"]))
                 prosody = [data[k].astype(np.float32) if k in data else None for k in ("prosody_mean", "prosody_std")]
+                scale = data["scale"].astype(np.float32) if "scale" in data else None
         except (OSError, ValueError, KeyError) as exc:
             raise ProfileError(f"cannot read profile {os.fspath(path)!r}: {exc}") from None
         if meta.get("format") != PROFILE_FORMAT:
@@ -272,11 +294,14 @@ class DomainProfile:
                 p is not None and (p.shape != (N_FEATURES,) or not np.isfinite(p).all()) for p in prosody) or (
                 prosody[1] is not None and (prosody[1] <= 0).any()):
             raise ProfileError(f"{os.fspath(path)!r} holds malformed prosody statistics")
+        if scale is not None and (scale.shape != mean.shape or not np.isfinite(scale).all() or (scale <= 0).any()):
+            raise ProfileError(f"{os.fspath(path)!r} holds a malformed scale {scale.shape}")
         estimator = str(meta.get("estimator", "balanced"))
         share = meta.get("neutral_share", 0.7 if estimator == "neutral" else None)  # 0.7: the only share before it was saved
         profile = cls(mean, int(meta["n_clips"]), meta["model_id"], meta["model_sha256"], meta["encoder_sha256"],
                       float(meta.get("balance", BALANCE)), meta.get("created", ""), list(meta.get("sources", [])),
-                      estimator, None if share is None else float(share), prosody[0], prosody[1])
+                      estimator, None if share is None else float(share), prosody[0], prosody[1], scale,
+                      None if meta.get("spread_power") is None else float(meta["spread_power"]))
         if profile.is_small:
             log.warning("profile %s rests on only %d clips (%d or more recommended); it is shrunk toward the "
                         "training mean accordingly", os.fspath(path), profile.n_clips, MIN_CLIPS)
@@ -285,14 +310,17 @@ class DomainProfile:
 
 def build_profile(model, paths, *, estimator: str = "neutral", balance: float = BALANCE,
                   neutral_share: float = NEUTRAL_SHARE, batch_size: int = 16, max_duration: float | None = 600.0,
-                  progress: bool = True, prosody: bool = False) -> tuple[DomainProfile, list[tuple[str, str]]]:
+                  progress: bool = True, prosody: bool = False,
+                  scale: bool = True) -> tuple[DomainProfile, list[tuple[str, str]]]:
     """A profile of ``model`` for the audio files ``paths`` (no labels), and the files that could
     not be used as ``(path, reason)``. ``model`` is any emovox model (:func:`emovox.load`).
     ``estimator``: how the clips are weighed (:func:`domain_mean`; "neutral" needs a model with
     a neutral or calm label, else "balanced" is used); ``balance``: the "balanced" estimator's;
     ``neutral_share``: the "neutral" estimator's. ``prosody``: also store the clips' eGeMAPS statistics when
     the model has a prosody head (:mod:`emovox.training.prosody`), which predictions with the profile
-    then mix in (opt-in: about twice the time per clip); ``False``: the heads alone.
+    then mix in (opt-in: about twice the time per clip); ``False``: the heads alone. ``scale``: when the
+    model has a profile spread (:mod:`emovox.training.profile_spread`), also bring the archive's spread of
+    each feature toward the training corpora's (the default); ``False``: centre only (as before v6.5).
 
     Examples:
         >>> profile, skipped = build_profile(emovox.load(), ["call1.wav", "call2.wav"])  # doctest: +SKIP
@@ -336,13 +364,36 @@ def build_profile(model, paths, *, estimator: str = "neutral", balance: float = 
     mean = domain_mean(X, reference, probabilities=lambda F: model.probabilities_for_features(F, profiled=True),
                        balance=balance, neutral=neutral, neutral_share=neutral_share)
     encoder = model.encoder_sha256() if hasattr(model, "encoder_sha256") else ""
+    spread = getattr(model, "profile_spread", None) if scale else None
+    factors = None if spread is None else profile_scale(X, mean, spread)
     profile = DomainProfile(mean, len(used), getattr(model, "model_id", ""), model.fingerprint(), encoder, balance,
                             _now(), used, estimator, neutral_share if estimator == "neutral" else None,
-                            *(domain_statistics(np.concatenate(prosodic)) if with_prosody else (None, None)))
+                            *(domain_statistics(np.concatenate(prosodic)) if with_prosody else (None, None)),
+                            factors, None if spread is None else spread.power)
     if profile.is_small:
         log.warning("the profile rests on only %d clips; %d or more from the deployment are recommended (it is "
                     "shrunk toward the training mean accordingly)", len(used), MIN_CLIPS)
     return profile, skipped
+
+
+def profile_scale(X: np.ndarray, mean: np.ndarray, spread: ProfileSpread,
+                  shrink_clips: float = SHRINK_CLIPS) -> np.ndarray:
+    """A profile's scale ``(n_states, dim)`` for the archive's features ``X`` around its profile ``mean``:
+    ``spread.scale`` of the archive's spread (every clip counting the same, shrunk toward the training
+    spread by ``shrink_clips`` pseudo-clips, as the mean is); states no head reads (NaN in ``mean``) get 1.
+
+    Examples:
+        >>> from emovox.training.profile_spread import ProfileSpread
+        >>> X = np.array([[[0.0]], [[4.0]]])                   # the archive spreads 2 around its mean
+        >>> profile_scale(X, np.array([[2.0]]), ProfileSpread(np.array([[1.0]]), power=1.0), shrink_clips=0).tolist()
+        [[0.5]]
+    """
+    reference = spread.spread[: mean.shape[0]]
+    if reference.shape != mean.shape:
+        raise ProfileError(f"the model's profile spread {spread.spread.shape} does not fit its features {mean.shape}")
+    read = ~np.isnan(mean)
+    factors = spread.scale(domain_spread(X, np.nan_to_num(mean), reference, shrink_clips=shrink_clips))
+    return np.where(read, factors, 1.0).astype(np.float32)
 
 
 def _now() -> str:

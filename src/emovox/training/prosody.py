@@ -167,16 +167,11 @@ def add_prosody_head(model_dir: str | os.PathLike, utterances: Sequence, *, weig
     and the ``prosody`` entry of ``config.json``); ``training``: entries to set in the config's training
     record as well, in the same write."""
     from emovox.features.prosody import cached_prosody_features
+    from emovox.training.model_config import update_config
 
     directory = Path(model_dir)
-    config_path = directory / "config.json"
-    config = json.loads(config_path.read_text())
+    labels = json.loads((directory / "config.json").read_text())["labels"]
     F = cached_prosody_features([u.path for u in utterances])
-    head = fit_prosody_head(F, [u.label for u in utterances], [u.corpus for u in utterances], config["labels"],
-                            weight=weight)
-    config["prosody"] = head.save(directory)
-    config.setdefault("training", {}).update(training or {})
-    tmp = config_path.with_name("config.json.tmp")
-    tmp.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, config_path)
+    head = fit_prosody_head(F, [u.label for u in utterances], [u.corpus for u in utterances], labels, weight=weight)
+    update_config(directory, {"prosody": head.save(directory)}, training)
     return head

@@ -28,10 +28,13 @@ from emovox.evaluation.splits import speaker_folds, speaker_holdout
 from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
 from emovox.training.adaptation import adapt_groups, centre, class_balanced_mean
 from emovox.training.calibration import fit_temperature
-from emovox.training.checkpoint import save_ensemble
+from emovox.training.checkpoint import load_model_files, save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, finetune, tuned_features
 from emovox.training.fit import FitConfig, class_points, corpus_label_weights, fit_head, group_balance_weights
 from emovox.training.head import Ensemble, means_only, predict_logits
+from emovox.training.model_config import update_config
+from emovox.training.profile_spread import POWER as SPREAD_POWER
+from emovox.training.profile_spread import ProfileSpread, within_corpus_spread
 from emovox.training.voices import VoiceTable
 
 log = logging.getLogger(__name__)
@@ -483,9 +486,12 @@ def train_model(
     provenance: dict | None = None,
     cache_root: str | os.PathLike | None = None,
     heads_dtype: str = "float32",
+    profile_spread_power: float = SPREAD_POWER,
 ) -> dict:
     """Train and save a model; returns the training report (also stored in config.json).
-    ``heads_dtype``: how the heads are stored (:func:`emovox.training.checkpoint.save_model`)."""
+    ``heads_dtype``: how the heads are stored (:func:`emovox.training.checkpoint.save_model`).
+    ``profile_spread_power``: how far domain profiles scale a deployment's spread toward the training
+    corpora's (:mod:`emovox.training.profile_spread`; the model stores that spread); 0: profiles only centre."""
     if not utterances:
         raise EmovoxError("no training utterances")
     extractor = extractor or FeatureExtractor(config.encoder)
@@ -529,6 +535,31 @@ def train_model(
             "temperature": round(ensemble.profile_heads.temperature, 4)},
         "seconds": round(time.time() - start, 1),
     }
-    save_ensemble(out_dir, ensemble, extractor.settings, training=report, tuned=tuned, heads_dtype=heads_dtype)
+    spread = None
+    if profile_spread_power > 0:  # the clean training clips (as the heads' features), never augmented copies
+        spread = ProfileSpread(within_corpus_spread(X, [u.corpus for u in utterances]), profile_spread_power)
+    report["profile_spread"] = None if spread is None else {
+        "power": spread.power, "spread": "within each training corpus, pooled over corpora (every corpus counts the same)"}
+    save_ensemble(out_dir, ensemble, extractor.settings, training=report, tuned=tuned, heads_dtype=heads_dtype,
+                  profile_spread=spread)
     return report
 
+
+def add_profile_spread(model_dir: str | os.PathLike, utterances: Sequence, *, power: float = SPREAD_POWER,
+                       training: dict | None = None) -> ProfileSpread:
+    """Store in the model in ``model_dir`` the within-corpus spread of its training ``utterances``
+    (:class:`~emovox.corpora.manifest.Utterance`; their pooled features as the model computes them, from
+    the feature cache), as ``emovox train`` does: ``profile_spread.safetensors`` and its ``config.json``
+    entry; ``training``: entries to set in the config's training record, in the same write. The heads are
+    untouched, so single clips predict as before; profiles built afterwards scale."""
+    bundle = load_model_files(model_dir)
+    if bundle.tuned:
+        raise EmovoxError("a model with a tuned encoder: retrain it with --profile-spread-power instead")
+    settings = bundle.features
+    extractor = FeatureExtractor(settings.encoder, window=settings.window, pooling=settings.pooling)
+    if extractor.settings.encoder_sha256 != settings.encoder_sha256:
+        raise EmovoxError("the encoder found is not the one the model was trained with")
+    X = load_features(list(utterances), extractor)
+    spread = ProfileSpread(within_corpus_spread(X, [u.corpus for u in utterances]), power)
+    update_config(model_dir, {"profile_spread": spread.save(model_dir)}, training)
+    return spread
