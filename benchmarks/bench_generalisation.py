@@ -67,8 +67,8 @@ from emovox.training.checkpoint import load_model_files, save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
-from emovox.training.profile_spread import ProfileSpread, within_corpus_spread
-from emovox.training.profiles import DomainProfile, centre, domain_mean, neutral_columns, profile_scale
+from emovox.training.profile_spread import ProfileSpread
+from emovox.training.profiles import DomainProfile, domain_mean, neutral_columns, profile_scale
 from emovox.training.prosody import ProsodyHead, fit_prosody_head
 from emovox.training.train import (
     TrainConfig,
@@ -565,7 +565,7 @@ def fold_spread(design: Design, X_train: np.ndarray, train_utts: Sequence[Uttera
     it: within each training corpus, pooled), or None for a design whose profiles only centre."""
     if not design.spread_power:
         return None
-    return ProfileSpread(within_corpus_spread(X_train, [u.corpus for u in train_utts]), design.spread_power)
+    return ProfileSpread.of_training(X_train, [u.corpus for u in train_utts], design.spread_power)
 
 
 def with_prosody(head: ProsodyHead, P: np.ndarray, archive: np.ndarray, rows: np.ndarray,
@@ -744,10 +744,8 @@ def profiled_probabilities(ensemble: Ensemble, archive: np.ndarray, X: np.ndarra
     reference = ensemble.reference_mean()
     profiled = functools.partial(ensemble.probabilities, profiled=True)
     mean = domain_mean(archive, reference, probabilities=profiled, **estimator_kwargs(ensemble, estimator))
-    if spread is None:
-        return profiled(centre(X, mean, reference))
-    profile = DomainProfile(mean, len(archive), "", "", "", scale=profile_scale(archive, mean, spread))
-    return profiled(profile.apply(X, reference))
+    scale = None if spread is None else profile_scale(archive, mean, spread)
+    return profiled(DomainProfile(mean, len(archive), "", "", "", scale=scale).apply(X, reference))
 
 
 def plot(results: dict, path: Path) -> None:

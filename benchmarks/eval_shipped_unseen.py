@@ -18,6 +18,9 @@ head reading the profile half's statistics). Measured (2026-12-06): the default 
 which never heard Arabic, 55.4 on single clips and 43.7 with a profile (chance 33.3), 44.3 with a
 ``--prosody`` profile; other estimators 50.9 (neutral share 0.3), 51.4 (balanced 0.5), 51.5 (balanced 1):
 
+v6.5 (profiles that also scale): 43.9 with a profile (``profile_centred``, centring only: 43.7), 43.9 with a
+``--prosody`` profile; other estimators 49.6 / 51.1 / 51.4 (2026-12-07):
+
     python benchmarks/eval_shipped_unseen.py --model default --estimators neutral,neutral0.3,b0.5,b1 \
         --out runs/default_unseen.json
 """

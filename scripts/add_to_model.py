@@ -53,10 +53,8 @@ def main() -> None:
         print(f"{args.model}: prosody head over {', '.join(head.labels)} from {len(utterances)} clips, "
               f"weight {head.weight:g}")
     if args.profile_spread_power:
-        record = {"profile_spread_command": command, "profile_spread": {
-            "power": args.profile_spread_power,
-            "spread": "within each training corpus, pooled over corpora (every corpus counts the same)"}, **name}
-        spread = add_profile_spread(args.model, utterances, power=args.profile_spread_power, training=record)
+        spread = add_profile_spread(args.model, utterances, power=args.profile_spread_power,
+                                    training={"profile_spread_command": command, **name})
         print(f"{args.model}: profile spread {spread.spread.shape} from {len(utterances)} clips of "
               f"{len({u.corpus for u in utterances})} corpora, power {spread.power:g}")
 

@@ -34,12 +34,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from emovox.errors import ModelError
-from emovox.training.prosody import sha256_file
+from emovox.training.model_config import read_tensors, write_tensors
 
 FILE = "profile_spread.safetensors"
 POWER = 0.5
@@ -95,6 +94,16 @@ class ProfileSpread:
         if not 0.0 <= self.power <= 1.0:
             raise ModelError(f"the profile spread's power lies in [0, 1], got {self.power}")
 
+    @classmethod
+    def of_training(cls, X: np.ndarray, corpora: Sequence[str] | np.ndarray, power: float = POWER) -> ProfileSpread:
+        """The spread a model trained on features ``X`` of clips from ``corpora`` stores (:func:`within_corpus_spread`)."""
+        return cls(within_corpus_spread(X, corpora), power)
+
+    def record(self) -> dict:
+        """What a model's training record says of it."""
+        return {"power": self.power, "spread": "within each training corpus, pooled over corpora (every corpus "
+                "counts the same)"}
+
     def scale(self, domain: np.ndarray) -> np.ndarray:
         """What a profile multiplies a domain's centred clips by, given the domain's spread ``(n, dim)``
         over the first ``n`` encoder states (an export may compute fewer states than the model stores)."""
@@ -104,25 +113,13 @@ class ProfileSpread:
 
     def save(self, directory: str | os.PathLike) -> dict:
         """Write ``directory/profile_spread.safetensors``; returns its ``config.json`` entry."""
-        from safetensors.numpy import save_file
-
-        path = Path(directory) / FILE
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({"spread": self.spread}, str(tmp))
-        os.chmod(tmp, 0o644)  # readable wherever the model is installed, like its heads
-        os.replace(tmp, path)
-        return {"file": FILE, "sha256": sha256_file(path), "power": self.power, "shape": list(self.spread.shape)}
+        return {**write_tensors(directory, FILE, {"spread": self.spread}), "power": self.power,
+                "shape": list(self.spread.shape)}
 
     @classmethod
     def load(cls, directory: str | os.PathLike, entry: dict) -> ProfileSpread:
         """The spread that ``entry`` (:meth:`save`'s ``config.json`` entry) describes, read from
         ``directory`` after its sha256 is checked."""
-        from safetensors.numpy import load_file
-
-        path = Path(directory) / str(entry.get("file", FILE))
-        if not path.is_file():
-            raise ModelError(f"{path} is missing (config.json names a profile spread)")
-        if sha256_file(path) != entry.get("sha256"):
-            raise ModelError(f"{path} does not match the sha256 in config.json")
-        return cls(load_file(str(path))["spread"], float(entry.get("power", POWER)))
+        tensors = read_tensors(directory, {"file": FILE, **entry}, "a profile spread")
+        return cls(tensors["spread"], float(entry.get("power", POWER)))
 

@@ -30,7 +30,6 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ import numpy as np
 
 from emovox.errors import ModelError
 from emovox.features.prosody import FEATURE_SET, N_FEATURES, domain_statistics, standardise
+from emovox.training.model_config import read_tensors, update_config, write_tensors
 
 FILE = "prosody.safetensors"
 WEIGHT = 0.1  # share of the prosody head in the fused log-probabilities (experiments/exp_prosody_fusion.py)
@@ -84,39 +84,21 @@ class ProsodyHead:
 
     def save(self, directory: str | os.PathLike) -> dict:
         """Write :data:`FILE` into ``directory``; returns the ``config.json`` entry that describes it."""
-        from safetensors.numpy import save_file
-
-        path = Path(directory) / FILE
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({"coef": self.coef, "intercept": self.intercept}, str(tmp))
-        os.chmod(tmp, 0o644)  # readable as the heads' file is (an installed package's data)
-        os.replace(tmp, path)
-        return {"file": FILE, "sha256": sha256_file(path), "feature_set": FEATURE_SET, "labels": list(self.labels),
-                "weight": self.weight}
+        return {**write_tensors(directory, FILE, {"coef": self.coef, "intercept": self.intercept}),
+                "feature_set": FEATURE_SET, "labels": list(self.labels), "weight": self.weight}
 
     @classmethod
     def load(cls, directory: str | os.PathLike, entry: dict, labels: Sequence[str] | None = None) -> ProsodyHead:
         """The head that ``entry`` (:meth:`save`'s ``config.json`` entry) describes, read from
         ``directory`` after its sha256 is checked; ``labels``: the model's, which the head's must equal."""
-        from safetensors.numpy import load_file
-
-        path = Path(directory) / str(entry.get("file", FILE))
+        entry = {"file": FILE, **entry}
+        path = Path(directory) / str(entry["file"])
         if entry.get("feature_set") != FEATURE_SET:
             raise ModelError(f"{path}: prosody features {entry.get('feature_set')!r}, this emovox reads {FEATURE_SET}")
-        if not path.is_file():
-            raise ModelError(f"{path} is missing (config.json names a prosody head)")
-        if sha256_file(path) != entry.get("sha256"):
-            raise ModelError(f"{path} does not match the sha256 in config.json")
+        tensors = read_tensors(directory, entry, "a prosody head")
         if labels is not None and list(entry.get("labels", [])) != list(labels):
             raise ModelError(f"{path}: the prosody head's labels {entry.get('labels')} are not the model's {list(labels)}")
-        tensors = load_file(str(path))
         return cls(list(entry["labels"]), tensors["coef"], tensors["intercept"], float(entry["weight"]))
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a (small) file; here rather than :mod:`emovox.encoder.weights`, which imports torch:
-    the ONNX runtime reads prosody heads too."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def fit_prosody_head(F: np.ndarray, labels: Sequence[str], corpora: Sequence[str], model_labels: Sequence[str], *,
@@ -167,7 +149,6 @@ def add_prosody_head(model_dir: str | os.PathLike, utterances: Sequence, *, weig
     and the ``prosody`` entry of ``config.json``); ``training``: entries to set in the config's training
     record as well, in the same write."""
     from emovox.features.prosody import cached_prosody_features
-    from emovox.training.model_config import update_config
 
     directory = Path(model_dir)
     labels = json.loads((directory / "config.json").read_text())["labels"]

@@ -34,7 +34,7 @@ from emovox.training.fit import FitConfig, class_points, corpus_label_weights, f
 from emovox.training.head import Ensemble, means_only, predict_logits
 from emovox.training.model_config import update_config
 from emovox.training.profile_spread import POWER as SPREAD_POWER
-from emovox.training.profile_spread import ProfileSpread, within_corpus_spread
+from emovox.training.profile_spread import ProfileSpread
 from emovox.training.voices import VoiceTable
 
 log = logging.getLogger(__name__)
@@ -537,9 +537,8 @@ def train_model(
     }
     spread = None
     if profile_spread_power > 0:  # the clean training clips (as the heads' features), never augmented copies
-        spread = ProfileSpread(within_corpus_spread(X, [u.corpus for u in utterances]), profile_spread_power)
-    report["profile_spread"] = None if spread is None else {
-        "power": spread.power, "spread": "within each training corpus, pooled over corpora (every corpus counts the same)"}
+        spread = ProfileSpread.of_training(X, [u.corpus for u in utterances], profile_spread_power)
+    report["profile_spread"] = None if spread is None else spread.record()
     save_ensemble(out_dir, ensemble, extractor.settings, training=report, tuned=tuned, heads_dtype=heads_dtype,
                   profile_spread=spread)
     return report
@@ -550,8 +549,8 @@ def add_profile_spread(model_dir: str | os.PathLike, utterances: Sequence, *, po
     """Store in the model in ``model_dir`` the within-corpus spread of its training ``utterances``
     (:class:`~emovox.corpora.manifest.Utterance`; their pooled features as the model computes them, from
     the feature cache), as ``emovox train`` does: ``profile_spread.safetensors`` and its ``config.json``
-    entry; ``training``: entries to set in the config's training record, in the same write. The heads are
-    untouched, so single clips predict as before; profiles built afterwards scale."""
+    entry, and its ``profile_spread`` entry in the training record (with ``training``'s entries, in the same
+    write). The heads are untouched, so single clips predict as before; profiles built afterwards scale."""
     bundle = load_model_files(model_dir)
     if bundle.tuned:
         raise EmovoxError("a model with a tuned encoder: retrain it with --profile-spread-power instead")
@@ -560,6 +559,6 @@ def add_profile_spread(model_dir: str | os.PathLike, utterances: Sequence, *, po
     if extractor.settings.encoder_sha256 != settings.encoder_sha256:
         raise EmovoxError("the encoder found is not the one the model was trained with")
     X = load_features(list(utterances), extractor)
-    spread = ProfileSpread(within_corpus_spread(X, [u.corpus for u in utterances]), power)
-    update_config(model_dir, {"profile_spread": spread.save(model_dir)}, training)
+    spread = ProfileSpread.of_training(X, [u.corpus for u in utterances], power)
+    update_config(model_dir, {"profile_spread": spread.save(model_dir)}, {"profile_spread": spread.record(), **(training or {})})
     return spread
