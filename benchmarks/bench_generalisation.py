@@ -771,8 +771,8 @@ def plot(results: dict, path: Path) -> None:
         ax.set_title(f"held-out corpus, 4-class UA: {title}")
     axes[0].set_ylabel("UA")
     # below the axes, not over the bars
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(designs) + 3) // 4), 1, 1))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(designs) + 2) // 3), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -865,6 +865,9 @@ def main() -> None:
                         help="a folder of fold models written by --keep-models (DIR/<held-out corpus>/): each is loaded "
                              "instead of trained when it records the same config and training clips")
     parser.add_argument("--markdown", action="store_true", help="print the designs already in --out as a table and stop")
+    parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                        help="plot the entries of --out named in --entries (|-separated, in that order) to PNG and stop")
+    parser.add_argument("--entries", default="", help="with --plot: entry names of --out, |-separated")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="--out files of --held-out runs (e.g. one per core, each with its own --out): merge their "
                              "rows into --out's designs, recompute the summaries, plot, and stop")
@@ -872,6 +875,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.markdown:
         print(markdown(json.loads(args.out.read_text())))
+        return
+    if args.plot:
+        results = json.loads(args.out.read_text())
+        names = [n for n in args.entries.split("|") if n] or list(results)
+        if missing := [n for n in names if n not in results]:
+            parser.error(f"not in {args.out}: {missing}")
+        plot({n: results[n] for n in names}, args.plot)
+        print(f"wrote {args.plot}")
         return
     if args.merge:
         results = merge_runs(json.loads(args.out.read_text()) if args.out.exists() else {},
