@@ -50,6 +50,14 @@ def test_the_merge_command_writes_the_table_and_the_plot(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(json.loads(out.read_text())["d"]["loco"]) == ["nemo", "turev"]
     assert "| d | 50.0 | 60.0 | **55.0**" in done.stdout and out.with_suffix(".png").is_file()
+    # --plot redraws named entries of a results file; an entry it lacks is refused by name
+    plot = [sys.executable, str(BENCHMARKS / "bench_generalisation.py"), "--out", str(out), "--plot"]
+    drawn = subprocess.run([*plot, str(tmp_path / "d.png"), "--entries", "d"], capture_output=True, text=True,
+                           timeout=300)
+    assert drawn.returncode == 0 and (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG", drawn.stderr[-2000:]
+    missing = subprocess.run([*plot, str(tmp_path / "x.png"), "--entries", "d|nope"], capture_output=True, text=True,
+                             timeout=300)
+    assert missing.returncode == 2 and "nope" in missing.stderr and not (tmp_path / "x.png").exists()
 
 
 class _Trained(Exception):
