@@ -135,6 +135,11 @@ def test_kept_fold_models_are_reused_only_for_the_same_config_and_clips(bench, t
     other = dataclasses.replace(design, config=dataclasses.replace(design.config, ensemble=3))
     assert bench.reused_fold(tmp_path, "nemo", other, utts) is None
     assert bench.reused_fold(None, "nemo", design, utts) is None
+    # a fold model heard its clips through one encoder window: one kept at the clips' own length does not
+    # serve a design that pads to 30 s, and the padded design reads its own feature cache
+    padded = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-w30"]
+    assert padded.config == design.config and bench.reused_fold(tmp_path, "nemo", padded, utts) is None
+    assert padded.extractor().settings.window == 30 and design.extractor().settings.window == 0
 
 
 def test_the_prosody_rows_standardise_by_the_archive_as_a_profile_does(bench):
