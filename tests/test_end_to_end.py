@@ -68,7 +68,13 @@ def test_float16_heads_halve_the_file_and_answer_as_the_float32_ones(corpus, tra
     subprocess.run([sys.executable, str(ROOT / "scripts" / "resave_heads.py"), str(trained), str(resaved)], check=True)
     assert json.loads((resaved / "config.json").read_text())["heads_dtype"] == "float16"
     a, b = safetensors.numpy.load_file(out / "heads.safetensors"), safetensors.numpy.load_file(resaved / "heads.safetensors")
-    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    full32 = safetensors.numpy.load_file(trained / "heads.safetensors")
+    assert a.keys() == b.keys() == full32.keys()
+    assert all(np.array_equal(b[k], full32[k].astype(b[k].dtype)) for k in b)  # resaving rounds, and nothing else
+    # the same seeds train the same heads; the two trainings may differ in the last bits of float32 (the encoder's
+    # arithmetic depends on the thread count an earlier test left), which can move a float16 rounding by one step
+    assert all(a[k].dtype == b[k].dtype and np.allclose(a[k].astype(np.float64), b[k].astype(np.float64),
+                                                        rtol=2e-3, atol=1e-4) for k in a)
 
 
 def test_predict_cli_jsonl_on_unseen_48k_stereo(trained, tmp_path):
