@@ -943,7 +943,8 @@ def main() -> None:
         if held_out and args.out.exists() and name in (previous := json.loads(args.out.read_text())):
             rows = {**previous[name]["loco"], **rows}  # complete an earlier, partial run
         entry = {"note": design.note, "config": dataclasses.asdict(design.config), "pooling": design.pooling,
-                 "corpora": counts, "loco": rows, "summary": summary(rows),
+                 **({"window": design.window} if design.window else {}), "corpora": counts, "loco": rows,
+                 "summary": summary(rows),
                  "split": "leave-one-corpus-out: train on every other corpus, test on all of the held-out one (4 classes "
                           "as --labels angry,happy,sad,neutral); profiles from a random half (or a 70 %-one-emotion "
                           "subset of it), every emotion the corpus has, tested on the 4-class clips of the other half"}

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_generalisation as bench  # noqa: E402
 
 from emovox.corpora.manifest import Utterance  # noqa: E402
-from emovox.features.extractor import FeatureExtractor  # noqa: E402
 from emovox.training.checkpoint import save_ensemble  # noqa: E402
 
 ROOT = Path("runs/fold_models")
@@ -55,7 +54,7 @@ def fold_ensembles(design_name: str, X: np.ndarray, utts: list[Utterance], held_
     design = bench.DESIGNS[design_name]
     if design.config.augment or design.config.finetune.blocks or design.inputs != "mean_std":
         raise ValueError(f"{design_name}: only designs without augmented copies, tuning or input selection are cached")
-    extractor = FeatureExtractor("whisper-base", pooling=design.pooling)
+    extractor = design.extractor()
     for held, test, train_utts, idx, truth in bench.held_out_splits(utts, held_out):
         ensemble = bench.reused_fold(root / design_name, held, design, train_utts)
         if ensemble is None:
