@@ -5,8 +5,8 @@ Whisper's encoder only ever saw 30 s windows (speech followed by the log-mel of 
 encodes a clip at its own length, ~25x cheaper for a 1 s clip. In 2026 an early in-domain check (RAVDESS
 6-fold, encoder state 4, one head) found +0.6 for padding; it was never measured on unseen corpora with
 heads over every state. Here: leave-one-corpus-out over every corpus the benchmark finds, on a seeded
-random subsample of each corpus (``--per-corpus`` clips; padding costs ~10x the encoding of the whole
-set), v6.1's single-clip recipe (``all-mixed-level-d0.5``: 5 heads, every state, level pooling), heads
+random subsample of each corpus (``--per-corpus`` clips; padded encoding takes ~20x as long: ~2.5 h for
+every clip on 2 cores), v6.1's single-clip recipe (``all-mixed-level-d0.5``: 5 heads, every state, level pooling), heads
 trained once on own-length and once on padded features of the *same* clips, tested on the held-out
 corpus's 4-class clips as ``--labels angry,happy,sad,neutral`` does (single clips). Only the frames of
 real audio are pooled in both (``FeatureExtractor(window=...)``).
@@ -28,6 +28,7 @@ and the speed of such a model come first (experiments/README.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -38,8 +39,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
-
-from emovox.features.extractor import FeatureExtractor  # noqa: E402
 
 
 def subsample(utts: list, per_corpus: int, seed: int = 0) -> list:
@@ -77,10 +76,9 @@ def main() -> None:
         utts = subsample(every, args.per_corpus, seed)
         print(f"seed {seed}: {len(utts)} clips", {c: sum(u.corpus == c for u in utts)
                                                   for c in dict.fromkeys(u.corpus for u in utts)}, flush=True)
-        views = {"own": bench.load_features(utts, FeatureExtractor("whisper-base", pooling=design.pooling))}
+        views = {"own": bench.load_features(utts, design.extractor())}
         for w in map(float, args.windows.split(",")):
-            views[f"pad{w:g}"] = bench.load_features(
-                utts, FeatureExtractor("whisper-base", pooling=design.pooling, window=w))
+            views[f"pad{w:g}"] = bench.load_features(utts, dataclasses.replace(design, window=w).extractor())
         rows: dict[str, dict[str, float]] = {}
         for held, test, train_utts, idx, truth in bench.held_out_splits(utts):
             start = time.time()
@@ -90,8 +88,7 @@ def main() -> None:
                 rows[held][name] = bench.ua(truth, bench.four_class_decision(ensemble, ensemble.probabilities(X[idx])))
             print(f"| {held} | " + " | ".join(f"{k} {100 * v:.1f}" for k, v in rows[held].items())
                   + f" | {time.time() - start:.0f} s |", flush=True)
-        summary = {name: {"mean": float(np.mean([r[name] for r in rows.values()])),
-                          "worst": float(np.min([r[name] for r in rows.values()]))} for name in views}
+        summary = bench.summary(rows)
         print("| mean (worst) | " + " | ".join(f"{k} {100 * v['mean']:.1f} ({100 * v['worst']:.1f})"
                                                for k, v in summary.items()) + " |", flush=True)
         results[f"seed{seed}"] = {"design": args.design, "per_corpus": args.per_corpus, "rows": rows,

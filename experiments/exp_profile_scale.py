@@ -78,6 +78,15 @@ from emovox.training.train import train_ensemble
 DESIGN = "all-mixed-level-d0.5-ph-e10"
 
 
+def shipped_moved(A: np.ndarray, T: np.ndarray, mean: np.ndarray, reference: np.ndarray, sd_ref: np.ndarray,
+                  alpha: float) -> np.ndarray:
+    """Clips ``T`` moved by the profile of archive ``A`` with mean ``mean`` as ``emovox profile`` makes it
+    (the spread shrunk toward ``sd_ref``, power ``alpha``; centring only at 0), through ``DomainProfile.apply``."""
+    profile = DomainProfile(mean, len(A), "", "", "", scale=profile_scale(A, mean, ProfileSpread(sd_ref, alpha))
+                            if alpha else None)
+    return profile.apply(T, reference)
+
+
 def archive_sd(X: np.ndarray, mean: np.ndarray, weights: np.ndarray) -> np.ndarray:
     w = weights / weights.sum()
     return np.sqrt(np.einsum("n,nsd->sd", w, (X - mean) ** 2))
@@ -217,22 +226,19 @@ def main() -> None:
                         key = f"a{alpha:g}_{weighting}_{name}_s{seed}" if alpha else f"a0_{name}_s{seed}"
                         row[key] = bench.ua(th, bench.four_class_decision(ensemble, profiled(moved)))
                 for share in filter(None, args.shares.split(",")):  # the shipped profile at other neutral shares
+                    mean_s = domain_mean(A, reference, probabilities=profiled, neutral=neutral, neutral_share=float(share))
                     for alpha in alphas:
-                        mean_s = domain_mean(A, reference, probabilities=profiled, neutral=neutral,
-                                             neutral_share=float(share))
-                        profile = DomainProfile(mean_s, len(A), "", "", "", scale=profile_scale(
-                            A, mean_s, ProfileSpread(sd_ref, alpha)) if alpha else None)
+                        moved = shipped_moved(A, Xc[half], mean_s, reference, sd_ref, alpha)
                         row[f"share{share}_a{alpha:g}_{name}_s{seed}"] = bench.ua(
-                            th, bench.four_class_decision(ensemble, profiled(profile.apply(Xc[half], reference))))
-                for weight in filter(None, args.mix_main.split(",")):  # both views of the profiled clips
+                            th, bench.four_class_decision(ensemble, profiled(moved)))
+                if args.mix_main:  # both views of the profiled clips
                     for alpha in alphas:
-                        profile = DomainProfile(mean, len(A), "", "", "", scale=profile_scale(
-                            A, mean, ProfileSpread(sd_ref, alpha)) if alpha else None)
-                        moved = profile.apply(Xc[half], reference)
-                        # w: the single-clip heads' weight
-                        mixed = geometric_mean(profiled(moved), ensemble.probabilities(moved), float(weight))
-                        row[f"mix{weight}_a{alpha:g}_{name}_s{seed}"] = bench.ua(
-                            th, bench.four_class_decision(ensemble, mixed))
+                        moved = shipped_moved(A, Xc[half], mean, reference, sd_ref, alpha)
+                        p_profile, p_single = profiled(moved), ensemble.probabilities(moved)
+                        for weight in args.mix_main.split(","):  # w: the single-clip heads' weight
+                            mixed = geometric_mean(p_profile, p_single, float(weight))
+                            row[f"mix{weight}_a{alpha:g}_{name}_s{seed}"] = bench.ua(
+                                th, bench.four_class_decision(ensemble, mixed))
                 for shrink in filter(None, args.coral.split(",")):
                     for alpha in alphas:
                         if alpha:
