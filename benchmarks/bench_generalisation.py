@@ -111,10 +111,20 @@ class Design:
     # the encoder's window (`emovox train --window`): 0 encodes each clip at its own length, 30 zero-pads it
     # to Whisper's 30 s window (only its real frames pooled; experiments/exp_padded_windows.py)
     window: float = 0.0
+    # each clip's frames also attend to a 30 s window of silence after the clip (`emovox train --silence-context`,
+    # WhisperEncoder.silence_context): the padded window's context at the clip's own length's cost
+    silence_context: bool = False
 
     def extractor(self) -> FeatureExtractor:
         """The feature extractor (and so the feature cache) this design's heads read."""
-        return FeatureExtractor("whisper-base", pooling=self.pooling, window=self.window)
+        return FeatureExtractor("whisper-base", pooling=self.pooling, window=self.window,
+                                silence_context=self.silence_context)
+
+    @property
+    def encoding(self) -> dict:
+        """How clips are encoded where it is not at their own length alone (fold keys and results record it)."""
+        return {**({"window": self.window} if self.window else {}),
+                **({"silence_context": True} if self.silence_context else {})}
 
     def __post_init__(self):
         if self.inputs not in ("mean_std", "mean"):
@@ -268,6 +278,11 @@ DESIGNS: dict[str, Design] = {
         "v6.5's recipe on clips zero-padded to Whisper's 30 s window (--window 30; experiments/exp_padded_windows.py: "
         "+3.5 and +3.9 on single clips of six held-out corpora, two subsamples), ~25x the encoder time of a 1 s clip",
         pooling="level_mean_std", spread_power=0.5, window=30.0),
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v6.5's recipe, each clip's frames also attending to a 30 s window of silence after the clip "
+        "(--silence-context; experiments/exp_padded_windows.py): Whisper's padded context at the clip's own length's cost",
+        pooling="level_mean_std", spread_power=0.5, silence_context=True),
     "all-mixed-level-d0.5-ph-e10-sp0.5-pr0.1": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v6.5 with its prosody head read (`emovox profile --prosody`): spread power 0.5, prosody weight 0.1",
@@ -483,13 +498,15 @@ def tuned_split(design: Design, X: np.ndarray, train_utts: list[Utterance], test
     return X_split, result
 
 
-def fold_key(design_name: str, config: TrainConfig, train_utts: Sequence[Utterance], window: float = 0.0) -> dict:
+def fold_key(design_name: str, config: TrainConfig, train_utts: Sequence[Utterance],
+             encoding: dict | None = None) -> dict:
     """What a kept fold model records in ``fold.json`` (and the experiments' fold cache,
     ``experiments/fold_models.py``, checks): the design, its config and its training clips (their count
-    and a hash of their paths), and the encoder window where it is not the clip's own length."""
+    and a hash of their paths), and how clips were encoded where it is not at their own length alone
+    (:attr:`Design.encoding`)."""
     paths = hashlib.sha256("\n".join(str(u.path) for u in train_utts).encode()).hexdigest()
     return {"design": design_name, "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
-            "n_train": len(train_utts), "train_paths_sha256": paths, **({"window": window} if window else {})}
+            "n_train": len(train_utts), "train_paths_sha256": paths, **(encoding or {})}
 
 
 def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarray | None = None,
@@ -537,7 +554,7 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
             save_ensemble(keep / held, ensemble, extractor.settings,
                           training={"trained_on": sorted({u.corpus for u in train_utts}), "held_out": held,
                                     "n_utterances": len(train_utts), "config": dataclasses.asdict(design.config)})
-            key = fold_key(keep.name, design.config, train_utts, design.window)
+            key = fold_key(keep.name, design.config, train_utts, design.encoding)
             (keep / held / "fold.json").write_text(json.dumps(key, indent=1) + "\n")  # last: a crash leaves no key
         probs = ensemble.probabilities
         row = {"n": len(idx), "classes": sorted(map(str, set(truth))),
@@ -595,7 +612,7 @@ def reused_fold(reuse: Path | None, held: str, design: Design, train_utts: Seque
         print(f"  {reuse / held}: no fold.json; trained anew", flush=True)
         return None
     kept = json.loads((reuse / held / "fold.json").read_text())
-    want = fold_key(kept.get("design", ""), design.config, train_utts, design.window)
+    want = fold_key(kept.get("design", ""), design.config, train_utts, design.encoding)
     if kept != want:
         print(f"  {reuse / held}: another config or other training clips; trained anew", flush=True)
         return None
@@ -921,7 +938,7 @@ def main() -> None:
     training_only = sorted({n for d in args.designs.split(",") for n in DESIGNS[d].extra_training})
     utts = load_corpora(args.corpora, args.extra, [n for n in args.only.split(",") if n], min_classes=args.min_classes,
                         training_only=training_only)
-    features = {}  # (pooling, window) -> features of every clip, encoded (or read from the cache) once
+    features = {}  # extractor settings -> features of every clip, encoded (or read from the cache) once
     counts = {c: sum(u.corpus == c for u in utts) for c in dict.fromkeys(u.corpus for u in utts)}
     print("corpora:", counts, flush=True)
     for name in args.designs.split(","):
@@ -929,9 +946,9 @@ def main() -> None:
         print(f"## {name}: {design.note}", flush=True)
         start = time.time()
         extractor = design.extractor()
-        if (design.pooling, design.window) not in features:
-            features[design.pooling, design.window] = load_features(utts, extractor)
-        X = design_inputs(design, features[design.pooling, design.window])
+        if extractor.settings not in features:
+            features[extractor.settings] = load_features(utts, extractor)
+        X = design_inputs(design, features[extractor.settings])
         copies = design_inputs(design, load_augmented(utts, extractor, design.config.augment,
                                                       recipe=design.config.augment_recipe()))
         held_out = [n for n in args.held_out.split(",") if n]
@@ -943,7 +960,7 @@ def main() -> None:
         if held_out and args.out.exists() and name in (previous := json.loads(args.out.read_text())):
             rows = {**previous[name]["loco"], **rows}  # complete an earlier, partial run
         entry = {"note": design.note, "config": dataclasses.asdict(design.config), "pooling": design.pooling,
-                 **({"window": design.window} if design.window else {}), "corpora": counts, "loco": rows,
+                 **design.encoding, "corpora": counts, "loco": rows,
                  "summary": summary(rows),
                  "split": "leave-one-corpus-out: train on every other corpus, test on all of the held-out one (4 classes "
                           "as --labels angry,happy,sad,neutral); profiles from a random half (or a 70 %-one-emotion "

@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--windows", default="30", help="comma-separated padded window lengths in seconds")
     parser.add_argument("--design", default="all-mixed-level-d0.5")
     parser.add_argument("--seeds", default="0", help="comma-separated subsample seeds")
+    parser.add_argument("--silence-context", action="store_true",
+                        help="also encode at the clip's own length with a 30 s window of silence as context")
     parser.add_argument("--out", type=Path, default=Path("runs/exp_padded_windows.json"))
     args = parser.parse_args()
 
@@ -79,6 +81,8 @@ def main() -> None:
         views = {"own": bench.load_features(utts, design.extractor())}
         for w in map(float, args.windows.split(",")):
             views[f"pad{w:g}"] = bench.load_features(utts, dataclasses.replace(design, window=w).extractor())
+        if args.silence_context:
+            views["silence"] = bench.load_features(utts, dataclasses.replace(design, silence_context=True).extractor())
         rows: dict[str, dict[str, float]] = {}
         for held, test, train_utts, idx, truth in bench.held_out_splits(utts):
             start = time.time()
@@ -91,7 +95,8 @@ def main() -> None:
         summary = bench.summary(rows)
         print("| mean (worst) | " + " | ".join(f"{k} {100 * v['mean']:.1f} ({100 * v['worst']:.1f})"
                                                for k, v in summary.items()) + " |", flush=True)
-        results[f"seed{seed}"] = {"design": args.design, "per_corpus": args.per_corpus, "rows": rows,
+        results[f"seed{seed}"] = {**results.get(f"seed{seed}", {}), "design": args.design,
+                                  "per_corpus": args.per_corpus, "rows": rows,
                                   "summary": summary,
                                   "split": "leave-one-corpus-out on a random subsample of each corpus; single clips, "
                                            "4 classes; the held-out corpus never heard"}

@@ -140,6 +140,11 @@ def test_kept_fold_models_are_reused_only_for_the_same_config_and_clips(bench, t
     padded = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-w30"]
     assert padded.config == design.config and bench.reused_fold(tmp_path, "nemo", padded, utts) is None
     assert padded.extractor().settings.window == 30 and design.extractor().settings.window == 0
+    # nor one that attends to the silence context
+    silence = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc"]
+    assert silence.config == design.config and bench.reused_fold(tmp_path, "nemo", silence, utts) is None
+    assert silence.extractor().settings.silence_context and not design.extractor().settings.silence_context
+    assert silence.extractor().settings.key() != design.extractor().settings.key()
 
 
 def test_the_prosody_rows_standardise_by_the_archive_as_a_profile_does(bench):

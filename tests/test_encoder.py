@@ -173,3 +173,58 @@ def test_ct2_reader_rejects_truncated_and_unknown_versions():
 def test_doctests():
     for module in (emovox.encoder.ct2_format, emovox.encoder.whisper):
         assert doctest.testmod(module).failed == 0
+
+
+def test_silence_context_is_the_padded_window_of_silence():
+    """A clip of silence at the context's level, encoded at its own length with the silence context,
+    gives the states of a whole 30 s window of that silence at its positions: the context is exactly
+    what the clip's frames would attend to in a padded window of silence."""
+    enc = _tiny_encoder()
+    level = emovox.encoder.whisper.SILENCE_LEVEL
+    window = torch.full((1, 80, 3000), level)
+    n = 120  # even: the stride-2 convolution's last valid frame reads only real frames
+    with torch.no_grad():
+        full = enc(window)
+        own = enc(window, torch.tensor([n]), silence=True)
+        plain = enc(window, torch.tensor([n]))
+    for layer in range(len(full)):
+        torch.testing.assert_close(own[layer][0, : n // 2], full[layer][0, : n // 2], atol=1e-5, rtol=1e-5)
+    with_context = (own[-1][0, : n // 2] - full[-1][0, : n // 2]).abs().max()
+    assert (plain[-1][0, : n // 2] - full[-1][0, : n // 2]).abs().max() > 30 * with_context  # without it they differ
+
+
+def test_silence_context_batched_equals_one_by_one_and_is_computed_once():
+    enc = _tiny_encoder()
+    mels = [torch.randn(80, n) for n in (37, 120, 64)]
+    lengths = torch.tensor([m.shape[1] for m in mels])
+    batch = torch.zeros(3, 80, 120)
+    for i, m in enumerate(mels):
+        batch[i, :, : m.shape[1]] = m
+    with torch.no_grad():
+        batched = enc(batch, lengths, silence=True)
+        for i, m in enumerate(mels):
+            single = enc(m[None], silence=True)
+            n = single[0].shape[1]
+            torch.testing.assert_close(batched[-1][i, :n], single[-1][0], atol=1e-5, rtol=1e-5)
+    before = enc.silence_context()
+    assert enc.silence_context() is before  # computed once
+    assert not any("silence" in k for k in enc.state_dict())  # never saved with the weights
+    with torch.no_grad():
+        enc.positional_embedding.add_(1.0)  # weights loaded later: computed again
+    assert not torch.equal(enc.silence_context()[0][0], before[0][0])
+
+
+def test_settings_without_silence_context_keep_their_cache_key():
+    """Features cached before the silence context existed stay valid: the key leaves the field out
+    unless it is set (as it does an untuned encoder's tuned_sha256)."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from emovox.features.extractor import FeatureSettings
+
+    settings = FeatureSettings(encoder="whisper-base", encoder_sha256="ab", pooling="level_mean_std")
+    before = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("tuned_sha256", "silence_context")}
+    assert settings.key() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert dataclasses.replace(settings, silence_context=True).key() != settings.key()
+    assert FeatureSettings.from_dict({**before, "silence_context": True}).silence_context

@@ -167,3 +167,25 @@ def test_abstain_threshold_gives_unknown(trained, corpus):
     assert line["label"] == "unknown" and abs(sum(line["scores"].values()) - 1) < 1e-5
     result = CliRunner().invoke(app, ["predict", path, "--model", str(trained), "--format", "jsonl", "--abstain", "0.0"])
     assert json.loads(result.stdout.splitlines()[0])["label"] == "sad"
+
+
+def test_train_with_the_silence_context(corpus, tmp_path):
+    """--silence-context: the model records it and its predictions attend to the silence context (a model
+    loaded with the setting switched off answers otherwise); with a padded window it is refused clearly."""
+    out = tmp_path / "sc"
+    result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(out), "--encoder", "whisper-tiny.en",
+                                      "--ensemble", "1", "--epochs", "20", "--hidden", "16", "--silence-context"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["features"]["silence_context"] is True
+    clip = speechlike(duration=1.0, sampling_rate=16000, f0=STYLES["angry"]["f0"], seed=7)
+    model = emovox.load(out)
+    assert model.predict(clip, sampling_rate=16000).label in ("sad", "angry")
+    with_context = model.extractor([clip])[0, -1]
+    config["features"]["silence_context"] = False
+    (out / "config.json").write_text(json.dumps(config))
+    without = emovox.load(out).extractor([clip])[0, -1]
+    assert np.linalg.norm(with_context - without) > 0.05 * np.linalg.norm(without)
+    refused = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(tmp_path / "x"), "--encoder",
+                                       "whisper-tiny.en", "--silence-context", "--window", "30"])
+    assert refused.exit_code != 0 and "silence" in refused.output

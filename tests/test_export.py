@@ -23,11 +23,11 @@ LABELS = ["neutral", "happy", "sad", "angry"]
 
 
 def make_random_model(directory: Path, *, window: float = 0.0, seed: int = 0, layers: tuple[int, ...] | None = None,
-                      pooling: str = "mean_std") -> Path:
+                      pooling: str = "mean_std", silence_context: bool = False) -> Path:
     """A tiny.en model with untrained but decisive heads: feature statistics from a few
     synthetic voices, random layer weights, large output weights (probabilities far from
     uniform, so parity tests mean something)."""
-    extractor = FeatureExtractor("whisper-tiny.en", window=window, pooling=pooling)
+    extractor = FeatureExtractor("whisper-tiny.en", window=window, pooling=pooling, silence_context=silence_context)
     signals = [speechlike(duration=0.5 + 0.3 * i, f0=100 + 25 * i, seed=i, amplitude=0.05 + 0.1 * i) for i in range(6)]
     features = torch.from_numpy(extractor(signals))
     generator = torch.Generator().manual_seed(seed)
@@ -235,6 +235,25 @@ def test_window30_model_parity(tmp_path):
     want = emovox.load(model_dir).probabilities_for_signals(signals)
     got = emovox.load(out).probabilities_for_signals(signals)
     assert np.abs(want - got).max() < 1e-4
+
+
+def test_silence_context_model_parity(tmp_path):
+    """A model whose clips attend to a window of silence after them: the graph carries the context of
+    the blocks it runs as constants and answers as the torch model does, fp32 and int8, short and long
+    clips (a 36 s clip: two windows, the second with its own context), in one batch or one by one."""
+    model_dir = make_random_model(tmp_path / "sc", layers=(2, 3), silence_context=True)
+    plain_dir = make_random_model(tmp_path / "plain", layers=(2, 3))
+    config = export_model(model_dir, tmp_path / "scx", int8=True)
+    assert config["features"]["silence_context"] is True and config["encoder_blocks"] == "3 of 4"
+    signals = [speechlike(duration=1.1, f0=130, seed=7), speechlike(duration=2.9, f0=210, seed=8, amplitude=0.5)]
+    signals.append(np.concatenate(signals * 9))
+    want = emovox.load(model_dir).probabilities_for_signals(signals)
+    assert np.abs(want - emovox.load(plain_dir).probabilities_for_signals(signals)).max() > 1e-3  # the context counts
+    fp32 = emovox.load(tmp_path / "scx")
+    assert np.abs(want - fp32.probabilities_for_signals(signals)).max() < 1e-4
+    assert np.abs(want[1] - fp32.probabilities_for_signals(signals[1:2])[0]).max() < 1e-4
+    int8 = emovox.load(tmp_path / "scx", variant="int8")
+    assert np.abs(want - int8.probabilities_for_signals(signals)).max() < 0.1
 
 
 def test_blocks_no_head_reads_are_pruned(tmp_path):

@@ -34,6 +34,7 @@ def evaluate(
     encoder: str = typer.Option("whisper-base"),
     window: float = typer.Option(0.0),
     pooling: str = recipe_options.POOLING,
+    silence_context: bool = recipe_options.SILENCE_CONTEXT,
     ensemble: int = typer.Option(5, min=1),
     hidden: int = typer.Option(256, min=4, help="Hidden units of each head's MLP."),
     layers: str = recipe_options.LAYERS,
@@ -92,7 +93,7 @@ def evaluate(
     logging.basicConfig(level=logging.WARNING)
     err = Console(stderr=True)
     try:
-        extractor = FeatureExtractor(encoder, window=window, pooling=pooling)
+        extractor = FeatureExtractor(encoder, window=window, pooling=pooling, silence_context=silence_context)
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                         mixup=mixup, adversary=adversary, voice_swap=voice_swap, voice_spread=voice_spread,
                         nuisance_dims=nuisance_dims,

@@ -16,6 +16,9 @@ LABEL_SMOOTHING = typer.Option(0.0, min=0.0, max=0.5, help="Label smoothing of t
 POOLING = typer.Option("mean_std", help="How each encoder state is pooled over time: mean_std (every frame alike) or "
                        "level_mean_std (frames weighted by speech level, so quieter background talk counts less; "
                        "emovox.audio.speech_level).")
+SILENCE_CONTEXT = typer.Option(False, "--silence-context", help="Each clip's frames also attend to a 30 s window of "
+                               "silence after the clip, as Whisper saw speech (padded to 30 s), at the cost of the "
+                               "clip's own length (emovox.encoder.whisper; better on unheard corpora).")
 REVERB = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability that a copy is heard in a simulated "
                      "room (RT60 0.2-0.8 s, microphone 0.3-2.5 m away; emovox.audio.augment.reverberate).")
 NOISE = typer.Option(RECIPE_NOISE, min=0.0, max=1.0, help="With --augment: probability that a copy has white or babble noise "

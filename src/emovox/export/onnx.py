@@ -18,6 +18,9 @@ model reads state 4 of Whisper base's 7, so 4 of its 6 blocks run — exact, a t
 Batch and frames are dynamic (frames ≤ 3000, one 30 s encoder window). Models trained with
 ``window=30`` see Whisper's padded 30 s windows unmasked and pool over the valid frames only,
 as :class:`emovox.features.extractor.FeatureExtractor` does; ``window=0`` models mask the padding.
+Models trained with ``silence_context`` carry each block's keys and values of a 30 s window of silence
+(:meth:`WhisperEncoder.silence_context`, 37 MB for whisper-base) as constants of the graph: every frame
+also attends to those at the positions after its clip.
 Clips over 30 s are handled by the runtime, which merges the windows' pooled statistics and
 runs ``head.onnx`` (features → probs, and dims when the model has them). A model with profile heads
 (``--profile-heads``) also gets ``profile_head.onnx``, the same kind of graph over those heads, which
@@ -126,14 +129,22 @@ class _Attention(nn.Module):
         self.n_heads = attn.n_heads
         self.query, self.key, self.value, self.out = attn.query, attn.key, attn.value, attn.out
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None,
+                context: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``context``: keys ``(1, h, d / h, n)``, values ``(1, h, n, d / h)`` and their bias ``(b, 1, 1, n)``,
+        attended beside the clip's own frames (the silence context)."""
         b, t, d = x.shape
         h = self.n_heads
         q = (self.query(x) * (d // h) ** -0.5).view(b, t, h, d // h).transpose(1, 2)
         k = self.key(x).view(b, t, h, d // h).permute(0, 2, 3, 1)
         v = self.value(x).view(b, t, h, d // h).transpose(1, 2)
         scores = q @ k if bias is None else q @ k + bias
-        y = torch.softmax(scores, dim=-1) @ v
+        if context is None:
+            y = torch.softmax(scores, dim=-1) @ v
+        else:
+            keys, values, context_bias = context
+            weights = torch.softmax(torch.cat([scores, q @ keys + context_bias], dim=-1), dim=-1)
+            y = weights[..., :t] @ v + weights[..., t:] @ values
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
 
@@ -142,8 +153,9 @@ class _Block(nn.Module):
         super().__init__()
         self.attn_ln, self.attn, self.mlp_ln, self.mlp = block.attn_ln, _Attention(block.attn), block.mlp_ln, block.mlp
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attn(self.attn_ln(x), bias)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None,
+                context: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self.attn(self.attn_ln(x), bias, context)
         return x + self.mlp(self.mlp_ln(x))
 
 
@@ -153,9 +165,10 @@ class ExportEncoder(nn.Module):
     (``scaled_dot_product_attention`` with a boolean mask exports as IsNaN/Where guards in
     every layer, ~5 % of the int8 graph). Only the first ``n_blocks`` blocks run: states no
     head reads are not computed (exact structured pruning; the final layer norm belongs to
-    the last state and is applied only when every block runs)."""
+    the last state and is applied only when every block runs). ``silence``: the blocks' silence
+    context (:meth:`WhisperEncoder.silence_context`) becomes constants of the graph."""
 
-    def __init__(self, encoder: WhisperEncoder, n_blocks: int | None = None):
+    def __init__(self, encoder: WhisperEncoder, n_blocks: int | None = None, *, silence: bool = False):
         super().__init__()
         self.config = encoder.config
         n_blocks = encoder.config.n_layers if n_blocks is None else n_blocks
@@ -163,6 +176,10 @@ class ExportEncoder(nn.Module):
         self.positional_embedding = encoder.positional_embedding
         self.blocks = nn.ModuleList(_Block(block) for block in encoder.blocks[:n_blocks])
         self.ln_post = encoder.ln_post if n_blocks == encoder.config.n_layers else None
+        self.silence = silence
+        for i, (keys, values) in enumerate(encoder.silence_context()[:n_blocks] if silence else ()):
+            self.register_buffer(f"silence_keys_{i}", keys.transpose(2, 3).contiguous(), persistent=False)
+            self.register_buffer(f"silence_values_{i}", values.contiguous(), persistent=False)
 
     @property
     def n_hidden_states(self) -> int:
@@ -178,9 +195,17 @@ class ExportEncoder(nn.Module):
             valid = torch.arange(x.shape[1], device=x.device)[None, :] < WhisperEncoder.output_lengths(mel_lengths)[:, None]
             bias = torch.zeros(valid.shape, dtype=x.dtype).masked_fill(~valid, -1e9)[:, None, None, :]  # (b, 1, 1, t)
         x = x + self.positional_embedding[: x.shape[1]]
+        context_bias = None
+        if self.silence:  # the silence context counts only at the positions after each clip
+            frames = WhisperEncoder.output_lengths(mel_lengths) if mel_lengths is not None else x.shape[1]
+            positions = torch.arange(self.config.n_positions, device=x.device)[None, :]
+            before_end = positions < (frames[:, None] if mel_lengths is not None else frames)
+            context_bias = torch.zeros(before_end.shape, dtype=x.dtype).masked_fill(before_end, -1e9)[:, None, None, :]
         states = [x]
-        for block in self.blocks:
-            x = block(x, bias)
+        for i, block in enumerate(self.blocks):
+            context = None if context_bias is None else (
+                getattr(self, f"silence_keys_{i}"), getattr(self, f"silence_values_{i}"), context_bias)
+            x = block(x, bias, context)
             states.append(x)
         if self.ln_post is not None:
             states[-1] = self.ln_post(x)
@@ -201,10 +226,11 @@ class ExportGraph(nn.Module):
 
     def __init__(self, encoder: WhisperEncoder, heads: Sequence[nn.Module], temperature: float, *,
                  mask_padding: bool = True, average: str = "logits", pooling: str = "mean_std",
-                 also_read: Sequence[nn.Module] = ()):
+                 also_read: Sequence[nn.Module] = (), silence: bool = False):
         super().__init__()
         # the features output must hold every state that any head reads, the profile heads' too (also_read)
-        self.encoder = ExportEncoder(encoder, n_blocks=states_read([*heads, *also_read], encoder.n_hidden_states) - 1)
+        self.encoder = ExportEncoder(encoder, n_blocks=states_read([*heads, *also_read], encoder.n_hidden_states) - 1,
+                                     silence=silence)
         self.head = HeadGraph(heads, temperature, average)
         self.mask_padding = mask_padding
         self.level = pooling == "level_mean_std"
@@ -248,13 +274,16 @@ def build_graph(model_dir: str | os.PathLike) -> Exported:
         raise ModelError(f"cannot export pooling {settings.pooling!r} (only {', '.join(POOLINGS)})")
     if settings.window not in (0, 30):
         raise ModelError(f"cannot export window={settings.window} (0 or 30 s)")
+    if settings.silence_context and settings.window:
+        raise ModelError("cannot export silence_context with a padded window")
     actual = encoder_weight_hash(settings.encoder)
     if settings.encoder_sha256 and actual != settings.encoder_sha256:
         raise ModelError(f"encoder {settings.encoder} weights ({actual[:12]}) differ from the model's "
                          f"({settings.encoder_sha256[:12]})")
     encoder = bundle.tuned_encoder() if bundle.tuned else load_encoder(settings.encoder)
     graph = ExportGraph(encoder, bundle.heads, bundle.temperature, mask_padding=not settings.window,
-                        average=bundle.average, pooling=settings.pooling, also_read=bundle.profile_heads or ()).eval()
+                        average=bundle.average, pooling=settings.pooling, also_read=bundle.profile_heads or (),
+                        silence=settings.silence_context).eval()
     cfg = encoder.config
     return Exported(graph, bundle, cfg.n_mels, graph.encoder.n_hidden_states, 2 * cfg.d_model)
 
@@ -284,7 +313,7 @@ def metadata(exported: Exported) -> dict[str, str]:
         "n_heads": str(len(b.heads)),
         "dimensions": "head" if b.has_dimensions else "circumplex",
         "front_end": "Whisper log-mel of the clip's own length (faster-whisper numpy extractor); "
-                     "window=30: each 30 s chunk zero-padded before its log-mel",
+                     "window=30: each 30 s chunk zero-padded before its log-mel; silence_context: constants in the graph",
     }
 
 

@@ -34,9 +34,8 @@ class EmotionModel(Predictor):
         self.prosody_head = bundle.prosody
         self.profile_spread = bundle.profile_spread
         self.max_duration = max_duration
-        self.extractor = extractor or FeatureExtractor(
-            bundle.features.encoder, window=bundle.features.window, pooling=bundle.features.pooling,
-            module=bundle.tuned_encoder() if bundle.tuned else None, tuned_sha256=bundle.features.tuned_sha256)
+        self.extractor = extractor or FeatureExtractor.from_settings(
+            bundle.features, module=bundle.tuned_encoder() if bundle.tuned else None)
         if self.extractor.settings.encoder_sha256 != bundle.features.encoder_sha256:
             raise ModelError(
                 f"encoder weights differ from the ones the model was trained with "

@@ -297,6 +297,8 @@ def load_frames(utterances: Sequence[Utterance], extractor: FeatureExtractor, bl
     (:class:`emovox.features.frames.ClipFrames`), from the frame cache where possible."""
     from emovox.features.frames import FrameCache, clip_frames
 
+    if extractor.settings.silence_context:
+        raise EmovoxError("fine-tuning (--finetune-blocks) does not take the silence context (--silence-context) yet")
     state = extractor.encoder.config.n_layers - blocks
     cache = FrameCache(extractor.settings, state, None if cache_root is None else os.path.join(cache_root, "frames"))
     return clip_frames([u.path for u in utterances], extractor.encoder, extractor.settings, state=state, cache=cache)
@@ -555,7 +557,7 @@ def add_profile_spread(model_dir: str | os.PathLike, utterances: Sequence, *, po
     if bundle.tuned:
         raise EmovoxError("a model with a tuned encoder: retrain it with --profile-spread-power instead")
     settings = bundle.features
-    extractor = FeatureExtractor(settings.encoder, window=settings.window, pooling=settings.pooling)
+    extractor = FeatureExtractor.from_settings(settings)
     if extractor.settings.encoder_sha256 != settings.encoder_sha256:
         raise EmovoxError("the encoder found is not the one the model was trained with")
     X = load_features(list(utterances), extractor)
