@@ -128,7 +128,8 @@ class WhisperEncoder(nn.Module):
         Computed on first use and kept (12 tensors of 1500 x 512 for whisper-base: 37 MB).
         """
         pos = self.positional_embedding
-        key = (level, pos.device, pos.data_ptr(), pos._version)  # weights loaded later change the key
+        # weights loaded later change the key (an inference tensor, made under inference_mode, has no version)
+        key = (level, pos.device, pos.data_ptr(), 0 if pos.is_inference() else pos._version)
         if key not in self._silence:
             with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable in training too
                 self._silence = {key: self._silence_states(level)}
@@ -152,7 +153,7 @@ class WhisperEncoder(nn.Module):
 
     def forward(
         self, mel: torch.Tensor, mel_lengths: torch.Tensor | None = None, *, n_blocks: int | None = None,
-        silence: bool = False,
+        silence: bool = False, silence_level: float = SILENCE_LEVEL,
     ) -> list[torch.Tensor]:
         """Encode log-mel frames ``(batch, n_mels, frames)``; frames ≤ 3000.
 
@@ -160,7 +161,7 @@ class WhisperEncoder(nn.Module):
         then has no effect on the valid frames of any clip. ``n_blocks``: run only the first
         ``n_blocks`` blocks and return states ``0..n_blocks`` (the final layer norm applies only
         when every block runs): the frozen part below fine-tuned blocks. ``silence``: each clip's
-        frames also attend to :meth:`silence_context` at the positions after the clip's end.
+        frames also attend to :meth:`silence_context` (of ``silence_level``) at the positions after the clip's end.
         """
         if mel.shape[-1] > 2 * self.config.n_positions:
             raise ValueError(f"at most {2 * self.config.n_positions} mel frames per window")
@@ -170,7 +171,7 @@ class WhisperEncoder(nn.Module):
         mask = None if mel_lengths is None else torch.arange(t, device=x.device)[None, :] < out_len[:, None]
         context: Context | None = None
         if silence:
-            context = self.silence_context()
+            context = self.silence_context(silence_level)
             after_clip = torch.arange(self.config.n_positions, device=x.device)[None, :] >= out_len[:, None].to(x.device)
             own = torch.ones(b, t, dtype=torch.bool, device=x.device) if mask is None else mask
             mask = torch.cat([own, after_clip], dim=1)

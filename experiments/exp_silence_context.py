@@ -1,0 +1,82 @@
+"""Experiment: how close do a clip's pooled features come to those of Whisper's padded 30 s window when
+its frames attend to a window of silence after it (the silence context) instead of to real padding?
+
+A zero-padded window costs the encoder time of 30 s for every clip (~25x a 1 s clip); the padded windows'
+features generalised better to unheard corpora (exp_padded_windows.py). The real frames' log-mel is the same
+either way, so what differs is what they attend to: the padding's states. Those depend on the speech before
+them only through attention, so each block's keys and values of a window of pure silence should stand in for
+them (:meth:`emovox.encoder.whisper.WhisperEncoder.silence_context`). Whisper pads with the log-mel its
+clip's maximum sets (max - 2 after normalising: -0.5 .. -1.5); the shipped context uses one level (-1.0), so
+the per-clip level is tried too. Per state, relative L2 distance and cosine of the pooled [mean, std] to the
+padded window's, over a seeded random handful of clips of each corpus:
+
+    python experiments/exp_silence_context.py --per-corpus 6      # ~1 min on 2 cores
+
+Found (2026-12-07, 36 clips, six corpora; relative L2 distance to the padded window, states 1..6):
+
+    own length                   0.08  0.12  0.13  0.20  0.18  0.21
+    silence context, clip level  0.00  0.01  0.03  0.05  0.05  0.05
+    silence context, -1.0        0.02  0.02  0.03  0.05  0.05  0.06
+
+The heads' accuracy on unheard corpora with these features is in exp_padded_windows.py (--silence-context).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_generalisation as bench  # noqa: E402
+from exp_padded_windows import subsample  # noqa: E402
+
+from emovox.audio.load import load_audio  # noqa: E402
+from emovox.audio.speech_level import level_weights  # noqa: E402
+from emovox.encoder.mel import log_mel, mel_windows  # noqa: E402
+from emovox.encoder.weights import load_encoder  # noqa: E402
+from emovox.features.pooling import mean_std_pool  # noqa: E402
+
+
+def pooled(states: list[torch.Tensor], frames: int, mel: np.ndarray, mel_frames: int) -> np.ndarray:
+    """Level-weighted [mean, std] of every state over the clip's first ``frames`` encoder frames."""
+    weights = level_weights(torch.from_numpy(mel)[None], torch.tensor([mel_frames]))[0].numpy()[:frames]
+    return mean_std_pool(torch.stack([s[0, :frames] for s in states]).numpy(), weights)
+
+
+def distances(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Relative L2 distance of each state's pooled vector to the reference's."""
+    return np.linalg.norm(features - reference, axis=-1) / np.linalg.norm(reference, axis=-1)
+
+
+@torch.inference_mode()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    bench.add_corpus_options(parser)
+    parser.add_argument("--per-corpus", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    encoder = load_encoder("whisper-base").eval()
+    rows: dict[str, list[np.ndarray]] = {"own length": [], "silence context, clip level": [], "silence context, -1.0": []}
+    for u in subsample(bench.load_corpora(args.corpora, args.extra, None), args.per_corpus, args.seed):
+        signal = load_audio(u.path, max_duration=None)
+        mel = log_mel(signal)
+        frames = (mel.shape[1] + 1) // 2
+        ((padded_mel, valid),) = mel_windows(signal, window=30.0)
+        padded = pooled(encoder(torch.from_numpy(padded_mel)[None]), frames, padded_mel, valid)
+        level = float(padded_mel[:, -1].mean())  # the padding's log-mel: the clip's maximum - 2
+        x = torch.from_numpy(mel)[None]
+        for name, states in (("own length", encoder(x)),
+                             ("silence context, clip level", encoder(x, silence=True, silence_level=level)),
+                             ("silence context, -1.0", encoder(x, silence=True))):
+            rows[name].append(distances(pooled(states, frames, mel, mel.shape[1]), padded))
+    for name, values in rows.items():
+        print(f"{name:30s}", "  ".join(f"{d:.2f}" for d in np.mean(values, axis=0)[1:]))
+
+
+if __name__ == "__main__":
+    main()
