@@ -254,6 +254,14 @@ def test_silence_context_model_parity(tmp_path):
     assert np.abs(want[1] - fp32.probabilities_for_signals(signals[1:2])[0]).max() < 1e-4
     int8 = emovox.load(tmp_path / "scx", variant="int8")
     assert np.abs(want - int8.probabilities_for_signals(signals)).max() < 0.1
+    # the int8 graph's context is thinned to every 8th position (counted 8 times); the fp32 graph's is whole
+    assert config["int8_silence_stride"] == 8 and not (tmp_path / "scx" / "model.strided.tmp.onnx").exists()
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "scx" / "model.int8.onnx").metadata_props}
+    assert meta["silence_stride"] == "8" and "silence_stride" not in {
+        p.key for p in onnx.load(tmp_path / "scx" / "model.onnx").metadata_props}
+    assert (tmp_path / "scx" / "model.int8.onnx").stat().st_size < 0.5 * (tmp_path / "scx" / "model.onnx").stat().st_size
 
 
 def test_blocks_no_head_reads_are_pruned(tmp_path):

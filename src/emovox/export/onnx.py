@@ -20,7 +20,10 @@ Batch and frames are dynamic (frames ≤ 3000, one 30 s encoder window). Models 
 as :class:`emovox.features.extractor.FeatureExtractor` does; ``window=0`` models mask the padding.
 Models trained with ``silence_context`` carry each block's keys and values of a 30 s window of silence
 (:meth:`WhisperEncoder.silence_context`, 37 MB for whisper-base) as constants of the graph: every frame
-also attends to those at the positions after its clip.
+also attends to those at the positions after its clip. The int8 graph thins that context to every
+:data:`INT8_SILENCE_STRIDE`-th position, each counted that many times (a log-count bias on its scores;
+``experiments/exp_silence_context.py``): the context's attention is fp32 work, as much as the int8
+blocks' for a short clip. The int8 gate compares it with the full fp32 graph, so it measures both.
 Clips over 30 s are handled by the runtime, which merges the windows' pooled statistics and
 runs ``head.onnx`` (features → probs, and dims when the model has them). A model with profile heads
 (``--profile-heads``) also gets ``profile_head.onnx``, the same kind of graph over those heads, which
@@ -39,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -74,6 +78,10 @@ PROFILE_HEAD = "profile_head.onnx"  # features → probs of the profile heads (m
 HEAD_INT8, PROFILE_HEAD_INT8 = "head.int8.onnx", "profile_head.int8.onnx"
 REFERENCE = "reference_mean.npy"
 QUANTIZATION = "dynamic int8 MatMul/Gemm, per-channel weights"  # the int8 graphs' metadata (quantize_int8)
+INT8_SILENCE_STRIDE = 8  # the int8 graph's silence context: every 8th position, counted 8 times
+# config key -> (fp32 head graph, its int8 graph)
+INT8_HEAD_GRAPHS = {"head_int8": (HEAD, HEAD_INT8), "profile_head_int8": (PROFILE_HEAD, PROFILE_HEAD_INT8)}
+STRIDED = "model.strided.tmp.onnx"  # the thinned fp32 graph that model.int8.onnx is quantized from (removed after)
 
 
 def pool_valid(states: torch.Tensor, lengths: torch.Tensor, frame_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -181,6 +189,7 @@ class ExportEncoder(nn.Module):
         self.blocks = nn.ModuleList(_Block(block) for block in encoder.blocks[:n_blocks])
         self.ln_post = encoder.ln_post if n_blocks == encoder.config.n_layers else None
         self.silence = silence
+        self.silence_stride = 1  # every s-th position of the context, counted s times (the int8 graph's: 8)
         for i, (keys, values) in enumerate(encoder.silence_context()[:n_blocks] if silence else ()):
             self.register_buffer(f"silence_keys_{i}", keys.transpose(2, 3).contiguous(), persistent=False)
             self.register_buffer(f"silence_values_{i}", values.contiguous(), persistent=False)
@@ -202,12 +211,16 @@ class ExportEncoder(nn.Module):
         if self.silence:  # the silence context counts only at the positions after each clip
             frames = WhisperEncoder.output_lengths(mel_lengths) if mel_lengths is not None else torch.full(
                 (x.shape[0],), x.shape[1], device=x.device)
-            before_end = torch.arange(self.config.n_positions, device=x.device)[None, :] < frames[:, None]
-            context_bias = torch.zeros(before_end.shape, dtype=x.dtype).masked_fill(before_end, -1e9)[:, None, None, :]
+            stride = self.silence_stride
+            before_end = torch.arange(0, self.config.n_positions, stride, device=x.device)[None, :] < frames[:, None]
+            context_bias = torch.full(before_end.shape, math.log(stride), dtype=x.dtype).masked_fill(
+                before_end, -1e9)[:, None, None, :]
         states = [x]
         for i, block in enumerate(self.blocks):
-            context = (getattr(self, f"silence_keys_{i}"), getattr(self, f"silence_values_{i}"), context_bias) \
-                if self.silence else None
+            context = None
+            if self.silence:  # (a constant sliced: the export folds it into a constant of the thinned size)
+                keys, values = getattr(self, f"silence_keys_{i}"), getattr(self, f"silence_values_{i}")
+                context = (keys[..., :: self.silence_stride], values[:, :, :: self.silence_stride], context_bias)
             x = block(x, bias, context)
             states.append(x)
         if self.ln_post is not None:
@@ -498,11 +511,10 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
           device: str, threads: int | None, heads: bool = False) -> None:
     """Write model.int8.onnx (``heads``: and the head graphs in int8); with evaluation data, keep the
     first recipe that passes the gate (:func:`emovox.export.quantize.int8_recipes`)."""
-    from emovox.export.quantize import calibration_windows, gate_int8, int8_recipes, quantize_int8
+    from emovox.export.quantize import calibration_windows, int8_recipes, quantize_int8
 
-    head_graphs = {"head_int8": (HEAD, HEAD_INT8), "profile_head_int8": (PROFILE_HEAD, PROFILE_HEAD_INT8)}
     if heads:
-        for key, (fp32_name, int8_name) in head_graphs.items():
+        for key, (fp32_name, int8_name) in INT8_HEAD_GRAPHS.items():
             if fp32_name in config["graphs"].values():
                 quantize_int8(out / fp32_name, out / int8_name)
                 add_metadata(out / int8_name, {**metadata(exported), "quantization": QUANTIZATION})
@@ -514,13 +526,35 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
             paths, n_mels=exported.n_mels, window=exported.bundle.features.window, limit=8))
     else:
         recipes = iter([("all", [])])
+    source = out / FP32
+    stride = INT8_SILENCE_STRIDE if exported.graph.encoder.silence else 1
+    if stride > 1:  # the int8 graph is quantized from a thinned context's fp32 graph; the gate sees both
+        exported.graph.encoder.silence_stride = stride
+        try:
+            source = export_onnx(exported, out / STRIDED)
+        finally:
+            exported.graph.encoder.silence_stride = 1
+        config["int8_silence_stride"] = stride
+    try:
+        _int8_recipes(exported, out, config, evaluation, recipes, source, max_ua_drop=max_ua_drop, device=device,
+                      threads=threads, heads=heads, stride=stride)
+    finally:
+        (out / STRIDED).unlink(missing_ok=True)
+
+
+def _int8_recipes(exported: Exported, out: Path, config: dict, evaluation: Sequence | None, recipes, source: Path, *,
+                  max_ua_drop: float, device: str, threads: int | None, heads: bool, stride: int) -> None:
+    """Quantize ``source`` into model.int8.onnx with each recipe in turn until one passes the gate."""
+    from emovox.export.quantize import gate_int8, quantize_int8
+
     attempts, tried, fp32 = [], set(), None
     for recipe, keep in recipes:
         if tuple(keep) in tried:  # e.g. nothing sensitive: same graph as "all"
             continue
         tried.add(tuple(keep))
-        quantize_int8(out / FP32, out / INT8, keep_fp32=keep)
-        add_metadata(out / INT8, {**metadata(exported), "quantization": QUANTIZATION, "fp32_layers": json.dumps(keep)})
+        quantize_int8(source, out / INT8, keep_fp32=keep)
+        add_metadata(out / INT8, {**metadata(exported), "quantization": QUANTIZATION, "fp32_layers": json.dumps(keep),
+                                  **({"silence_stride": str(stride)} if stride > 1 else {})})
         config["graphs"]["int8"] = INT8
         _write_config(out, config)  # the gate loads the folder
         if not evaluation:
@@ -538,7 +572,7 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
             return
     (out / INT8).unlink()
     del config["graphs"]["int8"]
-    for key, (_, int8_name) in head_graphs.items():
+    for key, (_, int8_name) in INT8_HEAD_GRAPHS.items():
         if config["graphs"].pop(key, None):
             (out / int8_name).unlink()
     config["int8_gate"] = {**attempts[-1], "attempts": attempts}
