@@ -90,6 +90,13 @@ BALANCES = (0.0, 0.5, 1.0)  # the "balanced" estimator's class balancing tried (
 SHIPPED = "neutral"  # the estimator `emovox profile` uses: rows profile_neutral, skewed_neutral
 
 
+@functools.cache
+def _extractor(pooling: str, window: float, silence_context: bool) -> FeatureExtractor:
+    """One whisper-base extractor per way of encoding: loading the encoder (and computing its silence
+    context) once per run, not once per design or view."""
+    return FeatureExtractor("whisper-base", pooling=pooling, window=window, silence_context=silence_context)
+
+
 @dataclasses.dataclass(frozen=True)
 class Design:
     """A training recipe (what ``emovox train`` options set) and a note on it."""
@@ -116,9 +123,9 @@ class Design:
     silence_context: bool = False
 
     def extractor(self) -> FeatureExtractor:
-        """The feature extractor (and so the feature cache) this design's heads read."""
-        return FeatureExtractor("whisper-base", pooling=self.pooling, window=self.window,
-                                silence_context=self.silence_context)
+        """The feature extractor (and so the feature cache) this design's heads read; designs that encode
+        alike share one (:func:`_extractor`)."""
+        return _extractor(self.pooling, self.window, self.silence_context)
 
     @property
     def encoding(self) -> dict:
@@ -866,7 +873,7 @@ def corpora_features(args: argparse.Namespace, pooling: str = "level_mean_std") 
     """Every corpus found under ``args.corpora`` and ``args.extra`` (:func:`load_corpora`) and its
     clips' features pooled as ``pooling`` (from the cache): the experiments' common start."""
     utts = load_corpora(args.corpora, args.extra, None)
-    return utts, load_features(utts, FeatureExtractor("whisper-base", pooling=pooling))
+    return utts, load_features(utts, _extractor(pooling, 0.0, False))
 
 
 def main() -> None:
