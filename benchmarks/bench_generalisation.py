@@ -91,10 +91,11 @@ SHIPPED = "neutral"  # the estimator `emovox profile` uses: rows profile_neutral
 
 
 @functools.cache
-def _extractor(pooling: str, window: float, silence_context: bool) -> FeatureExtractor:
+def _extractor(pooling: str, window: float, silence_context: bool, silence_stride: int = 1) -> FeatureExtractor:
     """One whisper-base extractor per way of encoding: loading the encoder (and computing its silence
     context) once per run, not once per design or view."""
-    return FeatureExtractor("whisper-base", pooling=pooling, window=window, silence_context=silence_context)
+    return FeatureExtractor("whisper-base", pooling=pooling, window=window, silence_context=silence_context,
+                            silence_stride=silence_stride)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,17 +122,30 @@ class Design:
     # each clip's frames also attend to a 30 s window of silence after the clip (`emovox train --silence-context`,
     # WhisperEncoder.silence_context): the padded window's context at the clip's own length's cost
     silence_context: bool = False
+    # >1: only every s-th position of that context, each counted s times (`emovox train --silence-stride`)
+    silence_stride: int = 1
+    # >0: the held-out corpus (its test clips and profile archives) is encoded with the context at this stride,
+    # the training clips at ``silence_stride``: heads trained on one context, served on a thinner one
+    serve_silence_stride: int = 0
 
     def extractor(self) -> FeatureExtractor:
-        """The feature extractor (and so the feature cache) this design's heads read; designs that encode
-        alike share one (:func:`_extractor`)."""
-        return _extractor(self.pooling, self.window, self.silence_context)
+        """The feature extractor (and so the feature cache) this design's heads are trained on; designs that
+        encode alike share one (:func:`_extractor`)."""
+        return _extractor(self.pooling, self.window, self.silence_context, self.silence_stride)
+
+    def serving_extractor(self) -> FeatureExtractor | None:
+        """The extractor of the held-out corpus where it differs from training's (``serve_silence_stride``)."""
+        if not self.serve_silence_stride:
+            return None
+        return _extractor(self.pooling, self.window, self.silence_context, self.serve_silence_stride)
 
     @property
     def encoding(self) -> dict:
-        """How clips are encoded where it is not at their own length alone (fold keys and results record it)."""
+        """How training clips are encoded where it is not at their own length alone (fold keys and results
+        record it)."""
         return {**({"window": self.window} if self.window else {}),
-                **({"silence_context": True} if self.silence_context else {})}
+                **({"silence_context": True} if self.silence_context else {}),
+                **({"silence_stride": self.silence_stride} if self.silence_stride > 1 else {})}
 
     def __post_init__(self):
         if self.inputs not in ("mean_std", "mean"):
@@ -140,6 +154,10 @@ class Design:
             raise ValueError(f"extra_training {self.extra_training}: known {', '.join(TRAINING_ONLY)}")
         if self.inputs != "mean_std" and self.config.finetune.blocks:
             raise ValueError("a fine-tuned encoder's features are read whole (inputs mean_std)")
+        if (self.silence_stride > 1 or self.serve_silence_stride) and not self.silence_context:
+            raise ValueError("a silence stride needs the silence context")
+        if self.serve_silence_stride and self.config.finetune.blocks:
+            raise ValueError("a fine-tuned encoder's features are served as tuned")
 
 
 def design_inputs(design: Design, X: np.ndarray | None) -> np.ndarray | None:
@@ -290,6 +308,16 @@ DESIGNS: dict[str, Design] = {
         "v6.5's recipe, each clip's frames also attending to a 30 s window of silence after the clip "
         "(--silence-context; experiments/exp_padded_windows.py): Whisper's padded context at the clip's own length's cost",
         pooling="level_mean_std", spread_power=0.5, silence_context=True),
+    **{f"all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve{stride}": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        f"v7's heads (trained on the whole silence context) served with the context thinned to every {stride}th "
+        f"position, each counted {stride} times (as v7's int8 graph does at 8): the held-out corpus encoded so, the "
+        "training clips as v7's were", pooling="level_mean_std", spread_power=0.5, silence_context=True,
+        serve_silence_stride=stride) for stride in (8, 16)},
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc8": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v7's recipe trained and served on the silence context thinned to every 8th position (--silence-stride 8)",
+        pooling="level_mean_std", spread_power=0.5, silence_context=True, silence_stride=8),
     "all-mixed-level-d0.5-ph-e10-sp0.5-pr0.1": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v6.5 with its prosody head read (`emovox profile --prosody`): spread power 0.5, prosody weight 0.1",
@@ -518,7 +546,8 @@ def fold_key(design_name: str, config: TrainConfig, train_utts: Sequence[Utteran
 
 def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarray | None = None,
          held_out: Sequence[str] = (), *, extractor: FeatureExtractor | None = None, frames=None,
-         keep: Path | None = None, reuse: Path | None = None, prosody: np.ndarray | None = None) -> dict:
+         keep: Path | None = None, reuse: Path | None = None, prosody: np.ndarray | None = None,
+         X_serve: np.ndarray | None = None) -> dict:
     """Leave-one-corpus-out rows; ``copies``: the design's augmented copies of every clip
     (babble from the clip's own corpus, so the held-out corpus is never heard, not even as noise);
     ``held_out``: hold out only these corpora (default: each in turn); training still uses all others.
@@ -529,7 +558,9 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
     design's name taken from ``keep``'s (``DIR/<design>``): ``--keep-models runs/fold_models`` fills the
     experiments' fold cache. ``reuse``: a folder of such fold models (``DIR/<held-out corpus>/``), each loaded
     instead of trained when its ``fold.json`` records this design's config and training clips (under whatever
-    design name it was written). ``prosody``: every clip's raw eGeMAPS features, for a design with a prosody head."""
+    design name it was written). ``prosody``: every clip's raw eGeMAPS features, for a design with a prosody head.
+    ``X_serve``: every clip's features as served (:meth:`Design.serving_extractor`): the held-out corpus's rows
+    (test clips and profile archives) come from it, the training rows from ``X``."""
     if design.prosody_weight and prosody is None:
         raise ValueError("a design with a prosody head needs every clip's prosody features")
     if keep is not None and (design.config.finetune.blocks or extractor is None):
@@ -546,6 +577,9 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         train_utts = [u for u, t in zip(utts, train, strict=True) if t]
         t0 = time.time()
         X_fold, tuning = X, None
+        if X_serve is not None:
+            X_fold = np.array(X, copy=True)
+            X_fold[test] = X_serve[test]
         if design.config.finetune.blocks:
             X_fold, result = tuned_split(design, X, train_utts, test, extractor, frames)
             tuning = {"best_epoch": result.best_epoch, "history": result.history, "seconds": result.seconds}
@@ -676,20 +710,23 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
 
     A design that fine-tunes the encoder tunes it per fold on the five training folds' clips and
     is tested clean only (the noisy conditions would need every noisy clip re-encoded by each
-    fold's tuned blocks); the result says so under ``"not_measured"``."""
+    fold's tuned blocks); the result says so under ``"not_measured"``. A design served on another encoding
+    (:meth:`Design.serving_extractor`) trains on ``extractor``'s clean features and is tested on the serving
+    encoding's, in every condition."""
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_accuracy import noisy_features
 
     utts = scan_corpus("ravdess", shared / "ravdess")
     tuned = design.config.finetune.blocks > 0
-    tests = {"clean": load_features(utts, extractor)}
+    serving = design.serving_extractor() or extractor
+    tests = {"clean": load_features(utts, serving)}
     if not tuned:
         # each test condition: its name and its noisy_features recipe (kind, SNR in dB)
         recipes = {"white 10 dB": ("white", 10.0), "babble 10 dB": ("babble", 10.0),
                    **({"room": ("room", 10.0)} if room else {})}
-        tests.update({name: noisy_features(utts, extractor, *recipe) for name, recipe in recipes.items()})
+        tests.update({name: noisy_features(utts, serving, *recipe) for name, recipe in recipes.items()})
         if dereverb:  # every condition again, each test clip dereverberated before the encoder
-            tests.update({f"{name} + WPE": noisy_features(utts, extractor, *recipe, dereverb=True)
+            tests.update({f"{name} + WPE": noisy_features(utts, serving, *recipe, dereverb=True)
                           for name, recipe in {"clean": ("clean", 0.0), **recipes}.items()})
     frames = load_frames(utts, extractor, design.config.finetune.blocks) if tuned else None
     speakers = np.array([u.speaker_key for u in utts])
@@ -700,14 +737,16 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
     copies = design_inputs(design, load_augmented(utts, extractor, design.config.augment,
                                                   groups=kfold_groups(utts, 6), recipe=design.config.augment_recipe()))
     tests = {name: design_inputs(design, X) for name, X in tests.items()}
+    train_clean = tests["clean"] if serving is extractor else design_inputs(design, load_features(utts, extractor))
     for test in speaker_folds(speakers, 6):
         train_utts = [u for u, t in zip(utts, test, strict=True) if not t]
-        fold = dict(tests)
+        fold, X_train = dict(tests), train_clean
         if frames is not None:  # this fold's own tuned encoder: its test speakers never tuned it
             fold["clean"], _ = tuned_split(design, tests["clean"], train_utts, test, extractor, frames)
-        ensemble = train_ensemble(fold["clean"][~test], train_utts, config=design.config,
+            X_train = fold["clean"]
+        ensemble = train_ensemble(X_train[~test], train_utts, config=design.config,
                                   augmented=None if copies is None else copies[:, ~test])
-        spread = fold_spread(design, fold["clean"][~test], train_utts)
+        spread = fold_spread(design, X_train[~test], train_utts)
         for name, X in fold.items():
             predicted[name][test] = [ensemble.labels[i] for i in ensemble.probabilities(X[test]).argmax(1)]
             if frames is None:  # the same condition with a domain profile of its own audio
@@ -956,6 +995,11 @@ def main() -> None:
         if extractor.settings not in features:
             features[extractor.settings] = load_features(utts, extractor)
         X = design_inputs(design, features[extractor.settings])
+        X_serve = None
+        if (serving := design.serving_extractor()) is not None:
+            if serving.settings not in features:
+                features[serving.settings] = load_features(utts, serving)
+            X_serve = design_inputs(design, features[serving.settings])
         copies = design_inputs(design, load_augmented(utts, extractor, design.config.augment,
                                                       recipe=design.config.augment_recipe()))
         held_out = [n for n in args.held_out.split(",") if n]
@@ -963,11 +1007,13 @@ def main() -> None:
         prosody = cached_prosody_features([u.path for u in utts]) if design.prosody_weight else None
         rows = loco(design, X, utts, copies, held_out, extractor=extractor, frames=frames,
                     keep=None if args.keep_models is None else args.keep_models / name, reuse=args.reuse_models,
-                    prosody=prosody)
+                    prosody=prosody, X_serve=X_serve)
         if held_out and args.out.exists() and name in (previous := json.loads(args.out.read_text())):
             rows = {**previous[name]["loco"], **rows}  # complete an earlier, partial run
         entry = {"note": design.note, "config": dataclasses.asdict(design.config), "pooling": design.pooling,
-                 **design.encoding, "corpora": counts, "loco": rows,
+                 **design.encoding, **({"served_silence_stride": design.serve_silence_stride}
+                                       if design.serve_silence_stride else {}),
+                 "corpora": counts, "loco": rows,
                  "summary": summary(rows),
                  "split": "leave-one-corpus-out: train on every other corpus, test on all of the held-out one (4 classes "
                           "as --labels angry,happy,sad,neutral); profiles from a random half (or a 70 %-one-emotion "

@@ -163,3 +163,43 @@ def test_the_prosody_rows_standardise_by_the_archive_as_a_profile_does(bench):
     np.testing.assert_allclose(got, want, atol=1e-5)
     with pytest.raises(ValueError, match="prosody features"):
         bench.loco(bench.DESIGNS["all-mixed-level-d0.5-ph-e10-pr0.1"], np.zeros((1, 2, 4), np.float32), [])
+
+
+def test_a_design_served_on_a_thinner_context_trains_as_v7_and_tests_on_the_served_features(bench, monkeypatch,
+                                                                                            tmp_path):
+    """The -serve designs: the fold models of v7's design serve them (same training encoding), the held-out
+    corpus's rows come from the served features, the training rows from the trained ones; -sc8 trains anew."""
+    import numpy as np
+
+    from emovox.corpora.manifest import Utterance
+
+    v7 = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc"]
+    served = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8"]
+    thinned = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc8"]
+    assert served.encoding == v7.encoding and served.config == v7.config and v7.serving_extractor() is None
+    assert thinned.encoding == {**v7.encoding, "silence_stride": 8} != v7.encoding
+    utts = [Utterance(f"/t/{c}{s}{i}.wav", label, label, str(s), c) for c in ("ravdess", "nemo") for s in range(2)
+            for i, label in enumerate(("sad", "angry", "happy", "neutral"))]
+    key = bench.fold_key("all-mixed-level-d0.5-ph-e10-sp0.5-sc", v7.config, utts[8:], v7.encoding)
+    assert key == bench.fold_key("x", served.config, utts[8:], served.encoding) | {"design": key["design"]}
+    assert key != bench.fold_key("x", thinned.config, utts[8:], thinned.encoding) | {"design": key["design"]}
+    X, X_serve = np.zeros((len(utts), 2, 4), np.float32), np.ones((len(utts), 2, 4), np.float32)
+    seen = {}
+
+    class Answers:
+        def probabilities(self, rows):
+            seen["test"] = rows
+            raise _Trained
+
+    def trainer(X_train, train_utts, **_):
+        seen["train"] = X_train
+        return Answers()
+
+    monkeypatch.setattr(bench, "train_ensemble", trainer)
+    monkeypatch.setattr(bench, "fold_spread", lambda design, X_train, utts: seen.setdefault("spread", X_train))
+    with pytest.raises(_Trained):
+        bench.loco(served, X, utts, X_serve=X_serve)
+    assert (seen["train"] == 0).all() and (seen["spread"] == 0).all() and (seen["test"] == 1).all()
+    assert len(seen["test"]) == 8 and len(seen["train"]) == 8
+    with pytest.raises(ValueError, match="silence stride"):
+        bench.Design(v7.config, serve_silence_stride=8)  # without the silence context

@@ -214,6 +214,38 @@ def test_silence_context_batched_equals_one_by_one_and_is_computed_once():
     assert not torch.equal(enc.silence_context()[0][0], before[0][0])
 
 
+def test_thinned_silence_context_counts_each_kept_position_stride_times():
+    """With a context whose positions repeat in runs of s, attending to every s-th one counted s times (the
+    log(s) bias) is exactly attending to all of them; stride 1 is the whole context; batched = one by one."""
+    enc = _tiny_encoder()
+    s = 4  # divides the 1500 positions (at 8 the last run is half as long as it counts)
+    whole = enc.silence_context()
+    repeated = [(k[:, :, ::s].repeat_interleave(s, dim=2), v[:, :, ::s].repeat_interleave(s, dim=2)) for k, v in whole]
+    key = next(iter(enc._silence))
+    mel = torch.randn(1, 80, 2 * 5 * s)  # the clip ends where a run of s begins
+    with torch.no_grad():
+        torch.testing.assert_close(enc(mel, silence=True, silence_stride=1)[-1], enc(mel, silence=True)[-1])
+        strided = enc(mel, silence=True, silence_stride=s)
+        assert (strided[-1] - enc(mel, silence=True)[-1]).abs().max() > 1e-4  # the real context is not runs
+        enc._silence = {key: repeated}
+        for a, b in zip(enc(mel, silence=True, silence_stride=s), enc(mel, silence=True), strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    enc._silence = {}
+    mels = [torch.randn(80, n) for n in (37, 120, 64)]
+    batch = torch.zeros(3, 80, 120)
+    for i, m in enumerate(mels):
+        batch[i, :, : m.shape[1]] = m
+    with torch.no_grad():
+        batched = enc(batch, torch.tensor([m.shape[1] for m in mels]), silence=True, silence_stride=8)
+        for i, m in enumerate(mels):
+            single = enc(m[None], silence=True, silence_stride=8)
+            torch.testing.assert_close(batched[-1][i, : single[-1].shape[1]], single[-1][0], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="silence_stride"):
+        enc(mel, silence_stride=8)  # without the context
+    with pytest.raises(ValueError, match="silence_stride"):
+        enc(mel, silence=True, silence_stride=0)
+
+
 def test_silence_context_is_in_the_cache_key_only_when_set():
     """(tests/test_finetune.py checks that a key without it is the one caches had before it existed.)"""
     import dataclasses
@@ -223,3 +255,7 @@ def test_silence_context_is_in_the_cache_key_only_when_set():
     settings = FeatureSettings(encoder="whisper-base", encoder_sha256="ab", pooling="level_mean_std")
     assert dataclasses.replace(settings, silence_context=True).key() != settings.key()
     assert FeatureSettings.from_dict({**settings.to_dict(), "silence_context": True}).silence_context
+    context = dataclasses.replace(settings, silence_context=True)
+    assert dataclasses.replace(context, silence_stride=8).key() not in (context.key(), settings.key())
+    assert FeatureSettings.from_dict({**context.to_dict(), "silence_stride": 8}).silence_stride == 8
+    assert FeatureSettings.from_dict(context.to_dict()).silence_stride == 1  # a v7 config.json has no stride

@@ -189,3 +189,6 @@ def test_train_with_the_silence_context(corpus, tmp_path):
     refused = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(tmp_path / "x"), "--encoder",
                                        "whisper-tiny.en", "--silence-context", "--window", "30"])
     assert refused.exit_code != 0 and "silence" in refused.output
+    refused = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(tmp_path / "y"), "--encoder",
+                                       "whisper-tiny.en", "--silence-stride", "8"])  # a stride without the context
+    assert refused.exit_code != 0 and "silence_stride" in refused.output

@@ -23,11 +23,12 @@ LABELS = ["neutral", "happy", "sad", "angry"]
 
 
 def make_random_model(directory: Path, *, window: float = 0.0, seed: int = 0, layers: tuple[int, ...] | None = None,
-                      pooling: str = "mean_std", silence_context: bool = False) -> Path:
+                      pooling: str = "mean_std", silence_context: bool = False, silence_stride: int = 1) -> Path:
     """A tiny.en model with untrained but decisive heads: feature statistics from a few
     synthetic voices, random layer weights, large output weights (probabilities far from
     uniform, so parity tests mean something)."""
-    extractor = FeatureExtractor("whisper-tiny.en", window=window, pooling=pooling, silence_context=silence_context)
+    extractor = FeatureExtractor("whisper-tiny.en", window=window, pooling=pooling, silence_context=silence_context,
+                                 silence_stride=silence_stride)
     signals = [speechlike(duration=0.5 + 0.3 * i, f0=100 + 25 * i, seed=i, amplitude=0.05 + 0.1 * i) for i in range(6)]
     features = torch.from_numpy(extractor(signals))
     generator = torch.Generator().manual_seed(seed)
@@ -262,6 +263,28 @@ def test_silence_context_model_parity(tmp_path):
     assert meta["silence_stride"] == "8" and "silence_stride" not in {
         p.key for p in onnx.load(tmp_path / "scx" / "model.onnx").metadata_props}
     assert (tmp_path / "scx" / "model.int8.onnx").stat().st_size < 0.5 * (tmp_path / "scx" / "model.onnx").stat().st_size
+
+
+def test_thinned_silence_context_model_parity(tmp_path):
+    """A model whose settings thin the context (silence_stride 8): the fp32 graph carries only the kept
+    positions and answers as the torch model does; the int8 graph, at the same stride, is quantized from it
+    directly (no thinner graph in between); a stride above int8's is kept by the int8 graph."""
+    model_dir = make_random_model(tmp_path / "sc8", layers=(2, 3), silence_context=True, silence_stride=8)
+    whole_dir = make_random_model(tmp_path / "sc", layers=(2, 3), silence_context=True)
+    config = export_model(model_dir, tmp_path / "sc8x", int8=True)
+    whole = export_model(whole_dir, tmp_path / "scx")
+    assert config["features"]["silence_stride"] == 8 and config["int8_silence_stride"] == 8
+    assert "int8_silence_stride" not in whole
+    signals = [speechlike(duration=1.1, f0=130, seed=7), speechlike(duration=2.9, f0=210, seed=8, amplitude=0.5)]
+    want = emovox.load(model_dir).probabilities_for_signals(signals)
+    assert np.abs(want - emovox.load(whole_dir).probabilities_for_signals(signals)).max() > 1e-4  # the stride counts
+    assert np.abs(want - emovox.load(tmp_path / "sc8x").probabilities_for_signals(signals)).max() < 1e-4
+    assert np.abs(want - emovox.load(tmp_path / "sc8x", variant="int8").probabilities_for_signals(signals)).max() < 0.1
+    # the context's constants are an eighth of the whole one's: 3 blocks run, keys and values of 1500 x 384 each
+    saved = (tmp_path / "scx" / "model.onnx").stat().st_size - (tmp_path / "sc8x" / "model.onnx").stat().st_size
+    assert saved > 0.95 * 3 * 2 * 1500 * 384 * 4 * 7 / 8
+    sc16 = make_random_model(tmp_path / "sc16", layers=(2, 3), silence_context=True, silence_stride=16)
+    assert export_model(sc16, tmp_path / "sc16x", int8=True)["int8_silence_stride"] == 16
 
 
 def test_blocks_no_head_reads_are_pruned(tmp_path):

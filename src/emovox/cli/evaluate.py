@@ -35,6 +35,7 @@ def evaluate(
     window: float = typer.Option(0.0),
     pooling: str = recipe_options.POOLING,
     silence_context: bool = recipe_options.SILENCE_CONTEXT,
+    silence_stride: int = recipe_options.SILENCE_STRIDE,
     ensemble: int = typer.Option(5, min=1),
     hidden: int = typer.Option(256, min=4, help="Hidden units of each head's MLP."),
     layers: str = recipe_options.LAYERS,
@@ -93,7 +94,8 @@ def evaluate(
     logging.basicConfig(level=logging.WARNING)
     err = Console(stderr=True)
     try:
-        extractor = FeatureExtractor(encoder, window=window, pooling=pooling, silence_context=silence_context)
+        extractor = FeatureExtractor(encoder, window=window, pooling=pooling, silence_context=silence_context,
+                                     silence_stride=silence_stride)
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                         mixup=mixup, adversary=adversary, voice_swap=voice_swap, voice_spread=voice_spread,
                         nuisance_dims=nuisance_dims,

@@ -19,6 +19,9 @@ POOLING = typer.Option("mean_std", help="How each encoder state is pooled over t
 SILENCE_CONTEXT = typer.Option(False, "--silence-context", help="Each clip's frames also attend to a 30 s window of "
                                "silence after the clip, as Whisper saw speech (padded to 30 s), at the cost of the "
                                "clip's own length (emovox.encoder.whisper; better on unheard corpora).")
+SILENCE_STRIDE = typer.Option(1, min=1, max=64, help="With --silence-context: attend to every s-th position of it, "
+                              "each counted s times (8: as close to a padded window as the whole context, at an eighth "
+                              "of its attention's cost).")
 REVERB = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability that a copy is heard in a simulated "
                      "room (RT60 0.2-0.8 s, microphone 0.3-2.5 m away; emovox.audio.augment.reverberate).")
 NOISE = typer.Option(RECIPE_NOISE, min=0.0, max=1.0, help="With --augment: probability that a copy has white or babble noise "

@@ -66,6 +66,7 @@ def train(
     window: float = typer.Option(0.0, help="0 = encode each clip's own length; 30 = pad to Whisper's 30 s window."),
     pooling: str = recipe_options.POOLING,
     silence_context: bool = recipe_options.SILENCE_CONTEXT,
+    silence_stride: int = recipe_options.SILENCE_STRIDE,
     layers: str = recipe_options.LAYERS,
     augment: int = typer.Option(0, min=0, help="Augmented copies of each clip to train on as well (level, pitch, tempo, "
                                 "white or babble noise at 0-20 dB SNR; features cached). 2 makes the model robust to noise."),
@@ -132,7 +133,8 @@ def train(
         if not utterances:
             raise EmovoxError("give at least one corpus or --manifest")
         err.print(json.dumps(summarize(utterances), ensure_ascii=False))
-        extractor = FeatureExtractor(encoder, window=window, pooling=pooling, silence_context=silence_context)
+        extractor = FeatureExtractor(encoder, window=window, pooling=pooling, silence_context=silence_context,
+                                     silence_stride=silence_stride)
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              noise=noise, copy_weight=copy_weight, validation=validation,
                              balance_corpora=balance_corpora, balance_speakers=balance_speakers,

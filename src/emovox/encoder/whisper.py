@@ -29,6 +29,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 import torch.nn.functional as F
@@ -70,14 +71,15 @@ class _Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
                 context: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """``mask`` ``(b, keys)``: True = attend; ``context``: more keys and values ``(1, h, n, d / h)``
-        appended after the clip's own (``mask`` then covers both)."""
+        """``mask`` ``(b, keys)``: True = attend (or a float bias added to the scores, -inf = never);
+        ``context``: more keys and values ``(1, h, n, d / h)`` appended after the clip's own (``mask`` then
+        covers both)."""
         b, t, d = x.shape
         q, (k, v) = self.split(self.query(x)), self.keys_values(x)
         if context is not None:
             k = torch.cat([k, context[0].expand(b, -1, -1, -1)], dim=2)
             v = torch.cat([v, context[1].expand(b, -1, -1, -1)], dim=2)
-        attn_mask = None if mask is None else mask[:, None, None, :]  # True = attend
+        attn_mask = None if mask is None else mask[:, None, None, :]  # True = attend, or an additive bias
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
@@ -153,7 +155,7 @@ class WhisperEncoder(nn.Module):
 
     def forward(
         self, mel: torch.Tensor, mel_lengths: torch.Tensor | None = None, *, n_blocks: int | None = None,
-        silence: bool = False, silence_level: float = SILENCE_LEVEL,
+        silence: bool = False, silence_level: float = SILENCE_LEVEL, silence_stride: int = 1,
     ) -> list[torch.Tensor]:
         """Encode log-mel frames ``(batch, n_mels, frames)``; frames ≤ 3000.
 
@@ -162,7 +164,12 @@ class WhisperEncoder(nn.Module):
         ``n_blocks`` blocks and return states ``0..n_blocks`` (the final layer norm applies only
         when every block runs): the frozen part below fine-tuned blocks. ``silence``: each clip's
         frames also attend to :meth:`silence_context` (of ``silence_level``) at the positions after the clip's end.
+        ``silence_stride``: only every s-th position of the context, each counted s times (a log(s) bias on its
+        scores): the context's attention costs 1/s (stride 8 comes as close to a padded window's features as the
+        whole context; experiments/exp_silence_context.py).
         """
+        if silence_stride < 1 or (silence_stride > 1 and not silence):
+            raise ValueError("silence_stride: a positive integer, above 1 only with silence=True")
         if mel.shape[-1] > 2 * self.config.n_positions:
             raise ValueError(f"at most {2 * self.config.n_positions} mel frames per window")
         x = self._embed(mel, mel_lengths)
@@ -171,10 +178,16 @@ class WhisperEncoder(nn.Module):
         mask = None if mel_lengths is None else torch.arange(t, device=x.device)[None, :] < out_len[:, None]
         context: Context | None = None
         if silence:
-            context = self.silence_context(silence_level)
-            after_clip = torch.arange(self.config.n_positions, device=x.device)[None, :] >= out_len[:, None].to(x.device)
+            context = [(k[:, :, ::silence_stride], v[:, :, ::silence_stride])
+                       for k, v in self.silence_context(silence_level)]
+            positions = torch.arange(0, self.config.n_positions, silence_stride, device=x.device)
+            after_clip = positions[None, :] >= out_len[:, None].to(x.device)
             own = torch.ones(b, t, dtype=torch.bool, device=x.device) if mask is None else mask
             mask = torch.cat([own, after_clip], dim=1)
+            if silence_stride > 1:  # each position kept stands for s: log(s) added to its scores
+                bias = torch.cat([torch.zeros(b, t, device=x.device),
+                                  torch.full(after_clip.shape, math.log(silence_stride), device=x.device)], dim=1)
+                mask = bias.masked_fill(~mask, float("-inf")).to(x.dtype)
         states = [x]
         blocks = self.blocks if n_blocks is None else self.blocks[:n_blocks]
         for i, block in enumerate(blocks):

@@ -20,10 +20,12 @@ Batch and frames are dynamic (frames ≤ 3000, one 30 s encoder window). Models 
 as :class:`emovox.features.extractor.FeatureExtractor` does; ``window=0`` models mask the padding.
 Models trained with ``silence_context`` carry each block's keys and values of a 30 s window of silence
 (:meth:`WhisperEncoder.silence_context`, 37 MB for whisper-base) as constants of the graph: every frame
-also attends to those at the positions after its clip. The int8 graph thins that context to every
-:data:`INT8_SILENCE_STRIDE`-th position, each counted that many times (a log-count bias on its scores;
-``experiments/exp_silence_context.py``): the context's attention is fp32 work, as much as the int8
-blocks' for a short clip. The int8 gate compares it with the full fp32 graph, so it measures both.
+also attends to those at the positions after its clip; a model whose settings thin that context
+(``silence_stride`` s: every s-th position, each counted s times, a log-count bias on its scores) carries
+only those. The int8 graph thins it to at least every :data:`INT8_SILENCE_STRIDE`-th position
+(``experiments/exp_silence_context.py``): the context's attention is fp32 work, as much as the int8
+blocks' for a short clip. Where that is thinner than the model's own, the int8 gate compares it with the
+model's fp32 graph, so it measures both.
 Clips over 30 s are handled by the runtime, which merges the windows' pooled statistics and
 runs ``head.onnx`` (features → probs, and dims when the model has them). A model with profile heads
 (``--profile-heads``) also gets ``profile_head.onnx``, the same kind of graph over those heads, which
@@ -180,7 +182,8 @@ class ExportEncoder(nn.Module):
     the last state and is applied only when every block runs). ``silence``: the blocks' silence
     context (:meth:`WhisperEncoder.silence_context`) becomes constants of the graph."""
 
-    def __init__(self, encoder: WhisperEncoder, n_blocks: int | None = None, *, silence: bool = False):
+    def __init__(self, encoder: WhisperEncoder, n_blocks: int | None = None, *, silence: bool = False,
+                 silence_stride: int = 1):
         super().__init__()
         self.config = encoder.config
         n_blocks = encoder.config.n_layers if n_blocks is None else n_blocks
@@ -189,7 +192,7 @@ class ExportEncoder(nn.Module):
         self.blocks = nn.ModuleList(_Block(block) for block in encoder.blocks[:n_blocks])
         self.ln_post = encoder.ln_post if n_blocks == encoder.config.n_layers else None
         self.silence = silence
-        self.silence_stride = 1  # every s-th position of the context, counted s times (the int8 graph's: 8)
+        self.silence_stride = silence_stride  # every s-th position of the context, counted s times (int8's: >= 8)
         for i, (keys, values) in enumerate(encoder.silence_context()[:n_blocks] if silence else ()):
             self.register_buffer(f"silence_keys_{i}", keys.transpose(2, 3).contiguous(), persistent=False)
             self.register_buffer(f"silence_values_{i}", values.contiguous(), persistent=False)
@@ -242,11 +245,11 @@ class ExportGraph(nn.Module):
 
     def __init__(self, encoder: WhisperEncoder, heads: Sequence[nn.Module], temperature: float, *,
                  mask_padding: bool = True, average: str = "logits", pooling: str = "mean_std",
-                 also_read: Sequence[nn.Module] = (), silence: bool = False):
+                 also_read: Sequence[nn.Module] = (), silence: bool = False, silence_stride: int = 1):
         super().__init__()
         # the features output must hold every state that any head reads, the profile heads' too (also_read)
         self.encoder = ExportEncoder(encoder, n_blocks=states_read([*heads, *also_read], encoder.n_hidden_states) - 1,
-                                     silence=silence)
+                                     silence=silence, silence_stride=silence_stride)
         self.head = HeadGraph(heads, temperature, average)
         self.mask_padding = mask_padding
         self.level = pooling == "level_mean_std"
@@ -299,7 +302,7 @@ def build_graph(model_dir: str | os.PathLike) -> Exported:
     encoder = bundle.tuned_encoder() if bundle.tuned else load_encoder(settings.encoder)
     graph = ExportGraph(encoder, bundle.heads, bundle.temperature, mask_padding=not settings.window,
                         average=bundle.average, pooling=settings.pooling, also_read=bundle.profile_heads or (),
-                        silence=settings.silence_context).eval()
+                        silence=settings.silence_context, silence_stride=settings.silence_stride).eval()
     cfg = encoder.config
     return Exported(graph, bundle, cfg.n_mels, graph.encoder.n_hidden_states, 2 * cfg.d_model)
 
@@ -527,13 +530,15 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
     else:
         recipes = iter([("all", [])])
     source = out / FP32
-    stride = INT8_SILENCE_STRIDE if exported.graph.encoder.silence else 1
-    if stride > 1:  # the int8 graph is quantized from a thinned context's fp32 graph; the gate sees both
+    served = exported.graph.encoder.silence_stride  # the model's own (fp32 and PyTorch run it)
+    stride = max(INT8_SILENCE_STRIDE, served) if exported.graph.encoder.silence else 1
+    if stride > served:  # the int8 graph is quantized from a thinner context's fp32 graph; the gate sees both
         exported.graph.encoder.silence_stride = stride
         try:
             source = export_onnx(exported, out / STRIDED)
         finally:
-            exported.graph.encoder.silence_stride = 1
+            exported.graph.encoder.silence_stride = served
+    if stride > 1:
         config["int8_silence_stride"] = stride
     try:
         _int8_recipes(exported, out, config, evaluation, recipes, source, max_ua_drop=max_ua_drop, device=device,

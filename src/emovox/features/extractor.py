@@ -67,6 +67,8 @@ class FeatureSettings:
     tuned_sha256: str = ""  # sha256 of the model's tuned top blocks (emovox.encoder.tuned); "" = frozen encoder
     # True: the clip's frames also attend to a 30 s window of silence after the clip (WhisperEncoder.silence_context)
     silence_context: bool = False
+    # >1: only every s-th position of that context, each counted s times (the context's attention costs 1/s)
+    silence_stride: int = 1
 
     def key(self) -> str:
         """Short hash of the settings, used as the cache namespace (a frozen encoder's key is the
@@ -75,6 +77,8 @@ class FeatureSettings:
         for name in ("tuned_sha256", "silence_context"):
             if not fields[name]:
                 del fields[name]
+        if fields["silence_stride"] == 1:
+            del fields["silence_stride"]
         blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -99,19 +103,23 @@ class FeatureExtractor:
         module: WhisperEncoder | None = None,
         tuned_sha256: str = "",
         silence_context: bool = False,
+        silence_stride: int = 1,
     ):
         """``module``: an encoder already built (e.g. with tuned top blocks merged, whose file's
         sha256 is ``tuned_sha256``); default: ``encoder``'s weights, loaded. ``silence_context``:
         each clip's frames also attend to a 30 s window of silence after the clip, as if it were
-        padded to Whisper's window (:meth:`WhisperEncoder.silence_context`), at its own length's cost."""
+        padded to Whisper's window (:meth:`WhisperEncoder.silence_context`), at its own length's cost;
+        ``silence_stride``: only every s-th position of it, each counted s times."""
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         if silence_context and window:
             raise ValueError("silence_context stands in for a padded window: use it with window=0")
+        if silence_stride < 1 or (silence_stride > 1 and not silence_context):
+            raise ValueError("silence_stride: a positive integer, above 1 only with silence_context")
         self.encoder = module if module is not None else load_encoder(encoder)
         self.settings = FeatureSettings(
             encoder=str(encoder), encoder_sha256=encoder_weight_hash(encoder), pooling=pooling, window=window,
-            tuned_sha256=tuned_sha256, silence_context=silence_context,
+            tuned_sha256=tuned_sha256, silence_context=silence_context, silence_stride=silence_stride,
         )
         self.max_batch_frames = max_batch_frames
         self.n_mels = self.encoder.config.n_mels
@@ -121,7 +129,8 @@ class FeatureExtractor:
         """The extractor a model's stored settings describe (its encoder loaded, or ``module``: the
         model's encoder with its tuned blocks); its encoder hash is the one found, for the caller to check."""
         return cls(settings.encoder, window=settings.window, pooling=settings.pooling, module=module,
-                   tuned_sha256=settings.tuned_sha256, silence_context=settings.silence_context)
+                   tuned_sha256=settings.tuned_sha256, silence_context=settings.silence_context,
+                   silence_stride=settings.silence_stride)
 
     @property
     def feature_shape(self) -> tuple[int, int]:
@@ -160,7 +169,8 @@ class FeatureExtractor:
     def _encode(self, mels: list[np.ndarray]) -> list[np.ndarray]:
         """Encode a batch of mel windows; returns each window's ``(n_states, frames, d)``."""
         batch, lengths = pad_mels(mels, self.n_mels)
-        states = torch.stack(self.encoder(batch, lengths, silence=self.settings.silence_context), dim=1)  # (b, n_states, t, d)
+        states = torch.stack(self.encoder(batch, lengths, silence=self.settings.silence_context,
+                                          silence_stride=self.settings.silence_stride), dim=1)  # (b, n_states, t, d)
         out_len = WhisperEncoder.output_lengths(lengths)
         return [states[i, :, : out_len[i]].numpy() for i in range(len(mels))]
 
