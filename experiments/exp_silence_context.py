@@ -27,6 +27,13 @@ stride 2 0.047 / 0.056 (0.023), 4 0.046 / 0.057 (0.027), 8 0.048 / 0.061 (0.029)
 averaging each group of positions instead of taking one was worse (stride 8: 0.127 at state 6).
 
 The heads' accuracy on unheard corpora with these features is in exp_padded_windows.py (--silence-context).
+(Here a strided context also keeps the positions between the clip's end and the first kept one; the encoder's
+``silence_stride``, which v7.1 serves, keeps every s-th position from 0 on, as the int8 graph did.)
+
+``--time``: the PyTorch feature extractor's time per clip (1, 3, 10 s of noise, one at a time, median of 7)
+without the context, with the whole one and with each of ``--strides`` (2026-12-07, 2 cores, nothing else
+running, ``--time --strides 8,16``): no context 16.0 / 32.8 / 105 ms, whole 27.0 / 51.0 / 149, every 8th 18.3 /
+35.0 / 107, every 16th 19.4 / 32.9 / 109.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +94,28 @@ def strided_context_states(encoder, mel: torch.Tensor, stride: int) -> list[torc
     return states
 
 
+def time_strides(strides: list[int], durations=(1, 3, 10), repeats: int = 7) -> None:
+    """Median ms per clip of the PyTorch feature extractor: no context, the whole one, each stride."""
+    from emovox.features.extractor import FeatureExtractor
+
+    ways = {"no context": {}, "whole context": {"silence_context": True},
+            **{f"every {s}th": {"silence_context": True, "silence_stride": s} for s in strides}}
+    extractors = {name: FeatureExtractor("whisper-base", pooling="level_mean_std", **kw) for name, kw in ways.items()}
+    rng = np.random.default_rng(0)
+    for duration in durations:
+        signal = (0.1 * rng.standard_normal(16000 * duration)).astype(np.float32)
+        times = {}
+        for name, extractor in extractors.items():
+            extractor([signal])  # warm-up
+            runs = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                extractor([signal])
+                runs.append(time.perf_counter() - start)
+            times[name] = 1000 * float(np.median(runs))
+        print(f"{duration:3d} s  " + "  ".join(f"{name} {ms:.1f} ms" for name, ms in times.items()), flush=True)
+
+
 @torch.inference_mode()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -93,8 +123,12 @@ def main() -> None:
     parser.add_argument("--per-corpus", type=int, default=6)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--strides", default="", help="comma-separated strides of a cheaper context to compare")
+    parser.add_argument("--time", action="store_true", help="time the feature extractor per stride and stop")
     args = parser.parse_args()
     strides = [int(s) for s in args.strides.split(",") if s]
+    if args.time:
+        time_strides(strides)
+        return
     encoder = load_encoder("whisper-base").eval()
     rows: dict[str, list[np.ndarray]] = {"own length": [], "silence context, clip level": [], "silence context, -1.0": []}
     for u in subsample(bench.load_corpora(args.corpora, args.extra, None), args.per_corpus, args.seed):

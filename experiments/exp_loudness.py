@@ -1,0 +1,156 @@
+"""Experiment: do the heads generalise better when every clip is brought to one speech level before the encoder?
+
+emovox feeds the encoder each clip at the level it was recorded at. Whisper's log-mel keeps absolute level (only
+a floor 8 decades below the clip's maximum is relative), so a corpus recorded 15 dB quieter than another
+reaches the encoder shifted by ~0.4 in every normalised log-mel bin: a difference between corpora that says
+nothing about emotion, which the heads may learn (and the profiles' centring can only partly undo). Here each
+clip is scaled so that its loud frames (the 95th percentile of 20 ms frame RMS, :func:`loud_level`) sit at
+``--target`` dBFS; the emotion's own loudness within the clip (loud against quiet stretches, spectral tilt) is
+kept, the recording's absolute level is not.
+
+Leave-one-corpus-out over every corpus the benchmark finds, on a seeded random subsample of each
+(``--per-corpus``, as exp_padded_windows.py), v6.1's single-clip recipe (``all-mixed-level-d0.5``: 5 heads,
+every state, level pooling) on clips encoded with the silence context thinned to every 8th position (what
+v7.1 serves), heads trained once on the clips as recorded and once on the levelled clips, tested on the
+held-out corpus's 4-class clips (single clips):
+
+    python experiments/exp_loudness.py --per-corpus 450 --seeds 0,1     # ~25 min on 2 cores
+
+It also prints each corpus's median loud-frame level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_generalisation as bench  # noqa: E402
+from exp_padded_windows import subsample  # noqa: E402
+
+from emovox.audio.load import load_audio  # noqa: E402
+from emovox.features.extractor import FeatureCache, extract_files  # noqa: E402
+
+FRAME = 320  # 20 ms at 16 kHz
+QUANTILE = 0.95
+
+
+def loud_level(signal: np.ndarray) -> float:
+    """dBFS of the clip's loud frames: the 95th percentile of its 20 ms frames' RMS.
+
+    Examples:
+        >>> round(loud_level(0.1 * np.ones(16000, np.float32)), 1)
+        -20.0
+    """
+    n = len(signal) // FRAME
+    if n == 0:
+        return float(20 * np.log10(np.sqrt(np.mean(np.square(signal, dtype=np.float64))) + 1e-9))
+    rms = np.sqrt(np.mean(np.square(signal[: n * FRAME].reshape(n, FRAME), dtype=np.float64), axis=1))
+    return float(20 * np.log10(np.quantile(rms, QUANTILE) + 1e-9))
+
+
+def levelled(signal: np.ndarray, target: float) -> np.ndarray:
+    """``signal`` scaled so that :func:`loud_level` is ``target`` dBFS (silence is left as it is).
+
+    Examples:
+        >>> round(loud_level(levelled(0.01 * np.ones(16000, np.float32), -26.0)), 1)
+        -26.0
+    """
+    level = loud_level(signal)
+    if level < -100:
+        return signal
+    return (signal * np.float32(10 ** ((target - level) / 20))).astype(np.float32)
+
+
+def banded(signal: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``signal`` brought into the band: a clip whose loud frames sit below ``low`` dBFS is raised to ``low``,
+    one above ``high`` lowered to ``high``, one inside is left as it is (its loudness against other clips of
+    its recording kept).
+
+    Examples:
+        >>> quiet = 0.001 * np.ones(16000, np.float32)                    # -60 dBFS
+        >>> round(loud_level(banded(quiet, -26.0, -14.0)), 1), round(loud_level(banded(10 * quiet, -26.0, -14.0)), 1)
+        (-26.0, -26.0)
+        >>> round(loud_level(banded(80 * quiet, -26.0, -14.0)), 1)       # -21.9: inside, kept
+        -21.9
+    """
+    level = loud_level(signal)
+    return levelled(signal, min(max(level, low), high)) if level >= -100 else signal
+
+
+def levelled_features(utts, extractor, target: float | tuple[float, float]) -> np.ndarray:
+    """Pooled features of every clip brought to ``target`` dBFS, or into the band ``(low, high)`` (cached per
+    clip and target)."""
+    if isinstance(target, tuple):
+        low, high = target
+        name, transform = f"banded {low:g}:{high:g}", lambda signal, _digest: banded(signal, low, high)
+    else:
+        name, transform = f"{target}", lambda signal, _digest: levelled(signal, target)
+    return extract_files([u.path for u in utts], extractor, cache=FeatureCache(extractor.settings),
+                         desc=f"levelled to {name} dBFS", transform=transform,
+                         cache_key=lambda d: hashlib.sha256(f"{d}:levelled:{name}".encode()).hexdigest())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    bench.add_corpus_options(parser)
+    parser.add_argument("--per-corpus", type=int, default=450, help="clips drawn from each corpus")
+    parser.add_argument("--design", default="all-mixed-level-d0.5")
+    parser.add_argument("--stride", type=int, default=8, help="the silence context's stride (0: no context)")
+    parser.add_argument("--targets", default="-20", help="comma-separated loud-frame levels in dBFS")
+    parser.add_argument("--bands", default="", help="comma-separated LOW:HIGH dBFS bands (banded views)")
+    parser.add_argument("--seeds", default="0", help="comma-separated subsample seeds")
+    parser.add_argument("--out", type=Path, default=Path("runs/exp_loudness.json"))
+    args = parser.parse_args()
+
+    design = bench.DESIGNS[args.design]
+    if args.stride:
+        design = dataclasses.replace(design, silence_context=True, silence_stride=args.stride)
+    extractor = design.extractor()
+    every = bench.load_corpora(args.corpora, args.extra, None)
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    for seed in map(int, args.seeds.split(",")):
+        utts = subsample(every, args.per_corpus, seed)
+        levels = {}
+        for corpus in dict.fromkeys(u.corpus for u in utts):
+            some = [u for u in utts if u.corpus == corpus][:60]
+            levels[corpus] = round(float(np.median([loud_level(load_audio(u.path)) for u in some])), 1)
+        print(f"seed {seed}: {len(utts)} clips; median loud-frame level (dBFS) of 60 clips each: {levels}", flush=True)
+        views = {"as recorded": bench.load_features(utts, extractor)}
+        for target in map(float, [t for t in args.targets.split(",") if t]):
+            views[f"levelled {target:g}"] = levelled_features(utts, extractor, target)
+        for band in [b for b in args.bands.split(",") if b]:
+            low, high = map(float, band.split(":"))
+            views[f"banded {low:g}:{high:g}"] = levelled_features(utts, extractor, (low, high))
+        rows: dict[str, dict[str, float]] = {}
+        for held, test, train_utts, idx, truth in bench.held_out_splits(utts):
+            start = time.time()
+            rows[held] = {}
+            for name, X in views.items():
+                ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
+                rows[held][name] = bench.ua(truth, bench.four_class_decision(ensemble, ensemble.probabilities(X[idx])))
+            print(f"| {held} | " + " | ".join(f"{k} {100 * v:.1f}" for k, v in rows[held].items())
+                  + f" | {time.time() - start:.0f} s |", flush=True)
+        summary = bench.summary(rows)
+        print("| mean (worst) | " + " | ".join(f"{k} {100 * v['mean']:.1f} ({100 * v['worst']:.1f})"
+                                               for k, v in summary.items()) + " |", flush=True)
+        earlier = results.get(f"seed{seed}", {}).get("rows", {})  # views of an earlier run kept beside these
+        merged = {held: {**earlier.get(held, {}), **row} for held, row in rows.items()}
+        results[f"seed{seed}"] = {"design": args.design, "stride": args.stride, "per_corpus": args.per_corpus,
+                                  "levels_dbfs": levels, "rows": merged, "summary": bench.summary(merged),
+                                  "split": "leave-one-corpus-out on a random subsample of each corpus; single clips, "
+                                           "4 classes; the held-out corpus never heard"}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
