@@ -16,7 +16,20 @@ held-out corpus's 4-class clips (single clips):
 
     python experiments/exp_loudness.py --per-corpus 450 --seeds 0,1     # ~25 min on 2 cores
 
-It also prints each corpus's median loud-frame level.
+It also prints each corpus's median loud-frame level. ``--bands LOW:HIGH`` adds views where only clips outside
+the band are moved to its edge (:func:`banded`; not run yet).
+
+Found (2026-12-07, stride 8, ``--targets -20 --seeds 0,1``; UA % as recorded -> levelled, per held-out corpus):
+
+    seed   RAVDESS      nEMO         TurEV-DB     TESS         Korean       EmoSpeech    mean (worst)
+    0      57.0 -> 63.0 56.6 -> 61.2 39.7 -> 36.9 79.1 -> 77.5 45.3 -> 45.7 41.4 -> 44.8 53.2 (39.7) -> 54.8 (36.9)
+    1      53.4 -> 51.6 64.7 -> 68.4 45.4 -> 40.1 76.8 -> 74.6 44.3 -> 46.3 46.1 -> 45.9 55.1 (44.3) -> 54.5 (40.1)
+
+Median loud-frame levels: RAVDESS -32, TESS -23, TurEV-DB -18 to -19, EmoSpeech -17 to -18, nEMO -16, Korean -16
+dBFS. Levelling every clip gains on nEMO in both subsamples and loses on TurEV-DB (-2.8, -5.3) and TESS (-1.6,
+-2.2) in both: within a corpus recorded at one level, how loud a clip is says something about its emotion
+(angry single words louder than sad ones), and levelling erases that. RAVDESS, 15 dB quieter than the others,
+moved +6.0 and -1.8. Mean +1.6 and -0.6, worst corpus lower in both: not a lever for single clips.
 """
 
 from __future__ import annotations
