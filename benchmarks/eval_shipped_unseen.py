@@ -23,6 +23,9 @@ v6.5 (profiles that also scale): 43.9 with a profile (``profile_centred``, centr
 
     python benchmarks/eval_shipped_unseen.py --model default --estimators neutral,neutral0.3,b0.5,b1 \
         --out runs/default_unseen.json
+
+v7.1 (2026-12-07; its PyTorch path, the thinned silence context): 60.8 on single clips, 44.3 with a profile
+(44.8 centring only, 44.5 ``--prosody``); v7's files from git beside it (the whole context): 59.1 and 44.3.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ held-out corpus's 4-class clips (single clips):
     python experiments/exp_loudness.py --per-corpus 450 --seeds 0,1     # ~25 min on 2 cores
 
 It also prints each corpus's median loud-frame level. ``--bands LOW:HIGH`` adds views where only clips outside
-the band are moved to its edge (:func:`banded`; not run yet).
+the band are moved to its edge (:func:`banded`).
 
 Found (2026-12-07, stride 8, ``--targets -20 --seeds 0,1``; UA % as recorded -> levelled, per held-out corpus):
 
@@ -30,6 +30,16 @@ dBFS. Levelling every clip gains on nEMO in both subsamples and loses on TurEV-D
 -2.2) in both: within a corpus recorded at one level, how loud a clip is says something about its emotion
 (angry single words louder than sad ones), and levelling erases that. RAVDESS, 15 dB quieter than the others,
 moved +6.0 and -1.8. Mean +1.6 and -0.6, worst corpus lower in both: not a lever for single clips.
+
+Only the clips outside -26 .. -14 dBFS moved to the band's edge (``--targets "" --bands=-26:-14 --seeds 0,1``):
+
+    seed   RAVDESS      nEMO         TurEV-DB     TESS         Korean       EmoSpeech    mean (worst)
+    0      57.0 -> 60.7 56.6 -> 60.1 39.7 -> 36.8 79.1 -> 78.7 45.3 -> 45.3 41.4 -> 41.9 53.2 (39.7) -> 53.9 (36.8)
+    1      53.4 -> 55.7 64.7 -> 67.2 45.4 -> 45.3 76.8 -> 79.9 44.3 -> 44.7 46.1 -> 48.8 55.1 (44.3) -> 56.9 (44.7)
+
+Mean +0.7 and +1.8; RAVDESS and nEMO gain in both (+3.7 / +2.3, +3.5 / +2.5); TurEV-DB loses 2.9 in the first
+subsample. A lead, not yet a design: it needs the benchmark on every clip (the band in the feature settings,
+applied before the log-mel on every backend).
 """
 
 from __future__ import annotations
