@@ -49,7 +49,6 @@ import dataclasses
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +56,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
-from exp_padded_windows import subsample  # noqa: E402
+from exp_padded_windows import subsample, views_loco  # noqa: E402
 
 from emovox.audio.load import load_audio  # noqa: E402
 from emovox.features.extractor import FeatureCache, extract_files  # noqa: E402
@@ -153,18 +152,7 @@ def main() -> None:
         for band in [b for b in args.bands.split(",") if b]:
             low, high = map(float, band.split(":"))
             views[f"banded {low:g}:{high:g}"] = levelled_features(utts, extractor, (low, high))
-        rows: dict[str, dict[str, float]] = {}
-        for held, test, train_utts, idx, truth in bench.held_out_splits(utts):
-            start = time.time()
-            rows[held] = {}
-            for name, X in views.items():
-                ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
-                rows[held][name] = bench.ua(truth, bench.four_class_decision(ensemble, ensemble.probabilities(X[idx])))
-            print(f"| {held} | " + " | ".join(f"{k} {100 * v:.1f}" for k, v in rows[held].items())
-                  + f" | {time.time() - start:.0f} s |", flush=True)
-        summary = bench.summary(rows)
-        print("| mean (worst) | " + " | ".join(f"{k} {100 * v['mean']:.1f} ({100 * v['worst']:.1f})"
-                                               for k, v in summary.items()) + " |", flush=True)
+        rows = views_loco(views, utts, design)
         earlier = results.get(f"seed{seed}", {}).get("rows", {})  # views of an earlier run kept beside these
         merged = {held: {**earlier.get(held, {}), **row} for held, row in rows.items()}
         results[f"seed{seed}"] = {"design": args.design, "stride": args.stride, "per_corpus": args.per_corpus,

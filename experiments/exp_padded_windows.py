@@ -67,6 +67,24 @@ def subsample(utts: list, per_corpus: int, seed: int = 0) -> list:
     return [u for u, k in zip(utts, keep, strict=True) if k]
 
 
+def views_loco(views: dict[str, np.ndarray], utts: list, design) -> dict[str, dict[str, float]]:
+    """Single-clip 4-class UA of ``design``'s heads on each view (features of the same clips encoded one way
+    each), leave-one-corpus-out: ``{held-out corpus: {view: UA}}``, printed as a table row per corpus and a
+    mean (worst) row."""
+    rows: dict[str, dict[str, float]] = {}
+    for held, test, train_utts, idx, truth in bench.held_out_splits(utts):
+        start = time.time()
+        rows[held] = {}
+        for name, X in views.items():
+            ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
+            rows[held][name] = bench.ua(truth, bench.four_class_decision(ensemble, ensemble.probabilities(X[idx])))
+        print(f"| {held} | " + " | ".join(f"{k} {100 * v:.1f}" for k, v in rows[held].items())
+              + f" | {time.time() - start:.0f} s |", flush=True)
+    print("| mean (worst) | " + " | ".join(f"{k} {100 * v['mean']:.1f} ({100 * v['worst']:.1f})"
+                                           for k, v in bench.summary(rows).items()) + " |", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     bench.add_corpus_options(parser)
@@ -91,18 +109,8 @@ def main() -> None:
             views[f"pad{w:g}"] = bench.load_features(utts, dataclasses.replace(design, window=w).extractor())
         if args.silence_context:
             views["silence"] = bench.load_features(utts, dataclasses.replace(design, silence_context=True).extractor())
-        rows: dict[str, dict[str, float]] = {}
-        for held, test, train_utts, idx, truth in bench.held_out_splits(utts):
-            start = time.time()
-            rows[held] = {}
-            for name, X in views.items():
-                ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
-                rows[held][name] = bench.ua(truth, bench.four_class_decision(ensemble, ensemble.probabilities(X[idx])))
-            print(f"| {held} | " + " | ".join(f"{k} {100 * v:.1f}" for k, v in rows[held].items())
-                  + f" | {time.time() - start:.0f} s |", flush=True)
+        rows = views_loco(views, utts, design)
         summary = bench.summary(rows)
-        print("| mean (worst) | " + " | ".join(f"{k} {100 * v['mean']:.1f} ({100 * v['worst']:.1f})"
-                                               for k, v in summary.items()) + " |", flush=True)
         results[f"seed{seed}"] = {**results.get(f"seed{seed}", {}), "design": args.design,
                                   "per_corpus": args.per_corpus, "rows": rows,
                                   "summary": summary,
