@@ -91,11 +91,12 @@ SHIPPED = "neutral"  # the estimator `emovox profile` uses: rows profile_neutral
 
 
 @functools.cache
-def _extractor(pooling: str, window: float, silence_context: bool, silence_stride: int = 1) -> FeatureExtractor:
+def _extractor(pooling: str, window: float, silence_context: bool, silence_stride: int = 1,
+               level_band: tuple[float, float] | None = None) -> FeatureExtractor:
     """One whisper-base extractor per way of encoding: loading the encoder (and computing its silence
     context) once per run, not once per design or view."""
     return FeatureExtractor("whisper-base", pooling=pooling, window=window, silence_context=silence_context,
-                            silence_stride=silence_stride)
+                            silence_stride=silence_stride, level_band=level_band)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,17 +128,20 @@ class Design:
     # >0: the held-out corpus (its test clips and profile archives) is encoded with the context at this stride,
     # the training clips at ``silence_stride``: heads trained on one context, served on a thinner one
     serve_silence_stride: int = 0
+    # (low, high) dBFS: every clip's speech level brought into this band before the encoder (`emovox train
+    # --level-band`, emovox.audio.level_band), training and held-out clips alike
+    level_band: tuple[float, float] | None = None
 
     def extractor(self) -> FeatureExtractor:
         """The feature extractor (and so the feature cache) this design's heads are trained on; designs that
         encode alike share one (:func:`_extractor`)."""
-        return _extractor(self.pooling, self.window, self.silence_context, self.silence_stride)
+        return _extractor(self.pooling, self.window, self.silence_context, self.silence_stride, self.level_band)
 
     def serving_extractor(self) -> FeatureExtractor | None:
         """The extractor of the held-out corpus where it differs from training's (``serve_silence_stride``)."""
         if not self.serve_silence_stride:
             return None
-        return _extractor(self.pooling, self.window, self.silence_context, self.serve_silence_stride)
+        return _extractor(self.pooling, self.window, self.silence_context, self.serve_silence_stride, self.level_band)
 
     @property
     def encoding(self) -> dict:
@@ -145,7 +149,8 @@ class Design:
         record it)."""
         return {**({"window": self.window} if self.window else {}),
                 **({"silence_context": True} if self.silence_context else {}),
-                **({"silence_stride": self.silence_stride} if self.silence_stride > 1 else {})}
+                **({"silence_stride": self.silence_stride} if self.silence_stride > 1 else {}),
+                **({"level_band": list(self.level_band)} if self.level_band else {})}
 
     def __post_init__(self):
         if self.inputs not in ("mean_std", "mean"):
@@ -318,6 +323,11 @@ DESIGNS: dict[str, Design] = {
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v7's recipe trained and served on the silence context thinned to every 8th position (--silence-stride 8)",
         pooling="level_mean_std", spread_power=0.5, silence_context=True, silence_stride=8),
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc8-band": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v7.1's recipe trained at stride 8 (as -sc8) on clips whose speech level is brought into -26 .. -14 dBFS "
+        "(--level-band -26:-14; experiments/exp_loudness.py: +0.7 and +1.8 on two subsamples), held-out clips alike",
+        pooling="level_mean_std", spread_power=0.5, silence_context=True, silence_stride=8, level_band=(-26.0, -14.0)),
     "all-mixed-level-d0.5-ph-e10-sp0.5-pr0.1": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v6.5 with its prosody head read (`emovox profile --prosody`): spread power 0.5, prosody weight 0.1",

@@ -192,3 +192,6 @@ def test_train_with_the_silence_context(corpus, tmp_path):
     refused = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(tmp_path / "y"), "--encoder",
                                        "whisper-tiny.en", "--silence-stride", "8"])  # a stride without the context
     assert refused.exit_code != 0 and "silence_stride" in refused.output
+    refused = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(tmp_path / "z"), "--encoder",
+                                       "whisper-tiny.en", "--level-band", "-14:-26"])
+    assert refused.exit_code != 0 and "level band" in refused.output

@@ -23,12 +23,13 @@ LABELS = ["neutral", "happy", "sad", "angry"]
 
 
 def make_random_model(directory: Path, *, window: float = 0.0, seed: int = 0, layers: tuple[int, ...] | None = None,
-                      pooling: str = "mean_std", silence_context: bool = False, silence_stride: int = 1) -> Path:
+                      pooling: str = "mean_std", silence_context: bool = False, silence_stride: int = 1,
+                      level_band: tuple[float, float] | None = None) -> Path:
     """A tiny.en model with untrained but decisive heads: feature statistics from a few
     synthetic voices, random layer weights, large output weights (probabilities far from
     uniform, so parity tests mean something)."""
     extractor = FeatureExtractor("whisper-tiny.en", window=window, pooling=pooling, silence_context=silence_context,
-                                 silence_stride=silence_stride)
+                                 silence_stride=silence_stride, level_band=level_band)
     signals = [speechlike(duration=0.5 + 0.3 * i, f0=100 + 25 * i, seed=i, amplitude=0.05 + 0.1 * i) for i in range(6)]
     features = torch.from_numpy(extractor(signals))
     generator = torch.Generator().manual_seed(seed)
@@ -285,6 +286,26 @@ def test_thinned_silence_context_model_parity(tmp_path):
     assert saved > 0.95 * 3 * 2 * 1500 * 384 * 4 * 7 / 8
     sc16 = make_random_model(tmp_path / "sc16", layers=(2, 3), silence_context=True, silence_stride=16)
     assert export_model(sc16, tmp_path / "sc16x", int8=True)["int8_silence_stride"] == 16
+
+
+def test_level_band_model_parity(tmp_path):
+    """A model whose settings bring each clip's level into a band: the torch-free runtime (fp32 and int8, whose
+    calibration hears banded clips) answers as the torch model does, and a clip recorded 20 dB quieter, both below
+    the band, gets the same answer from every backend, which it does not without the band."""
+    model_dir = make_random_model(tmp_path / "band", layers=(2, 3), level_band=(-26.0, -14.0))
+    plain_dir = make_random_model(tmp_path / "plain", layers=(2, 3))
+    config = export_model(model_dir, tmp_path / "bandx", int8=True)
+    assert list(config["features"]["level_band"]) == [-26.0, -14.0]
+    quiet = speechlike(duration=1.6, f0=170, seed=9, amplitude=0.02)
+    signals = [quiet, quiet * np.float32(0.1), speechlike(duration=2.4, f0=230, seed=4, amplitude=0.9)]
+    want = emovox.load(model_dir).probabilities_for_signals(signals)
+    assert np.abs(want[0] - want[1]).max() < 1e-3
+    plain = emovox.load(plain_dir).probabilities_for_signals(signals)
+    assert np.abs(plain[0] - plain[1]).max() > 0.02, np.abs(plain[0] - plain[1]).max()
+    got = emovox.load(tmp_path / "bandx").probabilities_for_signals(signals)
+    assert np.abs(want - got).max() < 1e-4
+    int8 = emovox.load(tmp_path / "bandx", variant="int8").probabilities_for_signals(signals)
+    assert np.abs(want - int8).max() < 0.1 and np.abs(int8[0] - int8[1]).max() < 0.01  # int8: activation ranges per call
 
 
 def test_blocks_no_head_reads_are_pruned(tmp_path):

@@ -106,13 +106,13 @@ def test_uniform_and_level_pooling_share_the_frame_cache(tmp_path, monkeypatch, 
 
 def test_frozen_cache_key_is_unchanged_by_the_tuned_field():
     """Caches made before fine-tuning existed stay valid: an empty tuned hash is not in the key (nor is a
-    false silence_context or a silence_stride of 1, added later by the same rule)."""
+    false silence_context, a silence_stride of 1 or no level_band, added later by the same rule)."""
     frozen = FeatureSettings(encoder="whisper-base", encoder_sha256="abc")
     assert frozen.key() != FeatureSettings(encoder="whisper-base", encoder_sha256="abc", tuned_sha256="x").key()
     import dataclasses
     import hashlib
 
-    later = ("tuned_sha256", "silence_context", "silence_stride")
+    later = ("tuned_sha256", "silence_context", "silence_stride", "level_band")
     fields = {k: v for k, v in dataclasses.asdict(frozen).items() if k not in later}
     assert frozen.key() == hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -36,6 +36,7 @@ def evaluate(
     pooling: str = recipe_options.POOLING,
     silence_context: bool = recipe_options.SILENCE_CONTEXT,
     silence_stride: int = recipe_options.SILENCE_STRIDE,
+    level_band: str = recipe_options.LEVEL_BAND,
     ensemble: int = typer.Option(5, min=1),
     hidden: int = typer.Option(256, min=4, help="Hidden units of each head's MLP."),
     layers: str = recipe_options.LAYERS,
@@ -73,6 +74,7 @@ def evaluate(
     """Evaluate the training recipe with every test speaker unseen in training; prints UA and writes a report."""
     import numpy as np
 
+    from emovox.audio.level_band import parse_band
     from emovox.cli.train import load_corpora
     from emovox.corpora.manifest import read_jsonl
     from emovox.errors import EmovoxError
@@ -95,7 +97,7 @@ def evaluate(
     err = Console(stderr=True)
     try:
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling, silence_context=silence_context,
-                                     silence_stride=silence_stride)
+                                     silence_stride=silence_stride, level_band=parse_band(level_band))
         fit = FitConfig(hidden=hidden, label_smoothing=label_smoothing, dropout=dropout,
                         mixup=mixup, adversary=adversary, voice_swap=voice_swap, voice_spread=voice_spread,
                         nuisance_dims=nuisance_dims,

@@ -22,6 +22,10 @@ SILENCE_CONTEXT = typer.Option(False, "--silence-context", help="Each clip's fra
 SILENCE_STRIDE = typer.Option(1, min=1, max=64, help="With --silence-context: attend to every s-th position of it, "
                               "each counted s times (8: as close to a padded window as the whole context, at an eighth "
                               "of its attention's cost).")
+LEVEL_BAND = typer.Option("", help="LOW:HIGH dBFS, e.g. -26:-14: each clip's speech level (its loud frames) is "
+                          "brought into this band before the encoder, one outside it moved to the nearer edge, one inside "
+                          "left as it is ('': none; emovox.audio.level_band). Corpora recorded 15 dB apart then differ "
+                          "less in what is not emotion.")
 REVERB = typer.Option(0.0, min=0.0, max=1.0, help="With --augment: probability that a copy is heard in a simulated "
                      "room (RT60 0.2-0.8 s, microphone 0.3-2.5 m away; emovox.audio.augment.reverberate).")
 NOISE = typer.Option(RECIPE_NOISE, min=0.0, max=1.0, help="With --augment: probability that a copy has white or babble noise "

@@ -67,6 +67,7 @@ def train(
     pooling: str = recipe_options.POOLING,
     silence_context: bool = recipe_options.SILENCE_CONTEXT,
     silence_stride: int = recipe_options.SILENCE_STRIDE,
+    level_band: str = recipe_options.LEVEL_BAND,
     layers: str = recipe_options.LAYERS,
     augment: int = typer.Option(0, min=0, help="Augmented copies of each clip to train on as well (level, pitch, tempo, "
                                 "white or babble noise at 0-20 dB SNR; features cached). 2 makes the model robust to noise."),
@@ -120,6 +121,7 @@ def train(
     name: str | None = typer.Option(None, help="Model id stored in the model (default: the output folder's name)."),
 ) -> None:
     """Train an emotion model; features are cached, so re-training on the same audio is fast."""
+    from emovox.audio.level_band import parse_band
     from emovox.corpora.manifest import summarize
     from emovox.errors import EmovoxError
     from emovox.features.extractor import FeatureExtractor
@@ -134,7 +136,7 @@ def train(
             raise EmovoxError("give at least one corpus or --manifest")
         err.print(json.dumps(summarize(utterances), ensure_ascii=False))
         extractor = FeatureExtractor(encoder, window=window, pooling=pooling, silence_context=silence_context,
-                                     silence_stride=silence_stride)
+                                     silence_stride=silence_stride, level_band=parse_band(level_band))
         config = TrainConfig(encoder=encoder, ensemble=ensemble, seed=seed, augment=augment, reverb=reverb, mask=mask,
                              noise=noise, copy_weight=copy_weight, validation=validation,
                              balance_corpora=balance_corpora, balance_speakers=balance_speakers,

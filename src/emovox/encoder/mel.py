@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emovox.audio.level_band import banded
 from emovox.errors import InvalidAudioError, ModelError
 
 HOP_LENGTH = 160  # 10 ms at 16 kHz
@@ -85,13 +86,17 @@ def log_mel(signal: np.ndarray, *, n_mels: int = 80) -> np.ndarray:
     return mel
 
 
-def mel_windows(signal: np.ndarray, *, n_mels: int = 80, window: float = 0.0) -> list[tuple[np.ndarray, int]]:
+def mel_windows(signal: np.ndarray, *, n_mels: int = 80, window: float = 0.0,
+                level_band: tuple[float, float] | None = None) -> list[tuple[np.ndarray, int]]:
     """A clip's encoder windows as ``(mel, valid_frames)`` pairs.
+
+    ``level_band``: the whole clip's speech level is first brought into it (:func:`emovox.audio.level_band.banded`).
 
     ``window=0``: the log-mel of the whole clip, cut every 3000 frames; every frame is valid.
     ``window=30`` (Whisper's own): each 30 s of audio zero-padded to 30 s before its log-mel;
     only the frames of real audio are valid (the encoder still sees the padding).
     """
+    signal = banded(signal, level_band)
     if not window:
         mel = log_mel(signal, n_mels=n_mels)
         return [(mel[:, i : i + MAX_MEL_FRAMES], min(MAX_MEL_FRAMES, mel.shape[1] - i))

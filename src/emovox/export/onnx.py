@@ -526,7 +526,8 @@ def _int8(exported: Exported, out: Path, config: dict, evaluation: Sequence | No
     if evaluation:
         paths = [u.path for u in evaluation][:: max(1, len(evaluation) // 8)][:8]
         recipes = int8_recipes(exported.graph, lambda: calibration_windows(
-            paths, n_mels=exported.n_mels, window=exported.bundle.features.window, limit=8))
+            paths, n_mels=exported.n_mels, window=exported.bundle.features.window, limit=8,
+            level_band=exported.bundle.features.level_band))
     else:
         recipes = iter([("all", [])])
     source = out / FP32

@@ -223,13 +223,14 @@ def _compare(fp32: dict, int8: dict) -> dict:
             "seconds_int8": int8["seconds"]}
 
 
-def calibration_windows(paths: Sequence[str], *, n_mels: int, window: float = 0.0, limit: int = 32) -> list:
-    """Mel windows of up to ``limit`` files, for :func:`quantize_static_int8`."""
+def calibration_windows(paths: Sequence[str], *, n_mels: int, window: float = 0.0, limit: int = 32,
+                        level_band: tuple[float, float] | None = None) -> list:
+    """Mel windows of up to ``limit`` files, as the model hears them, for :func:`quantize_static_int8`."""
     from emovox.audio.load import load_audio
     from emovox.encoder.mel import mel_windows
 
     out = []
     for path in paths[:limit]:
-        out += mel_windows(load_audio(path, max_duration=None), n_mels=n_mels, window=window)
+        out += mel_windows(load_audio(path, max_duration=None), n_mels=n_mels, window=window, level_band=level_band)
     return out
 

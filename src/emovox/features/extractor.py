@@ -69,6 +69,12 @@ class FeatureSettings:
     silence_context: bool = False
     # >1: only every s-th position of that context, each counted s times (the context's attention costs 1/s)
     silence_stride: int = 1
+    # (low, high) dBFS: each clip's speech level brought into this band before the log-mel (emovox.audio.level_band)
+    level_band: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if self.level_band is not None:  # JSON stores it as a list
+            object.__setattr__(self, "level_band", tuple(float(v) for v in self.level_band))
 
     def key(self) -> str:
         """Short hash of the settings, used as the cache namespace (a frozen encoder's key is the
@@ -79,6 +85,8 @@ class FeatureSettings:
                 del fields[name]
         if fields["silence_stride"] == 1:
             del fields["silence_stride"]
+        if fields["level_band"] is None:
+            del fields["level_band"]
         blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -104,12 +112,14 @@ class FeatureExtractor:
         tuned_sha256: str = "",
         silence_context: bool = False,
         silence_stride: int = 1,
+        level_band: tuple[float, float] | None = None,
     ):
         """``module``: an encoder already built (e.g. with tuned top blocks merged, whose file's
         sha256 is ``tuned_sha256``); default: ``encoder``'s weights, loaded. ``silence_context``:
         each clip's frames also attend to a 30 s window of silence after the clip, as if it were
         padded to Whisper's window (:meth:`WhisperEncoder.silence_context`), at its own length's cost;
-        ``silence_stride``: only every s-th position of it, each counted s times."""
+        ``silence_stride``: only every s-th position of it, each counted s times; ``level_band``: ``(low, high)``
+        dBFS, each clip's speech level brought into it first (:mod:`emovox.audio.level_band`)."""
         if pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
         if silence_context and window:
@@ -120,6 +130,7 @@ class FeatureExtractor:
         self.settings = FeatureSettings(
             encoder=str(encoder), encoder_sha256=encoder_weight_hash(encoder), pooling=pooling, window=window,
             tuned_sha256=tuned_sha256, silence_context=silence_context, silence_stride=silence_stride,
+            level_band=level_band,
         )
         self.max_batch_frames = max_batch_frames
         self.n_mels = self.encoder.config.n_mels
@@ -130,7 +141,7 @@ class FeatureExtractor:
         model's encoder with its tuned blocks); its encoder hash is the one found, for the caller to check."""
         return cls(settings.encoder, window=settings.window, pooling=settings.pooling, module=module,
                    tuned_sha256=settings.tuned_sha256, silence_context=settings.silence_context,
-                   silence_stride=settings.silence_stride)
+                   silence_stride=settings.silence_stride, level_band=settings.level_band)
 
     @property
     def feature_shape(self) -> tuple[int, int]:
@@ -146,7 +157,8 @@ class FeatureExtractor:
         weights: list[np.ndarray | None] = []  # each window's frame weights (level pooling)
         level = self.settings.pooling == "level_mean_std"
         for index, signal in enumerate(signals):
-            for mel, valid_mel in mel_windows(signal, n_mels=self.n_mels, window=self.settings.window):
+            for mel, valid_mel in mel_windows(signal, n_mels=self.n_mels, window=self.settings.window,
+                                           level_band=self.settings.level_band):
                 windows.append((index, mel))
                 valid.append(max(1, (valid_mel + 1) // 2))
                 weights.append(level_weights(torch.from_numpy(mel)[None], torch.tensor([valid_mel]))[0].numpy()

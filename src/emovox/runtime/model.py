@@ -111,6 +111,8 @@ class OnnxEmotionModel(Predictor):
         self.max_batch_frames = max_batch_frames
         self.n_mels = int(self.config["n_mels"])
         self.window = float(self.config["features"]["window"])
+        band = self.config["features"].get("level_band")  # absent in models made before it existed
+        self.level_band = (float(band[0]), float(band[1])) if band else None
         self._session_args: dict[str, Any] = dict(device=device, threads=threads)
         self.session = make_session(self.directory / graphs[self.variant], **self._session_args)
         names = {o.name for o in self.session.get_outputs()}
@@ -198,7 +200,8 @@ class OnnxEmotionModel(Predictor):
         gets all three from its merged features, as its probabilities always were."""
         windows = []  # (signal index, mel, valid frames)
         for index, signal in enumerate(signals):
-            windows += [(index, mel, valid) for mel, valid in mel_windows(signal, n_mels=self.n_mels, window=self.window)]
+            windows += [(index, mel, valid) for mel, valid in mel_windows(signal, n_mels=self.n_mels, window=self.window,
+                                                                           level_band=self.level_band)]
         per_signal: list[list[tuple[np.ndarray, np.ndarray, float, np.ndarray | None]]] = [[] for _ in signals]
         lengths = [w[1].shape[1] for w in windows]
         # int8 quantizes activations per tensor, with a range taken over the whole batch: a clip's

@@ -299,6 +299,8 @@ def load_frames(utterances: Sequence[Utterance], extractor: FeatureExtractor, bl
 
     if extractor.settings.silence_context:
         raise EmovoxError("fine-tuning (--finetune-blocks) does not take the silence context (--silence-context) yet")
+    if extractor.settings.level_band:
+        raise EmovoxError("fine-tuning (--finetune-blocks) does not take a level band (--level-band) yet")
     state = extractor.encoder.config.n_layers - blocks
     cache = FrameCache(extractor.settings, state, None if cache_root is None else os.path.join(cache_root, "frames"))
     return clip_frames([u.path for u in utterances], extractor.encoder, extractor.settings, state=state, cache=cache)
