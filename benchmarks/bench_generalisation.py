@@ -131,6 +131,9 @@ class Design:
     # (low, high) dBFS: every clip's speech level brought into this band before the encoder (`emovox train
     # --level-band`, emovox.audio.level_band), training and held-out clips alike
     level_band: tuple[float, float] | None = None
+    # the held-out corpus's clips brought into this band, the training clips at ``level_band``: heads trained on
+    # clips as recorded, served with a level band in front
+    serve_level_band: tuple[float, float] | None = None
 
     def extractor(self) -> FeatureExtractor:
         """The feature extractor (and so the feature cache) this design's heads are trained on; designs that
@@ -138,10 +141,18 @@ class Design:
         return _extractor(self.pooling, self.window, self.silence_context, self.silence_stride, self.level_band)
 
     def serving_extractor(self) -> FeatureExtractor | None:
-        """The extractor of the held-out corpus where it differs from training's (``serve_silence_stride``)."""
-        if not self.serve_silence_stride:
+        """The extractor of the held-out corpus where it differs from training's (``serve_silence_stride``,
+        ``serve_level_band``)."""
+        if not self.serve_silence_stride and not self.serve_level_band:
             return None
-        return _extractor(self.pooling, self.window, self.silence_context, self.serve_silence_stride, self.level_band)
+        return _extractor(self.pooling, self.window, self.silence_context, self.serve_silence_stride or self.silence_stride,
+                          self.serve_level_band or self.level_band)
+
+    @property
+    def served(self) -> dict:
+        """How the held-out corpus is encoded where it differs from training (results record it)."""
+        return {**({"served_silence_stride": self.serve_silence_stride} if self.serve_silence_stride else {}),
+                **({"served_level_band": list(self.serve_level_band)} if self.serve_level_band else {})}
 
     @property
     def encoding(self) -> dict:
@@ -161,7 +172,7 @@ class Design:
             raise ValueError("a fine-tuned encoder's features are read whole (inputs mean_std)")
         if (self.silence_stride > 1 or self.serve_silence_stride) and not self.silence_context:
             raise ValueError("a silence stride needs the silence context")
-        if self.serve_silence_stride and self.config.finetune.blocks:
+        if (self.serve_silence_stride or self.serve_level_band) and self.config.finetune.blocks:
             raise ValueError("a fine-tuned encoder's features are served as tuned")
 
 
@@ -319,6 +330,11 @@ DESIGNS: dict[str, Design] = {
         f"position, each counted {stride} times (as v7's int8 graph does at 8): the held-out corpus encoded so, the "
         "training clips as v7's were", pooling="level_mean_std", spread_power=0.5, silence_context=True,
         serve_silence_stride=stride) for stride in (8, 16)},
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v7.1 (v7's heads served at stride 8) with the level band -26 .. -14 dBFS in front: the held-out corpus's "
+        "clips brought into it and encoded at stride 8, the training clips as v7's were", pooling="level_mean_std",
+        spread_power=0.5, silence_context=True, serve_silence_stride=8, serve_level_band=(-26.0, -14.0)),
     "all-mixed-level-d0.5-ph-e10-sp0.5-sc8": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v7's recipe trained and served on the silence context thinned to every 8th position (--silence-stride 8)",
@@ -328,6 +344,11 @@ DESIGNS: dict[str, Design] = {
         "v7.1's recipe trained at stride 8 (as -sc8) on clips whose speech level is brought into -26 .. -14 dBFS "
         "(--level-band -26:-14; experiments/exp_loudness.py: +0.7 and +1.8 on two subsamples), held-out clips alike",
         pooling="level_mean_std", spread_power=0.5, silence_context=True, silence_stride=8, level_band=(-26.0, -14.0)),
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc8-serveband": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "-sc8's heads (trained on clips as recorded) served with the level band -26 .. -14 dBFS in front: the held-out "
+        "corpus's clips brought into it, the training clips as -sc8's were", pooling="level_mean_std", spread_power=0.5,
+        silence_context=True, silence_stride=8, serve_level_band=(-26.0, -14.0)),
     "all-mixed-level-d0.5-ph-e10-sp0.5-pr0.1": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v6.5 with its prosody head read (`emovox profile --prosody`): spread power 0.5, prosody weight 0.1",
@@ -1021,8 +1042,7 @@ def main() -> None:
         if held_out and args.out.exists() and name in (previous := json.loads(args.out.read_text())):
             rows = {**previous[name]["loco"], **rows}  # complete an earlier, partial run
         entry = {"note": design.note, "config": dataclasses.asdict(design.config), "pooling": design.pooling,
-                 **design.encoding, **({"served_silence_stride": design.serve_silence_stride}
-                                       if design.serve_silence_stride else {}),
+                 **design.encoding, **design.served,
                  "corpora": counts, "loco": rows,
                  "summary": summary(rows),
                  "split": "leave-one-corpus-out: train on every other corpus, test on all of the held-out one (4 classes "

@@ -332,7 +332,8 @@ def metadata(exported: Exported) -> dict[str, str]:
         "n_heads": str(len(b.heads)),
         "dimensions": "head" if b.has_dimensions else "circumplex",
         "front_end": "Whisper log-mel of the clip's own length (faster-whisper numpy extractor); "
-                     "window=30: each 30 s chunk zero-padded before its log-mel; silence_context: constants in the graph",
+                     "window=30: each 30 s chunk zero-padded before its log-mel; silence_context: constants in the graph; "
+                     "level_band: each clip's speech level brought into it first (emovox.audio.level_band)",
     }
 
 
