@@ -203,3 +203,14 @@ def test_a_design_served_on_a_thinner_context_trains_as_v7_and_tests_on_the_serv
     assert len(seen["test"]) == 8 and len(seen["train"]) == 8
     with pytest.raises(ValueError, match="silence stride"):
         bench.Design(v7.config, serve_silence_stride=8)  # without the silence context
+
+
+def test_level_band_designs_train_and_serve_as_named(bench):
+    """-sc-serve8-band: v7's training encoding (so v7's fold models serve it), the held-out corpus encoded at
+    stride 8 with the band; -sc8-band trains on banded clips (a fold key of its own)."""
+    v7 = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc"]
+    v72 = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band"]
+    banded = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc8-band"]
+    assert v72.encoding == v7.encoding and v72.served == {"served_silence_stride": 8, "served_level_band": [-26.0, -14.0]}
+    assert banded.encoding["level_band"] == [-26.0, -14.0] and banded.served == {}
+    assert bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc8-serveband"].served == {"served_level_band": [-26.0, -14.0]}
