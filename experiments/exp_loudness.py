@@ -42,7 +42,8 @@ subsample. On every clip (2026-12-07, the band now ``emovox train --level-band``
 benchmark design ``all-mixed-level-d0.5-ph-e10-sp0.5-sc8-band``, v7's recipe at stride 8 trained and tested on
 banded clips) it lost 0.7 on single clips against the same recipe without it (57.9 against 58.6; RAVDESS +3.4,
 TESS -2.9, nEMO -1.8): the subsamples misled. Served in front of heads trained on clips as recorded it is level
-at the clips' own levels and keeps the answer when the gain changes (exp_level_gain.py): that is v7.2.
+at the clips' own levels and keeps the answer when the gain changes (exp_level_gain.py), but costs RAVDESS
+6-fold in-domain 2.1 points (its heads trained on RAVDESS as recorded): not shipped.
 """
 
 from __future__ import annotations
