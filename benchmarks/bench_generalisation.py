@@ -134,6 +134,9 @@ class Design:
     # the held-out corpus's clips brought into this band, the training clips at ``level_band``: heads trained on
     # clips as recorded, served with a level band in front
     serve_level_band: tuple[float, float] | None = None
+    # every training clip also trains as a copy brought into this band (an augmented copy, as --augment's are):
+    # heads that hear banded clips and keep the loudness cue of clips as recorded
+    level_copy: tuple[float, float] | None = None
 
     def extractor(self) -> FeatureExtractor:
         """The feature extractor (and so the feature cache) this design's heads are trained on; designs that
@@ -161,7 +164,8 @@ class Design:
         return {**({"window": self.window} if self.window else {}),
                 **({"silence_context": True} if self.silence_context else {}),
                 **({"silence_stride": self.silence_stride} if self.silence_stride > 1 else {}),
-                **({"level_band": list(self.level_band)} if self.level_band else {})}
+                **({"level_band": list(self.level_band)} if self.level_band else {}),
+                **({"level_copy": list(self.level_copy)} if self.level_copy else {})}
 
     def __post_init__(self):
         if self.inputs not in ("mean_std", "mean"):
@@ -174,6 +178,17 @@ class Design:
             raise ValueError("a silence stride needs the silence context")
         if (self.serve_silence_stride or self.serve_level_band) and self.config.finetune.blocks:
             raise ValueError("a fine-tuned encoder's features are served as tuned")
+
+
+def training_copies_of(design: Design, utts: Sequence[Utterance], augmented: np.ndarray | None) -> np.ndarray | None:
+    """The copies every training clip adds to the heads' rows (``(copies, n, ...)`` as the heads read them):
+    ``--augment``'s and, for a ``level_copy`` design, the clip brought into that band (encoded as the design's
+    training clips otherwise are)."""
+    if design.level_copy:
+        banded = load_features(utts, _extractor(design.pooling, design.window, design.silence_context,
+                                                design.silence_stride, design.level_copy))[None]
+        augmented = banded if augmented is None else np.concatenate([augmented, banded])
+    return design_inputs(design, augmented)
 
 
 def design_inputs(design: Design, X: np.ndarray | None) -> np.ndarray | None:
@@ -349,6 +364,12 @@ DESIGNS: dict[str, Design] = {
         "-sc8's heads (trained on clips as recorded) served with the level band -26 .. -14 dBFS in front: the held-out "
         "corpus's clips brought into it, the training clips as -sc8's were", pooling="level_mean_std", spread_power=0.5,
         silence_context=True, silence_stride=8, serve_level_band=(-26.0, -14.0)),
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc8-levelcopy": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "-sc8's recipe with every training clip also trained as a copy brought into -26 .. -14 dBFS, served with "
+        "that band: heads that hear what is served (the band alone lost RAVDESS in-domain, trained on banded clips "
+        "alone it lost the loudness cue)", pooling="level_mean_std", spread_power=0.5, silence_context=True,
+        silence_stride=8, level_copy=(-26.0, -14.0), serve_level_band=(-26.0, -14.0)),
     "all-mixed-level-d0.5-ph-e10-sp0.5-pr0.1": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v6.5 with its prosody head read (`emovox profile --prosody`): spread power 0.5, prosody weight 0.1",
@@ -765,8 +786,9 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
     conditions = [*tests, *(name + suffix for name in tests for suffix in suffixes.values())] if frames is None else list(tests)
     predicted = {name: np.empty(len(utts), dtype=object) for name in conditions}
     # a copy's babble comes from its own fold: no test speaker is heard, not even as noise
-    copies = design_inputs(design, load_augmented(utts, extractor, design.config.augment,
-                                                  groups=kfold_groups(utts, 6), recipe=design.config.augment_recipe()))
+    copies = training_copies_of(design, utts, load_augmented(utts, extractor, design.config.augment,
+                                                             groups=kfold_groups(utts, 6),
+                                                             recipe=design.config.augment_recipe()))
     tests = {name: design_inputs(design, X) for name, X in tests.items()}
     train_clean = tests["clean"] if serving is extractor else design_inputs(design, load_features(utts, extractor))
     for test in speaker_folds(speakers, 6):
@@ -1031,8 +1053,8 @@ def main() -> None:
             if serving.settings not in features:
                 features[serving.settings] = load_features(utts, serving)
             X_serve = design_inputs(design, features[serving.settings])
-        copies = design_inputs(design, load_augmented(utts, extractor, design.config.augment,
-                                                      recipe=design.config.augment_recipe()))
+        copies = training_copies_of(design, utts, load_augmented(utts, extractor, design.config.augment,
+                                                                 recipe=design.config.augment_recipe()))
         held_out = [n for n in args.held_out.split(",") if n]
         frames = load_frames(utts, extractor, design.config.finetune.blocks) if design.config.finetune.blocks else None
         prosody = cached_prosody_features([u.path for u in utts]) if design.prosody_weight else None

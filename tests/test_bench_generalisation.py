@@ -214,3 +214,29 @@ def test_level_band_designs_train_and_serve_as_named(bench):
     assert v72.encoding == v7.encoding and v72.served == {"served_silence_stride": 8, "served_level_band": [-26.0, -14.0]}
     assert banded.encoding["level_band"] == [-26.0, -14.0] and banded.served == {}
     assert bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc8-serveband"].served == {"served_level_band": [-26.0, -14.0]}
+
+
+def test_a_level_copy_design_trains_on_every_clip_and_its_banded_copy(bench, monkeypatch):
+    """-sc8-levelcopy: the banded encoding of every clip joins --augment's copies as one more copy (its own
+    fold key); a design without it keeps the copies as they were."""
+    import numpy as np
+
+    from emovox.corpora.manifest import Utterance
+
+    design = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc8-levelcopy"]
+    utts = [Utterance(f"/t/{i}.wav", "sad", "sad", "s", "c") for i in range(3)]
+    asked = []
+
+    def features(utts_, extractor):
+        asked.append(extractor.settings.level_band)
+        return np.full((len(utts_), 2, 4), 7.0, np.float32)
+
+    monkeypatch.setattr(bench, "load_features", features)
+    monkeypatch.setattr(bench, "_extractor", lambda *a: type("E", (), {"settings": type("S", (), {"level_band": a[-1]})})())
+    augmented = np.zeros((2, 3, 2, 4), np.float32)
+    copies = bench.training_copies_of(design, utts, augmented)
+    assert copies.shape == (3, 3, 2, 4) and (copies[:2] == 0).all() and (copies[2] == 7).all()
+    assert asked == [(-26.0, -14.0)] and bench.training_copies_of(design, utts, None).shape == (1, 3, 2, 4)
+    plain = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc8"]
+    assert bench.training_copies_of(plain, utts, augmented) is augmented and bench.training_copies_of(plain, utts, None) is None
+    assert design.encoding == {**plain.encoding, "level_copy": [-26.0, -14.0]}
