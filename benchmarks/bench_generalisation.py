@@ -185,8 +185,7 @@ def training_copies_of(design: Design, utts: Sequence[Utterance], augmented: np.
     ``--augment``'s and, for a ``level_copy`` design, the clip brought into that band (encoded as the design's
     training clips otherwise are)."""
     if design.level_copy:
-        banded = load_features(utts, _extractor(design.pooling, design.window, design.silence_context,
-                                                design.silence_stride, design.level_copy))[None]
+        banded = load_features(utts, dataclasses.replace(design, level_band=design.level_copy).extractor())[None]
         augmented = banded if augmented is None else np.concatenate([augmented, banded])
     return design_inputs(design, augmented)
 

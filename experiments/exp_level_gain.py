@@ -15,6 +15,7 @@ and the share of clips whose label matches the one at 0 dB, mean over the held-o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -72,8 +73,9 @@ def main() -> None:
     utts = subsample(every, args.per_corpus, args.seed)
     paths, truth = [u.path for u in utts], np.array([collapse(u.label, "4class") for u in utts])
     corpora = np.array([u.corpus for u in utts])
-    views = {"as recorded": bench._extractor("level_mean_std", 0.0, True, 8),
-             f"band {args.band}": bench._extractor("level_mean_std", 0.0, True, 8, parse_band(args.band))}
+    served = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8"]  # v7.1 as it serves
+    views = {"as recorded": served.serving_extractor(),
+             f"band {args.band}": dataclasses.replace(served, serve_level_band=parse_band(args.band)).serving_extractor()}
     rows: dict = {}
     for view, extractor in views.items():
         X = {g: features_at_gain(paths, extractor, g) for g in gains}
