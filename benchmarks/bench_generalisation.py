@@ -349,6 +349,12 @@ DESIGNS: dict[str, Design] = {
         "v7.1 (v7's heads served at stride 8) with the level band -26 .. -14 dBFS in front: the held-out corpus's "
         "clips brought into it and encoded at stride 8, the training clips as v7's were", pooling="level_mean_std",
         spread_power=0.5, silence_context=True, serve_silence_stride=8, serve_level_band=(-26.0, -14.0)),
+    **{f"all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band{-low}": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        f"v7.1 with a wide level band {low} .. -10 dBFS in front: only clips quieter (or louder) than the training "
+        "corpora mostly are move (experiments/exp_level_gain.py), the held-out corpus encoded so at stride 8, the "
+        "training clips as v7's were", pooling="level_mean_std", spread_power=0.5, silence_context=True,
+        serve_silence_stride=8, serve_level_band=(float(low), -10.0)) for low in (-32, -38)},
     "all-mixed-level-d0.5-ph-e10-sp0.5-sc8": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v7's recipe trained and served on the silence context thinned to every 8th position (--silence-stride 8)",

@@ -10,6 +10,7 @@ once with the level band (``emovox.audio.level_band``) in front. Printed per gai
 and the share of clips whose label matches the one at 0 dB, mean over the held-out corpora:
 
     python experiments/exp_level_gain.py --per-corpus 240 --gains=-20,-10,0,6    # ~8 min on 2 cores
+    python experiments/exp_level_gain.py --gains=-30,-20,-10,0,6 --band=-26:-14 --band=-32:-10 --band=-38:-10
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def main() -> None:
     bench.add_corpus_options(parser)
     parser.add_argument("--per-corpus", type=int, default=240, help="4-class clips drawn from each corpus")
     parser.add_argument("--gains", default="-20,-10,0,6", help="comma-separated gains in dB (0 must be one)")
-    parser.add_argument("--band", default="-26:-14", help="the level band compared with none")
+    parser.add_argument("--band", action="append", help="a level band compared with none (repeat for several; "
+                        "default -26:-14)")
     parser.add_argument("--folds", type=Path, default=FOLDS, help="fold models, one folder per held-out corpus")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/exp_level_gain.json"))
@@ -75,7 +77,8 @@ def main() -> None:
     corpora = np.array([u.corpus for u in utts])
     served = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8"]  # v7.1 as it serves
     views = {"as recorded": served.serving_extractor(),
-             f"band {args.band}": dataclasses.replace(served, serve_level_band=parse_band(args.band)).serving_extractor()}
+             **{f"band {band}": dataclasses.replace(served, serve_level_band=parse_band(band)).serving_extractor()
+                for band in args.band or ["-26:-14"]}}
     rows: dict = {}
     for view, extractor in views.items():
         X = {g: features_at_gain(paths, extractor, g) for g in gains}
