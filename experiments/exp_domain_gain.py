@@ -62,7 +62,7 @@ def domain_gains(levels: np.ndarray, corpora: np.ndarray, archive: dict[str, np.
         {'a': 14.5, 'b': -5.0, 'c': -9.5}
     """
     medians = {c: float(np.median(levels[corpora == c])) for c in dict.fromkeys(corpora)}
-    return {c: round(2 * (float(np.median([m for o, m in medians.items() if o != c])) - float(np.median(levels[rows])))) / 2
+    return {str(c): round(2 * (float(np.median([m for o, m in medians.items() if o != c])) - float(np.median(levels[rows])))) / 2
             for c, rows in archive.items()}
 
 
