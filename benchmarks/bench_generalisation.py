@@ -369,6 +369,11 @@ DESIGNS: dict[str, Design] = {
         "-sc8's heads (trained on clips as recorded) served with the level band -26 .. -14 dBFS in front: the held-out "
         "corpus's clips brought into it, the training clips as -sc8's were", pooling="level_mean_std", spread_power=0.5,
         silence_context=True, silence_stride=8, serve_level_band=(-26.0, -14.0)),
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc8-serveband32": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "-sc8's heads (trained at stride 8 on clips as recorded) served with v7.2's wide band -32 .. -10 dBFS: "
+        "whether heads retrained on what serves would gain beside the band", pooling="level_mean_std",
+        spread_power=0.5, silence_context=True, silence_stride=8, serve_level_band=(-32.0, -10.0)),
     "all-mixed-level-d0.5-ph-e10-sp0.5-sc8-levelcopy": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "-sc8's recipe with every training clip also trained as a copy brought into -26 .. -14 dBFS, served with "
