@@ -11,6 +11,7 @@ and the share of clips whose label matches the one at 0 dB, mean over the held-o
 
     python experiments/exp_level_gain.py --per-corpus 240 --gains=-20,-10,0,6    # ~8 min on 2 cores
     python experiments/exp_level_gain.py --gains=-30,-20,-10,0,6 --band=-26:-14 --band=-32:-10 --band=-38:-10
+    python experiments/exp_level_gain.py --gains=-20,-10,0 --band=-32:-10 --profile    # and with a profile
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from emovox.audio.level_band import parse_band  # noqa: E402
 from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files  # noqa: E402
 from emovox.training.checkpoint import load_model_files  # noqa: E402
+from emovox.training.train import load_features  # noqa: E402
 
 FOLDS = Path("runs/fold_models/all-mixed-level-d0.5-ph-e10-sp0.5-sc")
 
@@ -56,6 +58,28 @@ def features_at_gain(paths: list[str], extractor: FeatureExtractor, gain_db: flo
                          cache_key=lambda d: hashlib.sha256(f"{d}:gain:{gain_db:g}".encode()).hexdigest())
 
 
+def four_class_profiled(ensemble, X: np.ndarray, seed: int, spread) -> list[str]:
+    """Each clip's 4-class label (as ``--labels angry,happy,sad,neutral`` decides) answered with a profile of the
+    other random half of ``X`` (two-way: every clip once, never in its own profile)."""
+    order = np.random.default_rng(seed).permutation(len(X))
+    parts = (order[: len(X) // 2], order[len(X) // 2 :])
+    out = np.empty(len(X), dtype=object)
+    for source, target in (parts, parts[::-1]):
+        out[target] = bench.four_class_decision(ensemble, bench.profiled_probabilities(ensemble, X[source], X[target],
+                                                                                       spread=spread))
+    return list(out)
+
+
+def training_spreads(args: argparse.Namespace, design: bench.Design, held_out: np.ndarray) -> dict:
+    """Per held-out corpus, the profile spread its fold model would store (from the other corpora's clips, every
+    one of them, encoded as the heads were trained): what a profile made with ``emovox profile`` scales toward."""
+    every = bench.load_corpora(args.corpora, args.extra, None)
+    X = bench.design_inputs(design, load_features(every, design.extractor()))
+    corpora = np.array([u.corpus for u in every])
+    return {held: bench.fold_spread(design, X[corpora != held], [u for u in every if u.corpus != held])
+            for held in dict.fromkeys(held_out)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     bench.add_corpus_options(parser)
@@ -64,6 +88,9 @@ def main() -> None:
     parser.add_argument("--band", action="append", help="a level band compared with none (repeat for several; "
                         "default -26:-14)")
     parser.add_argument("--folds", type=Path, default=FOLDS, help="fold models, one folder per held-out corpus")
+    parser.add_argument("--profile", action="store_true",
+                        help="also answer each clip with a profile of the other half of its corpus's clips at the same "
+                             "gain (a deployment recorded quietly throughout; emovox profile's estimator and scale)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/exp_level_gain.json"))
     args = parser.parse_args()
@@ -79,6 +106,7 @@ def main() -> None:
     views = {"as recorded": served.serving_extractor(),
              **{f"band {band}": dataclasses.replace(served, serve_level_band=parse_band(band)).serving_extractor()
                 for band in args.band or ["-26:-14"]}}
+    spreads = training_spreads(args, served, corpora) if args.profile else {}
     rows: dict = {}
     for view, extractor in views.items():
         X = {g: features_at_gain(paths, extractor, g) for g in gains}
@@ -89,6 +117,9 @@ def main() -> None:
             rows.setdefault(view, {})[held] = {
                 f"{g:+g}": {"ua": bench.ua(truth[idx].tolist(), labels[g].tolist()),
                             "agree_0db": float(np.mean(labels[g] == labels[0.0]))} for g in gains}
+            for g in gains if args.profile else ():
+                profiled = four_class_profiled(ensemble, X[g][idx], args.seed, spreads[held])
+                rows[view][held][f"{g:+g}"]["profile_ua"] = bench.ua(truth[idx].tolist(), profiled)
     print(f"{len(utts)} clips; fold models {args.folds}; mean over held-out corpora (worst corpus's UA)")
     print(f"{'view':22s} " + " ".join(f"{f'{g:+g} dB UA / agree':>24s}" for g in gains))
     for view, per in rows.items():
@@ -98,6 +129,9 @@ def main() -> None:
             agree = np.mean([per[c][f"{g:+g}"]["agree_0db"] for c in per])
             cells.append(f"{100 * np.mean(uas):5.1f} ({100 * min(uas):4.1f}) / {100 * agree:5.1f}")
         print(f"{view:22s} " + " ".join(f"{c:>24s}" for c in cells))
+        if args.profile:
+            cells = [f"{100 * np.mean([per[c][f'{g:+g}']['profile_ua'] for c in per]):5.1f}" for g in gains]
+            print(f"{'  with a profile':22s} " + " ".join(f"{c:>24s}" for c in cells))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"gains_db": gains, "per_corpus": args.per_corpus, "seed": args.seed,
                                     "folds": str(args.folds), "rows": rows}, indent=1))
