@@ -860,16 +860,17 @@ def estimator_kwargs(ensemble: Ensemble, estimator: str) -> dict:
 
 
 def profiled_predictions(ensemble: Ensemble, X: np.ndarray, seed: int = 0, estimator: str = SHIPPED,
-                         spread: ProfileSpread | None = None) -> list[str]:
+                         spread: ProfileSpread | None = None, decide=None) -> list[str]:
     """Each clip's label predicted with a domain profile built from the other random half of ``X``
     (two-way: every clip is predicted once, never with itself in its profile); ``estimator``: as
-    :func:`estimator_kwargs` names it."""
+    :func:`estimator_kwargs` names it; ``decide(ensemble, probabilities)``: the labels (default: the most
+    probable of all the model's labels; :func:`four_class_decision` for the 4-class protocol)."""
     order = np.random.default_rng(seed).permutation(len(X))
     halves_ = (order[: len(X) // 2], order[len(X) // 2 :])
     out = np.empty(len(X), dtype=object)
     for source, target in (halves_, halves_[::-1]):
-        out[target] = [ensemble.labels[i] for i in profiled_probabilities(ensemble, X[source], X[target],
-                                                                          estimator, spread).argmax(1)]
+        probs = profiled_probabilities(ensemble, X[source], X[target], estimator, spread)
+        out[target] = decide(ensemble, probs) if decide else [ensemble.labels[i] for i in probs.argmax(1)]
     return list(out)
 
 

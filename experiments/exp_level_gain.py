@@ -58,18 +58,6 @@ def features_at_gain(paths: list[str], extractor: FeatureExtractor, gain_db: flo
                          cache_key=lambda d: hashlib.sha256(f"{d}:gain:{gain_db:g}".encode()).hexdigest())
 
 
-def four_class_profiled(ensemble, X: np.ndarray, seed: int, spread) -> list[str]:
-    """Each clip's 4-class label (as ``--labels angry,happy,sad,neutral`` decides) answered with a profile of the
-    other random half of ``X`` (two-way: every clip once, never in its own profile)."""
-    order = np.random.default_rng(seed).permutation(len(X))
-    parts = (order[: len(X) // 2], order[len(X) // 2 :])
-    out = np.empty(len(X), dtype=object)
-    for source, target in (parts, parts[::-1]):
-        out[target] = bench.four_class_decision(ensemble, bench.profiled_probabilities(ensemble, X[source], X[target],
-                                                                                       spread=spread))
-    return list(out)
-
-
 def training_spreads(args: argparse.Namespace, design: bench.Design, held_out: np.ndarray) -> dict:
     """Per held-out corpus, the profile spread its fold model would store (from the other corpora's clips, every
     one of them, encoded as the heads were trained): what a profile made with ``emovox profile`` scales toward."""
@@ -118,7 +106,8 @@ def main() -> None:
                 f"{g:+g}": {"ua": bench.ua(truth[idx].tolist(), labels[g].tolist()),
                             "agree_0db": float(np.mean(labels[g] == labels[0.0]))} for g in gains}
             for g in gains if args.profile else ():
-                profiled = four_class_profiled(ensemble, X[g][idx], args.seed, spreads[held])
+                profiled = bench.profiled_predictions(ensemble, X[g][idx], seed=args.seed, spread=spreads[held],
+                                                      decide=bench.four_class_decision)
                 rows[view][held][f"{g:+g}"]["profile_ua"] = bench.ua(truth[idx].tolist(), profiled)
     print(f"{len(utts)} clips; fold models {args.folds}; mean over held-out corpora (worst corpus's UA)")
     print(f"{'view':22s} " + " ".join(f"{f'{g:+g} dB UA / agree':>24s}" for g in gains))
