@@ -58,10 +58,10 @@ def features_at_gain(paths: list[str], extractor: FeatureExtractor, gain_db: flo
                          cache_key=lambda d: hashlib.sha256(f"{d}:gain:{gain_db:g}".encode()).hexdigest())
 
 
-def training_spreads(args: argparse.Namespace, design: bench.Design, held_out: np.ndarray) -> dict:
-    """Per held-out corpus, the profile spread its fold model would store (from the other corpora's clips, every
-    one of them, encoded as the heads were trained): what a profile made with ``emovox profile`` scales toward."""
-    every = bench.load_corpora(args.corpora, args.extra, None)
+def training_spreads(every: list, design: bench.Design, held_out: np.ndarray) -> dict:
+    """Per held-out corpus, the profile spread its fold model would store (from the other corpora's clips in
+    ``every``, all of them, encoded as the heads were trained): what a profile made with ``emovox profile``
+    scales toward."""
     X = bench.design_inputs(design, load_features(every, design.extractor()))
     corpora = np.array([u.corpus for u in every])
     return {held: bench.fold_spread(design, X[corpora != held], [u for u in every if u.corpus != held])
@@ -86,20 +86,20 @@ def main() -> None:
     gains = [float(g) for g in args.gains.split(",")]
     if 0.0 not in gains:
         raise SystemExit("--gains must include 0 (the reference answer)")
-    every = [u for u in bench.load_corpora(args.corpora, args.extra, None) if collapse(u.label, "4class")]
-    utts = subsample(every, args.per_corpus, args.seed)
+    every = bench.load_corpora(args.corpora, args.extra, None)
+    utts = subsample([u for u in every if collapse(u.label, "4class")], args.per_corpus, args.seed)
     paths, truth = [u.path for u in utts], np.array([collapse(u.label, "4class") for u in utts])
     corpora = np.array([u.corpus for u in utts])
     served = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8"]  # v7.1 as it serves
     views = {"as recorded": served.serving_extractor(),
              **{f"band {band}": dataclasses.replace(served, serve_level_band=parse_band(band)).serving_extractor()
                 for band in args.band or ["-26:-14"]}}
-    spreads = training_spreads(args, served, corpora) if args.profile else {}
+    spreads = training_spreads(every, served, corpora) if args.profile else {}
+    ensembles = {held: load_model_files(args.folds / held).ensemble() for held in dict.fromkeys(corpora)}
     rows: dict = {}
     for view, extractor in views.items():
         X = {g: features_at_gain(paths, extractor, g) for g in gains}
-        for held in dict.fromkeys(corpora):
-            ensemble = load_model_files(args.folds / held).ensemble()
+        for held, ensemble in ensembles.items():
             idx = np.flatnonzero(corpora == held)
             labels = {g: np.array(bench.four_class_decision(ensemble, ensemble.probabilities(X[g][idx]))) for g in gains}
             rows.setdefault(view, {})[held] = {
