@@ -53,19 +53,21 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
+from emovox.audio.level_band import levelled
 from emovox.conversation.dimensions import CIRCUMPLEX, arousal_valence, level
 from emovox.corpora import parse_spec, scan_corpus
 from emovox.corpora.labels import FOUR_CLASS, collapse
 from emovox.corpora.manifest import Utterance
 from emovox.evaluation.metrics import classification_metrics
 from emovox.evaluation.splits import speaker_folds
-from emovox.features.extractor import FeatureExtractor
+from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
 from emovox.features.prosody import cached_prosody_features, domain_statistics, standardise
 from emovox.prediction.decision import restrict, top_label
 from emovox.training.checkpoint import load_model_files, save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
+from emovox.training.linear_head import fit_linear_head
 from emovox.training.profile_spread import ProfileSpread
 from emovox.training.profiles import DomainProfile, domain_mean, neutral_columns, profile_scale
 from emovox.training.prosody import ProsodyHead, fit_prosody_head
@@ -137,6 +139,14 @@ class Design:
     # every training clip also trains as a copy brought into this band (an augmented copy, as --augment's are):
     # heads that hear banded clips and keep the loudness cue of clips as recorded
     level_copy: tuple[float, float] | None = None
+    # every training clip also trains as a copy whose speech level is set to a random point of this band
+    # (uniform in dBFS, seeded by the clip's content; :func:`jittered_features`): heads that cannot read a
+    # recording's absolute level inside the band, only the clip's own contrasts
+    level_jitter: tuple[float, float] | None = None
+    # a linear head (`emovox train --linear-weight`, emovox.training.linear_head) fitted on each fold's training
+    # clips after its heads and mixed into their answer with this weight; 0: none
+    linear_weight: float = 0.0
+    linear_strength: float = 3e-4  # its C (`--linear-strength`)
 
     def extractor(self) -> FeatureExtractor:
         """The feature extractor (and so the feature cache) this design's heads are trained on; designs that
@@ -165,7 +175,8 @@ class Design:
                 **({"silence_context": True} if self.silence_context else {}),
                 **({"silence_stride": self.silence_stride} if self.silence_stride > 1 else {}),
                 **({"level_band": list(self.level_band)} if self.level_band else {}),
-                **({"level_copy": list(self.level_copy)} if self.level_copy else {})}
+                **({"level_copy": list(self.level_copy)} if self.level_copy else {}),
+                **({"level_jitter": list(self.level_jitter)} if self.level_jitter else {})}
 
     def __post_init__(self):
         if self.inputs not in ("mean_std", "mean"):
@@ -180,6 +191,16 @@ class Design:
             raise ValueError("a fine-tuned encoder's features are served as tuned")
 
 
+def with_linear(design: Design, ensemble: Ensemble, X_train: np.ndarray, train_utts: Sequence[Utterance]) -> Ensemble:
+    """``ensemble`` with ``design``'s linear head fitted on its training rows ``X_train`` (as ``emovox train
+    --linear-weight`` fits it: after the heads, on the clips as the heads read them), or as it is for a design
+    without one."""
+    if design.linear_weight:
+        ensemble.linear = fit_linear_head(X_train, [u.label for u in train_utts], [u.corpus for u in train_utts],
+                                          ensemble.labels, weight=design.linear_weight, strength=design.linear_strength)
+    return ensemble
+
+
 def training_copies_of(design: Design, utts: Sequence[Utterance], augmented: np.ndarray | None) -> np.ndarray | None:
     """The copies every training clip adds to the heads' rows (``(copies, n, ...)`` as the heads read them):
     ``--augment``'s and, for a ``level_copy`` design, the clip brought into that band (encoded as the design's
@@ -187,7 +208,31 @@ def training_copies_of(design: Design, utts: Sequence[Utterance], augmented: np.
     if design.level_copy:
         banded = load_features(utts, dataclasses.replace(design, level_band=design.level_copy).extractor())[None]
         augmented = banded if augmented is None else np.concatenate([augmented, banded])
+    if design.level_jitter:
+        jittered = jittered_features(utts, design.extractor(), design.level_jitter)[None]
+        augmented = jittered if augmented is None else np.concatenate([augmented, jittered])
     return design_inputs(design, augmented)
+
+
+def jitter_level(digest: str, band: tuple[float, float]) -> float:
+    """The speech level (dBFS) a clip's jittered copy is set to: uniform in ``band``, drawn from the clip's
+    content hash (the same copy every run).
+
+    Examples:
+        >>> a = jitter_level("ab" * 32, (-32.0, -10.0))
+        >>> -32.0 <= a <= -10.0, a == jitter_level("ab" * 32, (-32.0, -10.0))
+        (True, True)
+    """
+    return float(np.random.default_rng(int(digest[:16], 16)).uniform(*band))
+
+
+def jittered_features(utts: Sequence[Utterance], extractor: FeatureExtractor, band: tuple[float, float]) -> np.ndarray:
+    """Features of every clip with its speech level (:func:`emovox.audio.level_band.loud_level`) set to
+    :func:`jitter_level`, encoded by ``extractor`` (cached per clip and band)."""
+    tag = f"jitter:{band[0]:g}:{band[1]:g}"
+    return extract_files([u.path for u in utts], extractor, cache=FeatureCache(extractor.settings), desc=tag,
+                         transform=lambda signal, digest: levelled(signal, jitter_level(digest, band)),
+                         cache_key=lambda d: hashlib.sha256(f"{d}:{tag}".encode()).hexdigest())
 
 
 def design_inputs(design: Design, X: np.ndarray | None) -> np.ndarray | None:
@@ -380,6 +425,19 @@ DESIGNS: dict[str, Design] = {
         "that band: heads that hear what is served (the band alone lost RAVDESS in-domain, trained on banded clips "
         "alone it lost the loudness cue)", pooling="level_mean_std", spread_power=0.5, silence_context=True,
         silence_stride=8, level_copy=(-26.0, -14.0), serve_level_band=(-26.0, -14.0)),
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc8-jitter32": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "-sc8-serveband32 (heads at stride 8, served with v7.2's band -32 .. -10 dBFS) with every training clip also "
+        "trained as a copy at a random speech level inside that band: heads that hear a corpus at any level the "
+        "band serves (v7.2 lost 3.3 points to clips turned down 10 dB, inside the band)", pooling="level_mean_std",
+        spread_power=0.5, silence_context=True, silence_stride=8, level_jitter=(-32.0, -10.0),
+        serve_level_band=(-32.0, -10.0)),
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32-lin0.3": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v7.2 (v7's heads served at stride 8 behind the band -32 .. -10 dBFS) with a linear head (every state side by "
+        "side, C 3e-4, fitted on each fold's training clips as v7's heads read them) mixed in with weight 0.3 "
+        "(experiments/exp_linear_heads.py)", pooling="level_mean_std", spread_power=0.5, silence_context=True,
+        serve_silence_stride=8, serve_level_band=(-32.0, -10.0), linear_weight=0.3),
     "all-mixed-level-d0.5-ph-e10-sp0.5-pr0.1": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v6.5 with its prosody head read (`emovox profile --prosody`): spread power 0.5, prosody weight 0.1",
@@ -649,6 +707,7 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         if ensemble is None:
             ensemble = train_ensemble(X_fold[train], train_utts, config=design.config,
                                       augmented=None if copies is None else copies[:, train])
+        ensemble = with_linear(design, ensemble, X_fold[train], train_utts)
         spread = fold_spread(design, X_fold[train], train_utts)
         head = None if not design.prosody_weight else fit_prosody_head(
             prosody[train], [u.label for u in train_utts], [u.corpus for u in train_utts], ensemble.labels,
@@ -809,6 +868,7 @@ def ravdess_reference(design: Design, shared: Path, extractor: FeatureExtractor,
             X_train = fold["clean"]
         ensemble = train_ensemble(X_train[~test], train_utts, config=design.config,
                                   augmented=None if copies is None else copies[:, ~test])
+        ensemble = with_linear(design, ensemble, X_train[~test], train_utts)
         spread = fold_spread(design, X_train[~test], train_utts)
         for name, X in fold.items():
             predicted[name][test] = [ensemble.labels[i] for i in ensemble.probabilities(X[test]).argmax(1)]

@@ -1,4 +1,4 @@
-"""Add to a trained model directory what ``emovox train --prosody-weight`` / ``--profile-spread-power`` add.
+"""Add to a trained model directory what ``emovox train --prosody-weight`` / ``--profile-spread-power`` / ``--linear-weight`` add.
 
 The heads, profile heads and everything else stay as they are, so single clips predict as before. From the
 corpora given (those the model was trained on; their features from the caches):
@@ -8,7 +8,11 @@ corpora given (those the model was trained on; their features from the caches):
   :mod:`emovox.training.prosody`);
 - ``--profile-spread-power P``: the within-corpus spread of the model's pooled features, which profiles
   built afterwards scale a domain's spread toward (``profile_spread.safetensors``,
-  :mod:`emovox.training.profile_spread`).
+  :mod:`emovox.training.profile_spread`);
+- ``--linear-weight W``: a linear head over every encoder state, mixed into the heads' answer with weight W
+  (``linear_head.safetensors``, :mod:`emovox.training.linear_head`); this one changes single clips. It is fitted
+  on the clips encoded as the model's ``features`` say, or as the heads were trained where that differs
+  (``--fit-silence-stride``, ``--fit-without-band``: v7's heads trained on the whole silence context as recorded).
 
 Each writes its file and its entry in ``config.json``. The default model v6.4 is v6.3's heads with the
 prosody head added, v6.5 is v6.4 with the spread added:
@@ -24,13 +28,17 @@ prosody head added, v6.5 is v6.4 with the spread added:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
 
 from emovox.cli.train import load_corpora
+from emovox.features.extractor import FeatureExtractor
+from emovox.training.checkpoint import load_model_files
+from emovox.training.linear_head import STRENGTH
 from emovox.training.prosody import add_prosody_head
-from emovox.training.train import add_profile_spread
+from emovox.training.train import add_linear_head, add_profile_spread, load_features
 
 
 def main() -> None:
@@ -40,10 +48,16 @@ def main() -> None:
     parser.add_argument("--prosody-weight", type=float, default=0.0, help="add a prosody head with this weight")
     parser.add_argument("--profile-spread-power", type=float, default=0.0,
                         help="add the training corpora's spread, which profiles scale toward with this power (0-1)")
+    parser.add_argument("--linear-weight", type=float, default=0.0, help="add a linear head with this weight (0-1)")
+    parser.add_argument("--linear-strength", type=float, default=STRENGTH, help="the linear head's C")
+    parser.add_argument("--fit-silence-stride", type=int, default=0,
+                        help="fit the linear head on clips encoded at this silence stride (default: the model's)")
+    parser.add_argument("--fit-without-band", action="store_true",
+                        help="fit the linear head on clips as recorded, without the model's level band")
     parser.add_argument("--name", default=None, help="a new model id (the training record's name)")
     args = parser.parse_args()
-    if not args.prosody_weight and not args.profile_spread_power:
-        parser.error("nothing to add: give --prosody-weight and/or --profile-spread-power")
+    if not args.prosody_weight and not args.profile_spread_power and not args.linear_weight:
+        parser.error("nothing to add: give --prosody-weight, --profile-spread-power and/or --linear-weight")
     utterances = load_corpora(args.corpora, [])
     command = shlex.join(["python", *sys.argv])
     name = {"name": args.name} if args.name else {}
@@ -57,6 +71,16 @@ def main() -> None:
                                     training={"profile_spread_command": command, **name})
         print(f"{args.model}: profile spread {spread.spread.shape} from {len(utterances)} clips of "
               f"{len({u.corpus for u in utterances})} corpora, power {spread.power:g}")
+    if args.linear_weight:
+        settings = load_model_files(args.model).features
+        fit = dataclasses.replace(settings, silence_stride=args.fit_silence_stride or settings.silence_stride,
+                                  level_band=None if args.fit_without_band else settings.level_band)
+        features = load_features(utterances, FeatureExtractor.from_settings(fit))
+        linear = add_linear_head(args.model, utterances, weight=args.linear_weight, strength=args.linear_strength,
+                                 features=features, training={"linear_head_command": command,
+                                                              "linear_head_fitted_on": fit.to_dict(), **name})
+        print(f"{args.model}: linear head {linear.shape} from {len(utterances)} clips, weight {linear.weight:g}, "
+              f"C {linear.strength:g}")
 
 
 if __name__ == "__main__":

@@ -240,3 +240,42 @@ def test_a_level_copy_design_trains_on_every_clip_and_its_banded_copy(bench, mon
     plain = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc8"]
     assert bench.training_copies_of(plain, utts, augmented) is augmented and bench.training_copies_of(plain, utts, None) is None
     assert design.encoding == {**plain.encoding, "level_copy": [-26.0, -14.0]}
+
+
+def test_a_linear_design_reuses_v7s_fold_models_and_fits_its_linear_head_on_the_training_rows(bench):
+    """-band32-lin0.3: v7.2's encoding and config (so v7's kept fold models serve it), its linear head fitted
+    after the heads on the fold's training rows; a design without one leaves the ensemble as it is."""
+    import numpy as np
+
+    from emovox.corpora.manifest import Utterance
+    from emovox.training.head import EmotionHead, Ensemble
+
+    v72 = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32"]
+    lin = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32-lin0.3"]
+    assert (lin.config, lin.encoding, lin.served) == (v72.config, v72.encoding, v72.served) and lin.linear_weight == 0.3
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2, 4)).astype(np.float32)
+    utts = [Utterance(f"/t/{i}.wav", label, label, str(i % 4), "ab"[i % 2]) for i, label in
+            enumerate(["angry", "sad"] * 20)]
+    ensemble = Ensemble([EmotionHead(2, 4, 2, hidden=8)], ["angry", "sad"])
+    assert bench.with_linear(v72, ensemble, X, utts).linear is None
+    linear = bench.with_linear(lin, ensemble, X, utts).linear
+    assert linear is not None and linear.weight == 0.3 and linear.strength == 3e-4 and linear.shape == (2, 4, 2)
+
+
+def test_a_jitter_design_trains_on_copies_set_to_a_seeded_level_inside_the_band(bench, tmp_path):
+    """-sc8-jitter32: every clip's copy sits at a level drawn from its content, inside the band, the same each run."""
+    import hashlib
+
+    import numpy as np
+
+    from emovox.audio.level_band import levelled, loud_level
+
+    design = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc8-jitter32"]
+    assert design.encoding["level_jitter"] == [-32.0, -10.0] and design.served == {"served_level_band": [-32.0, -10.0]}
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(200)]  # content hashes
+    levels = [bench.jitter_level(d, design.level_jitter) for d in digests]
+    assert min(levels) >= -32 and max(levels) <= -10 and np.std(levels) > 5
+    assert levels[0] == bench.jitter_level(digests[0], design.level_jitter)
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.01
+    assert round(loud_level(levelled(x, levels[0])), 3) == round(levels[0], 3)

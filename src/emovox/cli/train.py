@@ -112,6 +112,14 @@ def train(
         "log-probabilities are mixed in with this weight where a profile made with `emovox profile --prosody` is "
         "applied; single clips and other profiles are unchanged. 0: none. The default model has one at 0.1 "
         "(docs/training.md)."),
+    linear_weight: float = typer.Option(
+        0.0, "--linear-weight", min=0.0, max=0.99,
+        help="Also fit a linear head (a logistic regression over every encoder state side by side), whose "
+        "log-probabilities are mixed into the heads' with this weight wherever they answer (single clips, speaker "
+        "adaptation; not under profile heads). 0: none. experiments/exp_linear_heads.py, docs/training.md."),
+    linear_strength: float = typer.Option(
+        3e-4, "--linear-strength", min=1e-8,
+        help="The linear head's C (inverse L2 strength, on standardised features)."),
     profile_spread_power: float = typer.Option(
         0.5, "--profile-spread-power", min=0.0, max=1.0,
         help="How far a domain profile (`emovox profile`) moves a deployment's spread of each feature toward the "
@@ -160,6 +168,11 @@ def train(
 
             add_prosody_head(out, utterances, weight=prosody_weight)
             err.print(f"prosody head added (weight {prosody_weight:g}, read with a domain profile)")
+        if linear_weight > 0:
+            from emovox.training.train import add_linear_head
+
+            add_linear_head(out, utterances, weight=linear_weight, strength=linear_strength)
+            err.print(f"linear head added (weight {linear_weight:g}, C {linear_strength:g})")
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

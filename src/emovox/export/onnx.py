@@ -68,6 +68,7 @@ from emovox.features.pooling import POOLINGS
 from emovox.runtime.model import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
 from emovox.training.checkpoint import ModelBundle, load_model_files
 from emovox.training.head import Ensemble
+from emovox.training.linear_head import LinearHead, mix_log_probabilities
 from emovox.training.profile_spread import FILE as SPREAD_FILE
 from emovox.training.prosody import FILE as PROSODY_FILE
 
@@ -109,12 +110,17 @@ class HeadGraph(nn.Module):
     """Pooled features → the ensemble's calibrated probabilities, averaged as the model says
     (``logits``: softmax of the mean logits over T; ``probs``: mean of the softmaxes); for heads
     with the dimensional output, also their mean (arousal, valence)
-    (:meth:`emovox.training.head.Ensemble.dimensions`)."""
+    (:meth:`emovox.training.head.Ensemble.dimensions`); with a ``linear`` head
+    (:mod:`emovox.training.linear_head`), its log-probabilities mixed into the probabilities."""
 
-    def __init__(self, heads: Sequence[nn.Module], temperature: float, average: str = "logits"):
+    def __init__(self, heads: Sequence[nn.Module], temperature: float, average: str = "logits",
+                 linear: LinearHead | None = None):
         super().__init__()
+        if linear is not None and average != "logits":
+            raise ModelError("a linear head mixes into heads that average their logits")
         self.heads = nn.ModuleList(heads)
         self.average = average
+        self.linear = linear
         self.dimensions = all(getattr(head, "has_dimensions", False) for head in heads)
         self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature))
 
@@ -122,13 +128,16 @@ class HeadGraph(nn.Module):
         if self.dimensions:
             outputs = [head.outputs(features) for head in self.heads]
             logits = torch.stack([o[0] for o in outputs])
-            return self._probs(logits), torch.stack([o[1] for o in outputs]).mean(0)
-        return self._probs(torch.stack([head(features) for head in self.heads]))
+            return self._probs(logits, features), torch.stack([o[1] for o in outputs]).mean(0)
+        return self._probs(torch.stack([head(features) for head in self.heads]), features)
 
-    def _probs(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.average == "logits":
-            return torch.softmax(logits.mean(0) * self.inv_temperature, dim=-1)
-        return torch.softmax(logits * self.inv_temperature, dim=-1).mean(0)
+    def _probs(self, logits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        if self.average != "logits":
+            return torch.softmax(logits * self.inv_temperature, dim=-1).mean(0)
+        probs = torch.softmax(logits.mean(0) * self.inv_temperature, dim=-1)
+        if self.linear is not None:
+            probs = mix_log_probabilities(probs, self.linear(features), self.linear.weight)
+        return probs
 
 
 class _Attention(nn.Module):
@@ -245,12 +254,15 @@ class ExportGraph(nn.Module):
 
     def __init__(self, encoder: WhisperEncoder, heads: Sequence[nn.Module], temperature: float, *,
                  mask_padding: bool = True, average: str = "logits", pooling: str = "mean_std",
-                 also_read: Sequence[nn.Module] = (), silence: bool = False, silence_stride: int = 1):
+                 also_read: Sequence[nn.Module] = (), silence: bool = False, silence_stride: int = 1,
+                 linear: LinearHead | None = None):
         super().__init__()
-        # the features output must hold every state that any head reads, the profile heads' too (also_read)
-        self.encoder = ExportEncoder(encoder, n_blocks=states_read([*heads, *also_read], encoder.n_hidden_states) - 1,
+        # the features output must hold every state that any head reads, the profile heads' and the linear head's
+        # too (also_read, linear)
+        readers = [*heads, *also_read, *([linear] if linear is not None else [])]
+        self.encoder = ExportEncoder(encoder, n_blocks=states_read(readers, encoder.n_hidden_states) - 1,
                                      silence=silence, silence_stride=silence_stride)
-        self.head = HeadGraph(heads, temperature, average)
+        self.head = HeadGraph(heads, temperature, average, linear)
         self.mask_padding = mask_padding
         self.level = pooling == "level_mean_std"
 
@@ -302,7 +314,8 @@ def build_graph(model_dir: str | os.PathLike) -> Exported:
     encoder = bundle.tuned_encoder() if bundle.tuned else load_encoder(settings.encoder)
     graph = ExportGraph(encoder, bundle.heads, bundle.temperature, mask_padding=not settings.window,
                         average=bundle.average, pooling=settings.pooling, also_read=bundle.profile_heads or (),
-                        silence=settings.silence_context, silence_stride=settings.silence_stride).eval()
+                        silence=settings.silence_context, silence_stride=settings.silence_stride,
+                        linear=bundle.linear).eval()
     cfg = encoder.config
     return Exported(graph, bundle, cfg.n_mels, graph.encoder.n_hidden_states, 2 * cfg.d_model)
 
@@ -627,6 +640,9 @@ def _sidecar(exported: Exported, model_dir, graphs: dict, check: dict) -> dict:
         "adapted_temperature": b.adapted_temperature,
         **({"profile_heads": {"n_heads": len(b.profile_heads), "temperature": b.profile_temperature,
                               "inputs": b.profile_heads[0].config.inputs}} if b.profile_heads else {}),
+        # inside the head graphs (every backend mixes it alike); a record, the runtime reads nothing of it
+        **({"linear_head": {"weight": b.linear.weight, "strength": b.linear.strength,
+                            "in": "head graphs (model, head), mixed into the heads' probabilities"}} if b.linear else {}),
         "mask_padding": exported.graph.mask_padding,
         "graphs": graphs,
         "default_variant": "fp32",

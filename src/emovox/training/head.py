@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from emovox.training.linear_head import LinearHead, mix_log_probabilities
+
 
 @dataclasses.dataclass(frozen=True)
 class HeadConfig:
@@ -207,6 +209,9 @@ class Ensemble:
     # heads for audio a domain profile centred (emovox.training.profiles), e.g. means-only heads
     # (TrainConfig.profile_heads); None: these heads serve profiled audio too
     profile_heads: Ensemble | None = None
+    # a linear head (emovox.training.linear_head) whose log-probabilities mix into these heads' wherever they
+    # answer; None: the heads alone
+    linear: LinearHead | None = None
 
     def features_for(self, X: np.ndarray, utterances: Sequence) -> np.ndarray:
         """``X`` (frozen-encoder features of ``utterances``) as these heads' input."""
@@ -233,11 +238,30 @@ class Ensemble:
         """
         if profiled and self.profile_heads is not None:
             return self.profile_heads.probabilities(X, calibrated=calibrated)
+        if self.linear is not None:
+            return self._with_linear(X, calibrated=calibrated, adapted=adapted)
         t = self.temperature_for(adapted) if calibrated else 1.0
         logits = np.stack([predict_logits(h, X) for h in self.heads])
         if self.average == "logits":
             return torch.softmax(torch.from_numpy(logits.mean(0)) / t, -1).numpy()
         return torch.softmax(torch.from_numpy(logits) / t, -1).numpy().mean(0)
+
+    @torch.no_grad()
+    def _with_linear(self, X: np.ndarray, *, calibrated: bool, adapted: bool) -> np.ndarray:
+        """The heads' probabilities at their temperature with the linear head's mixed in
+        (:func:`~emovox.training.linear_head.mix_log_probabilities`); ``adapted``: the mixed log-probabilities
+        scaled from the temperature to the adapted one (what the ONNX runtime does to its graph's answer)."""
+        if self.linear is None or self.average != "logits":
+            raise ValueError("a linear head mixes into heads that average their logits")
+        t = self.temperature if calibrated else 1.0
+        mean_logits = torch.from_numpy(np.stack([predict_logits(h, X) for h in self.heads]).mean(0))
+        self.linear.eval()
+        probs = mix_log_probabilities(torch.softmax(mean_logits / t, -1),
+                                      self.linear(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))),
+                                      self.linear.weight)
+        if calibrated and adapted and self.adapted_temperature:
+            probs = torch.softmax(torch.log(probs.clamp_min(1e-30)) * (t / self.adapted_temperature), -1)
+        return probs.numpy()
 
     @property
     def has_dimensions(self) -> bool:

@@ -23,7 +23,7 @@ from emovox.audio.augment import RECIPE_NOISE, AugmentRecipe
 from emovox.corpora.labels import EMOTIONS, candidates
 from emovox.corpora.manifest import Utterance
 from emovox.encoder.weights import DEFAULT_ENCODER
-from emovox.errors import EmovoxError
+from emovox.errors import EmovoxError, ModelError
 from emovox.evaluation.splits import speaker_folds, speaker_holdout
 from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
 from emovox.training.adaptation import adapt_groups, centre, class_balanced_mean
@@ -32,6 +32,9 @@ from emovox.training.checkpoint import load_model_files, save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, finetune, tuned_features
 from emovox.training.fit import FitConfig, class_points, corpus_label_weights, fit_head, group_balance_weights
 from emovox.training.head import Ensemble, means_only, predict_logits
+from emovox.training.linear_head import STRENGTH as LINEAR_STRENGTH
+from emovox.training.linear_head import WEIGHT as LINEAR_WEIGHT
+from emovox.training.linear_head import LinearHead, fit_linear_head
 from emovox.training.model_config import update_config
 from emovox.training.profile_spread import POWER as SPREAD_POWER
 from emovox.training.profile_spread import ProfileSpread
@@ -566,3 +569,24 @@ def add_profile_spread(model_dir: str | os.PathLike, utterances: Sequence, *, po
     spread = ProfileSpread.of_training(X, [u.corpus for u in utterances], power)
     update_config(model_dir, {"profile_spread": spread.save(model_dir)}, {"profile_spread": spread.record(), **(training or {})})
     return spread
+
+
+def add_linear_head(model_dir: str | os.PathLike, utterances: Sequence, *, weight: float = LINEAR_WEIGHT,
+                    strength: float = LINEAR_STRENGTH, features: np.ndarray | None = None,
+                    training: dict | None = None) -> LinearHead:
+    """Fit a linear head for the model in ``model_dir`` on its training ``utterances``
+    (:class:`~emovox.corpora.manifest.Utterance`) and write it there (``linear_head.safetensors`` and the
+    ``linear_head`` entry of ``config.json``); the heads are untouched. ``features``: the clips' pooled
+    features as the heads were trained on them (default: from the feature cache, encoded as the model's
+    ``features`` settings say); ``training``: entries to set in the config's training record as well."""
+    bundle = load_model_files(model_dir)
+    if bundle.tuned:
+        raise ModelError("a model with a tuned encoder: its features are not the frozen encoder's")
+    if bundle.average != "logits":
+        raise ModelError("a linear head mixes into heads that average their logits (models since v5)")
+    if features is None:
+        features = load_features(list(utterances), FeatureExtractor.from_settings(bundle.features))
+    head = fit_linear_head(features, [u.label for u in utterances], [u.corpus for u in utterances], bundle.labels,
+                           weight=weight, strength=strength)
+    update_config(model_dir, {"linear_head": head.save(model_dir, bundle.labels)}, training)
+    return head

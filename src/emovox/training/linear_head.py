@@ -1,0 +1,176 @@
+"""A model's linear head: one logistic regression over every encoder state, mixed into the heads' answer.
+
+The MLP heads (:class:`emovox.training.head.EmotionHead`) read a learned average of the encoder states
+through a hidden layer; they fit the training corpora's voices and channels closely. A multinomial
+logistic regression over every state's standardised pooled vector, side by side (7 x 1024 values for
+whisper-base), strongly regularised, has less room to do so and errs elsewhere: mixing the two helped
+on speech neither heard (``experiments/exp_linear_heads.py``; leave-one-corpus-out over six corpora). Its
+log-probabilities are mixed with the heads' with weight ``w`` (:func:`mix_log_probabilities`):
+``softmax((1 - w) log p_heads + w log p_linear)``, on single clips and speaker-adapted clips; where a domain
+profile centres the audio the profile heads answer alone.
+
+It is fitted with scikit-learn (every training clip twice, as recorded and centred on its corpus's mean,
+as the heads' ``--centre-corpora both`` rows; every label weighing the same) and stored beside the
+heads as ``linear_head.safetensors`` (sha256 in ``config.json``). In the ONNX graphs it is one more
+MatMul inside the head graph, so every backend answers alike.
+
+Examples:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((80, 2, 3)).astype(np.float32)
+    >>> labels = ["angry", "sad"] * 40
+    >>> X[::2, 1, 0] += 6.0                                  # angry clips differ in state 1
+    >>> head = fit_linear_head(X, labels, ["c1"] * 40 + ["c2"] * 40, ["angry", "sad", "fear"], weight=0.3,
+    ...                        strength=1.0)
+    >>> bool((head.probabilities(X).argmax(1) == np.arange(80) % 2).mean() > 0.9)
+    True
+    >>> bool(head.probabilities(X[:1])[0, 2] < 1e-6)       # a label no training clip had never wins
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from emovox.errors import ModelError
+from emovox.training.model_config import read_tensors, write_tensors
+
+FILE = "linear_head.safetensors"
+WEIGHT = 0.3  # share of the linear head in the mixed log-probabilities (experiments/exp_linear_heads.py)
+STRENGTH = 3e-4  # C of the logistic regression (inverse L2 strength; rows standardised)
+ABSENT = -30.0  # intercept of a model label the training set had no clip of (it never wins)
+
+
+class LinearHead(nn.Module):
+    """Every state's pooled vector standardised (training statistics, as buffers), side by side, one linear
+    map to logits over the model's labels; :attr:`weight` is its share where mixed with the heads,
+    :attr:`strength` the regression's ``C`` it was fitted with (a record)."""
+
+    def __init__(self, n_states: int, dim: int, n_classes: int, weight: float = WEIGHT, strength: float = STRENGTH):
+        super().__init__()
+        if not 0.0 < weight < 1.0:
+            raise ModelError(f"a linear head's weight must be in (0, 1), got {weight}")
+        self.weight, self.strength = float(weight), float(strength)
+        self.register_buffer("feature_mean", torch.zeros(n_states, dim))
+        self.register_buffer("feature_std", torch.ones(n_states, dim))
+        self.linear = nn.Linear(n_states * dim, n_classes)
+
+    @property
+    def layer_index(self) -> torch.Tensor:
+        """The encoder states it reads: all of them (what the export's features output must hold)."""
+        return torch.arange(self.feature_mean.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(n_states, dim, n_classes)``."""
+        n_states, dim = self.feature_mean.shape
+        return n_states, dim, self.linear.out_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, n_classes)`` from pooled features ``(batch, n_states, dim)``."""
+        x = (features - self.feature_mean) / self.feature_std
+        return self.linear(x.flatten(1))
+
+    @torch.no_grad()
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """This head's own probabilities ``(n, n_classes)`` for features ``X``."""
+        logits = self(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))
+        return torch.softmax(logits, -1).numpy()
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return {name: t.detach().numpy().astype(np.float32) for name, t in self.state_dict().items()}
+
+    def save(self, directory: str | os.PathLike, labels: Sequence[str]) -> dict:
+        """Write :data:`FILE` into ``directory``; returns the ``config.json`` entry that describes it."""
+        n_states, dim, n_classes = self.shape
+        if n_classes != len(labels):
+            raise ValueError(f"a linear head of {n_classes} classes for {len(labels)} labels")
+        return {**write_tensors(directory, FILE, self.tensors()), "labels": list(labels), "weight": self.weight,
+                "strength": self.strength, "n_states": n_states, "dim": dim}
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, entry: dict, labels: Sequence[str]) -> LinearHead:
+        """The head ``entry`` (:meth:`save`'s ``config.json`` entry) describes, read from ``directory`` after
+        its sha256 is checked; its labels must be the model's ``labels``."""
+        path = Path(directory) / str(entry.get("file", FILE))
+        if list(entry.get("labels", [])) != list(labels):
+            raise ModelError(f"{path}: the linear head's labels {entry.get('labels')} are not the model's {list(labels)}")
+        tensors = read_tensors(directory, {"file": FILE, **entry}, "a linear head")
+        head = cls(int(entry["n_states"]), int(entry["dim"]), len(labels), float(entry["weight"]),
+                   float(entry.get("strength", STRENGTH)))
+        try:
+            head.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
+        except RuntimeError as exc:
+            raise ModelError(f"{path}: {exc}") from None
+        return head.eval()
+
+
+def mix_log_probabilities(probs: torch.Tensor, linear_logits: torch.Tensor, weight: float) -> torch.Tensor:
+    """``softmax((1 - weight) log probs + weight log_softmax(linear_logits))``: the heads' probabilities
+    with the linear head's mixed in (torch, so that the ONNX head graph computes it too).
+
+    Examples:
+        >>> p = torch.tensor([[0.5, 0.5]])
+        >>> mix_log_probabilities(p, torch.tensor([[2.0, 0.0]]), 0.5)[0, 0] > 0.5
+        tensor(True)
+    """
+    mixed = (1 - weight) * torch.log(probs.clamp_min(1e-12)) + weight * torch.log_softmax(linear_logits, dim=-1)
+    return torch.softmax(mixed, dim=-1)
+
+
+def centred_rows(X: np.ndarray, corpora: Sequence[str]) -> np.ndarray:
+    """``X`` and, after it, every row centred on its corpus's mean (the ``--centre-corpora both`` rows).
+
+    Examples:
+        >>> centred_rows(np.array([[1.0], [3.0], [5.0]]), ["a", "a", "b"])[:, 0].tolist()
+        [1.0, 3.0, 5.0, -1.0, 1.0, 0.0]
+    """
+    corpora = np.asarray(corpora, dtype=str)
+    centred = np.array(X, copy=True)
+    for corpus in np.unique(corpora):
+        centred[corpora == corpus] -= X[corpora == corpus].mean(axis=0)
+    return np.concatenate([X, centred])
+
+
+def fit_linear_head(X: np.ndarray, labels: Sequence[str], corpora: Sequence[str], model_labels: Sequence[str], *,
+                    weight: float = WEIGHT, strength: float = STRENGTH, max_iter: int = 300) -> LinearHead:
+    """Fit a :class:`LinearHead` on pooled features ``X`` ``(n, n_states, dim)`` of clips with ``labels`` from
+    ``corpora``: every clip as recorded and centred on its corpus's mean (:func:`centred_rows`), features
+    standardised on those rows, every label weighing the same (multinomial, L2, ``C = strength``). Clips
+    whose label is not in ``model_labels`` are left out."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.asarray(X, np.float32)
+    labels, corpora = np.asarray(labels, dtype=str), np.asarray(corpora, dtype=str)
+    if X.ndim != 3 or len(X) != len(labels) or len(corpora) != len(labels):
+        raise ValueError(f"features {X.shape} for {len(labels)} labels and {len(corpora)} corpora")
+    keep = np.isin(labels, list(model_labels))
+    if len(set(labels[keep])) < 2:
+        raise ValueError("the linear head needs clips of at least two of the model's labels")
+    rows = centred_rows(X[keep], corpora[keep])
+    y = np.concatenate([labels[keep], labels[keep]])
+    mean, std = rows.mean(axis=0), rows.std(axis=0) + 1e-6
+    clf = LogisticRegression(C=strength, max_iter=max_iter, class_weight="balanced")
+    clf.fit(((rows - mean) / std).reshape(len(rows), -1), y)
+    classes = [str(k) for k in clf.classes_]
+    W, b = clf.coef_, clf.intercept_
+    if len(classes) == 2:  # one row for the second class's log-odds: the same softmax as (-z / 2, z / 2)
+        W, b = np.stack([-W[0] / 2, W[0] / 2]), np.array([-b[0] / 2, b[0] / 2])
+    head = LinearHead(X.shape[1], X.shape[2], len(model_labels), weight, strength)
+    coef = np.zeros((len(model_labels), W.shape[1]), np.float32)
+    intercept = np.full(len(model_labels), ABSENT, np.float32)
+    for j, label in enumerate(model_labels):
+        if label in classes:
+            coef[j], intercept[j] = W[classes.index(label)], b[classes.index(label)]
+    with torch.no_grad():
+        head.feature_mean.copy_(torch.from_numpy(mean.astype(np.float32)))
+        head.feature_std.copy_(torch.from_numpy(std.astype(np.float32)))
+        head.linear.weight.copy_(torch.from_numpy(coef))
+        head.linear.bias.copy_(torch.from_numpy(intercept))
+    return head.eval()
