@@ -30,23 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_generalisation as bench  # noqa: E402
 
 from emovox.training.checkpoint import load_model_files  # noqa: E402
+from emovox.training.linear_head import centred_rows  # noqa: E402
 from emovox.training.train import load_features  # noqa: E402
 
 DESIGN = "all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32"  # v7.2 as it serves
 FOLDS = Path("runs/fold_models/all-mixed-level-d0.5-ph-e10-sp0.5-sc")
-
-
-def mixed_rows(X: np.ndarray, corpora: np.ndarray) -> np.ndarray:
-    """``X`` and, below it, every row centred on its corpus's mean (v7's ``centre_corpora="both"`` rows).
-
-    Examples:
-        >>> mixed_rows(np.array([[1.0], [3.0], [5.0]]), np.array(["a", "a", "b"]))[:, 0].tolist()
-        [1.0, 3.0, 5.0, -1.0, 1.0, 0.0]
-    """
-    centred = np.array(X, copy=True)
-    for corpus in np.unique(corpora):
-        centred[corpora == corpus] -= X[corpora == corpus].mean(axis=0)
-    return np.concatenate([X, centred])
 
 
 def view(X: np.ndarray, how: str) -> np.ndarray:
@@ -117,7 +105,7 @@ def main() -> None:
         keep = np.isin(y, labels)
         corpora = np.array([u.corpus for u in train_utts])[keep]
         for how in args.views.split(","):
-            train = mixed_rows(view(X[~test][keep], how), corpora)
+            train = centred_rows(view(X[~test][keep], how), corpora)  # the linear head's own rows
             mean, std = train.mean(axis=0), train.std(axis=0) + 1e-6
             test_rows = (view(X_serve[idx], how) - mean) / std
             for c in map(float, args.strengths.split(",")):
