@@ -3,7 +3,8 @@
 v7's heads are ten MLPs (256 hidden, dropout 0.5) over a learned mix of the seven encoder states. A simpler
 classifier has less room to learn the training corpora's voices and channels. Leave-one-corpus-out as the
 benchmark: for each held-out corpus, a multinomial logistic regression is fitted on the other corpora's
-clips (each twice, raw and centred with its corpus, as v7's "all-mixed" rows; features standardised on those
+clips (each twice, raw and less its corpus's mean, centred on zero: v7's "all-mixed" rows centre each corpus on the
+mean of all instead; features standardised on those
 rows), on every state concatenated or on the states' average, at a few strengths ``C``; the held-out corpus is
 served as v7.2 serves (silence context at stride 8, level band -32 .. -10) and decided over the four classes
 as ``--labels angry,happy,sad,neutral``. Beside it: v7's fold model of that corpus (the shipped recipe) on

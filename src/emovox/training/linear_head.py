@@ -9,8 +9,9 @@ log-probabilities are mixed with the heads' with weight ``w`` (:func:`mix_log_pr
 ``softmax((1 - w) log p_heads + w log p_linear)``, on single clips and speaker-adapted clips; where a domain
 profile centres the audio the profile heads answer alone.
 
-It is fitted with scikit-learn (every training clip twice, as recorded and centred on its corpus's mean,
-as the heads' ``--centre-corpora both`` rows; every label weighing the same) and stored beside the
+It is fitted with scikit-learn (every training clip twice, as recorded and with its corpus's mean subtracted,
+so centred on zero, where the heads' ``--centre-corpora both`` rows move each corpus to the mean of all;
+every label weighing the same) and stored beside the
 heads as ``linear_head.safetensors`` (sha256 in ``config.json``). In the ONNX graphs it is one more
 MatMul inside the head graph, so every backend answers alike.
 
@@ -125,7 +126,8 @@ def mix_log_probabilities(probs: torch.Tensor, linear_logits: torch.Tensor, weig
 
 
 def centred_rows(X: np.ndarray, corpora: Sequence[str]) -> np.ndarray:
-    """``X`` and, after it, every row centred on its corpus's mean (the ``--centre-corpora both`` rows).
+    """``X`` and, after it, every row less its corpus's mean (centred on zero; the heads' ``--centre-corpora both``
+    rows, :func:`emovox.training.train.training_rows`, move each corpus to the mean of all rows instead).
 
     Examples:
         >>> centred_rows(np.array([[1.0], [3.0], [5.0]]), ["a", "a", "b"])[:, 0].tolist()
@@ -141,7 +143,7 @@ def centred_rows(X: np.ndarray, corpora: Sequence[str]) -> np.ndarray:
 def fit_linear_head(X: np.ndarray, labels: Sequence[str], corpora: Sequence[str], model_labels: Sequence[str], *,
                     weight: float = WEIGHT, strength: float = STRENGTH, max_iter: int = 300) -> LinearHead:
     """Fit a :class:`LinearHead` on pooled features ``X`` ``(n, n_states, dim)`` of clips with ``labels`` from
-    ``corpora``: every clip as recorded and centred on its corpus's mean (:func:`centred_rows`), features
+    ``corpora``: every clip as recorded and less its corpus's mean (:func:`centred_rows`), features
     standardised on those rows, every label weighing the same (multinomial, L2, ``C = strength``). Clips
     whose label is not in ``model_labels`` are left out."""
     from sklearn.linear_model import LogisticRegression
