@@ -48,6 +48,28 @@ def write_audio():
     return write
 
 
+@pytest.fixture
+def retrain_plain(tmp_path):
+    """``retrain_plain(corpus, model_dir)``: a copy of ``model_dir`` retrained on ``corpus`` with no add-on
+    (one small head, no prosody or linear head), returned; what a retrain must leave of the add-ons."""
+
+    def retrain(corpus: Path, model_dir: Path) -> Path:
+        import shutil
+
+        from typer.testing import CliRunner
+
+        from emovox.cli import app
+
+        copy = tmp_path / "retrained"
+        shutil.copytree(model_dir, copy)
+        result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(copy), "--encoder", "whisper-tiny.en",
+                                          "--ensemble", "1", "--epochs", "5", "--hidden", "16", "--layers", "all"])
+        assert result.exit_code == 0, result.output
+        return copy
+
+    return retrain
+
+
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> Path:
     """The tiny model trained on synthetic voices (``server_support.train_tiny_model``, once per session)."""

@@ -186,14 +186,7 @@ def test_loud_signals_are_clipped_to_full_scale_not_wrapped_around():
     np.testing.assert_array_equal(F[0], F[1])
 
 
-def test_retraining_without_prosody_removes_the_head(prosody_model, tmp_path):
-    import shutil
-
-    corpus, model_dir = prosody_model
-    copy = tmp_path / "m"
-    shutil.copytree(model_dir, copy)
-    result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(copy), "--encoder", "whisper-tiny.en",
-                                      "--ensemble", "1", "--epochs", "5", "--hidden", "16", "--layers", "all"])
-    assert result.exit_code == 0, result.output
+def test_retraining_without_prosody_removes_the_head(prosody_model, retrain_plain):
+    copy = retrain_plain(*prosody_model)
     assert not (copy / FILE).exists() and "prosody" not in json.loads((copy / "config.json").read_text())
     assert emovox.load(copy).prosody_head is None
