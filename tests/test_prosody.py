@@ -22,8 +22,9 @@ from emovox.export.onnx import export_model
 from emovox.features.prosody import N_FEATURES, cached_prosody_features, domain_statistics, prosody_features, standardise
 from emovox.runtime import OnnxEmotionModel
 from emovox.testing import make_synthetic_corpus, voice
+from emovox.training.logistic import ABSENT
 from emovox.training.profiles import DomainProfile, ProfileError, centre
-from emovox.training.prosody import ABSENT, FILE, ProsodyHead, fit_prosody_head
+from emovox.training.prosody import FILE, ProsodyHead, fit_prosody_head
 
 
 def test_prosody_features_hear_pitch_and_loudness_and_leave_unmeasurable_values_at_zero(tmp_path):

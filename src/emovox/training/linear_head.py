@@ -40,12 +40,12 @@ import torch
 from torch import nn
 
 from emovox.errors import ModelError
+from emovox.training.logistic import rows_for_labels
 from emovox.training.model_config import read_tensors, write_tensors
 
 FILE = "linear_head.safetensors"
 WEIGHT = 0.3  # share of the linear head in the mixed log-probabilities (experiments/exp_linear_heads.py)
 STRENGTH = 3e-4  # C of the logistic regression (inverse L2 strength; rows standardised)
-ABSENT = -30.0  # intercept of a model label the training set had no clip of (it never wins)
 
 
 class LinearHead(nn.Module):
@@ -160,16 +160,8 @@ def fit_linear_head(X: np.ndarray, labels: Sequence[str], corpora: Sequence[str]
     mean, std = rows.mean(axis=0), rows.std(axis=0) + 1e-6
     clf = LogisticRegression(C=strength, max_iter=max_iter, class_weight="balanced")
     clf.fit(((rows - mean) / std).reshape(len(rows), -1), y)
-    classes = [str(k) for k in clf.classes_]
-    W, b = clf.coef_, clf.intercept_
-    if len(classes) == 2:  # one row for the second class's log-odds: the same softmax as (-z / 2, z / 2)
-        W, b = np.stack([-W[0] / 2, W[0] / 2]), np.array([-b[0] / 2, b[0] / 2])
+    coef, intercept = rows_for_labels(clf, model_labels)
     head = LinearHead(X.shape[1], X.shape[2], len(model_labels), weight, strength)
-    coef = np.zeros((len(model_labels), W.shape[1]), np.float32)
-    intercept = np.full(len(model_labels), ABSENT, np.float32)
-    for j, label in enumerate(model_labels):
-        if label in classes:
-            coef[j], intercept[j] = W[classes.index(label)], b[classes.index(label)]
     with torch.no_grad():
         head.feature_mean.copy_(torch.from_numpy(mean.astype(np.float32)))
         head.feature_std.copy_(torch.from_numpy(std.astype(np.float32)))

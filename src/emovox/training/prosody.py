@@ -39,12 +39,12 @@ import numpy as np
 
 from emovox.errors import ModelError
 from emovox.features.prosody import FEATURE_SET, N_FEATURES, domain_statistics, standardise
+from emovox.training.logistic import rows_for_labels
 from emovox.training.model_config import read_tensors, update_config, write_tensors
 
 FILE = "prosody.safetensors"
 WEIGHT = 0.1  # share of the prosody head in the fused log-probabilities (experiments/exp_prosody_fusion.py)
 C = 0.1  # inverse L2 strength of the logistic regression
-ABSENT = -30.0  # intercept of a model label the training set had no clip of (it never wins)
 
 
 @dataclasses.dataclass
@@ -128,16 +128,7 @@ def fit_prosody_head(F: np.ndarray, labels: Sequence[str], corpora: Sequence[str
         w[y == label] /= w[y == label].sum()
     clf = LogisticRegression(C=C, max_iter=3000)
     clf.fit(Z, y, sample_weight=w * len(y))
-    classes = [str(k) for k in clf.classes_]
-    W, b = clf.coef_, clf.intercept_
-    if len(classes) == 2:  # one row for the second class's log-odds: the same softmax as (-z / 2, z / 2)
-        W, b = np.stack([-W[0] / 2, W[0] / 2]), np.array([-b[0] / 2, b[0] / 2])
-    coef = np.zeros((len(model_labels), N_FEATURES), np.float32)
-    intercept = np.full(len(model_labels), ABSENT, np.float32)
-    for j, label in enumerate(model_labels):
-        if label in classes:
-            k = classes.index(label)
-            coef[j], intercept[j] = W[k], b[k]
+    coef, intercept = rows_for_labels(clf, model_labels)
     return ProsodyHead(list(model_labels), coef, intercept, weight)
 
 
