@@ -203,14 +203,15 @@ def with_linear(design: Design, ensemble: Ensemble, X_train: np.ndarray, train_u
 
 def training_copies_of(design: Design, utts: Sequence[Utterance], augmented: np.ndarray | None) -> np.ndarray | None:
     """The copies every training clip adds to the heads' rows (``(copies, n, ...)`` as the heads read them):
-    ``--augment``'s and, for a ``level_copy`` design, the clip brought into that band (encoded as the design's
-    training clips otherwise are)."""
+    ``--augment``'s and, for a ``level_copy`` design, the clip brought into that band, for a ``level_jitter`` design
+    the clip at a level drawn inside that band (each encoded as the design's training clips otherwise are)."""
+    extra = []
     if design.level_copy:
-        banded = load_features(utts, dataclasses.replace(design, level_band=design.level_copy).extractor())[None]
-        augmented = banded if augmented is None else np.concatenate([augmented, banded])
+        extra.append(load_features(utts, dataclasses.replace(design, level_band=design.level_copy).extractor()))
     if design.level_jitter:
-        jittered = jittered_features(utts, design.extractor(), design.level_jitter)[None]
-        augmented = jittered if augmented is None else np.concatenate([augmented, jittered])
+        extra.append(jittered_features(utts, design.extractor(), design.level_jitter))
+    if extra:
+        augmented = np.stack(extra) if augmented is None else np.concatenate([augmented, np.stack(extra)])
     return design_inputs(design, augmented)
 
 
