@@ -53,20 +53,20 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from emovox.audio.level_band import levelled
 from emovox.conversation.dimensions import CIRCUMPLEX, arousal_valence, level
 from emovox.corpora import parse_spec, scan_corpus
 from emovox.corpora.labels import FOUR_CLASS, collapse
 from emovox.corpora.manifest import Utterance
 from emovox.evaluation.metrics import classification_metrics
 from emovox.evaluation.splits import speaker_folds
-from emovox.features.extractor import FeatureCache, FeatureExtractor, extract_files
+from emovox.features.extractor import FeatureExtractor
 from emovox.features.prosody import cached_prosody_features, domain_statistics, standardise
 from emovox.prediction.decision import restrict, top_label
 from emovox.training.checkpoint import load_model_files, save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, tuned_features
 from emovox.training.fit import FitConfig
 from emovox.training.head import Ensemble
+from emovox.training.level_jitter import jittered_features
 from emovox.training.linear_head import fit_linear_head
 from emovox.training.profile_spread import ProfileSpread
 from emovox.training.profiles import DomainProfile, domain_mean, neutral_columns, profile_scale
@@ -140,8 +140,8 @@ class Design:
     # heads that hear banded clips and keep the loudness cue of clips as recorded
     level_copy: tuple[float, float] | None = None
     # every training clip also trains as a copy whose speech level is set to a random point of this band
-    # (uniform in dBFS, seeded by the clip's content; :func:`jittered_features`): heads that cannot read a
-    # recording's absolute level inside the band, only the clip's own contrasts
+    # (uniform in dBFS, seeded by the clip's content; emovox.training.level_jitter, `emovox train --level-jitter`):
+    # heads that cannot read a recording's absolute level inside the band, only the clip's own contrasts
     level_jitter: tuple[float, float] | None = None
     # a linear head (`emovox train --linear-weight`, emovox.training.linear_head) fitted on each fold's training
     # clips after its heads and mixed into their answer with this weight; 0: none
@@ -213,27 +213,6 @@ def training_copies_of(design: Design, utts: Sequence[Utterance], augmented: np.
     if extra:
         augmented = np.stack(extra) if augmented is None else np.concatenate([augmented, np.stack(extra)])
     return design_inputs(design, augmented)
-
-
-def jitter_level(digest: str, band: tuple[float, float]) -> float:
-    """The speech level (dBFS) a clip's jittered copy is set to: uniform in ``band``, drawn from the clip's
-    content hash (the same copy every run).
-
-    Examples:
-        >>> a = jitter_level("ab" * 32, (-32.0, -10.0))
-        >>> -32.0 <= a <= -10.0, a == jitter_level("ab" * 32, (-32.0, -10.0))
-        (True, True)
-    """
-    return float(np.random.default_rng(int(digest[:16], 16)).uniform(*band))
-
-
-def jittered_features(utts: Sequence[Utterance], extractor: FeatureExtractor, band: tuple[float, float]) -> np.ndarray:
-    """Features of every clip with its speech level (:func:`emovox.audio.level_band.loud_level`) set to
-    :func:`jitter_level`, encoded by ``extractor`` (cached per clip and band)."""
-    tag = f"jitter:{band[0]:g}:{band[1]:g}"
-    return extract_files([u.path for u in utts], extractor, cache=FeatureCache(extractor.settings), desc=tag,
-                         transform=lambda signal, digest: levelled(signal, jitter_level(digest, band)),
-                         cache_key=lambda d: hashlib.sha256(f"{d}:{tag}".encode()).hexdigest())
 
 
 def design_inputs(design: Design, X: np.ndarray | None) -> np.ndarray | None:

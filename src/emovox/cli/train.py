@@ -68,6 +68,10 @@ def train(
     silence_context: bool = recipe_options.SILENCE_CONTEXT,
     silence_stride: int = recipe_options.SILENCE_STRIDE,
     level_band: str = recipe_options.LEVEL_BAND,
+    level_jitter: str = typer.Option(
+        "", "--level-jitter", help="LOW:HIGH dBFS: every clip also trains as a copy with its speech level set to a "
+        "point of this band drawn from its content (features cached), so that heads served with that band in front "
+        "do not read a corpus's recording level, e.g. --level-jitter=-32:-10. Empty: none."),
     layers: str = recipe_options.LAYERS,
     augment: int = typer.Option(0, min=0, help="Augmented copies of each clip to train on as well (level, pitch, tempo, "
                                 "white or babble noise at 0-20 dB SNR; features cached). 2 makes the model robust to noise."),
@@ -149,7 +153,7 @@ def train(
                              noise=noise, copy_weight=copy_weight, validation=validation,
                              balance_corpora=balance_corpora, balance_speakers=balance_speakers,
                              balance_labels_per_corpus=balance_labels_per_corpus, centre_corpora=centre_corpora,
-                             profile_heads=profile_heads,
+                             profile_heads=profile_heads, level_jitter=parse_band(level_jitter),
                              profile_layers=profile_state_list(profile_layers, extractor.feature_shape[0]),
                              finetune=recipe_options.finetune_config(finetune_blocks, finetune_rank, finetune_epochs,
                                                                      finetune_lr, finetune_max_clips),

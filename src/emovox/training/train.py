@@ -32,6 +32,7 @@ from emovox.training.checkpoint import load_model_files, save_ensemble
 from emovox.training.finetune import FinetuneConfig, FinetuneResult, finetune, tuned_features
 from emovox.training.fit import FitConfig, class_points, corpus_label_weights, fit_head, group_balance_weights
 from emovox.training.head import Ensemble, means_only, predict_logits
+from emovox.training.level_jitter import jittered_features
 from emovox.training.linear_head import STRENGTH as LINEAR_STRENGTH
 from emovox.training.linear_head import WEIGHT as LINEAR_WEIGHT
 from emovox.training.linear_head import LinearHead, fit_linear_head
@@ -147,6 +148,10 @@ class TrainConfig:
     # encoder states the profile heads read (None: the heads' own, fit.layers). Profile heads on states 0-5
     # gave +1.1 UA with a profile on v6.2's five heads, +0.1 (worst corpus -0.7) on v6.3's ten: not the default
     profile_layers: tuple[int, ...] | None = None
+    # (low, high) dBFS: every training clip also trains as a copy whose speech level is set to a point of this
+    # band drawn from its content (emovox.training.level_jitter), as the augmented copies do; for a model served
+    # with that level band in front (features.level_band), so that its heads do not read a corpus's level
+    level_jitter: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.finetune.blocks and self.augment:
@@ -170,6 +175,10 @@ class TrainConfig:
             raise ValueError("profile_layers chooses the states of the profile heads: ask for them too (--profile-heads)")
         if self.profile_layers is not None and (not self.profile_layers or min(self.profile_layers) < 0):
             raise ValueError(f"profile_layers must be encoder state indices, got {self.profile_layers}")
+        if self.level_jitter is not None and self.level_jitter[0] > self.level_jitter[1]:
+            raise ValueError(f"level_jitter {self.level_jitter}: low above high")
+        if self.level_jitter is not None and self.finetune.blocks:
+            raise ValueError("fine-tuning (--finetune-blocks) does not take level-jittered copies yet")
 
     def augment_recipe(self) -> AugmentRecipe:
         """The :class:`emovox.audio.augment.AugmentRecipe` of this config's copies."""
@@ -505,6 +514,9 @@ def train_model(
     start = time.time()
     X = features if features is not None else load_features(utterances, extractor, cache_root=cache_root)
     augmented = load_augmented(utterances, extractor, config.augment, cache_root=cache_root, recipe=config.augment_recipe())
+    if config.level_jitter is not None:
+        jittered = jittered_features(utterances, extractor, config.level_jitter, cache_root=cache_root)[None]
+        augmented = jittered if augmented is None else np.concatenate([augmented, jittered])
     tuned, finetuning = None, None
     if config.finetune.blocks:
         X, result = tune_encoder(utterances, X, extractor, config, cache_root=cache_root)
@@ -529,6 +541,10 @@ def train_model(
                           "copy_weight": config.copy_weight,
                           "babble": "utterances of other speakers of the same corpus",
                           "validation": "original clips only"} if config.augment else None),
+        "level_jitter": (None if config.level_jitter is None else {
+            "band": list(config.level_jitter), "copies": 1,
+            "level": "each clip's loud-frame level set to a point of the band drawn from its content",
+            "validation": "original clips only"}),
         "ensemble": members,
         "mean_val_ua": round(float(np.mean([m["val_ua"] for m in members])), 4),
         "temperature": round(ensemble.temperature, 4),
