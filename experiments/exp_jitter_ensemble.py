@@ -58,6 +58,7 @@ def mixed_in(linear, p: np.ndarray, X: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     bench.add_corpus_options(parser)
+    parser.add_argument("--held-out", default="", help="comma-separated: only these held-out corpora")
     parser.add_argument("--folds", type=Path, default=FOLDS)
     parser.add_argument("--out", type=Path, default=Path("runs/exp_jitter_ensemble.json"))
     args = parser.parse_args()
@@ -69,7 +70,7 @@ def main() -> None:
     X_serve = load_features(utts, v7.serving_extractor()).astype(np.float32)  # both serve at stride 8, banded
     truth_all = [collapse(u.label, "4class") for u in utts]
     rows: dict = {}
-    for held, test, train_utts, idx, truth in bench.held_out_splits(utts):
+    for held, test, train_utts, idx, truth in bench.held_out_splits(utts, [c for c in args.held_out.split(",") if c]):
         t0 = time.time()
         a = load_model_files(args.folds / "all-mixed-level-d0.5-ph-e10-sp0.5-sc" / held).ensemble()
         b = load_model_files(args.folds / JITTER / held).ensemble()

@@ -43,6 +43,28 @@ def view(X: np.ndarray, how: str) -> np.ndarray:
     return X.reshape(len(X), -1) if how == "concat" else X.mean(axis=1)
 
 
+def training_view(X: np.ndarray, y: np.ndarray, corpora: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The regression's rows and their labels: ``zero``, every clip as recorded and less its corpus's mean (the
+    library's :func:`centred_rows`, what v7.3 ships); ``mean``, as recorded and moved to the mean of all rows (the
+    heads' ``--centre-corpora both`` rows); ``raw``, as recorded only.
+
+    Examples:
+        >>> X, y = np.array([[1.0], [3.0], [5.0]]), np.array(["a", "b", "a"])
+        >>> [training_view(X, y, np.array(["c", "c", "d"]), k)[0][:, 0].tolist() for k in ("zero", "mean", "raw")]
+        [[1.0, 3.0, 5.0, -1.0, 1.0, 0.0], [1.0, 3.0, 5.0, 2.0, 4.0, 3.0], [1.0, 3.0, 5.0]]
+    """
+    if kind == "zero":
+        return centred_rows(X, corpora), np.concatenate([y, y])
+    if kind == "mean":
+        centred = np.array(X, copy=True)
+        for corpus in np.unique(corpora):
+            centred[corpora == corpus] += X.mean(axis=0) - X[corpora == corpus].mean(axis=0)
+        return np.concatenate([X, centred]), np.concatenate([y, y])
+    if kind == "raw":
+        return X, y
+    raise ValueError(f"rows {kind!r}: zero, mean or raw")
+
+
 def nested_choice(rows: dict, keys: list[str]) -> dict:
     """Per held-out corpus, the variant (of ``keys``) with the best mean UA over the *other* corpora, and
     its UA on this one: the choice a user without this corpus would have made (no selection on it).
@@ -77,6 +99,7 @@ def main() -> None:
     bench.add_corpus_options(parser)
     parser.add_argument("--strengths", default="0.0003,0.001,0.003", help="comma-separated C of the regression")
     parser.add_argument("--views", default="concat,mean", help="comma-separated: concat, mean")
+    parser.add_argument("--rows", default="zero", help="comma-separated: zero (shipped), mean, raw (training_view)")
     parser.add_argument("--mix", default="0.5", help="comma-separated: the linear head's weights where mixed with v7's")
     parser.add_argument("--folds", type=Path, default=FOLDS)
     parser.add_argument("--out", type=Path, default=Path("runs/exp_linear_heads.json"))
@@ -105,13 +128,14 @@ def main() -> None:
         y = np.array([u.label for u in train_utts])
         keep = np.isin(y, labels)
         corpora = np.array([u.corpus for u in train_utts])[keep]
-        for how in args.views.split(","):
-            train = centred_rows(view(X[~test][keep], how), corpora)  # the linear head's own rows
+        for how, rows_kind in ((h, r) for h in args.views.split(",") for r in args.rows.split(",")):
+            train, targets = training_view(view(X[~test][keep], how), y[keep], corpora, rows_kind)
             mean, std = train.mean(axis=0), train.std(axis=0) + 1e-6
             test_rows = (view(X_serve[idx], how) - mean) / std
+            how = how if rows_kind == "zero" else f"{how}-{rows_kind}"  # the shipped rows keep their old names
             for c in map(float, args.strengths.split(",")):
                 lr = LogisticRegression(C=c, max_iter=300, class_weight="balanced")
-                lr.fit((train - mean) / std, np.concatenate([y[keep], y[keep]]))
+                lr.fit((train - mean) / std, targets)
                 p = np.zeros_like(p_mlp)
                 p[:, [labels.index(k) for k in lr.classes_]] = lr.predict_proba(test_rows)
                 row[f"lr-{how}-C{c:g}"] = bench.ua(truth, bench.four_class_decision(ensemble, p))
