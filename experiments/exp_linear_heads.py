@@ -32,7 +32,7 @@ import bench_generalisation as bench  # noqa: E402
 
 from emovox.training.checkpoint import load_model_files  # noqa: E402
 from emovox.training.linear_head import centred_rows  # noqa: E402
-from emovox.training.train import load_features  # noqa: E402
+from emovox.training.train import load_features, training_rows  # noqa: E402
 
 DESIGN = "all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32"  # v7.2 as it serves
 FOLDS = Path("runs/fold_models/all-mixed-level-d0.5-ph-e10-sp0.5-sc")
@@ -43,23 +43,24 @@ def view(X: np.ndarray, how: str) -> np.ndarray:
     return X.reshape(len(X), -1) if how == "concat" else X.mean(axis=1)
 
 
-def training_view(X: np.ndarray, y: np.ndarray, corpora: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """The regression's rows and their labels: ``zero``, every clip as recorded and less its corpus's mean (the
-    library's :func:`centred_rows`, what v7.3 ships); ``mean``, as recorded and moved to the mean of all rows (the
-    heads' ``--centre-corpora both`` rows); ``raw``, as recorded only.
+def training_view(X: np.ndarray, utts: list, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The regression's rows and their labels, for clips ``utts``: ``zero``, every clip as recorded and less its
+    corpus's mean (the library's :func:`centred_rows`, what v7.3 ships); ``mean``, as recorded and moved to the mean
+    of all rows (the heads' ``--centre-corpora both`` rows, :func:`training_rows`); ``raw``, as recorded only.
 
     Examples:
-        >>> X, y = np.array([[1.0], [3.0], [5.0]]), np.array(["a", "b", "a"])
-        >>> [training_view(X, y, np.array(["c", "c", "d"]), k)[0][:, 0].tolist() for k in ("zero", "mean", "raw")]
+        >>> from emovox.corpora.manifest import Utterance
+        >>> u = [Utterance(f"{c}{i}.wav", "sad", "sad", "s", c) for c, i in ("c1", "c2", "d1")]
+        >>> X = np.array([[1.0], [3.0], [5.0]])
+        >>> [training_view(X, u, k)[0][:, 0].tolist() for k in ("zero", "mean", "raw")]
         [[1.0, 3.0, 5.0, -1.0, 1.0, 0.0], [1.0, 3.0, 5.0, 2.0, 4.0, 3.0], [1.0, 3.0, 5.0]]
     """
+    y = np.array([u.label for u in utts])
     if kind == "zero":
-        return centred_rows(X, corpora), np.concatenate([y, y])
+        return centred_rows(X, [u.corpus for u in utts]), np.concatenate([y, y])
     if kind == "mean":
-        centred = np.array(X, copy=True)
-        for corpus in np.unique(corpora):
-            centred[corpora == corpus] += X.mean(axis=0) - X[corpora == corpus].mean(axis=0)
-        return np.concatenate([X, centred]), np.concatenate([y, y])
+        rows, row_utts = training_rows(X, utts, "both")
+        return rows, np.array([u.label for u in row_utts])
     if kind == "raw":
         return X, y
     raise ValueError(f"rows {kind!r}: zero, mean or raw")
@@ -127,9 +128,9 @@ def main() -> None:
         row = {"n": len(idx), "v7.2": bench.ua(truth, bench.four_class_decision(ensemble, p_mlp))}
         y = np.array([u.label for u in train_utts])
         keep = np.isin(y, labels)
-        corpora = np.array([u.corpus for u in train_utts])[keep]
+        kept = [u for u, k in zip(train_utts, keep, strict=True) if k]
         for how, rows_kind in ((h, r) for h in args.views.split(",") for r in args.rows.split(",")):
-            train, targets = training_view(view(X[~test][keep], how), y[keep], corpora, rows_kind)
+            train, targets = training_view(view(X[~test][keep], how), kept, rows_kind)
             mean, std = train.mean(axis=0), train.std(axis=0) + 1e-6
             test_rows = (view(X_serve[idx], how) - mean) / std
             how = how if rows_kind == "zero" else f"{how}-{rows_kind}"  # the shipped rows keep their old names
