@@ -12,7 +12,8 @@ corpus served as v7.3 serves it (stride 8, level band -32 .. -10), a profile bui
 estimator (neutral) and the fold's profile spread from the random half of its clips (``profile``) or a half
 70 % neutral (``skewed``), tested on the other half, 4-class UA::
 
-    python experiments/exp_profile_linear.py --out runs/exp_profile_linear.json   # ~25 min, cached features
+    python experiments/exp_profile_linear.py --out runs/exp_profile_linear.json   # ~15 min, cached features
+    python experiments/exp_profile_linear.py --rows centred --mix 0.2,0.3 --seeds 0,1,2,3,4   # five random halves
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--strengths", default="0.0003", help="comma-separated C of the regression")
     parser.add_argument("--rows", default="centred,both", help="comma-separated: centred, both")
     parser.add_argument("--mix", default="0.2,0.3,0.5", help="comma-separated weights of the linear head")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds of the random halves (0: the benchmark's)")
     parser.add_argument("--folds", type=Path, default=FOLDS)
     parser.add_argument("--out", type=Path, default=Path("runs/exp_profile_linear.json"))
     args = parser.parse_args()
@@ -79,40 +81,50 @@ def main() -> None:
         corpus_rows = np.flatnonzero(test)
         Xc = X_serve[corpus_rows]
         truth = [truth_all[i] for i in corpus_rows]
-        profile, half, skewed = bench.halves(truth)
-        truth_half = [truth[i] for i in half]
-        served = {name: profiled(ensemble, spread, Xc[archive], Xc[half])
-                  for name, archive in (("profile", profile), ("skewed", skewed))}
-        p_heads = {name: ensemble.probabilities(Z, profiled=True) for name, Z in served.items()}
-        row = {"n": len(half), **{f"{name}-heads": bench.ua(truth_half, bench.four_class_decision(ensemble, p))
-                                  for name, p in p_heads.items()}}
         y = np.array([u.label for u in train_utts])
         keep = np.isin(y, labels)
         kept = [u for u, k in zip(train_utts, keep, strict=True) if k]
+        regressions = {}  # fitted once per fold, tested on every seed's halves
         for mode in args.rows.split(","):
             train, train_kept = training_rows(X[~test][keep], kept, mode)
             train = means(train)
             mu, sd = train.mean(axis=0), train.std(axis=0) + 1e-6
             for c in map(float, args.strengths.split(",")):
                 lr = LogisticRegression(C=c, max_iter=300, class_weight="balanced")
-                lr.fit((train - mu) / sd, [u.label for u in train_kept])
+                regressions[f"{mode}-C{c:g}"] = (lr.fit((train - mu) / sd, [u.label for u in train_kept]), mu, sd)
+        per_seed = []
+        for seed in map(int, args.seeds.split(",")):
+            profile, half, skewed = bench.halves(truth, seed=seed)
+            truth_half = [truth[i] for i in half]
+            served = {name: profiled(ensemble, spread, Xc[archive], Xc[half])
+                      for name, archive in (("profile", profile), ("skewed", skewed))}
+            p_heads = {name: ensemble.probabilities(Z, profiled=True) for name, Z in served.items()}
+            row = {f"{name}-heads": bench.ua(truth_half, bench.four_class_decision(ensemble, p))
+                   for name, p in p_heads.items()}
+            for key, (lr, mu, sd) in regressions.items():
                 columns = [labels.index(k) for k in lr.classes_]
                 for name, Z in served.items():
                     p = np.full_like(p_heads[name], 1e-12)
                     p[:, columns] = lr.predict_proba((means(Z) - mu) / sd)
-                    row[f"{name}-lr-{mode}-C{c:g}"] = bench.ua(truth_half, bench.four_class_decision(ensemble, p))
+                    row[f"{name}-lr-{key}"] = bench.ua(truth_half, bench.four_class_decision(ensemble, p))
                     for w in map(float, args.mix.split(",")):
                         mixed = np.exp(w * np.log(p + 1e-12) + (1 - w) * np.log(p_heads[name] + 1e-12))
-                        row[f"{name}-logmix{w:g}-{mode}-C{c:g}"] = bench.ua(truth_half,
-                                                                            bench.four_class_decision(ensemble, mixed))
+                        row[f"{name}-logmix{w:g}-{key}"] = bench.ua(truth_half, bench.four_class_decision(ensemble, mixed))
+            per_seed.append(row)
+        # each variant's UA averaged over the seeds' halves, and its spread over them
+        row = {"n": len(half), **{k: float(np.mean([r[k] for r in per_seed])) for k in per_seed[0]},
+               "seed_std": {k: float(np.std([r[k] for r in per_seed])) for k in per_seed[0]}, "per_seed": per_seed}
         rows[held] = row
-        print(f"{held:10s} ({time.time() - t0:4.0f} s) " + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "n"),
-              flush=True)
-    keys = [k for k in next(iter(rows.values())) if k != "n"]
+        print(f"{held:10s} ({time.time() - t0:4.0f} s) "
+              + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)), flush=True)
+    keys = [k for k in next(iter(rows.values())) if k not in ("n", "seed_std", "per_seed")]
     print(f"\n{'variant':34s} " + " ".join(f"{c:>9s}" for c in rows) + "      mean  worst")
     for k in keys:
         v = [rows[c][k] for c in rows]
         print(f"{k:34s} " + " ".join(f"{100 * x:9.1f}" for x in v) + f" {100 * np.mean(v):9.1f} {100 * min(v):6.1f}")
+    if len(args.seeds.split(",")) > 1:  # how far one seed's halves move a corpus's row
+        print(f"{'std over seeds, profile heads':34s} "
+              + " ".join(f"{100 * rows[c]['seed_std']['profile-heads']:9.1f}" for c in rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"design": DESIGN, "folds": str(args.folds), "rows": rows}, indent=1))
     print(f"wrote {args.out}")
