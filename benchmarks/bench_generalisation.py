@@ -919,11 +919,18 @@ def profiled_probabilities(ensemble: Ensemble, archive: np.ndarray, X: np.ndarra
     """Probabilities of ``X`` centred by the domain profile ``estimator`` (as :func:`estimator_kwargs` names
     it) estimates from the unlabelled ``archive``, answered by the profile heads if the model has them:
     what ``emovox profile`` and ``--profile`` do; with the model's profile ``spread``, the profile scales too."""
+    return ensemble.probabilities(profiled_features(ensemble, archive, X, estimator, spread), profiled=True)
+
+
+def profiled_features(ensemble: Ensemble, archive: np.ndarray, X: np.ndarray,
+                      estimator: str = SHIPPED, spread: ProfileSpread | None = None) -> np.ndarray:
+    """``X`` as the domain profile :func:`profiled_probabilities` builds from ``archive`` presents it to the
+    model (centred, and scaled with ``spread``)."""
     reference = ensemble.reference_mean()
     profiled = functools.partial(ensemble.probabilities, profiled=True)
     mean = domain_mean(archive, reference, probabilities=profiled, **estimator_kwargs(ensemble, estimator))
     scale = None if spread is None else profile_scale(archive, mean, spread)
-    return profiled(DomainProfile(mean, len(archive), "", "", "", scale=scale).apply(X, reference))
+    return DomainProfile(mean, len(archive), "", "", "", scale=scale).apply(X, reference)
 
 
 def plot(results: dict, path: Path) -> None:

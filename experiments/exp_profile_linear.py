@@ -19,7 +19,6 @@ estimator (neutral) and the fold's profile spread from the random half of its cl
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 import time
@@ -34,7 +33,6 @@ import bench_generalisation as bench  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.training.checkpoint import load_model_files  # noqa: E402
-from emovox.training.profiles import DomainProfile, domain_mean, profile_scale  # noqa: E402
 from emovox.training.train import load_features, training_rows  # noqa: E402
 
 DESIGN = "all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32"  # v7.2/v7.3 as it serves (profile heads alone)
@@ -45,15 +43,6 @@ def means(X: np.ndarray) -> np.ndarray:
     """What the profile heads read, every state side by side: each state's mean over frames (the first half
     of its vector)."""
     return X[..., : X.shape[-1] // 2].reshape(len(X), -1)
-
-
-def profiled(ensemble, spread, archive: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``X`` as a profile from ``archive`` presents it (bench.profiled_probabilities' steps, the features
-    rather than the answer)."""
-    reference = ensemble.reference_mean()
-    answer = functools.partial(ensemble.probabilities, profiled=True)
-    mean = domain_mean(archive, reference, probabilities=answer, **bench.estimator_kwargs(ensemble, bench.SHIPPED))
-    return DomainProfile(mean, len(archive), "", "", "", scale=profile_scale(archive, mean, spread)).apply(X, reference)
 
 
 def main() -> None:
@@ -96,7 +85,7 @@ def main() -> None:
         for seed in map(int, args.seeds.split(",")):
             profile, half, skewed = bench.halves(truth, seed=seed)
             truth_half = [truth[i] for i in half]
-            served = {name: profiled(ensemble, spread, Xc[archive], Xc[half])
+            served = {name: bench.profiled_features(ensemble, Xc[archive], Xc[half], bench.SHIPPED, spread)
                       for name, archive in (("profile", profile), ("skewed", skewed))}
             p_heads = {name: ensemble.probabilities(Z, profiled=True) for name, Z in served.items()}
             row = {f"{name}-heads": bench.ua(truth_half, bench.four_class_decision(ensemble, p))
