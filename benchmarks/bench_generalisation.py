@@ -77,6 +77,7 @@ from emovox.training.train import (
     load_augmented,
     load_features,
     load_frames,
+    profile_linear_head,
     train_ensemble,
     tune_encoder,
 )
@@ -147,6 +148,10 @@ class Design:
     # clips after its heads and mixed into their answer with this weight; 0: none
     linear_weight: float = 0.0
     linear_strength: float = 3e-4  # its C (`--linear-strength`)
+    # a linear head beside the profile heads (`emovox train --profile-linear-weight`), fitted on each fold's
+    # training clips (each state's mean, every corpus moved to the mean of all) and mixed into the profile heads'
+    # answer with this weight; 0: none
+    profile_linear_weight: float = 0.0
 
     def extractor(self) -> FeatureExtractor:
         """The feature extractor (and so the feature cache) this design's heads are trained on; designs that
@@ -192,12 +197,18 @@ class Design:
 
 
 def with_linear(design: Design, ensemble: Ensemble, X_train: np.ndarray, train_utts: Sequence[Utterance]) -> Ensemble:
-    """``ensemble`` with ``design``'s linear head fitted on its training rows ``X_train`` (as ``emovox train
-    --linear-weight`` fits it: after the heads, on the clips as the heads read them), or as it is for a design
-    without one."""
+    """``ensemble`` with ``design``'s linear heads fitted on its training rows ``X_train`` (as ``emovox train
+    --linear-weight`` and ``--profile-linear-weight`` fit them: after the heads, on the clips as the heads read
+    them), or as it is for a design without them."""
     if design.linear_weight:
         ensemble.linear = fit_linear_head(X_train, [u.label for u in train_utts], [u.corpus for u in train_utts],
                                           ensemble.labels, weight=design.linear_weight, strength=design.linear_strength)
+    if design.profile_linear_weight:
+        if ensemble.profile_heads is None:
+            raise ValueError("a profile linear head needs profile heads")
+        ensemble.profile_heads.linear = profile_linear_head(X_train, train_utts, ensemble.labels,
+                                                            weight=design.profile_linear_weight,
+                                                            strength=design.linear_strength)
     return ensemble
 
 
@@ -418,6 +429,13 @@ DESIGNS: dict[str, Design] = {
         "side, C 3e-4, fitted on each fold's training clips as v7's heads read them) mixed in with weight 0.3 "
         "(experiments/exp_linear_heads.py)", pooling="level_mean_std", spread_power=0.5, silence_context=True,
         serve_silence_stride=8, serve_level_band=(-32.0, -10.0), linear_weight=0.3),
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32-lin0.3-plin0.3": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v7.3 with a second linear head beside the profile heads (each state's mean, C 3e-4, fitted on each fold's "
+        "training corpora moved to the mean of all) mixed into their answer with weight 0.3 where a profile is "
+        "applied (experiments/exp_profile_linear.py); single clips as v7.3", pooling="level_mean_std",
+        spread_power=0.5, silence_context=True, serve_silence_stride=8, serve_level_band=(-32.0, -10.0),
+        linear_weight=0.3, profile_linear_weight=0.3),
     "all-mixed-level-d0.5-ph-e10-sp0.5-pr0.1": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v6.5 with its prosody head read (`emovox profile --prosody`): spread power 0.5, prosody weight 0.1",
@@ -755,6 +773,11 @@ def reused_fold(reuse: Path | None, held: str, design: Design, train_utts: Seque
         return None
     kept = json.loads((reuse / held / "fold.json").read_text())
     want = fold_key(kept.get("design", ""), design.config, train_utts, design.encoding)
+    # a config field added since the fold was kept (e.g. level_jitter) matches when this design leaves it at its
+    # default: the fold was trained without it
+    defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig()), default=str))
+    kept["config"] = {**{k: v for k, v in want["config"].items() if k not in kept.get("config", {})
+                         and v == defaults.get(k)}, **kept.get("config", {})}
     if kept != want:
         print(f"  {reuse / held}: another config or other training clips; trained anew", flush=True)
         return None

@@ -14,11 +14,17 @@ estimator (neutral) and the fold's profile spread from the random half of its cl
 
     python experiments/exp_profile_linear.py --out runs/exp_profile_linear.json   # ~15 min, cached features
     python experiments/exp_profile_linear.py --rows centred --mix 0.2,0.3 --seeds 0,1,2,3,4   # five random halves
+
+Every seed also gets the ``shipped`` rows: v7.4 as it serves, the library's linear head
+(:func:`emovox.training.train.profile_linear_head`, weight 0.3) set on the profile ensemble, so that the profile is
+also built with the mixed answer (the neutral estimator weighs the archive's clips by it, as ``emovox profile``
+does with v7.4); the other rows build the profile with the profile heads alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -33,7 +39,7 @@ import bench_generalisation as bench  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.training.checkpoint import load_model_files  # noqa: E402
-from emovox.training.train import load_features, training_rows  # noqa: E402
+from emovox.training.train import load_features, profile_linear_head, training_rows  # noqa: E402
 
 DESIGN = "all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32"  # v7.2/v7.3 as it serves (profile heads alone)
 FOLDS = Path("runs/fold_models/all-mixed-level-d0.5-ph-e10-sp0.5-sc")
@@ -73,6 +79,8 @@ def main() -> None:
         y = np.array([u.label for u in train_utts])
         keep = np.isin(y, labels)
         kept = [u for u, k in zip(train_utts, keep, strict=True) if k]
+        shipped = copy.deepcopy(ensemble)  # v7.4: the library's head beside the profile heads
+        shipped.profile_heads.linear = profile_linear_head(X[~test], train_utts, labels, weight=0.3)
         regressions = {}  # fitted once per fold, tested on every seed's halves
         for mode in args.rows.split(","):
             train, train_kept = training_rows(X[~test][keep], kept, mode)
@@ -90,6 +98,10 @@ def main() -> None:
             p_heads = {name: ensemble.probabilities(Z, profiled=True) for name, Z in served.items()}
             row = {f"{name}-heads": bench.ua(truth_half, bench.four_class_decision(ensemble, p))
                    for name, p in p_heads.items()}
+            for name, archive in (("profile", profile), ("skewed", skewed)):
+                Z = bench.profiled_features(shipped, Xc[archive], Xc[half], bench.SHIPPED, spread)
+                row[f"{name}-shipped"] = bench.ua(truth_half, bench.four_class_decision(
+                    shipped, shipped.probabilities(Z, profiled=True)))
             for key, (lr, mu, sd) in regressions.items():
                 columns = [labels.index(k) for k in lr.classes_]
                 for name, Z in served.items():

@@ -1,4 +1,4 @@
-"""Add to a trained model directory what ``emovox train --prosody-weight`` / ``--profile-spread-power`` / ``--linear-weight`` add.
+"""Add to a trained model directory what `emovox train` adds after the heads (prosody, spread, linear heads).
 
 The heads, profile heads and everything else stay as they are, so single clips predict as before. From the
 corpora given (those the model was trained on; their features from the caches):
@@ -12,7 +12,10 @@ corpora given (those the model was trained on; their features from the caches):
 - ``--linear-weight W``: a linear head over every encoder state, mixed into the heads' answer with weight W
   (``linear_head.safetensors``, :mod:`emovox.training.linear_head`); this one changes single clips. It is fitted
   on the clips encoded as the model's ``features`` say, or as the heads were trained where that differs
-  (``--fit-silence-stride``, ``--fit-without-band``: v7's heads trained on the whole silence context as recorded).
+  (``--fit-silence-stride``, ``--fit-without-band``: v7's heads trained on the whole silence context as recorded);
+- ``--profile-linear-weight W``: a linear head beside the profile heads (each state's mean, every corpus moved
+  to the mean of all), mixed into their answer with weight W where a profile is applied
+  (``profile_linear_head.safetensors``); fitted on the same features as ``--linear-weight``'s.
 
 Each writes its file and its entry in ``config.json``. The default model v6.4 is v6.3's heads with the
 prosody head added, v6.5 is v6.4 with the spread added:
@@ -49,15 +52,18 @@ def main() -> None:
     parser.add_argument("--profile-spread-power", type=float, default=0.0,
                         help="add the training corpora's spread, which profiles scale toward with this power (0-1)")
     parser.add_argument("--linear-weight", type=float, default=0.0, help="add a linear head with this weight (0-1)")
-    parser.add_argument("--linear-strength", type=float, default=STRENGTH, help="the linear head's C")
+    parser.add_argument("--profile-linear-weight", type=float, default=0.0,
+                        help="add a linear head beside the profile heads with this weight (0-1)")
+    parser.add_argument("--linear-strength", type=float, default=STRENGTH, help="the linear heads' C")
     parser.add_argument("--fit-silence-stride", type=int, default=0,
-                        help="fit the linear head on clips encoded at this silence stride (default: the model's)")
+                        help="fit the linear heads on clips encoded at this silence stride (default: the model's)")
     parser.add_argument("--fit-without-band", action="store_true",
-                        help="fit the linear head on clips as recorded, without the model's level band")
+                        help="fit the linear heads on clips as recorded, without the model's level band")
     parser.add_argument("--name", default=None, help="a new model id (the training record's name)")
     args = parser.parse_args()
-    if not args.prosody_weight and not args.profile_spread_power and not args.linear_weight:
-        parser.error("nothing to add: give --prosody-weight, --profile-spread-power and/or --linear-weight")
+    if not (args.prosody_weight or args.profile_spread_power or args.linear_weight or args.profile_linear_weight):
+        parser.error("nothing to add: give --prosody-weight, --profile-spread-power, --linear-weight and/or "
+                     "--profile-linear-weight")
     utterances = load_corpora(args.corpora, [])
     command = shlex.join(["python", *sys.argv])
     name = {"name": args.name} if args.name else {}
@@ -71,16 +77,20 @@ def main() -> None:
                                     training={"profile_spread_command": command, **name})
         print(f"{args.model}: profile spread {spread.spread.shape} from {len(utterances)} clips of "
               f"{len({u.corpus for u in utterances})} corpora, power {spread.power:g}")
-    if args.linear_weight:
-        settings = load_model_files(args.model).features
-        fit = dataclasses.replace(settings, silence_stride=args.fit_silence_stride or settings.silence_stride,
-                                  level_band=None if args.fit_without_band else settings.level_band)
-        features = load_features(utterances, FeatureExtractor.from_settings(fit))
-        linear = add_linear_head(args.model, utterances, weight=args.linear_weight, strength=args.linear_strength,
-                                 features=features, training={"linear_head_command": command,
-                                                              "linear_head_fitted_on": fit.to_dict(), **name})
-        print(f"{args.model}: linear head {linear.shape} from {len(utterances)} clips, weight {linear.weight:g}, "
-              f"C {linear.strength:g}")
+    if not args.linear_weight and not args.profile_linear_weight:
+        return
+    settings = load_model_files(args.model).features
+    fit = dataclasses.replace(settings, silence_stride=args.fit_silence_stride or settings.silence_stride,
+                              level_band=None if args.fit_without_band else settings.level_band)
+    features = load_features(utterances, FeatureExtractor.from_settings(fit))
+    for key, weight, profile in (("linear_head", args.linear_weight, False),
+                                 ("profile_linear_head", args.profile_linear_weight, True)):
+        if weight:
+            linear = add_linear_head(args.model, utterances, weight=weight, strength=args.linear_strength,
+                                     features=features, profile=profile,
+                                     training={f"{key}_command": command, f"{key}_fitted_on": fit.to_dict(), **name})
+            print(f"{args.model}: {key.replace('_', ' ')} {linear.shape} from {len(utterances)} clips, "
+                  f"weight {linear.weight:g}, C {linear.strength:g}")
 
 
 if __name__ == "__main__":

@@ -135,6 +135,13 @@ def test_kept_fold_models_are_reused_only_for_the_same_config_and_clips(bench, t
     other = dataclasses.replace(design, config=dataclasses.replace(design.config, ensemble=3))
     assert bench.reused_fold(tmp_path, "nemo", other, utts) is None
     assert bench.reused_fold(None, "nemo", design, utts) is None
+    # kept before a config field was added (level_jitter): the design leaving it at its default still matches,
+    # one that sets it does not
+    del key["config"]["level_jitter"]
+    (tmp_path / "nemo" / "fold.json").write_text(json.dumps(key))
+    assert bench.reused_fold(tmp_path, "nemo", design, utts) is not None
+    jittered = dataclasses.replace(design, config=dataclasses.replace(design.config, level_jitter=(-32.0, -10.0)))
+    assert bench.reused_fold(tmp_path, "nemo", jittered, utts) is None
     # a fold model heard its clips through one encoder window: one kept at the clips' own length does not
     # serve a design that pads to 30 s, and the padded design reads its own feature cache
     padded = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-w30"]
@@ -261,6 +268,21 @@ def test_a_linear_design_reuses_v7s_fold_models_and_fits_its_linear_head_on_the_
     assert bench.with_linear(v72, ensemble, X, utts).linear is None
     linear = bench.with_linear(lin, ensemble, X, utts).linear
     assert linear is not None and linear.weight == 0.3 and linear.strength == 3e-4 and linear.shape == (2, 4, 2)
+    # -plin0.3: the same, and a second one beside the profile heads (each state's mean), as the library fits it
+    from emovox.training.head import means_only
+    from emovox.training.train import profile_linear_head
+
+    plin = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32-lin0.3-plin0.3"]
+    assert (plin.config, plin.encoding, plin.served, plin.linear_weight) == (lin.config, lin.encoding, lin.served, 0.3)
+    with pytest.raises(ValueError, match="profile heads"):
+        bench.with_linear(plin, Ensemble([EmotionHead(2, 4, 2, hidden=8)], ["angry", "sad"]), X, utts)
+    profile = Ensemble([means_only(EmotionHead(2, 2, 2, hidden=8))], ["angry", "sad"])
+    both = bench.with_linear(plin, Ensemble([EmotionHead(2, 4, 2, hidden=8)], ["angry", "sad"], profile_heads=profile),
+                             X, utts)
+    assert both.linear is not None and both.profile_heads.linear is not None
+    want = profile_linear_head(X, utts, ["angry", "sad"], weight=0.3)
+    assert both.profile_heads.linear.inputs == "mean" and both.profile_heads.linear.weight == 0.3
+    np.testing.assert_allclose(both.profile_heads.linear.probabilities(X), want.probabilities(X), atol=1e-6)
 
 
 def test_a_jitter_design_trains_on_the_library_s_jittered_copies(bench, monkeypatch):

@@ -1,5 +1,6 @@
-"""The linear head: its fit, its file, and its mixing into the heads' answer on every backend (PyTorch, the
-ONNX model graph, the head graph of long clips), never under profile heads."""
+"""The linear heads: their fit, their files, and their mixing into the heads' answer on every backend (PyTorch,
+the ONNX model graph, the head graph of long clips); the single-clip one never under profile heads, the one
+beside the profile heads only under them."""
 
 from __future__ import annotations
 
@@ -15,12 +16,20 @@ import emovox
 from emovox.audio.load import load_audio
 from emovox.cli import app
 from emovox.errors import ModelError
-from emovox.export.onnx import HEAD, export_model
+from emovox.export.onnx import HEAD, PROFILE_HEAD, export_model
 from emovox.runtime import OnnxEmotionModel
 from emovox.testing import make_synthetic_corpus
 from emovox.training.checkpoint import load_model_files, save_ensemble
 from emovox.training.head import EmotionHead, Ensemble, means_only
-from emovox.training.linear_head import FILE, LinearHead, centred_rows, fit_linear_head, mix_log_probabilities
+from emovox.training.linear_head import (
+    FILE,
+    PROFILE_FILE,
+    LinearHead,
+    centred_rows,
+    fit_linear_head,
+    mix_log_probabilities,
+)
+from emovox.training.train import add_linear_head, corpus_centred, profile_linear_head
 
 
 def _corpora(seed: int = 0):
@@ -106,9 +115,11 @@ def linear_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("linear_model")
     result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(out), "--encoder", "whisper-tiny.en",
                                       "--ensemble", "2", "--epochs", "20", "--hidden", "16", "--layers", "4",
-                                      "--profile-heads", "--linear-weight", "0.5", "--linear-strength", "0.01"])
+                                      "--profile-heads", "--linear-weight", "0.5", "--linear-strength", "0.01",
+                                      "--profile-linear-weight", "0.4"])
     assert result.exit_code == 0, result.output
     assert "linear head added (weight 0.5, C 0.01)" in result.output
+    assert "profile linear head added (weight 0.4, C 0.01)" in result.output
     return corpus, out
 
 
@@ -138,7 +149,107 @@ def test_a_trained_model_mixes_its_linear_head_in_on_every_backend(linear_model,
     np.testing.assert_allclose(probs, mixed, atol=1e-4)
 
 
-def test_retraining_without_a_linear_head_removes_it(linear_model, retrain_plain):
+def test_retraining_without_linear_heads_removes_them(linear_model, retrain_plain):
     copy = retrain_plain(*linear_model)
-    assert not (copy / FILE).exists() and "linear_head" not in json.loads((copy / "config.json").read_text())
+    config = json.loads((copy / "config.json").read_text())
+    assert not (copy / FILE).exists() and "linear_head" not in config
+    assert not (copy / PROFILE_FILE).exists() and "profile_linear_head" not in config
     assert emovox.load(copy).ensemble.linear is None
+
+
+def test_the_profile_linear_head_reads_means_of_corpora_moved_to_the_mean_of_all():
+    X, labels, corpora = _corpora()
+    rows = centred_rows(X, corpora, "centred")
+    assert rows.shape == X.shape
+    for corpus in ("a", "b"):  # every corpus moved to the mean of all, as the heads' centred rows are
+        np.testing.assert_allclose(rows[corpora == corpus].mean(0), X.mean(0), atol=1e-5)
+    from emovox.corpora.manifest import Utterance
+
+    utts = [Utterance(f"{i}.wav", lab, lab, "s", c) for i, (lab, c) in enumerate(zip(labels, corpora, strict=True))]
+    np.testing.assert_allclose(rows, corpus_centred(X, utts), atol=1e-5)
+    with pytest.raises(ValueError, match="rows"):
+        centred_rows(X, corpora, "raw")
+    head = profile_linear_head(X, utts, ["neutral", "angry", "sad"], weight=0.3, strength=1.0)
+    assert head.inputs == "mean" and head.shape == (3, 2, 3)
+    # the same regression as one fitted on the means alone: the std half is never read
+    alone = fit_linear_head(X[..., :2], labels, corpora, ["neutral", "angry", "sad"], strength=1.0, rows="centred")
+    np.testing.assert_allclose(head.probabilities(X), alone.probabilities(X[..., :2]), atol=1e-5)
+    changed = X.copy()
+    changed[..., 2:] += 7.0
+    np.testing.assert_allclose(head.probabilities(changed), head.probabilities(X), atol=1e-6)
+    # _corpora's angry cue (state 1, column 2) is in the std half; with one in a mean, the head learns it from
+    # (and answers on) corpora moved to the mean of all, as a profile presents them
+    X[labels == "angry", 1, 0] += 3.0
+    p = profile_linear_head(X, utts, ["neutral", "angry", "sad"], strength=1.0).probabilities(corpus_centred(X, utts))
+    assert (p.argmax(1) == 1)[labels == "angry"].mean() > 0.9 and (p.argmax(1) == 1)[labels != "angry"].mean() < 0.2
+    with pytest.raises(ModelError, match="reads"):
+        LinearHead(3, 2, 3, inputs="std")
+
+
+def test_the_profile_ensemble_mixes_its_own_linear_head_and_both_round_trip(tmp_path):
+    from emovox.features.extractor import FeatureSettings
+
+    X, labels, corpora = _corpora()
+    torch.manual_seed(0)
+    model_labels = ["neutral", "angry", "sad"]
+    profile = Ensemble([means_only(EmotionHead(3, 2, 3, hidden=8)).eval()], model_labels, 1.2)
+    profile_alone = profile.probabilities(X)
+    profile.linear = fit_linear_head(X, labels, corpora, model_labels, weight=0.3, strength=1.0, rows="centred",
+                                     inputs="mean")
+    single = fit_linear_head(X, labels, corpora, model_labels, weight=0.4, strength=1.0)
+    ensemble = Ensemble([EmotionHead(3, 4, 3, hidden=8).eval()], model_labels, 1.5, profile_heads=profile, linear=single)
+    want = np.exp(0.7 * np.log(profile_alone) + 0.3 * np.log(profile.linear.probabilities(X)))
+    np.testing.assert_allclose(ensemble.probabilities(X, profiled=True), want / want.sum(1, keepdims=True), atol=1e-5)
+    directory = save_ensemble(tmp_path / "m", ensemble, FeatureSettings(encoder="whisper-tiny.en"))
+    entry = json.loads((directory / "config.json").read_text())["profile_linear_head"]
+    assert entry["file"] == PROFILE_FILE and entry["inputs"] == "mean" and entry["weight"] == 0.3
+    back = load_model_files(directory).ensemble()
+    assert back.profile_heads is not None and back.profile_heads.linear is not None
+    for profiled in (False, True):
+        np.testing.assert_allclose(back.probabilities(X, profiled=profiled), ensemble.probabilities(X, profiled=profiled),
+                                   atol=1e-6)
+    (directory / PROFILE_FILE).write_bytes((directory / PROFILE_FILE).read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ModelError, match="sha256"):
+        load_model_files(directory)
+
+
+def test_a_profile_linear_head_needs_profile_heads(tmp_path):
+    result = CliRunner().invoke(app, ["train", f"folder:{tmp_path}", "--out", str(tmp_path / "m"),
+                                      "--profile-linear-weight", "0.3"])
+    assert result.exit_code == 2 and "add --profile-heads" in result.output and not (tmp_path / "m").exists()
+    from emovox.features.extractor import FeatureSettings
+
+    X, labels, corpora = _corpora()
+    directory = save_ensemble(tmp_path / "m", Ensemble([EmotionHead(3, 4, 3, hidden=8)], ["neutral", "angry", "sad"]),
+                              FeatureSettings(encoder="whisper-tiny.en"))
+    from emovox.corpora.manifest import Utterance
+
+    utts = [Utterance(f"{i}.wav", lab, lab, "s", c) for i, (lab, c) in enumerate(zip(labels, corpora, strict=True))]
+    with pytest.raises(ModelError, match="profile heads"):
+        add_linear_head(directory, utts, features=X, profile=True)
+
+
+def test_a_trained_model_mixes_its_profile_linear_head_in_under_a_profile_on_every_backend(linear_model, tmp_path):
+    corpus, model_dir = linear_model
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["profile_linear_head"]["weight"] == 0.4 and config["profile_linear_head"]["inputs"] == "mean"
+    assert (model_dir / PROFILE_FILE).is_file()
+    files = sorted(str(p) for p in corpus.rglob("*.wav"))[:4]
+    model = emovox.load(model_dir)
+    profile = model.ensemble.profile_heads
+    assert profile is not None and profile.linear is not None and profile.linear.shape[:2] == (5, 384)
+    features = model.features_for_signals([load_audio(f) for f in files])
+    alone = Ensemble(profile.heads, model.labels, profile.temperature).probabilities(features)
+    want = np.exp(0.6 * np.log(alone) + 0.4 * np.log(profile.linear.probabilities(features)))
+    mixed = model.probabilities_for_features(features, profiled=True)
+    np.testing.assert_allclose(mixed, want / want.sum(1, keepdims=True), atol=1e-5)
+    assert not np.allclose(mixed, alone, atol=1e-3)
+
+    out = export_model(model_dir, tmp_path / "x")
+    assert out["profile_linear_head"]["inputs"] == "mean"
+    assert out["check"]["profile_head_vs_torch_max_abs_prob_diff"] < 1e-5
+    session = ort.InferenceSession(str(tmp_path / "x" / PROFILE_HEAD), providers=["CPUExecutionProvider"])
+    probs = session.run(["probs"], {session.get_inputs()[0].name: features.astype(np.float32)})[0]
+    np.testing.assert_allclose(probs, mixed, atol=1e-4)
+    np.testing.assert_allclose(OnnxEmotionModel(tmp_path / "x").probabilities_for_features(features, profiled=True),
+                               mixed, atol=1e-4)

@@ -120,10 +120,15 @@ def train(
         0.0, "--linear-weight", min=0.0, max=0.99,
         help="Also fit a linear head (a logistic regression over every encoder state side by side), whose "
         "log-probabilities are mixed into the heads' with this weight wherever they answer (single clips, speaker "
-        "adaptation; not under profile heads). 0: none. experiments/exp_linear_heads.py, docs/training.md."),
+        "adaptation; under a profile see --profile-linear-weight). 0: none. experiments/exp_linear_heads.py, docs/training.md."),
+    profile_linear_weight: float = typer.Option(
+        0.0, "--profile-linear-weight", min=0.0, max=0.99,
+        help="With --profile-heads: also fit a linear head beside them (over each state's mean, on every corpus "
+        "moved to the mean of all, as a profile moves audio), mixed into their answer with this weight where a "
+        "domain profile is applied. 0: none. experiments/exp_profile_linear.py, docs/training.md."),
     linear_strength: float = typer.Option(
         3e-4, "--linear-strength", min=1e-8,
-        help="The linear head's C (inverse L2 strength, on standardised features)."),
+        help="The linear heads' C (inverse L2 strength, on standardised features)."),
     profile_spread_power: float = typer.Option(
         0.5, "--profile-spread-power", min=0.0, max=1.0,
         help="How far a domain profile (`emovox profile`) moves a deployment's spread of each feature toward the "
@@ -143,6 +148,8 @@ def train(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     err = Console(stderr=True)
     try:
+        if profile_linear_weight > 0 and not profile_heads:
+            raise EmovoxError("--profile-linear-weight mixes into profile heads: add --profile-heads")
         utterances = load_corpora(corpora or [], manifest)
         if not utterances:
             raise EmovoxError("give at least one corpus or --manifest")
@@ -177,6 +184,11 @@ def train(
 
             add_linear_head(out, utterances, weight=linear_weight, strength=linear_strength)
             err.print(f"linear head added (weight {linear_weight:g}, C {linear_strength:g})")
+        if profile_linear_weight > 0:
+            from emovox.training.train import add_linear_head
+
+            add_linear_head(out, utterances, weight=profile_linear_weight, strength=linear_strength, profile=True)
+            err.print(f"profile linear head added (weight {profile_linear_weight:g}, C {linear_strength:g})")
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

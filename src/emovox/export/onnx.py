@@ -313,7 +313,8 @@ def build_graph(model_dir: str | os.PathLike) -> Exported:
                          f"({settings.encoder_sha256[:12]})")
     encoder = bundle.tuned_encoder() if bundle.tuned else load_encoder(settings.encoder)
     graph = ExportGraph(encoder, bundle.heads, bundle.temperature, mask_padding=not settings.window,
-                        average=bundle.average, pooling=settings.pooling, also_read=bundle.profile_heads or (),
+                        average=bundle.average, pooling=settings.pooling,
+                        also_read=[*(bundle.profile_heads or ()), *([bundle.profile_linear] if bundle.profile_linear else [])],
                         silence=settings.silence_context, silence_stride=settings.silence_stride,
                         linear=bundle.linear).eval()
     cfg = encoder.config
@@ -400,9 +401,10 @@ def export_head(exported: Exported, path: str | os.PathLike, head: HeadGraph | N
 
 
 def profile_head_graph(exported: Exported) -> HeadGraph:
-    """The head graph of the model's profile heads (features → probs, at their own temperature)."""
+    """The head graph of the model's profile heads (features → probs, at their own temperature), with the linear
+    head beside them mixed in when the model has one."""
     b = exported.bundle
-    return HeadGraph(b.profile_heads or [], b.profile_temperature, b.average).eval()
+    return HeadGraph(b.profile_heads or [], b.profile_temperature, b.average, b.profile_linear).eval()
 
 
 def check_profile_head(exported: Exported, path: str | os.PathLike) -> float:
@@ -643,6 +645,10 @@ def _sidecar(exported: Exported, model_dir, graphs: dict, check: dict) -> dict:
         # inside the head graphs (every backend mixes it alike); a record, the runtime reads nothing of it
         **({"linear_head": {"weight": b.linear.weight, "strength": b.linear.strength,
                             "in": "head graphs (model, head), mixed into the heads' probabilities"}} if b.linear else {}),
+        **({"profile_linear_head": {"weight": b.profile_linear.weight, "strength": b.profile_linear.strength,
+                                    "inputs": b.profile_linear.inputs,
+                                    "in": "profile head graphs, mixed into the profile heads' probabilities"}}
+           if b.profile_linear else {}),
         "mask_padding": exported.graph.mask_padding,
         "graphs": graphs,
         "default_variant": "fp32",

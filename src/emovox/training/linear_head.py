@@ -6,8 +6,13 @@ logistic regression over every state's standardised pooled vector, side by side 
 whisper-base), strongly regularised, has less room to do so and errs elsewhere: mixing the two helped
 on speech neither heard (``experiments/exp_linear_heads.py``; leave-one-corpus-out over six corpora). Its
 log-probabilities are mixed with the heads' with weight ``w`` (:func:`mix_log_probabilities`):
-``softmax((1 - w) log p_heads + w log p_linear)``, on single clips and speaker-adapted clips; where a domain
-profile centres the audio the profile heads answer alone.
+``softmax((1 - w) log p_heads + w log p_linear)``, on single clips and speaker-adapted clips.
+
+A model may have a second one beside its profile heads (``profile_linear_head.safetensors``, :data:`PROFILE_FILE`),
+mixed into their answer where a domain profile centres the audio: it reads what they read, each state's mean over
+frames (``inputs="mean"``), and is fitted on every training corpus moved to the mean of all (``rows="centred"``), as
+a profile moves a deployment's audio (``experiments/exp_profile_linear.py``: +0.8 UA with a profile over five random
+halves of six held-out corpora).
 
 It is fitted with scikit-learn (every training clip twice, as recorded and with its corpus's mean subtracted,
 so centred on zero, where the heads' ``--centre-corpora both`` rows move each corpus to the mean of all;
@@ -44,6 +49,9 @@ from emovox.training.logistic import rows_for_labels
 from emovox.training.model_config import read_tensors, write_tensors
 
 FILE = "linear_head.safetensors"
+PROFILE_FILE = "profile_linear_head.safetensors"  # the one beside the profile heads
+INPUTS = ("mean_std", "mean")  # what it reads of each state's pooled vector: all of it, or its first half (the mean)
+ROWS = ("zero", "centred")  # what fit_linear_head fits on (see there)
 WEIGHT = 0.3  # share of the linear head in the mixed log-probabilities (experiments/exp_linear_heads.py)
 STRENGTH = 3e-4  # C of the logistic regression (inverse L2 strength; rows standardised)
 
@@ -51,13 +59,24 @@ STRENGTH = 3e-4  # C of the logistic regression (inverse L2 strength; rows stand
 class LinearHead(nn.Module):
     """Every state's pooled vector standardised (training statistics, as buffers), side by side, one linear
     map to logits over the model's labels; :attr:`weight` is its share where mixed with the heads,
-    :attr:`strength` the regression's ``C`` it was fitted with (a record)."""
+    :attr:`strength` the regression's ``C`` it was fitted with (a record). ``inputs="mean"``: it reads the
+    first ``dim`` values of each state's vector (the mean over frames, where the vectors are mean and std,
+    ``2 dim`` long), as profile heads do.
 
-    def __init__(self, n_states: int, dim: int, n_classes: int, weight: float = WEIGHT, strength: float = STRENGTH):
+    Examples:
+        >>> head = LinearHead(2, 3, 4, inputs="mean")
+        >>> head(torch.zeros(5, 2, 6)).shape, head.shape
+        (torch.Size([5, 4]), (2, 3, 4))
+    """
+
+    def __init__(self, n_states: int, dim: int, n_classes: int, weight: float = WEIGHT, strength: float = STRENGTH,
+                 inputs: str = "mean_std"):
         super().__init__()
         if not 0.0 < weight < 1.0:
             raise ModelError(f"a linear head's weight must be in (0, 1), got {weight}")
-        self.weight, self.strength = float(weight), float(strength)
+        if inputs not in INPUTS:
+            raise ModelError(f"a linear head reads one of {INPUTS}, not {inputs!r}")
+        self.weight, self.strength, self.inputs = float(weight), float(strength), inputs
         self.register_buffer("feature_mean", torch.zeros(n_states, dim))
         self.register_buffer("feature_std", torch.ones(n_states, dim))
         self.linear = nn.Linear(n_states * dim, n_classes)
@@ -74,7 +93,10 @@ class LinearHead(nn.Module):
         return n_states, dim, self.linear.out_features
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits ``(batch, n_classes)`` from pooled features ``(batch, n_states, dim)``."""
+        """Logits ``(batch, n_classes)`` from pooled features ``(batch, n_states, dim)`` (``2 dim`` under
+        ``inputs="mean"``)."""
+        if self.inputs == "mean":
+            features = features[..., : self.feature_mean.shape[1]]
         x = (features - self.feature_mean) / self.feature_std
         return self.linear(x.flatten(1))
 
@@ -87,13 +109,14 @@ class LinearHead(nn.Module):
     def tensors(self) -> dict[str, np.ndarray]:
         return {name: t.detach().numpy().astype(np.float32) for name, t in self.state_dict().items()}
 
-    def save(self, directory: str | os.PathLike, labels: Sequence[str]) -> dict:
-        """Write :data:`FILE` into ``directory``; returns the ``config.json`` entry that describes it."""
+    def save(self, directory: str | os.PathLike, labels: Sequence[str], file: str = FILE) -> dict:
+        """Write ``file`` (:data:`FILE`, or :data:`PROFILE_FILE` for the one beside the profile heads) into
+        ``directory``; returns the ``config.json`` entry that describes it."""
         n_states, dim, n_classes = self.shape
         if n_classes != len(labels):
             raise ValueError(f"a linear head of {n_classes} classes for {len(labels)} labels")
-        return {**write_tensors(directory, FILE, self.tensors()), "labels": list(labels), "weight": self.weight,
-                "strength": self.strength, "n_states": n_states, "dim": dim}
+        return {**write_tensors(directory, file, self.tensors()), "labels": list(labels), "weight": self.weight,
+                "strength": self.strength, "n_states": n_states, "dim": dim, "inputs": self.inputs}
 
     @classmethod
     def load(cls, directory: str | os.PathLike, entry: dict, labels: Sequence[str]) -> LinearHead:
@@ -104,7 +127,7 @@ class LinearHead(nn.Module):
             raise ModelError(f"{path}: the linear head's labels {entry.get('labels')} are not the model's {list(labels)}")
         tensors = read_tensors(directory, {"file": FILE, **entry}, "a linear head")
         head = cls(int(entry["n_states"]), int(entry["dim"]), len(labels), float(entry["weight"]),
-                   float(entry.get("strength", STRENGTH)))
+                   float(entry.get("strength", STRENGTH)), str(entry.get("inputs", "mean_std")))
         try:
             head.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
         except RuntimeError as exc:
@@ -125,43 +148,68 @@ def mix_log_probabilities(probs: torch.Tensor, linear_logits: torch.Tensor, weig
     return torch.softmax(mixed, dim=-1)
 
 
-def centred_rows(X: np.ndarray, corpora: Sequence[str]) -> np.ndarray:
-    """``X`` and, after it, every row less its corpus's mean (centred on zero; the heads' ``--centre-corpora both``
-    rows, :func:`emovox.training.train.training_rows`, move each corpus to the mean of all rows instead).
+def centred_rows(X: np.ndarray, corpora: Sequence[str], rows: str = "zero") -> np.ndarray:
+    """The rows a linear head is fitted on. ``rows="zero"``: ``X`` and, after it, every row less its corpus's mean
+    (centred on zero; the heads' ``--centre-corpora both`` rows, :func:`emovox.training.train.training_rows`,
+    move each corpus to the mean of all rows instead); ``rows="centred"``: every corpus moved to the mean of all
+    rows, alone (what a domain profile does to a deployment's audio).
 
     Examples:
-        >>> centred_rows(np.array([[1.0], [3.0], [5.0]]), ["a", "a", "b"])[:, 0].tolist()
+        >>> X = np.array([[1.0], [3.0], [5.0]])
+        >>> centred_rows(X, ["a", "a", "b"])[:, 0].tolist()
         [1.0, 3.0, 5.0, -1.0, 1.0, 0.0]
+        >>> centred_rows(X, ["a", "a", "b"], "centred")[:, 0].tolist()
+        [2.0, 4.0, 3.0]
     """
+    if rows not in ROWS:
+        raise ValueError(f"rows {rows!r}: one of {ROWS}")
     corpora = np.asarray(corpora, dtype=str)
+    target = X.mean(axis=0) if rows == "centred" else 0.0
     centred = np.array(X, copy=True)
     for corpus in np.unique(corpora):
-        centred[corpora == corpus] -= X[corpora == corpus].mean(axis=0)
-    return np.concatenate([X, centred])
+        centred[corpora == corpus] += target - X[corpora == corpus].mean(axis=0)
+    return centred if rows == "centred" else np.concatenate([X, centred])
 
 
 def fit_linear_head(X: np.ndarray, labels: Sequence[str], corpora: Sequence[str], model_labels: Sequence[str], *,
-                    weight: float = WEIGHT, strength: float = STRENGTH, max_iter: int = 300) -> LinearHead:
+                    weight: float = WEIGHT, strength: float = STRENGTH, max_iter: int = 300, rows: str = "zero",
+                    inputs: str = "mean_std") -> LinearHead:
     """Fit a :class:`LinearHead` on pooled features ``X`` ``(n, n_states, dim)`` of clips with ``labels`` from
-    ``corpora``: every clip as recorded and less its corpus's mean (:func:`centred_rows`), features
+    ``corpora``: every clip as recorded and less its corpus's mean (``rows="zero"``), or every corpus moved to the
+    mean of all (``rows="centred"``, the head beside the profile heads; :func:`centred_rows`), features
     standardised on those rows, every label weighing the same (multinomial, L2, ``C = strength``). Clips
-    whose label is not in ``model_labels`` are left out."""
+    whose label is not in ``model_labels`` are left out. ``inputs="mean"``: the head reads the first half of
+    each state's vector (its mean over frames), as profile heads do.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((60, 2, 4)).astype(np.float32)
+        >>> X[::2, 0, 1] += 5.0                                 # angry clips differ in a mean
+        >>> head = fit_linear_head(X, ["angry", "sad"] * 30, ["c1"] * 60, ["angry", "sad"], rows="centred",
+        ...                        inputs="mean", strength=1.0)
+        >>> head.shape, bool((head.probabilities(X).argmax(1) == np.arange(60) % 2).mean() > 0.9)
+        ((2, 2, 2), True)
+    """
     from sklearn.linear_model import LogisticRegression
 
     X = np.asarray(X, np.float32)
     labels, corpora = np.asarray(labels, dtype=str), np.asarray(corpora, dtype=str)
     if X.ndim != 3 or len(X) != len(labels) or len(corpora) != len(labels):
         raise ValueError(f"features {X.shape} for {len(labels)} labels and {len(corpora)} corpora")
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs {inputs!r}: one of {INPUTS}")
+    if inputs == "mean":
+        X = X[..., : X.shape[-1] // 2]
     keep = np.isin(labels, list(model_labels))
     if len(set(labels[keep])) < 2:
         raise ValueError("the linear head needs clips of at least two of the model's labels")
-    rows = centred_rows(X[keep], corpora[keep])
-    y = np.concatenate([labels[keep], labels[keep]])
-    mean, std = rows.mean(axis=0), rows.std(axis=0) + 1e-6
+    fit_rows = centred_rows(X[keep], corpora[keep], rows)
+    y = np.concatenate([labels[keep]] * (len(fit_rows) // int(keep.sum())))
+    mean, std = fit_rows.mean(axis=0), fit_rows.std(axis=0) + 1e-6
     clf = LogisticRegression(C=strength, max_iter=max_iter, class_weight="balanced")
-    clf.fit(((rows - mean) / std).reshape(len(rows), -1), y)
+    clf.fit(((fit_rows - mean) / std).reshape(len(fit_rows), -1), y)
     coef, intercept = rows_for_labels(clf, model_labels)
-    head = LinearHead(X.shape[1], X.shape[2], len(model_labels), weight, strength)
+    head = LinearHead(X.shape[1], X.shape[2], len(model_labels), weight, strength, inputs)
     with torch.no_grad():
         head.feature_mean.copy_(torch.from_numpy(mean.astype(np.float32)))
         head.feature_std.copy_(torch.from_numpy(std.astype(np.float32)))

@@ -33,6 +33,7 @@ from emovox.training.finetune import FinetuneConfig, FinetuneResult, finetune, t
 from emovox.training.fit import FitConfig, class_points, corpus_label_weights, fit_head, group_balance_weights
 from emovox.training.head import Ensemble, means_only, predict_logits
 from emovox.training.level_jitter import jittered_features
+from emovox.training.linear_head import PROFILE_FILE as LINEAR_PROFILE_FILE
 from emovox.training.linear_head import STRENGTH as LINEAR_STRENGTH
 from emovox.training.linear_head import WEIGHT as LINEAR_WEIGHT
 from emovox.training.linear_head import LinearHead, fit_linear_head
@@ -589,20 +590,47 @@ def add_profile_spread(model_dir: str | os.PathLike, utterances: Sequence, *, po
 
 def add_linear_head(model_dir: str | os.PathLike, utterances: Sequence, *, weight: float = LINEAR_WEIGHT,
                     strength: float = LINEAR_STRENGTH, features: np.ndarray | None = None,
-                    training: dict | None = None) -> LinearHead:
+                    training: dict | None = None, profile: bool = False) -> LinearHead:
     """Fit a linear head for the model in ``model_dir`` on its training ``utterances``
     (:class:`~emovox.corpora.manifest.Utterance`) and write it there (``linear_head.safetensors`` and the
     ``linear_head`` entry of ``config.json``); the heads are untouched. ``features``: the clips' pooled
     features as the heads were trained on them (default: from the feature cache, encoded as the model's
-    ``features`` settings say); ``training``: entries to set in the config's training record as well."""
+    ``features`` settings say); ``training``: entries to set in the config's training record as well.
+    ``profile=True``: the one beside the profile heads instead (each state's mean, fitted on every corpus moved
+    to the mean of all; ``profile_linear_head.safetensors``, :func:`profile_linear_head`)."""
     bundle = load_model_files(model_dir)
     if bundle.tuned:
         raise ModelError("a model with a tuned encoder: its features are not the frozen encoder's")
     if bundle.average != "logits":
         raise ModelError("a linear head mixes into heads that average their logits (models since v5)")
+    if profile and not bundle.profile_heads:
+        raise ModelError("a profile linear head mixes into profile heads; this model has none (train --profile-heads)")
     if features is None:
         features = load_features(list(utterances), FeatureExtractor.from_settings(bundle.features))
-    head = fit_linear_head(features, [u.label for u in utterances], [u.corpus for u in utterances], bundle.labels,
-                           weight=weight, strength=strength)
-    update_config(model_dir, {"linear_head": head.save(model_dir, bundle.labels)}, training)
+    if profile:
+        head = profile_linear_head(features, utterances, bundle.labels, weight=weight, strength=strength)
+        entry = {"profile_linear_head": head.save(model_dir, bundle.labels, LINEAR_PROFILE_FILE)}
+    else:
+        head = fit_linear_head(features, [u.label for u in utterances], [u.corpus for u in utterances], bundle.labels,
+                               weight=weight, strength=strength)
+        entry = {"linear_head": head.save(model_dir, bundle.labels)}
+    update_config(model_dir, entry, training)
     return head
+
+
+def profile_linear_head(X: np.ndarray, utterances: Sequence[Utterance], labels: Sequence[str], *,
+                        weight: float = LINEAR_WEIGHT, strength: float = LINEAR_STRENGTH) -> LinearHead:
+    """The linear head beside a model's profile heads, fitted on training clips ``X`` of ``utterances``: it reads
+    what they read (each state's mean over frames) and learns from every corpus moved to the mean of all, as a
+    domain profile moves a deployment's audio (``experiments/exp_profile_linear.py``). Set it as
+    ``ensemble.profile_heads.linear``.
+
+    Examples:
+        >>> from emovox.corpora.manifest import Utterance
+        >>> u = [Utterance(f"{i}.wav", lab, lab, "s", c) for i, (lab, c) in enumerate([("sad", "a"), ("angry", "b")] * 4)]
+        >>> head = profile_linear_head(np.random.default_rng(0).standard_normal((8, 2, 6)), u, ["angry", "sad"])
+        >>> head.inputs, head.shape
+        ('mean', (2, 3, 2))
+    """
+    return fit_linear_head(X, [u.label for u in utterances], [u.corpus for u in utterances], labels, weight=weight,
+                           strength=strength, rows="centred", inputs="mean")
