@@ -16,7 +16,9 @@ which 70 % of the clips are one emotion (neutral where the corpus has it, as a c
 is mostly neutral) (``skewed``), or angry, happy or sad (``skewedangry`` ..., since 2026-12-06: an
 estimator must not merely suit mostly-neutral archives); ``half`` is the single-clip UA on the same
 test half, for a paired view. (Until 2026-12-06 the profile half held only the four classes' clips, which flattered
-profiles on corpora with other emotions: RAVDESS, nEMO, TESS.)
+profiles on corpora with other emotions: RAVDESS, nEMO, TESS.) One random half moves a corpus's profile row by 0.8 to
+1.6 points (std over five halves, v7.3), the mean over six corpora by about 0.5: ``--profile-seeds 0,1,2,3,4`` averages
+every profile row (and ``half``) over five draws of the halves, each draw's rows kept under ``per_seed``.
 
 The in-domain reference is RAVDESS speaker-independent 6-fold UA over all its labels, clean
 and with 10 dB white and babble noise on the held-out clips (benchmarks/bench_accuracy.py's
@@ -36,6 +38,8 @@ writes JSON and one PNG.
     python benchmarks/bench_generalisation.py --designs D --skip-ravdess --held-out ravdess,nemo,turev --out runs/a.json &
     python benchmarks/bench_generalisation.py --designs D --skip-ravdess --held-out tess,koetts,emospeech --out runs/b.json
     python benchmarks/bench_generalisation.py --merge runs/a.json runs/b.json --out runs/bench_generalisation.json
+    # profile rows averaged over five draws of the random halves (about five times the profile part's time)
+    python benchmarks/bench_generalisation.py --designs D --skip-ravdess --reuse-models R --profile-seeds 0,1,2,3,4
 """
 
 from __future__ import annotations
@@ -665,7 +669,7 @@ def fold_key(design_name: str, config: TrainConfig, train_utts: Sequence[Utteran
 def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarray | None = None,
          held_out: Sequence[str] = (), *, extractor: FeatureExtractor | None = None, frames=None,
          keep: Path | None = None, reuse: Path | None = None, prosody: np.ndarray | None = None,
-         X_serve: np.ndarray | None = None) -> dict:
+         X_serve: np.ndarray | None = None, profile_seeds: Sequence[int] = (0,)) -> dict:
     """Leave-one-corpus-out rows; ``copies``: the design's augmented copies of every clip
     (babble from the clip's own corpus, so the held-out corpus is never heard, not even as noise);
     ``held_out``: hold out only these corpora (default: each in turn); training still uses all others.
@@ -678,7 +682,9 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
     instead of trained when its ``fold.json`` records this design's config and training clips (under whatever
     design name it was written). ``prosody``: every clip's raw eGeMAPS features, for a design with a prosody head.
     ``X_serve``: every clip's features as served (:meth:`Design.serving_extractor`): the held-out corpus's rows
-    (test clips and profile archives) come from it, the training rows from ``X``."""
+    (test clips and profile archives) come from it, the training rows from ``X``. ``profile_seeds``: the draws of
+    random halves the profile rows average over (:func:`profile_rows`; one half moves a corpus's row by 0.8 to 1.6
+    points), each seed's rows kept under ``per_seed`` when there are several."""
     if design.prosody_weight and prosody is None:
         raise ValueError("a design with a prosody head needs every clip's prosody features")
     if keep is not None and (design.config.finetune.blocks or extractor is None):
@@ -720,23 +726,14 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
         row = {"n": len(idx), "classes": sorted(map(str, set(truth))),
                "single": ua(truth, four_class_decision(ensemble, probs(X_fold[idx])))}
         corpus_rows = np.flatnonzero(test)  # every clip of the held-out corpus, other emotions too
-        Xc = X_fold[corpus_rows]
         labels = [truth_all[i] for i in corpus_rows]
-        profile, half, skewed = halves(labels)
-        truth_half = [labels[i] for i in half]
-        row["half"] = ua(truth_half, four_class_decision(ensemble, probs(Xc[half])))
-        # archives mostly of one emotion: neutral (``skewed``, as a call centre's), or angry, happy, sad
-        archives = {"profile": profile, "skewed": skewed,
-                    **{f"skewed{major}": halves(labels, major=major)[2] for major in SKEWED_EMOTIONS
-                       if major in {labels[i] for i in profile}}}
-        for estimate in (SHIPPED, *(f"b{balance:g}" for balance in BALANCES)):
-            for name, rows_ in archives.items():
-                probs_ = profiled_probabilities(ensemble, Xc[rows_], Xc[half], estimate, spread)
-                if head is not None:
-                    probs_ = with_prosody(head, prosody[corpus_rows], rows_, half, probs_)
-                row[f"{name}_{estimate}"] = ua(truth_half, four_class_decision(ensemble, probs_))
-        row["profile_clips"] = {**{name: len(rows_) for name, rows_ in archives.items()}, "test": len(half)}
-        row.update(dimension_levels(ensemble, Xc, [utts[i] for i in corpus_rows]))
+        corpus_prosody = None if head is None else prosody[corpus_rows]
+        per_seed = [profile_rows(ensemble, X_fold[corpus_rows], labels, spread, seed, head, corpus_prosody)
+                    for seed in profile_seeds]
+        row.update(mean_rows(per_seed))
+        if len(per_seed) > 1:
+            row["per_seed"] = {"seeds": list(profile_seeds), "rows": per_seed}
+        row.update(dimension_levels(ensemble, X_fold[corpus_rows], [utts[i] for i in corpus_rows]))
         if tuning:
             row["finetuning"] = tuning
         row["skewed_share"] = SKEW
@@ -746,6 +743,42 @@ def loco(design: Design, X: np.ndarray, utts: list[Utterance], copies: np.ndarra
               + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k.startswith(("profile_", "skewed_"))
                             and isinstance(v, float)), flush=True)
     return rows
+
+
+def profile_rows(ensemble: Ensemble, Xc: np.ndarray, labels: Sequence[str | None], spread: ProfileSpread | None,
+                 seed: int = 0, head: ProsodyHead | None = None, prosody: np.ndarray | None = None) -> dict:
+    """One held-out corpus's profile rows from the halves ``seed`` draws (:func:`halves`): its clips ``Xc`` (every
+    clip, ``labels`` their 4-class labels or None), the test half's single-clip UA (``half``), and for every kind of
+    archive (the random half, 70 % neutral, angry, happy or sad) and estimator the test half's UA with a profile of
+    that archive (``<archive>_<estimator>``); ``head``: a prosody head read under the profile (``prosody``: the
+    clips' eGeMAPS features)."""
+    profile, half, skewed = halves(labels, seed=seed)
+    truth_half = [labels[i] for i in half]
+    row: dict = {"half": ua(truth_half, four_class_decision(ensemble, ensemble.probabilities(Xc[half])))}
+    # archives mostly of one emotion: neutral (``skewed``, as a call centre's), or angry, happy, sad
+    archives = {"profile": profile, "skewed": skewed,
+                **{f"skewed{major}": halves(labels, seed=seed, major=major)[2] for major in SKEWED_EMOTIONS
+                   if major in {labels[i] for i in profile}}}
+    for estimate in (SHIPPED, *(f"b{balance:g}" for balance in BALANCES)):
+        for name, rows_ in archives.items():
+            probs = profiled_probabilities(ensemble, Xc[rows_], Xc[half], estimate, spread)
+            if head is not None:
+                probs = with_prosody(head, prosody, rows_, half, probs)
+            row[f"{name}_{estimate}"] = ua(truth_half, four_class_decision(ensemble, probs))
+    row["profile_clips"] = {**{name: len(rows_) for name, rows_ in archives.items()}, "test": len(half)}
+    return row
+
+
+def mean_rows(rows: Sequence[dict]) -> dict:
+    """:func:`profile_rows` of several seeds as one: every UA averaged, the first seed's clip counts.
+
+    Examples:
+        >>> mean_rows([{"half": 0.5, "profile_neutral": 0.6, "profile_clips": {"test": 3}},
+        ...            {"half": 0.7, "profile_neutral": 0.8, "profile_clips": {"test": 4}}])
+        {'half': 0.6, 'profile_neutral': 0.7000000000000001, 'profile_clips': {'test': 3}}
+    """
+    return {k: (float(np.mean([r[k] for r in rows if k in r])) if isinstance(v, float) else v)
+            for k, v in rows[0].items()}
 
 
 def fold_spread(design: Design, X_train: np.ndarray, train_utts: Sequence[Utterance]) -> ProfileSpread | None:
@@ -815,7 +848,7 @@ def dimension_levels(ensemble: Ensemble, X: np.ndarray, utts: Sequence[Utterance
 
 def summary(rows: dict) -> dict:
     keys = [k for k in dict.fromkeys(k for r in rows.values() for k in r)
-            if k not in {"n", "classes", "skewed_share", "seconds", "finetuning", "profile_clips"}]
+            if k not in {"n", "classes", "skewed_share", "seconds", "finetuning", "profile_clips", "per_seed"}]
     out = {}
     for k in keys:
         values = {c: r[k] for c, r in rows.items() if k in r}
@@ -1058,6 +1091,9 @@ def main() -> None:
     parser.add_argument("--held-out", default="",
                         help="comma-separated: hold out only these corpora (the rows merge into --out's entry)")
     parser.add_argument("--designs", default="all", help=f"comma-separated, from {', '.join(DESIGNS)}")
+    parser.add_argument("--profile-seeds", default="0",
+                        help="comma-separated seeds of the random halves the profile rows average over (0: one half, "
+                        "as every row before 2026-12-07; e.g. 0,1,2,3,4 for five)")
     parser.add_argument("--skip-ravdess", action="store_true", help="skip the RAVDESS 6-fold / noise reference")
     parser.add_argument("--ravdess-only", action="store_true",
                         help="only add the RAVDESS 6-fold / noise reference to designs already in --out")
@@ -1081,6 +1117,7 @@ def main() -> None:
                              "rows into --out's designs, recompute the summaries, plot, and stop")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_generalisation.json"))
     args = parser.parse_args()
+    profile_seeds = [int(x) for x in args.profile_seeds.split(",") if x]
     if args.markdown:
         print(markdown(json.loads(args.out.read_text())))
         return
@@ -1141,7 +1178,7 @@ def main() -> None:
         prosody = cached_prosody_features([u.path for u in utts]) if design.prosody_weight else None
         rows = loco(design, X, utts, copies, held_out, extractor=extractor, frames=frames,
                     keep=None if args.keep_models is None else args.keep_models / name, reuse=args.reuse_models,
-                    prosody=prosody, X_serve=X_serve)
+                    prosody=prosody, X_serve=X_serve, profile_seeds=profile_seeds)
         if held_out and args.out.exists() and name in (previous := json.loads(args.out.read_text())):
             rows = {**previous[name]["loco"], **rows}  # complete an earlier, partial run
         entry = {"note": design.note, "config": dataclasses.asdict(design.config), "pooling": design.pooling,

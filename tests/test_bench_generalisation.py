@@ -297,3 +297,35 @@ def test_a_jitter_design_trains_on_the_library_s_jittered_copies(bench, monkeypa
                         lambda utts, extractor, band: calls.append(band) or np.ones((len(utts), 7, 4), np.float32))
     copies = bench.training_copies_of(design, ["a", "b", "c"], None)
     assert calls == [(-32.0, -10.0)] and copies.shape == (1, 3, 7, 4)
+
+
+def test_profile_rows_average_over_the_draws_of_random_halves(bench, monkeypatch):
+    """--profile-seeds: each held-out corpus's profile rows (and ``half``) are the mean of profile_rows over the
+    seeds' halves, each seed's rows kept under per_seed (left out of the summary); one seed is the rows as before."""
+    import numpy as np
+    import torch
+
+    from emovox.corpora.manifest import Utterance
+    from emovox.training.head import EmotionHead, Ensemble
+
+    labels = ["neutral", "happy", "sad", "angry"]
+    utts = [Utterance(f"/t/{c}{s}{i}.wav", label, label, str(s), c) for c in ("ravdess", "nemo") for s in range(2)
+            for i, label in enumerate(labels * 6)]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((len(utts), 2, 4)).astype(np.float32)
+    torch.manual_seed(0)
+    ensemble = Ensemble([EmotionHead(2, 4, 4, hidden=8).eval()], labels)
+    monkeypatch.setattr(bench, "train_ensemble", lambda *a, **k: ensemble)
+    monkeypatch.setattr(bench, "fold_spread", lambda *a: None)
+    design = bench.DESIGNS["all-mixed-level-d0.5-ph-e10"]
+    one = bench.loco(design, X, utts, held_out=["nemo"])["nemo"]
+    two = bench.loco(design, X, utts, held_out=["nemo"], profile_seeds=(0, 1))["nemo"]
+    nemo = np.array([u.corpus == "nemo" for u in utts])
+    direct = [bench.profile_rows(ensemble, X[nemo], [u.label for u in utts if u.corpus == "nemo"], None, seed)
+              for seed in (0, 1)]
+    assert direct[0] != direct[1]  # two draws of the halves differ
+    for key in ("half", "profile_neutral", "skewed_neutral", "skewedangry_b0.5"):
+        assert one[key] == direct[0][key]
+        assert two[key] == pytest.approx((direct[0][key] + direct[1][key]) / 2)
+    assert "per_seed" not in one and two["per_seed"] == {"seeds": [0, 1], "rows": direct}
+    assert two["single"] == one["single"] and "per_seed" not in bench.summary({"nemo": two})
