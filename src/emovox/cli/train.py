@@ -179,16 +179,19 @@ def train(
 
             add_prosody_head(out, utterances, weight=prosody_weight)
             err.print(f"prosody head added (weight {prosody_weight:g}, read with a domain profile)")
-        if linear_weight > 0:
-            from emovox.training.train import add_linear_head
+        linear_heads = [(w, profile) for w, profile in ((linear_weight, False), (profile_linear_weight, True)) if w > 0]
+        if linear_heads:
+            from emovox.training.checkpoint import load_model_files
+            from emovox.training.train import add_linear_head, load_features
 
-            add_linear_head(out, utterances, weight=linear_weight, strength=linear_strength)
-            err.print(f"linear head added (weight {linear_weight:g}, C {linear_strength:g})")
-        if profile_linear_weight > 0:
-            from emovox.training.train import add_linear_head
-
-            add_linear_head(out, utterances, weight=profile_linear_weight, strength=linear_strength, profile=True)
-            err.print(f"profile linear head added (weight {profile_linear_weight:g}, C {linear_strength:g})")
+            # both heads fit on the clips as the heads read them: read from the cache once (a tuned encoder's model
+            # is refused by add_linear_head before any feature is needed)
+            bundle = load_model_files(out)
+            features = None if bundle.tuned else load_features(utterances, FeatureExtractor.from_settings(bundle.features))
+            for weight, profile in linear_heads:
+                add_linear_head(out, utterances, weight=weight, strength=linear_strength, features=features,
+                                profile=profile)
+                err.print(f"{'profile ' if profile else ''}linear head added (weight {weight:g}, C {linear_strength:g})")
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
