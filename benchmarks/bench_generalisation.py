@@ -99,10 +99,10 @@ SHIPPED = "neutral"  # the estimator `emovox profile` uses: rows profile_neutral
 
 @functools.cache
 def _extractor(pooling: str, window: float, silence_context: bool, silence_stride: int = 1,
-               level_band: tuple[float, float] | None = None) -> FeatureExtractor:
-    """One whisper-base extractor per way of encoding: loading the encoder (and computing its silence
+               level_band: tuple[float, float] | None = None, encoder: str = "whisper-base") -> FeatureExtractor:
+    """One extractor per encoder and way of encoding: loading the encoder (and computing its silence
     context) once per run, not once per design or view."""
-    return FeatureExtractor("whisper-base", pooling=pooling, window=window, silence_context=silence_context,
+    return FeatureExtractor(encoder, pooling=pooling, window=window, silence_context=silence_context,
                             silence_stride=silence_stride, level_band=level_band)
 
 
@@ -160,7 +160,8 @@ class Design:
     def extractor(self) -> FeatureExtractor:
         """The feature extractor (and so the feature cache) this design's heads are trained on; designs that
         encode alike share one (:func:`_extractor`)."""
-        return _extractor(self.pooling, self.window, self.silence_context, self.silence_stride, self.level_band)
+        return _extractor(self.pooling, self.window, self.silence_context, self.silence_stride, self.level_band,
+                          self.config.encoder)
 
     def serving_extractor(self) -> FeatureExtractor | None:
         """The extractor of the held-out corpus where it differs from training's (``serve_silence_stride``,
@@ -168,7 +169,7 @@ class Design:
         if not self.serve_silence_stride and not self.serve_level_band:
             return None
         return _extractor(self.pooling, self.window, self.silence_context, self.serve_silence_stride or self.silence_stride,
-                          self.serve_level_band or self.level_band)
+                          self.serve_level_band or self.level_band, self.config.encoder)
 
     @property
     def served(self) -> dict:
@@ -440,6 +441,13 @@ DESIGNS: dict[str, Design] = {
         "applied (experiments/exp_profile_linear.py); single clips as v7.3", pooling="level_mean_std",
         spread_power=0.5, silence_context=True, serve_silence_stride=8, serve_level_band=(-32.0, -10.0),
         linear_weight=0.3, profile_linear_weight=0.3),
+    "tiny.en-all-mixed-level-d0.5-e10-sp0.5-sc8-serveband32-lin0.3": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), encoder="whisper-tiny.en"),
+        "v7.4's single-clip recipe on the English-only Whisper tiny.en encoder (4 blocks of 384; trained and served at "
+        "stride 8, the band -32 .. -10 dBFS in front when served; no profile heads: profiles centre what its heads "
+        "read): a second encoder whose errors may differ from whisper-base's (experiments/exp_encoder_ensemble.py)",
+        pooling="level_mean_std", spread_power=0.5, silence_context=True, silence_stride=8,
+        serve_level_band=(-32.0, -10.0), linear_weight=0.3),
     "all-mixed-level-d0.5-ph-e10-sp0.5-pr0.1": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
         "v6.5 with its prosody head read (`emovox profile --prosody`): spread power 0.5, prosody weight 0.1",

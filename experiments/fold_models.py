@@ -33,7 +33,8 @@ ROOT = Path("runs/fold_models")
 def training_key(design_name: str, train_utts: list[Utterance]) -> dict:
     """What a cached fold model must match: the design's config and its training clips (the key that
     ``bench_generalisation.py --keep-models runs/fold_models`` writes as well)."""
-    return bench.fold_key(design_name, bench.DESIGNS[design_name].config, train_utts)
+    design = bench.DESIGNS[design_name]
+    return bench.fold_key(design_name, design.config, train_utts, design.encoding)
 
 
 def report(rows: dict, design_name: str, out: Path) -> None:
@@ -60,6 +61,7 @@ def fold_ensembles(design_name: str, X: np.ndarray, utts: list[Utterance], held_
         if ensemble is None:
             directory = root / design_name / held
             ensemble = bench.train_ensemble(X[~test], train_utts, config=design.config)
+            ensemble = bench.with_linear(design, ensemble, X[~test], train_utts)  # as --keep-models saves them
             save_ensemble(directory, ensemble, extractor.settings)
             key = training_key(design_name, train_utts)
             (directory / "fold.json").write_text(json.dumps(key, indent=1) + "\n")  # last: a crash leaves no valid key

@@ -329,3 +329,23 @@ def test_profile_rows_average_over_the_draws_of_random_halves(bench, monkeypatch
         assert two[key] == pytest.approx((direct[0][key] + direct[1][key]) / 2)
     assert "per_seed" not in one and two["per_seed"] == {"seeds": [0, 1], "rows": direct}
     assert two["single"] == one["single"] and "per_seed" not in bench.summary({"nemo": two})
+
+
+def test_a_design_on_another_encoder_reads_that_encoders_features_and_keeps_its_own_folds(bench):
+    """The tiny.en design (experiments/exp_encoder_ensemble.py): its training and served features come from
+    whisper-tiny.en, never from whisper-base's cache, and a base fold model never serves it."""
+    import dataclasses
+
+    from emovox.corpora.manifest import Utterance
+
+    tiny = bench.DESIGNS["tiny.en-all-mixed-level-d0.5-e10-sp0.5-sc8-serveband32-lin0.3"]
+    base = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc8-serveband32"]
+    for design, encoder in ((tiny, "whisper-tiny.en"), (base, "whisper-base")):
+        assert design.extractor().settings.encoder == encoder
+        assert design.serving_extractor().settings.encoder == encoder
+        assert design.serving_extractor().settings.level_band == (-32.0, -10.0)
+    assert tiny.extractor().settings.key() != base.extractor().settings.key()
+    assert tiny.extractor().feature_shape == (5, 768) and base.extractor().feature_shape == (7, 1024)
+    utts = [Utterance(f"/t/nemo{i}.wav", "sad", "sad", "s", "nemo") for i in range(4)]
+    on_base = dataclasses.replace(tiny.config, encoder="whisper-base")  # the same recipe on whisper-base
+    assert bench.fold_key("x", tiny.config, utts, tiny.encoding) != bench.fold_key("x", on_base, utts, tiny.encoding)
