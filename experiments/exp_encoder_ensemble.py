@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
+from exp_jitter_ensemble import log_mix  # noqa: E402  # softmax((1 - w) log a + w log b)
 from fold_models import fold_ensembles  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
@@ -43,19 +44,6 @@ from emovox.training.train import load_features  # noqa: E402
 BASE = "all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32-lin0.3-plin0.3"  # v7.4 as it serves
 SECOND = "tiny.en-all-mixed-level-d0.5-e10-sp0.5-sc8-serveband32-lin0.3"
 FOLDS = Path("runs/fold_models")
-
-
-def log_mix(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
-    """``softmax((1 - w) log a + w log b)``: ``w`` 0 is ``a``, 1 is ``b``.
-
-    Examples:
-        >>> log_mix(np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]]), 0.5).round(2).tolist()
-        [[0.75, 0.25]]
-        >>> log_mix(np.array([[0.2, 0.8]]), np.array([[0.9, 0.1]]), 0.0).round(2).tolist()
-        [[0.2, 0.8]]
-    """
-    m = np.exp((1 - w) * np.log(a + 1e-12) + w * np.log(b + 1e-12))
-    return m / m.sum(1, keepdims=True)
 
 
 def chosen_rows(rows: dict, prefix: str, weights: list[float]) -> dict:
