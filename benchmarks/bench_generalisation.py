@@ -98,8 +98,8 @@ SHIPPED = "neutral"  # the estimator `emovox profile` uses: rows profile_neutral
 
 
 @functools.cache
-def _extractor(pooling: str, window: float, silence_context: bool, silence_stride: int = 1,
-               level_band: tuple[float, float] | None = None, encoder: str = "whisper-base") -> FeatureExtractor:
+def _extractor(encoder: str, pooling: str, window: float, silence_context: bool, silence_stride: int = 1,
+               level_band: tuple[float, float] | None = None) -> FeatureExtractor:
     """One extractor per encoder and way of encoding: loading the encoder (and computing its silence
     context) once per run, not once per design or view."""
     return FeatureExtractor(encoder, pooling=pooling, window=window, silence_context=silence_context,
@@ -160,16 +160,16 @@ class Design:
     def extractor(self) -> FeatureExtractor:
         """The feature extractor (and so the feature cache) this design's heads are trained on; designs that
         encode alike share one (:func:`_extractor`)."""
-        return _extractor(self.pooling, self.window, self.silence_context, self.silence_stride, self.level_band,
-                          self.config.encoder)
+        return _extractor(self.config.encoder, self.pooling, self.window, self.silence_context, self.silence_stride,
+                          self.level_band)
 
     def serving_extractor(self) -> FeatureExtractor | None:
         """The extractor of the held-out corpus where it differs from training's (``serve_silence_stride``,
         ``serve_level_band``)."""
         if not self.serve_silence_stride and not self.serve_level_band:
             return None
-        return _extractor(self.pooling, self.window, self.silence_context, self.serve_silence_stride or self.silence_stride,
-                          self.serve_level_band or self.level_band, self.config.encoder)
+        return _extractor(self.config.encoder, self.pooling, self.window, self.silence_context,
+                          self.serve_silence_stride or self.silence_stride, self.serve_level_band or self.level_band)
 
     @property
     def served(self) -> dict:
@@ -1087,7 +1087,7 @@ def corpora_features(args: argparse.Namespace, pooling: str = "level_mean_std") 
     """Every corpus found under ``args.corpora`` and ``args.extra`` (:func:`load_corpora`) and its
     clips' features pooled as ``pooling`` (from the cache): the experiments' common start."""
     utts = load_corpora(args.corpora, args.extra, None)
-    return utts, load_features(utts, _extractor(pooling, 0.0, False))
+    return utts, load_features(utts, _extractor("whisper-base", pooling, 0.0, False))
 
 
 def main() -> None:
