@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
 from exp_jitter_ensemble import log_mix  # noqa: E402  # softmax((1 - w) log a + w log b)
-from fold_models import fold_ensembles  # noqa: E402
+from fold_models import fold_ensembles, print_table  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.training.train import load_features  # noqa: E402
@@ -101,8 +101,8 @@ def main() -> None:
         for k, design in designs.items():
             models[k] = bench.reused_fold(args.folds / names[k], held, design, train_utts)
             if models[k] is None:
-                raise SystemExit(f"no fold model {args.folds / names[k] / held}: run bench_generalisation.py "
-                                 f"--designs {names[k]} --keep-models {args.folds} first")
+                raise SystemExit(f"no fold model {args.folds / names[k] / held}: run this script with --train {k} "
+                                 f"--folds {args.folds} first")
         a, b = models["base"], models["second"]
         pa, pb = a.probabilities(X_serve["base"][idx]), b.probabilities(X_serve["second"][idx])
         decide = bench.four_class_decision
@@ -112,14 +112,14 @@ def main() -> None:
         spreads = {k: bench.fold_spread(d, X_train[k][~test], train_utts) for k, d in designs.items()}
         corpus_rows = np.flatnonzero(test)
         labels = [truth_all[i] for i in corpus_rows]
+        Xc = {k: X_serve[k][corpus_rows] for k in designs}  # the held-out corpus's clips as each model serves them
         per_seed = []
         for seed in seeds:
             profile, half, skewed = bench.halves(labels, seed=seed)
             truth_half = [labels[i] for i in half]
             seed_row = {}
             for archive_name, archive in (("profile", profile), ("skewed", skewed)):
-                q = {k: bench.profiled_probabilities(models[k], X_serve[k][corpus_rows][archive],
-                                                     X_serve[k][corpus_rows][half], bench.SHIPPED, spreads[k])
+                q = {k: bench.profiled_probabilities(models[k], Xc[k][archive], Xc[k][half], bench.SHIPPED, spreads[k])
                      for k in designs}
                 seed_row[f"{archive_name}_base"] = bench.ua(truth_half, decide(a, q["base"]))
                 seed_row[f"{archive_name}_second"] = bench.ua(truth_half, decide(b, q["second"]))
@@ -133,11 +133,7 @@ def main() -> None:
     for prefix in ("single_mix", "profile_mix", "skewed_mix"):
         for held, value in chosen_rows(rows, prefix, weights).items():
             rows[held][f"{prefix.removesuffix('_mix')}_chosen"] = value
-    keys = [k for k in next(iter(rows.values())) if k != "n"]
-    print(f"\n{'variant':18s} " + " ".join(f"{c:>9s}" for c in rows) + "      mean  worst")
-    for k in keys:
-        v = [rows[c][k] for c in rows]
-        print(f"{k:18s} " + " ".join(f"{100 * x:9.1f}" for x in v) + f" {100 * np.mean(v):9.1f} {100 * min(v):6.1f}")
+    print_table(rows, 18)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"designs": names, "folds": str(args.folds), "weights": weights, "seeds": seeds,
                                     "rows": rows}, indent=1) + "\n")

@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_generalisation as bench  # noqa: E402
+from fold_models import print_table  # noqa: E402
 
 from emovox.corpora.labels import collapse  # noqa: E402
 from emovox.training.checkpoint import load_model_files  # noqa: E402
@@ -97,11 +98,7 @@ def main() -> None:
         rows[held] = row
         print(f"{held:10s} ({time.time() - t0:4.0f} s) " + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "n"),
               flush=True)
-    keys = [k for k in next(iter(rows.values())) if k != "n"]
-    print(f"\n{'variant':16s} " + " ".join(f"{c:>9s}" for c in rows) + "      mean  worst")
-    for k in keys:
-        v = [rows[c][k] for c in rows]
-        print(f"{k:16s} " + " ".join(f"{100 * x:9.1f}" for x in v) + f" {100 * np.mean(v):9.1f} {100 * min(v):6.1f}")
+    print_table(rows, 16)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"designs": [V7, JITTER], "folds": str(args.folds), "rows": rows}, indent=1))
     print(f"wrote {args.out}")

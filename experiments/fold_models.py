@@ -49,6 +49,23 @@ def report(rows: dict, design_name: str, out: Path) -> None:
     out.write_text(json.dumps({"design": design_name, "corpora": list(rows), "rows": rows}, indent=1) + "\n")
 
 
+def print_table(rows: dict, width: int = 16) -> None:
+    """Print ``rows`` (``{corpus: {key: UA}}``, every corpus with the same keys; ``n`` is skipped) as a table, UA %:
+    one line per key, each corpus's column, then the mean and the worst corpus.
+
+    Examples:
+        >>> print_table({"a": {"n": 3, "x": 0.5}, "b": {"n": 4, "x": 0.7}}, width=4)
+        <BLANKLINE>
+        variant         a         b      mean  worst
+        x         50.0      70.0      60.0   50.0
+    """
+    keys = [k for k in next(iter(rows.values())) if k != "n"]
+    print(f"\n{'variant':{width}s} " + " ".join(f"{c:>9s}" for c in rows) + "      mean  worst")
+    for k in keys:
+        v = [rows[c][k] for c in rows]
+        print(f"{k:{width}s} " + " ".join(f"{100 * x:9.1f}" for x in v) + f" {100 * np.mean(v):9.1f} {100 * min(v):6.1f}")
+
+
 def fold_ensembles(design_name: str, X: np.ndarray, utts: list[Utterance], held_out=(), root: Path = ROOT):
     """Like :func:`bench_generalisation.held_out_splits`, each split with its trained ensemble
     appended (loaded from ``root`` when cached there for the same design and training clips)."""
