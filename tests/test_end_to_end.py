@@ -71,10 +71,14 @@ def test_float16_heads_halve_the_file_and_answer_as_the_float32_ones(corpus, tra
     full32 = safetensors.numpy.load_file(trained / "heads.safetensors")
     assert a.keys() == b.keys() == full32.keys()
     assert all(np.array_equal(b[k], full32[k].astype(b[k].dtype)) for k in b)  # resaving rounds, and nothing else
-    # the same seeds train the same heads; the two trainings may differ in the last bits of float32 (the encoder's
-    # arithmetic depends on the thread count an earlier test left), which can move a float16 rounding by one step
-    assert all(a[k].dtype == b[k].dtype and np.allclose(a[k].astype(np.float64), b[k].astype(np.float64),
-                                                        rtol=2e-3, atol=1e-4) for k in a)
+    # the same seeds train the same heads, but the two trainings may differ in the last bits of float32 (the
+    # encoder's arithmetic depends on the thread count an earlier test left), and over 30 epochs that can move
+    # weights by more than a float16 step (a weight-by-weight comparison failed once in CI): the resaved file and
+    # the one trained in float16 must hold the same tensors and answer alike
+    assert all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape for k in a)
+    resaved_answer = emovox.load(resaved).predict(clip, sampling_rate=16000)
+    assert resaved_answer.label == half.label
+    assert max(abs(resaved_answer.scores[k] - half.scores[k]) for k in half.scores) < 5e-3
 
 
 def test_predict_cli_jsonl_on_unseen_48k_stereo(trained, tmp_path):
