@@ -13,6 +13,7 @@ corpora given (those the model was trained on; their features from the caches):
   (``linear_head.safetensors``, :mod:`emovox.training.linear_head`); this one changes single clips. It is fitted
   on the clips encoded as the model's ``features`` say, or as the heads were trained where that differs
   (``--fit-silence-stride``, ``--fit-without-band``: v7's heads trained on the whole silence context as recorded);
+  ``--linear-room-copies K`` fits it also on K copies of every clip heard in a simulated room (v7.5's head);
 - ``--profile-linear-weight W``: a linear head beside the profile heads (each state's mean, every corpus moved
   to the mean of all), mixed into their answer with weight W where a profile is applied
   (``profile_linear_head.safetensors``); fitted on the same features as ``--linear-weight``'s.
@@ -41,7 +42,7 @@ from emovox.features.extractor import FeatureExtractor
 from emovox.training.checkpoint import load_model_files
 from emovox.training.linear_head import STRENGTH
 from emovox.training.prosody import add_prosody_head
-from emovox.training.train import add_linear_head, add_profile_spread, load_features
+from emovox.training.train import ROOM_COPIES, add_linear_head, add_profile_spread, load_features, room_copies
 
 
 def main() -> None:
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--profile-linear-weight", type=float, default=0.0,
                         help="add a linear head beside the profile heads with this weight (0-1)")
     parser.add_argument("--linear-strength", type=float, default=STRENGTH, help="the linear heads' C")
+    parser.add_argument("--linear-room-copies", type=int, default=0,
+                        help="with --linear-weight: also fit it on this many copies of every clip in a simulated room")
     parser.add_argument("--fit-silence-stride", type=int, default=0,
                         help="fit the linear heads on clips encoded at this silence stride (default: the model's)")
     parser.add_argument("--fit-without-band", action="store_true",
@@ -82,12 +85,15 @@ def main() -> None:
     settings = load_model_files(args.model).features
     fit = dataclasses.replace(settings, silence_stride=args.fit_silence_stride or settings.silence_stride,
                               level_band=None if args.fit_without_band else settings.level_band)
-    features = load_features(utterances, FeatureExtractor.from_settings(fit))
+    extractor = FeatureExtractor.from_settings(fit)
+    features = load_features(utterances, extractor)
+    copies = room_copies(utterances, extractor, args.linear_room_copies) if args.linear_room_copies else None
     for key, weight, profile in (("linear_head", args.linear_weight, False),
                                  ("profile_linear_head", args.profile_linear_weight, True)):
         if weight:
             linear = add_linear_head(args.model, utterances, weight=weight, strength=args.linear_strength,
-                                     features=features, profile=profile,
+                                     features=features, profile=profile, copies=None if profile else copies,
+                                     copies_recipe=None if copies is None or profile else ROOM_COPIES.tag(),
                                      training={f"{key}_command": command, f"{key}_fitted_on": fit.to_dict(), **name})
             print(f"{args.model}: {key.replace('_', ' ')} {linear.shape} from {len(utterances)} clips, "
                   f"weight {linear.weight:g}, C {linear.strength:g}")

@@ -116,7 +116,7 @@ def linear_model(tmp_path_factory):
     result = CliRunner().invoke(app, ["train", f"folder:{corpus}", "--out", str(out), "--encoder", "whisper-tiny.en",
                                       "--ensemble", "2", "--epochs", "20", "--hidden", "16", "--layers", "4",
                                       "--profile-heads", "--linear-weight", "0.5", "--linear-strength", "0.01",
-                                      "--profile-linear-weight", "0.4"])
+                                      "--profile-linear-weight", "0.4", "--linear-room-copies", "1"])
     assert result.exit_code == 0, result.output
     assert "linear head added (weight 0.5, C 0.01)" in result.output
     assert "profile linear head added (weight 0.4, C 0.01)" in result.output
@@ -127,6 +127,8 @@ def test_a_trained_model_mixes_its_linear_head_in_on_every_backend(linear_model,
     corpus, model_dir = linear_model
     config = json.loads((model_dir / "config.json").read_text())
     assert config["linear_head"]["weight"] == 0.5 and (model_dir / FILE).is_file()
+    assert config["linear_head"]["copies"] == 1 and config["linear_head"]["copies_recipe"].endswith("+room1")
+    assert "copies" not in config["profile_linear_head"]  # room copies train the single-clip head only
     files = sorted(str(p) for p in corpus.rglob("*.wav"))[:4]
     model = emovox.load(model_dir)
     features = model.features_for_signals([load_audio(f) for f in files])
@@ -253,3 +255,40 @@ def test_a_trained_model_mixes_its_profile_linear_head_in_under_a_profile_on_eve
     np.testing.assert_allclose(probs, mixed, atol=1e-4)
     np.testing.assert_allclose(OnnxEmotionModel(tmp_path / "x").probabilities_for_features(features, profiled=True),
                                mixed, atol=1e-4)
+
+
+def test_room_copies_teach_the_linear_head_what_a_room_does_and_are_recorded(tmp_path):
+    from emovox.corpora.manifest import Utterance
+    from emovox.features.extractor import FeatureSettings
+
+    X, labels, corpora = _corpora()
+    model_labels = ["neutral", "angry", "sad"]
+    utts = [Utterance(f"{i}.wav", lab, lab, "s", c) for i, (lab, c) in enumerate(zip(labels, corpora, strict=True))]
+    # a "room" smears the angry cue (state 1, column 2) and shows it elsewhere (column 3)
+    room = X.copy()
+    room[:, 1, 2] *= 0.3
+    room[labels == "angry", 1, 3] += 3.0
+    directory = save_ensemble(tmp_path / "m", Ensemble([EmotionHead(3, 4, 3, hidden=8)], model_labels),
+                              FeatureSettings(encoder="whisper-tiny.en"))
+    plain = add_linear_head(directory, utts, features=X, strength=1.0)
+    assert "copies" not in json.loads((directory / "config.json").read_text())["linear_head"]
+    heard = add_linear_head(directory, utts, features=X, strength=1.0, copies=room[None], copies_recipe="rooms")
+    entry = json.loads((directory / "config.json").read_text())["linear_head"]
+    assert entry["copies"] == 1 and entry["copies_recipe"] == "rooms"
+    angry = labels == "angry"  # _corpora's one cue: neutral and sad clips are alike
+
+    def accuracy(head, Z):  # angry told from the rest
+        return float(((head.probabilities(Z).argmax(1) == 1) == angry).mean())
+
+    assert accuracy(heard, room) > accuracy(plain, room) + 0.15  # 0.88 against 0.68
+    assert accuracy(heard, X) > 0.75  # the clean clips are still heard (0.80; the plain head 0.93)
+    back = load_model_files(directory).ensemble().linear
+    assert back is not None
+    np.testing.assert_allclose(back.probabilities(room), heard.probabilities(room), atol=1e-6)
+    with pytest.raises(ValueError, match="copies"):
+        add_linear_head(directory, utts, features=X, copies=room[None, :10])
+    with pytest.raises(ValueError, match="single-clip"):
+        add_linear_head(directory, utts, features=X, copies=room[None], profile=True)
+    result = CliRunner().invoke(app, ["train", f"folder:{tmp_path}", "--out", str(tmp_path / "n"),
+                                      "--linear-room-copies", "1"])
+    assert result.exit_code == 2 and "add --linear-weight" in result.output

@@ -126,6 +126,11 @@ def train(
         help="With --profile-heads: also fit a linear head beside them (over each state's mean, on every corpus "
         "moved to the mean of all, as a profile moves audio), mixed into their answer with this weight where a "
         "domain profile is applied. 0: none. experiments/exp_profile_linear.py, docs/training.md."),
+    linear_room_copies: int = typer.Option(
+        0, "--linear-room-copies", min=0, max=4,
+        help="With --linear-weight: the linear head also learns from this many copies of every clip heard in a "
+        "simulated room (RT60 0.2-0.8 s, no noise; the MLP heads never hear them). The default model has one: "
+        "single clips lose 10 points in a room instead of 17 (experiments/exp_room_linear.py)."),
     linear_strength: float = typer.Option(
         3e-4, "--linear-strength", min=1e-8,
         help="The linear heads' C (inverse L2 strength, on standardised features)."),
@@ -150,6 +155,8 @@ def train(
     try:
         if profile_linear_weight > 0 and not profile_heads:
             raise EmovoxError("--profile-linear-weight mixes into profile heads: add --profile-heads")
+        if linear_room_copies and not linear_weight:
+            raise EmovoxError("--linear-room-copies trains the linear head: add --linear-weight")
         utterances = load_corpora(corpora or [], manifest)
         if not utterances:
             raise EmovoxError("give at least one corpus or --manifest")
@@ -188,9 +195,15 @@ def train(
             # is refused by add_linear_head before any feature is needed)
             bundle = load_model_files(out)
             features = None if bundle.tuned else load_features(utterances, FeatureExtractor.from_settings(bundle.features))
+            copies = None
+            if linear_room_copies and features is not None:
+                from emovox.training.train import ROOM_COPIES, room_copies
+
+                copies = room_copies(utterances, FeatureExtractor.from_settings(bundle.features), linear_room_copies)
             for weight, profile in linear_heads:
                 add_linear_head(out, utterances, weight=weight, strength=linear_strength, features=features,
-                                profile=profile)
+                                profile=profile, copies=None if profile else copies,
+                                copies_recipe=None if copies is None else ROOM_COPIES.tag())
                 err.print(f"{'profile ' if profile else ''}linear head added (weight {weight:g}, C {linear_strength:g})")
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")

@@ -588,17 +588,38 @@ def add_profile_spread(model_dir: str | os.PathLike, utterances: Sequence, *, po
     return spread
 
 
+ROOM_COPIES = AugmentRecipe(reverb=1.0, noise=0.0)  # the linear head's room copies: a room in every copy, no noise
+
+
+def room_copies(utterances: Sequence[Utterance], extractor: FeatureExtractor, copies: int = 1, *,
+                groups: Sequence[str] | None = None) -> np.ndarray:
+    """Features of ``copies`` copies of every clip heard in a simulated room (:data:`ROOM_COPIES`: RT60 0.2-0.8 s,
+    microphone 0.3-2.5 m, level, pitch and tempo as every augmented copy's, no noise), ``(copies, n, ...)``,
+    encoded by ``extractor`` and cached as ``--augment``'s copies are (:func:`load_augmented`, ``groups`` as there)."""
+    if copies < 1:
+        raise ValueError(f"room copies: at least one, got {copies}")
+    out = load_augmented(utterances, extractor, copies, groups=groups, recipe=ROOM_COPIES)
+    assert out is not None
+    return out
+
+
 def add_linear_head(model_dir: str | os.PathLike, utterances: Sequence, *, weight: float = LINEAR_WEIGHT,
                     strength: float = LINEAR_STRENGTH, features: np.ndarray | None = None,
-                    training: dict | None = None, profile: bool = False) -> LinearHead:
+                    training: dict | None = None, profile: bool = False, copies: np.ndarray | None = None,
+                    copies_recipe: str | None = None) -> LinearHead:
     """Fit a linear head for the model in ``model_dir`` on its training ``utterances``
     (:class:`~emovox.corpora.manifest.Utterance`) and write it there (``linear_head.safetensors`` and the
     ``linear_head`` entry of ``config.json``); the heads are untouched. ``features``: the clips' pooled
     features as the heads were trained on them (default: from the feature cache, encoded as the model's
     ``features`` settings say); ``training``: entries to set in the config's training record as well.
     ``profile=True``: the one beside the profile heads instead (each state's mean, fitted on every corpus moved
-    to the mean of all; ``profile_linear_head.safetensors``, :func:`profile_linear_head`)."""
+    to the mean of all; ``profile_linear_head.safetensors``, :func:`profile_linear_head`). ``copies``: augmented
+    copies of the clips, ``(k, n, ...)`` encoded as ``features`` (e.g. :func:`room_copies`), fitted beside them with
+    each clip's label and corpus (single-clip head only; ``copies_recipe`` names them in the config: v7.5's head
+    hears every clip also in a room, ``experiments/exp_room_linear.py``)."""
     bundle = load_model_files(model_dir)
+    if copies is not None and profile:
+        raise ValueError("copies train the single-clip linear head only")
     if bundle.tuned:
         raise ModelError("a model with a tuned encoder: its features are not the frozen encoder's")
     if bundle.average != "logits":
@@ -611,9 +632,14 @@ def add_linear_head(model_dir: str | os.PathLike, utterances: Sequence, *, weigh
         head = profile_linear_head(features, utterances, bundle.labels, weight=weight, strength=strength)
         entry = {"profile_linear_head": head.save(model_dir, bundle.labels, LINEAR_PROFILE_FILE)}
     else:
-        head = fit_linear_head(features, [u.label for u in utterances], [u.corpus for u in utterances], bundle.labels,
-                               weight=weight, strength=strength)
-        entry = {"linear_head": head.save(model_dir, bundle.labels)}
+        rows = 1 if copies is None else 1 + len(copies)
+        if copies is not None and copies.shape[1:] != features.shape:
+            raise ValueError(f"copies {copies.shape} for features {features.shape}")
+        X = features if copies is None else np.concatenate([features, *copies])
+        head = fit_linear_head(X, [u.label for u in utterances] * rows, [u.corpus for u in utterances] * rows,
+                               bundle.labels, weight=weight, strength=strength)
+        entry = {"linear_head": {**head.save(model_dir, bundle.labels),
+                                 **({"copies": rows - 1, "copies_recipe": copies_recipe} if copies is not None else {})}}
     update_config(model_dir, entry, training)
     return head
 
