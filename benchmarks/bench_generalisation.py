@@ -82,6 +82,7 @@ from emovox.training.train import (
     load_features,
     load_frames,
     profile_linear_head,
+    room_copies,
     train_ensemble,
     tune_encoder,
 )
@@ -152,6 +153,9 @@ class Design:
     # clips after its heads and mixed into their answer with this weight; 0: none
     linear_weight: float = 0.0
     linear_strength: float = 3e-4  # its C (`--linear-strength`)
+    # copies of every training clip heard in a simulated room the linear head is also fitted on (`emovox train
+    # --linear-room-copies`, emovox.training.train.room_copies); the MLP heads never hear them
+    linear_room_copies: int = 0
     # a linear head beside the profile heads (`emovox train --profile-linear-weight`), fitted on each fold's
     # training clips (each state's mean, every corpus moved to the mean of all) and mixed into the profile heads'
     # answer with this weight; 0: none
@@ -204,9 +208,14 @@ class Design:
 def with_linear(design: Design, ensemble: Ensemble, X_train: np.ndarray, train_utts: Sequence[Utterance]) -> Ensemble:
     """``ensemble`` with ``design``'s linear heads fitted on its training rows ``X_train`` (as ``emovox train
     --linear-weight`` and ``--profile-linear-weight`` fit them: after the heads, on the clips as the heads read
-    them), or as it is for a design without them."""
+    them, and for a ``linear_room_copies`` design on their copies in rooms too), or as it is for a design without
+    them."""
     if design.linear_weight:
-        ensemble.linear = fit_linear_head(X_train, [u.label for u in train_utts], [u.corpus for u in train_utts],
+        copies = (design_inputs(design, room_copies(train_utts, design.extractor(), design.linear_room_copies))
+                  if design.linear_room_copies else None)
+        rows = 1 if copies is None else 1 + len(copies)
+        ensemble.linear = fit_linear_head(X_train if copies is None else np.concatenate([X_train, *copies]),
+                                          [u.label for u in train_utts] * rows, [u.corpus for u in train_utts] * rows,
                                           ensemble.labels, weight=design.linear_weight, strength=design.linear_strength)
     if design.profile_linear_weight:
         if ensemble.profile_heads is None:
@@ -441,6 +450,13 @@ DESIGNS: dict[str, Design] = {
         "applied (experiments/exp_profile_linear.py); single clips as v7.3", pooling="level_mean_std",
         spread_power=0.5, silence_context=True, serve_silence_stride=8, serve_level_band=(-32.0, -10.0),
         linear_weight=0.3, profile_linear_weight=0.3),
+    "all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32-lin0.5rooms-plin0.3": Design(
+        dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), profile_heads=True),
+        "v7.5: v7.4 whose single-clip linear head is also fitted on one copy of every training clip heard in a "
+        "simulated room (the MLP heads never hear them) and mixed in with weight 0.5 "
+        "(experiments/exp_room_linear.py)", pooling="level_mean_std", spread_power=0.5, silence_context=True,
+        serve_silence_stride=8, serve_level_band=(-32.0, -10.0), linear_weight=0.5, linear_room_copies=1,
+        profile_linear_weight=0.3),
     "tiny.en-all-mixed-level-d0.5-e10-sp0.5-sc8-serveband32-lin0.3": Design(
         dataclasses.replace(_config(None, ensemble=10, centre_corpora="both", dropout=0.5), encoder="whisper-tiny.en"),
         "v7.4's single-clip recipe on the English-only Whisper tiny.en encoder (4 blocks of 384; trained and served at "

@@ -285,6 +285,43 @@ def test_a_linear_design_reuses_v7s_fold_models_and_fits_its_linear_head_on_the_
     np.testing.assert_allclose(both.profile_heads.linear.probabilities(X), want.probabilities(X), atol=1e-6)
 
 
+def test_the_v7_5_design_fits_its_linear_head_on_the_clips_and_their_copies_in_rooms(bench, monkeypatch):
+    """-lin0.5rooms: v7.4's heads, encoding and profile linear head; the single-clip linear head (weight 0.5) also
+    fitted on emovox.training.train.room_copies' copies of the fold's training clips, encoded as its clips."""
+    import numpy as np
+
+    from emovox.corpora.manifest import Utterance
+    from emovox.training.head import EmotionHead, Ensemble
+    from emovox.training.linear_head import fit_linear_head
+
+    v74 = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32-lin0.3-plin0.3"]
+    v75 = bench.DESIGNS["all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32-lin0.5rooms-plin0.3"]
+    assert (v75.config, v75.encoding, v75.served, v75.profile_linear_weight) == (
+        v74.config, v74.encoding, v74.served, v74.profile_linear_weight)
+    assert (v75.linear_weight, v75.linear_room_copies, v74.linear_room_copies) == (0.5, 1, 0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2, 4)).astype(np.float32)
+    room = X + rng.standard_normal(X.shape).astype(np.float32)
+    utts = [Utterance(f"/t/{i}.wav", label, label, str(i % 4), "ab"[i % 2]) for i, label in
+            enumerate(["angry", "sad"] * 20)]
+    calls = []
+
+    def fake_room_copies(train_utts, extractor, copies):
+        calls.append((len(train_utts), extractor, copies))
+        return room[None]
+
+    monkeypatch.setattr(bench, "room_copies", fake_room_copies)
+    monkeypatch.setattr(bench, "_extractor", lambda *args: args)  # no encoder loaded: the copies' encoding, named
+    design = bench.dataclasses.replace(v75, profile_linear_weight=0.0)  # no profile heads in this small ensemble
+    linear = bench.with_linear(design, Ensemble([EmotionHead(2, 4, 2, hidden=8)], ["angry", "sad"]), X, utts).linear
+    # the copies are encoded as the heads' training clips: the whole silence context, as recorded (no band)
+    assert calls == [(40, ("whisper-base", "level_mean_std", 0.0, True, 1, None), 1)]
+    assert linear is not None and linear.weight == 0.5
+    want = fit_linear_head(np.concatenate([X, room]), [u.label for u in utts] * 2, [u.corpus for u in utts] * 2,
+                           ["angry", "sad"], weight=0.5)
+    np.testing.assert_allclose(linear.probabilities(room), want.probabilities(room), atol=1e-6)
+
+
 def test_a_jitter_design_trains_on_the_library_s_jittered_copies(bench, monkeypatch):
     """-sc8-jitter32: its copies are emovox.training.level_jitter's (what `emovox train --level-jitter` adds), served
     with the band."""
