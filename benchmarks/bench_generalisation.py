@@ -213,10 +213,9 @@ def with_linear(design: Design, ensemble: Ensemble, X_train: np.ndarray, train_u
     if design.linear_weight:
         copies = (design_inputs(design, room_copies(train_utts, design.extractor(), design.linear_room_copies))
                   if design.linear_room_copies else None)
-        rows = 1 if copies is None else 1 + len(copies)
-        ensemble.linear = fit_linear_head(X_train if copies is None else np.concatenate([X_train, *copies]),
-                                          [u.label for u in train_utts] * rows, [u.corpus for u in train_utts] * rows,
-                                          ensemble.labels, weight=design.linear_weight, strength=design.linear_strength)
+        ensemble.linear = fit_linear_head(X_train, [u.label for u in train_utts], [u.corpus for u in train_utts],
+                                          ensemble.labels, weight=design.linear_weight, strength=design.linear_strength,
+                                          copies=copies)
     if design.profile_linear_weight:
         if ensemble.profile_heads is None:
             raise ValueError("a profile linear head needs profile heads")

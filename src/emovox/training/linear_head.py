@@ -173,13 +173,15 @@ def centred_rows(X: np.ndarray, corpora: Sequence[str], rows: str = "zero") -> n
 
 def fit_linear_head(X: np.ndarray, labels: Sequence[str], corpora: Sequence[str], model_labels: Sequence[str], *,
                     weight: float = WEIGHT, strength: float = STRENGTH, max_iter: int = 300, rows: str = "zero",
-                    inputs: str = "mean_std") -> LinearHead:
+                    inputs: str = "mean_std", copies: np.ndarray | None = None) -> LinearHead:
     """Fit a :class:`LinearHead` on pooled features ``X`` ``(n, n_states, dim)`` of clips with ``labels`` from
     ``corpora``: every clip as recorded and less its corpus's mean (``rows="zero"``), or every corpus moved to the
     mean of all (``rows="centred"``, the head beside the profile heads; :func:`centred_rows`), features
     standardised on those rows, every label weighing the same (multinomial, L2, ``C = strength``). Clips
     whose label is not in ``model_labels`` are left out. ``inputs="mean"``: the head reads the first half of
-    each state's vector (its mean over frames), as profile heads do.
+    each state's vector (its mean over frames), as profile heads do. ``copies``: ``(k, n, n_states, dim)`` augmented
+    copies of the clips (e.g. :func:`emovox.training.train.room_copies`), fitted beside them with each clip's label and
+    corpus (v7.5's single-clip head hears every clip also in a simulated room).
 
     Examples:
         >>> rng = np.random.default_rng(0)
@@ -196,6 +198,11 @@ def fit_linear_head(X: np.ndarray, labels: Sequence[str], corpora: Sequence[str]
     labels, corpora = np.asarray(labels, dtype=str), np.asarray(corpora, dtype=str)
     if X.ndim != 3 or len(X) != len(labels) or len(corpora) != len(labels):
         raise ValueError(f"features {X.shape} for {len(labels)} labels and {len(corpora)} corpora")
+    if copies is not None:
+        if copies.shape[1:] != X.shape:
+            raise ValueError(f"copies {copies.shape} for features {X.shape}")
+        X = np.concatenate([X, *np.asarray(copies, np.float32)])
+        labels, corpora = np.tile(labels, 1 + len(copies)), np.tile(corpora, 1 + len(copies))
     if inputs not in INPUTS:
         raise ValueError(f"inputs {inputs!r}: one of {INPUTS}")
     if inputs == "mean":

@@ -632,14 +632,10 @@ def add_linear_head(model_dir: str | os.PathLike, utterances: Sequence, *, weigh
         head = profile_linear_head(features, utterances, bundle.labels, weight=weight, strength=strength)
         entry = {"profile_linear_head": head.save(model_dir, bundle.labels, LINEAR_PROFILE_FILE)}
     else:
-        rows = 1 if copies is None else 1 + len(copies)
-        if copies is not None and copies.shape[1:] != features.shape:
-            raise ValueError(f"copies {copies.shape} for features {features.shape}")
-        X = features if copies is None else np.concatenate([features, *copies])
-        head = fit_linear_head(X, [u.label for u in utterances] * rows, [u.corpus for u in utterances] * rows,
-                               bundle.labels, weight=weight, strength=strength)
+        head = fit_linear_head(features, [u.label for u in utterances], [u.corpus for u in utterances], bundle.labels,
+                               weight=weight, strength=strength, copies=copies)
         entry = {"linear_head": {**head.save(model_dir, bundle.labels),
-                                 **({"copies": rows - 1, "copies_recipe": copies_recipe} if copies is not None else {})}}
+                                 **({"copies": len(copies), "copies_recipe": copies_recipe} if copies is not None else {})}}
     update_config(model_dir, entry, training)
     return head
 
