@@ -26,6 +26,7 @@ pyroomacoustics room, against the same clips clean: does the room-trained linear
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_generalisation as bench  # noqa: E402
 from bench_accuracy import noisy_features  # noqa: E402
-from fold_models import fold_ensembles, print_table  # noqa: E402
+from fold_models import fold_ensembles, print_table, training_key  # noqa: E402
 
 from emovox.corpora import scan_corpus  # noqa: E402
 from emovox.evaluation.splits import speaker_folds  # noqa: E402
@@ -49,11 +50,11 @@ from emovox.training.train import ROOM_COPIES, kfold_groups, load_features, room
 
 DESIGN = "all-mixed-level-d0.5-ph-e10-sp0.5-sc-serve8-band32-lin0.3-plin0.3"  # v7.4
 FOLDS = Path("runs/fold_models") / DESIGN
-ROOMS = ROOM_COPIES  # the room design's copies (all-mixed-level-d0.5-rooms): one room in every copy, no noise
 
 
 def copies_of(utts, groups=None) -> np.ndarray:
-    """One copy of every clip in a simulated room, encoded as the shipped design's training clips."""
+    """One copy of every clip in a simulated room (the library's ``ROOM_COPIES``, the copies of the card's
+    ``all-mixed-level-d0.5-rooms``: a room in every copy, no noise), encoded as the shipped design's training clips."""
     return room_copies(utts, bench.DESIGNS[DESIGN].extractor(), groups=groups)[0]
 
 
@@ -69,9 +70,7 @@ def variants(ensemble: Ensemble, room_head: LinearHead, X: np.ndarray, weights) 
     its weight), each linear head alone, and the heads with the room-trained linear head at each weight."""
     shipped_head = ensemble.linear
     assert shipped_head is not None
-    ensemble.linear = None
-    heads = torch.from_numpy(ensemble.probabilities(X))
-    ensemble.linear = shipped_head
+    heads = torch.from_numpy(dataclasses.replace(ensemble, linear=None).probabilities(X))
     x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
     out = {"heads alone": heads.numpy(), "shipped (linear 0.3)": ensemble.probabilities(X),
            "linear alone": shipped_head.probabilities(X), "room linear alone": room_head.probabilities(X)}
@@ -120,24 +119,25 @@ def loco(args) -> dict:
     rows: dict = {}
     in_room: dict = {}
     for held, test, train_utts, idx, truth, ensemble in fold_ensembles(DESIGN, X, utts):
-        kept = FOLDS / held / "room_linear"  # the fold's room-trained head, fitted once (~3 min)
-        if (kept / "config.json").is_file():
-            head = LinearHead.load(kept, json.loads((kept / "config.json").read_text()), ensemble.labels)
+        # the fold's room-trained head, fitted once (~3 min); kept only for the same training clips and copies
+        kept, key = FOLDS / held / "room_linear", {**training_key(DESIGN, train_utts), "copies": ROOM_COPIES.tag()}
+        record = json.loads((kept / "config.json").read_text()) if (kept / "config.json").is_file() else {}
+        if record.get("key") == key:
+            head = LinearHead.load(kept, record["head"], ensemble.labels)
         else:
             head = room_linear(X[~test], copies[~test], train_utts, ensemble.labels, design.linear_weight)
             kept.mkdir(parents=True, exist_ok=True)
-            (kept / "config.json").write_text(json.dumps(head.save(kept, ensemble.labels)) + "\n")
-        rows[held] = {name: bench.ua(truth, bench.four_class_decision(ensemble, p))
-                      for name, p in variants(ensemble, head, served[idx], args.weights).items()}
+            (kept / "config.json").write_text(json.dumps({"head": head.save(kept, ensemble.labels), "key": key}) + "\n")
+        probs = variants(ensemble, head, served[idx], args.weights)
+        rows[held] = {name: bench.ua(truth, bench.four_class_decision(ensemble, p)) for name, p in probs.items()}
         print(held, {k: round(100 * v, 1) for k, v in rows[held].items()}, flush=True)
         if args.in_room:  # a sample of the held-out clips, each in a pyroomacoustics room, served as shipped
             pick = np.sort(np.random.default_rng(0).choice(len(idx), min(args.in_room, len(idx)), replace=False))
             sample = [utts[i] for i in idx[pick]]
             Z = noisy_features(sample, design.serving_extractor(), "room", 10.0)
-            clean = variants(ensemble, head, served[idx[pick]], args.weights)
             in_room[held] = {
-                **{f"{name} (clean)": bench.ua([truth[i] for i in pick], bench.four_class_decision(ensemble, p))
-                   for name, p in clean.items()},
+                **{f"{name} (clean)": bench.ua([truth[i] for i in pick], bench.four_class_decision(ensemble, p[pick]))
+                   for name, p in probs.items()},
                 **{f"{name} (room)": bench.ua([truth[i] for i in pick], bench.four_class_decision(ensemble, p))
                    for name, p in variants(ensemble, head, Z, args.weights).items()}}
     print_table(rows, width=24)
@@ -159,7 +159,7 @@ def main() -> None:
                         help="with --loco: also this many held-out clips per corpus in a simulated room")
     parser.add_argument("--out", type=Path, default=Path("runs/exp_room_linear.json"))
     args = parser.parse_args()
-    out = {"design": DESIGN, "augment_recipe": ROOMS.tag()}
+    out = {"design": DESIGN, "augment_recipe": ROOM_COPIES.tag()}
     if args.ravdess:
         out["ravdess_6fold"] = ravdess(args)
     if args.loco:

@@ -42,7 +42,7 @@ from emovox.features.extractor import FeatureExtractor
 from emovox.training.checkpoint import load_model_files
 from emovox.training.linear_head import STRENGTH
 from emovox.training.prosody import add_prosody_head
-from emovox.training.train import ROOM_COPIES, add_linear_head, add_profile_spread, load_features, room_copies
+from emovox.training.train import add_linear_head, add_profile_spread, load_features, room_copies
 
 
 def main() -> None:
@@ -93,7 +93,6 @@ def main() -> None:
         if weight:
             linear = add_linear_head(args.model, utterances, weight=weight, strength=args.linear_strength,
                                      features=features, profile=profile, copies=None if profile else copies,
-                                     copies_recipe=None if copies is None or profile else ROOM_COPIES.tag(),
                                      training={f"{key}_command": command, f"{key}_fitted_on": fit.to_dict(), **name})
             print(f"{args.model}: {key.replace('_', ' ')} {linear.shape} from {len(utterances)} clips, "
                   f"weight {linear.weight:g}, C {linear.strength:g}")

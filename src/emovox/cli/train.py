@@ -194,16 +194,16 @@ def train(
             # both heads fit on the clips as the heads read them: read from the cache once (a tuned encoder's model
             # is refused by add_linear_head before any feature is needed)
             bundle = load_model_files(out)
-            features = None if bundle.tuned else load_features(utterances, FeatureExtractor.from_settings(bundle.features))
+            fitted_on = FeatureExtractor.from_settings(bundle.features)
+            features = None if bundle.tuned else load_features(utterances, fitted_on)
             copies = None
             if linear_room_copies and features is not None:
-                from emovox.training.train import ROOM_COPIES, room_copies
+                from emovox.training.train import room_copies
 
-                copies = room_copies(utterances, FeatureExtractor.from_settings(bundle.features), linear_room_copies)
+                copies = room_copies(utterances, fitted_on, linear_room_copies)
             for weight, profile in linear_heads:
                 add_linear_head(out, utterances, weight=weight, strength=linear_strength, features=features,
-                                profile=profile, copies=None if profile else copies,
-                                copies_recipe=None if copies is None else ROOM_COPIES.tag())
+                                profile=profile, copies=None if profile else copies)
                 err.print(f"{'profile ' if profile else ''}linear head added (weight {weight:g}, C {linear_strength:g})")
     except (EmovoxError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")

@@ -606,7 +606,7 @@ def room_copies(utterances: Sequence[Utterance], extractor: FeatureExtractor, co
 def add_linear_head(model_dir: str | os.PathLike, utterances: Sequence, *, weight: float = LINEAR_WEIGHT,
                     strength: float = LINEAR_STRENGTH, features: np.ndarray | None = None,
                     training: dict | None = None, profile: bool = False, copies: np.ndarray | None = None,
-                    copies_recipe: str | None = None) -> LinearHead:
+                    copies_recipe: str = ROOM_COPIES.tag()) -> LinearHead:
     """Fit a linear head for the model in ``model_dir`` on its training ``utterances``
     (:class:`~emovox.corpora.manifest.Utterance`) and write it there (``linear_head.safetensors`` and the
     ``linear_head`` entry of ``config.json``); the heads are untouched. ``features``: the clips' pooled
@@ -615,8 +615,8 @@ def add_linear_head(model_dir: str | os.PathLike, utterances: Sequence, *, weigh
     ``profile=True``: the one beside the profile heads instead (each state's mean, fitted on every corpus moved
     to the mean of all; ``profile_linear_head.safetensors``, :func:`profile_linear_head`). ``copies``: augmented
     copies of the clips, ``(k, n, ...)`` encoded as ``features`` (e.g. :func:`room_copies`), fitted beside them with
-    each clip's label and corpus (single-clip head only; ``copies_recipe`` names them in the config: v7.5's head
-    hears every clip also in a room, ``experiments/exp_room_linear.py``)."""
+    each clip's label and corpus (single-clip head only; ``copies_recipe`` names them in the config, by default
+    :func:`room_copies`' recipe: v7.5's head hears every clip also in a room, ``experiments/exp_room_linear.py``)."""
     bundle = load_model_files(model_dir)
     if copies is not None and profile:
         raise ValueError("copies train the single-clip linear head only")
